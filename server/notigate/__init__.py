@@ -1,0 +1,3 @@
+"""notigate: a gRPC notification gateway for Telegram."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,205 @@
+"""The gateway's lifecycle: Redis (own or embedded), Bot API, gRPC server, workers.
+
+Startup is an async context manager that cleans up whatever it started when a
+later step fails. Shutdown: health NOT_SERVING -> stop leasing -> in-flight
+sends finish (or go back to the queue) while the gRPC server drains -> Redis
+closed -> embedded services stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from notigate import wakeups
+from notigate.config import Settings
+from notigate.embedded import EmbeddedValkey
+from notigate.errors import QueueUnavailable
+from notigate.health import HealthMonitor
+from notigate.queue import Queue
+from notigate.sender import TelegramSender
+from notigate.service import NotificationService
+from notigate.worker import Dispatcher
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SANDBOX_TOKEN = "100000:notigate-sandbox-token"
+
+
+def redis_client(url: str, settings: Settings, *, for_pubsub: bool = False) -> Redis:
+    """A client that fails fast: a stopped Redis must give UNAVAILABLE, not a hang."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=settings.redis_timeout_s,
+        socket_timeout=None if for_pubsub else settings.redis_timeout_s,
+        # One immediate retry rides over a connection that Redis closed (restart).
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=0 if for_pubsub else 30,
+    )
+
+
+class Gateway:
+    """A running notigate: ``async with Gateway(settings) as gw: ...``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = 0
+        self.redis_url = settings.redis_url or ""
+        self.api_url = settings.telegram_api_url
+        self.health: HealthMonitor | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.queue: Queue | None = None
+        self._stack = AsyncExitStack()
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    async def __aenter__(self) -> Gateway:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _start(self) -> None:
+        s = self.settings
+        token = s.bot_token
+        if not self.redis_url:
+            valkey = EmbeddedValkey(s.data_dir / "valkey")
+            await valkey.start()
+            self._stack.push_async_callback(valkey.stop)
+            self.redis_url = valkey.url
+        if s.sandbox:
+            from notigate.simulator import BotApiSimulator, SimulatorConfig
+
+            token = token or SANDBOX_TOKEN
+            sim = BotApiSimulator(tokens=[token], config=SimulatorConfig())
+            await sim.start(host="127.0.0.1", port=0)
+            self._stack.push_async_callback(sim.stop)
+            self.api_url = sim.base_url
+            log.warning(
+                "SANDBOX MODE: messages go to the built-in Bot API simulator at %s, "
+                "not to Telegram", self.api_url,
+            )
+        if not token:
+            raise RuntimeError("no bot token")
+
+        redis = redis_client(self.redis_url, s)
+        self._stack.push_async_callback(redis.aclose)
+        pubsub_redis = redis_client(self.redis_url, s, for_pubsub=True)
+        self._stack.push_async_callback(pubsub_redis.aclose)
+        self.queue = queue = Queue(redis, s)
+        try:
+            await queue.load()
+        except QueueUnavailable:
+            log.warning("Redis is not reachable yet; NOT_SERVING until it is")
+
+        sender = TelegramSender(
+            token,
+            self.api_url,
+            pool_size=s.concurrency,
+            connect_timeout_s=s.send_connect_timeout_s,
+            read_timeout_s=s.send_read_timeout_s,
+        )
+        await sender.start()
+        self._stack.push_async_callback(sender.close)
+
+        health_servicer = health_aio.HealthServicer()
+        self.dispatcher = dispatcher = Dispatcher(queue, sender, s)
+        self.health = health = HealthMonitor(
+            health_servicer,
+            redis,
+            sender,
+            interval_s=s.health_interval_s,
+            on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
+        )
+        dispatcher.on_token_rejected = health.token_rejected
+        await health.check_redis()
+        await health.check_token()
+        await health.publish()
+
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", s.max_message_bytes),
+                ("grpc.max_send_message_length", 4 * s.max_message_bytes),
+            ]
+        )
+        service = NotificationService(
+            queue, s, on_enqueued=dispatcher.wake, warnings=lambda: health.warnings
+        )
+        pb_grpc.add_NotificationServiceServicer_to_server(service, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            [
+                pb.DESCRIPTOR.services_by_name["NotificationService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+        self.port = server.add_insecure_port(s.listen)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {s.listen}")
+        await server.start()
+        self._server = server
+
+        if not health.token_ok:
+            dispatcher.pause()
+        dispatcher.start()
+        self._tasks = [
+            asyncio.create_task(health.run(), name="notigate-health"),
+            asyncio.create_task(
+                wakeups.listen(pubsub_redis, queue.keys.wake_channel, dispatcher.wake),
+                name="notigate-wakeups",
+            ),
+        ]
+        host = s.listen.rpartition(":")[0]
+        log.info("notigate listening on %s:%d", host, self.port)
+
+    async def stop(self) -> None:
+        """Graceful shutdown; safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.settings.shutdown_grace_s
+        if self.health is not None:
+            await self.health.shutting_down()
+        drains = []
+        if self.dispatcher is not None:
+            drains.append(self.dispatcher.stop(grace))
+        if self._server is not None:
+            drains.append(self._server.stop(grace))
+        await asyncio.gather(*drains)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._stack.aclose()
+        log.info("notigate stopped")
+
+    async def wait_stopped(self) -> None:
+        """Block until :meth:`stop` has been called."""
+        await self._stopped.wait()

@@ -1,0 +1,124 @@
+"""The ``notigate`` command: ``serve`` runs the gateway, ``simulator`` the Bot API simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from notigate import __version__
+from notigate.config import ConfigError, Settings, from_env
+
+log = logging.getLogger("notigate")
+
+NO_TOKEN = """\
+notigate: BOT_TOKEN is not set.
+  Set BOT_TOKEN to your bot's token (from @BotFather) to deliver to Telegram, or
+  run `notigate serve --sandbox` to deliver to the built-in Bot API simulator."""
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Request URLs contain the bot token; these libraries log them at DEBUG/INFO.
+    for noisy in ("httpx", "telegram", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--listen", help="gRPC address host:port (NOTIGATE_LISTEN)")
+    p.add_argument("--redis-url", help="redis://, rediss:// or unix:// (REDIS_URL); "
+                   "default: an embedded Valkey under the data dir")
+    p.add_argument("--telegram-api-url", help="Bot API root (TELEGRAM_API_URL)")
+    p.add_argument("--data-dir", type=Path, help="embedded Valkey data (NOTIGATE_DATA_DIR)")
+    p.add_argument("--global-rate", type=int, help="bot-wide msg/s (NOTIGATE_GLOBAL_RATE)")
+    p.add_argument("--concurrency", type=int, help="sends in flight (NOTIGATE_CONCURRENCY)")
+    p.add_argument("--sandbox", action="store_true", default=None,
+                   help="deliver to the built-in Bot API simulator (no Telegram)")
+    p.add_argument("--log-level", default="info")
+
+
+def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("simulator", help="run the Bot API simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--token", action="append", default=[],
+                   help="accepted bot token (repeatable); default: the sandbox token")
+    p.add_argument("--no-limits", action="store_true", help="do not enforce Telegram's limits")
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
+    p.add_argument("--latency", type=float, default=0.0, help="added latency, seconds")
+    p.add_argument("--log-level", default="info")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    root = argparse.ArgumentParser(prog="notigate", description=__doc__)
+    root.add_argument("--version", action="version", version=f"notigate {__version__}")
+    sub = root.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_simulator(sub)
+    return root
+
+
+async def _serve(settings: Settings) -> None:
+    from notigate.app import Gateway
+
+    loop = asyncio.get_running_loop()
+    async with Gateway(settings) as gateway:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda s=sig: (
+                log.info("%s received; shutting down", signal.Signals(s).name),
+                asyncio.ensure_future(gateway.stop()),
+            ))
+        await gateway.wait_stopped()
+
+
+async def _simulate(args: argparse.Namespace) -> None:
+    from notigate.app import SANDBOX_TOKEN
+    from notigate.simulator import SimulatorConfig, run_simulator
+
+    config = SimulatorConfig(
+        enforce_limits=not args.no_limits,
+        error_rate=args.error_rate,
+        latency_s=args.latency,
+    )
+    await run_simulator(args.host, args.port, args.token or [SANDBOX_TOKEN], config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``notigate`` console script."""
+    args = parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    if args.command == "simulator":
+        asyncio.run(_simulate(args))
+        return 0
+    try:
+        settings = from_env(
+            listen=args.listen,
+            redis_url=args.redis_url,
+            telegram_api_url=args.telegram_api_url,
+            data_dir=args.data_dir,
+            global_rate=args.global_rate,
+            concurrency=args.concurrency,
+            sandbox=args.sandbox,
+        )
+    except ConfigError as exc:
+        print(f"notigate: {exc}", file=sys.stderr)
+        return 2
+    if not settings.bot_token and not settings.sandbox:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    asyncio.run(_serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

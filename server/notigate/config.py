@@ -1,0 +1,200 @@
+"""The one configuration object, built from the environment and CLI flags.
+
+Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_API_URL = "https://api.telegram.org"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Telegram's limits as the queue enforces them (sliding windows)."""
+
+    global_rate: int = 25
+    global_window_ms: int = 1000
+    private_rate: int = 1
+    private_window_ms: int = 1000
+    group_rate: int = 20
+    group_window_ms: int = 60_000
+    # Added to every window: a send is recorded when leased, a few ms before
+    # Telegram receives it, and that jitter must not squeeze two sends into
+    # one of Telegram's windows.
+    margin_ms: int = 15
+
+    def chat_args(self) -> list[int]:
+        """The per-chat part of a script's ARGV, in the order the scripts read it."""
+        return [
+            self.private_rate,
+            self.private_window_ms,
+            self.group_rate,
+            self.group_window_ms,
+            self.margin_ms,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything notigate can be configured with. Units are in the names."""
+
+    redis_url: str | None = None
+    bot_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str = DEFAULT_API_URL
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path("data")
+    sandbox: bool = False
+    queue_name: str = "default"
+    limits: Limits = field(default_factory=Limits)
+    # allow_paid_broadcast on every send and the bot-wide limit raised to match.
+    paid_broadcast: bool = False
+    paid_broadcast_rate: int = 1000
+    concurrency: int = 64
+    lease_ms: int = 15_000
+    max_stalls: int = 3
+    max_attempts: int = 5
+    backoff_base_ms: int = 2_000
+    backoff_max_ms: int = 300_000
+    keep_completed: int = 100
+    keep_failed: int = 1_000
+    keep_age_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+    # 429s from this many distinct chats within the window pause the whole bot.
+    bot_pause_chats: int = 3
+    bot_pause_window_ms: int = 5_000
+    send_connect_timeout_s: float = 5.0
+    send_read_timeout_s: float = 15.0
+    shutdown_grace_s: float = 10.0
+    redis_timeout_s: float = 1.0
+    health_interval_s: float = 1.0
+    max_batch: int = 1_000
+    max_message_bytes: int = 1 << 20
+
+    @property
+    def global_rate(self) -> int:
+        """Bot-wide sends per window actually enforced."""
+        return self.paid_broadcast_rate if self.paid_broadcast else self.limits.global_rate
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (the object itself is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _BOOL_TRUE:
+        return True
+    if value in _BOOL_FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _parse_int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+    return value
+
+
+# Environment variable -> (field, parser). Limits fields live in `limits`.
+_ENV: dict[str, tuple[str, str]] = {
+    "REDIS_URL": ("redis_url", "str"),
+    "BOT_TOKEN": ("bot_token", "str"),
+    "TELEGRAM_API_URL": ("telegram_api_url", "str"),
+    "NOTIGATE_LISTEN": ("listen", "str"),
+    "NOTIGATE_DATA_DIR": ("data_dir", "path"),
+    "NOTIGATE_QUEUE": ("queue_name", "str"),
+    "NOTIGATE_PAID_BROADCAST": ("paid_broadcast", "bool"),
+    "NOTIGATE_CONCURRENCY": ("concurrency", "int1"),
+    "NOTIGATE_LEASE_MS": ("lease_ms", "int1"),
+    "NOTIGATE_MAX_ATTEMPTS": ("max_attempts", "int1"),
+    "NOTIGATE_BACKOFF_BASE_MS": ("backoff_base_ms", "int"),
+    "NOTIGATE_KEEP_COMPLETED": ("keep_completed", "int"),
+    "NOTIGATE_KEEP_FAILED": ("keep_failed", "int"),
+    "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
+    "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
+}
+_ENV_LIMITS: dict[str, str] = {
+    "NOTIGATE_GLOBAL_RATE": "global_rate",
+    "NOTIGATE_PRIVATE_RATE": "private_rate",
+    "NOTIGATE_GROUP_RATE": "group_rate",
+    "NOTIGATE_GROUP_WINDOW_MS": "group_window_ms",
+    "NOTIGATE_RATE_MARGIN_MS": "margin_ms",
+}
+
+
+def _convert(name: str, kind: str, raw: str) -> Any:
+    if kind == "str":
+        # An empty REDIS_URL / BOT_TOKEN means "not set", as in most deployments.
+        return None if name in ("REDIS_URL", "BOT_TOKEN") and not raw else raw
+    if kind == "path":
+        return Path(raw)
+    if kind == "bool":
+        return _parse_bool(name, raw)
+    if kind == "float":
+        return _parse_float(name, raw)
+    return _parse_int(name, raw, minimum=1 if kind == "int1" else 0)
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from environment variables; ``overrides`` (CLI flags) win."""
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, (attr, kind) in _ENV.items():
+        if name in source:
+            values[attr] = _convert(name, kind, source[name])
+    limit_values: dict[str, int] = {}
+    for name, attr in _ENV_LIMITS.items():
+        if name in source:
+            minimum = 0 if attr == "margin_ms" else 1
+            limit_values[attr] = _parse_int(name, source[name], minimum=minimum)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "global_rate" in values:
+        limit_values["global_rate"] = values.pop("global_rate")
+    settings = Settings(**values, limits=Limits(**limit_values))
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Reject settings that cannot work, with a message naming the setting."""
+    url = settings.telegram_api_url
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"TELEGRAM_API_URL must be an http(s) URL, got {url!r}")
+    if settings.redis_url is not None and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    host, sep, port = settings.listen.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"NOTIGATE_LISTEN must be host:port, got {settings.listen!r}")
+    if settings.limits.global_rate < 1:
+        raise ConfigError("NOTIGATE_GLOBAL_RATE must be >= 1")

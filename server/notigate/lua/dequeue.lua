@@ -1,0 +1,140 @@
+--[[
+  Lease up to `count` jobs that may be sent now, honouring priority, the
+  bot-wide limit, per-chat pacing and pauses; first promote what has become
+  due (delayed jobs, paced chats) and return expired leases to their queues.
+
+  KEYS[1] ready       zset    chats that may send now, score = rank of their head job
+  KEYS[2] paced       zset    chats held by pacing or a pause, score = time they open (ms)
+  KEYS[3] delayed     zset    job ids not yet due, score = due time (ms)
+  KEYS[4] active      zset    leased job ids, score = lease expiry (ms)
+  KEYS[5] waiting     zset    index of waiting job ids, score = time they became waiting
+  KEYS[6] glog        list    bot-wide recent send times (ms), newest first
+  KEYS[7] gpause      string  the whole bot is paused until this time (ms)
+  KEYS[8] stats       hash    lifetime counters
+  KEYS[9] failed      zset    failed job ids, score = time they failed
+
+  ARGV[1]     key prefix (with the hash tag)
+  ARGV[2]     count: the most jobs to lease
+  ARGV[3]     lease ms
+  ARGV[4]     bot-wide rate (sends per window)
+  ARGV[5]     bot-wide window ms
+  ARGV[6..10] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[11]    stalls allowed before a job fails
+  ARGV[12]    failed jobs kept; ARGV[13] their maximum age ms (0 = no limit)
+  ARGV[14]    the most entries promoted per set in one call (bounds the script's run time)
+
+  Returns {wait_ms, n, then per job: id, lease token, chat id, attempts, payload}.
+  wait_ms: 0 = more may be leased now; > 0 = the next event (slot, pacing, due
+  job, lease expiry) is that far away; -1 = nothing is scheduled.
+]]
+local ready, paced, delayed, active, waiting, glog, gpause, stats, failed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local prefix = ARGV[1]
+
+-- @include common
+
+local count = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local grate, gwindow = tonumber(ARGV[4]), tonumber(ARGV[5])
+local lim = limits_from(ARGV, 6)
+local max_stalls = tonumber(ARGV[11])
+local keep_failed, failed_age = tonumber(ARGV[12]), tonumber(ARGV[13])
+local batch = tonumber(ARGV[14])
+local now = time_ms()
+local touched = {}
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', delayed, id)
+  local chat = redis.call('HGET', prefix .. 'job:' .. id, 'ch')
+  if chat then
+    to_waiting(waiting, id, chat, now)
+    touched[chat] = true
+  end
+end
+
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', active, id)
+  local jk = prefix .. 'job:' .. id
+  local chat = redis.call('HGET', jk, 'ch')
+  if chat then
+    local stalls = redis.call('HINCRBY', jk, 'st', 1)
+    redis.call('HINCRBY', stats, 'stalled', 1)
+    if stalls > max_stalls then
+      redis.call('HSET', jk, 's', 'failed', 'u', now,
+        'e', 'stalled: the lease expired ' .. stalls .. ' times without an outcome')
+      redis.call('ZADD', failed, now, id)
+      redis.call('HINCRBY', stats, 'failed', 1)
+      trim(failed, keep_failed, failed_age, now)
+    else
+      to_waiting(waiting, id, chat, now)
+      touched[chat] = true
+    end
+  end
+end
+
+for _, chat in ipairs(redis.call('ZRANGEBYSCORE', paced, '-inf', now, 'LIMIT', 0, batch)) do
+  touched[chat] = true
+end
+for chat in pairs(touched) do
+  place_chat(ready, paced, chat, now, lim)
+end
+
+local out = { 0, 0 }
+local taken = 0
+local next_at = math.huge
+local paused = tonumber(redis.call('GET', gpause) or '0')
+if paused > now then
+  next_at = paused
+else
+  while taken < count do
+    local gopen = window_open_at(glog, grate, gwindow, lim.margin)
+    if gopen > now then
+      next_at = gopen
+      break
+    end
+    local top = redis.call('ZPOPMIN', ready)
+    if #top == 0 then
+      break
+    end
+    local chat = top[1]
+    local head = redis.call('ZPOPMIN', prefix .. 'q:' .. chat)
+    if #head > 0 then
+      local id = head[1]
+      local jk = prefix .. 'job:' .. id
+      local rate, window = chat_limit(chat, lim)
+      record_send(glog, grate, gwindow, lim.margin, now)
+      record_send(prefix .. 'w:' .. chat, rate, window, lim.margin, now)
+      redis.call('ZREM', waiting, id)
+      local token = redis.call('HINCRBY', jk, 'tk', 1)
+      redis.call('HSET', jk, 's', 'active', 'u', now)
+      redis.call('ZADD', active, now + lease, id)
+      local fields = redis.call('HMGET', jk, 'a', 'p')
+      out[#out + 1] = id
+      out[#out + 1] = token
+      out[#out + 1] = chat
+      out[#out + 1] = fields[1]
+      out[#out + 1] = fields[2]
+      taken = taken + 1
+    end
+    place_chat(ready, paced, chat, now, lim)
+  end
+end
+out[2] = taken
+
+if next_at == math.huge and redis.call('ZCARD', ready) > 0 then
+  next_at = now
+end
+for _, z in ipairs({ paced, delayed, active }) do
+  local head = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  if #head > 0 and tonumber(head[2]) < next_at then
+    next_at = tonumber(head[2])
+  end
+end
+if next_at == math.huge then
+  out[1] = -1
+elseif next_at <= now then
+  out[1] = 0
+else
+  out[1] = next_at - now
+end
+return out

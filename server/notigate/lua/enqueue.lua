@@ -1,0 +1,105 @@
+--[[
+  Enqueue a batch of messages atomically.
+
+  KEYS[1] seq         string  job id / FIFO sequence counter
+  KEYS[2] waiting     zset    index of waiting job ids, score = time they became waiting
+  KEYS[3] ready       zset    chats that may send now, score = rank of their head job
+  KEYS[4] paced       zset    chats held by pacing or a 429 pause, score = time they open
+  KEYS[5] delayed     zset    job ids not yet due, score = due time (ms)
+  KEYS[6] stats       hash    lifetime counters
+  KEYS[7] migrations  hash    old chat id -> new chat id (groups upgraded to supergroups)
+
+  ARGV[1]    key prefix (with the hash tag)
+  ARGV[2]    idempotency key lifetime (ms)
+  ARGV[3..7] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[8]    n, the number of messages; then for each message i (0-based), at 9 + 6*i:
+             chat id, priority (0..10), delay ms, max attempts, idempotency key ('' = none),
+             payload (the SendRequest, serialized)
+
+  Returns a flat array: job id, duplicate flag (0/1), for each message in order.
+  Rank = (10 - priority) * 2^44 + seq: lower is sent first, FIFO within a priority,
+  exact in a double.
+]]
+local seq_key, waiting, ready, paced, delayed, stats, migrations =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local prefix = ARGV[1]
+local idem_ttl = tonumber(ARGV[2])
+
+-- @include common
+
+local lim = limits_from(ARGV, 3)
+local n = tonumber(ARGV[8])
+local now = time_ms()
+
+local function earliest()
+  if redis.call('ZCARD', ready) > 0 then
+    return now
+  end
+  local e = math.huge
+  for _, z in ipairs({ paced, delayed }) do
+    local head = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+    if #head > 0 and tonumber(head[2]) < e then
+      e = tonumber(head[2])
+    end
+  end
+  return e
+end
+
+local before = earliest()
+local out = {}
+local touched = {}
+local created, duplicates = 0, 0
+for i = 0, n - 1 do
+  local base = 9 + 6 * i
+  local chat = ARGV[base]
+  local priority = tonumber(ARGV[base + 1])
+  local delay = tonumber(ARGV[base + 2])
+  local max_attempts = ARGV[base + 3]
+  local idem = ARGV[base + 4]
+  local payload = ARGV[base + 5]
+  local existing = false
+  if idem ~= '' then
+    existing = redis.call('GET', prefix .. 'idem:' .. idem)
+  end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 1
+    duplicates = duplicates + 1
+  else
+    local seq = redis.call('INCR', seq_key)
+    local id = tostring(seq)
+    local rank = (10 - priority) * 17592186044416 + seq
+    local target = redis.call('HGET', migrations, chat) or chat
+    local jk = prefix .. 'job:' .. id
+    redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'a', 0, 'ma', max_attempts,
+      'st', 0, 'tk', 0, 'c', now, 'u', now)
+    if idem ~= '' then
+      redis.call('SET', prefix .. 'idem:' .. idem, id, 'PX', idem_ttl)
+    end
+    if delay > 0 then
+      redis.call('HSET', jk, 's', 'delayed', 'due', now + delay)
+      redis.call('ZADD', delayed, now + delay, id)
+    else
+      redis.call('HSET', jk, 's', 'waiting', 'due', now)
+      redis.call('ZADD', prefix .. 'q:' .. target, rank, id)
+      redis.call('ZADD', waiting, now, id)
+      touched[target] = true
+    end
+    out[#out + 1] = id
+    out[#out + 1] = 0
+    created = created + 1
+  end
+end
+for chat in pairs(touched) do
+  place_chat(ready, paced, chat, now, lim)
+end
+if created > 0 then
+  redis.call('HINCRBY', stats, 'enqueued', created)
+end
+if duplicates > 0 then
+  redis.call('HINCRBY', stats, 'duplicates', duplicates)
+end
+if earliest() < before then
+  wake()
+end
+return out

@@ -1,0 +1,425 @@
+"""The Redis queue: typed wrappers around the Lua scripts, plus read-only views.
+
+Every state change is one script call (see ``lua/``); reads (GetJob, ListJobs,
+GetStats) are plain commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from notigate.config import Settings
+from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
+from notigate.keys import QueueKeys
+from notigate.scripts import Scripts
+
+T = TypeVar("T")
+
+# The most entries the dequeue script promotes per set in one call, so one
+# call stays short even after a long outage left many due jobs.
+_PROMOTE_BATCH = 200
+
+
+class JobState(StrEnum):
+    """A job's state as stored in its hash (``s``)."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated message ready to be stored."""
+
+    chat_id: str
+    priority: int
+    delay_ms: int
+    max_attempts: int
+    idempotency_key: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """Outcome of storing one message."""
+
+    job_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A job taken for delivery; ``token`` proves the lease is still ours."""
+
+    job_id: str
+    token: str
+    chat_id: str
+    attempts: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """What one dequeue call returned."""
+
+    leases: list[Lease]
+    # 0: more can be leased now; >0: ms until the next event; None: nothing scheduled.
+    wait_ms: int | None
+
+
+class RetryOutcome(StrEnum):
+    """What a transient failure led to."""
+
+    SCHEDULED = "scheduled"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored in Redis."""
+
+    job_id: str
+    state: JobState
+    chat_id: str
+    attempts: int
+    max_attempts: int
+    stalls: int
+    last_error: str
+    message_id: int
+    created_ms: int
+    updated_ms: int
+    delivered_ms: int
+    due_ms: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Depths per state and lifetime counters."""
+
+    counts: dict[JobState, int]
+    totals: dict[str, int]
+    paused_until_ms: int
+    oldest_waiting_ms: int | None
+    now_ms: int
+
+
+def _int(value: bytes | None) -> int:
+    return int(value) if value else 0
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode("utf-8", "replace") if value else ""
+
+
+def _record(job_id: str, h: dict[bytes, bytes]) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        state=JobState(_text(h.get(b"s"))),
+        chat_id=_text(h.get(b"ch")),
+        attempts=_int(h.get(b"a")),
+        max_attempts=_int(h.get(b"ma")),
+        stalls=_int(h.get(b"st")),
+        last_error=_text(h.get(b"e")),
+        message_id=_int(h.get(b"m")),
+        created_ms=_int(h.get(b"c")),
+        updated_ms=_int(h.get(b"u")),
+        delivered_ms=_int(h.get(b"d")),
+        due_ms=_int(h.get(b"due")),
+        payload=h.get(b"p", b""),
+    )
+
+
+@asynccontextmanager
+async def _redis_errors() -> AsyncIterator[None]:
+    """Turn redis-py's exceptions into the queue's own."""
+    try:
+        yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        raise QueueUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
+    except redis_errors.ResponseError as exc:
+        if str(exc).startswith("OOM"):
+            raise QueueFull("Redis is out of memory (maxmemory reached)") from exc
+        raise
+
+
+class Queue:
+    """One bot's queue in Redis."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = QueueKeys.for_queue(settings.queue_name)
+        self._scripts = Scripts(redis)
+        self._chat_args = settings.limits.chat_args()
+        self._keep_age_ms = settings.keep_age_s * 1000
+
+    async def load(self) -> None:
+        """Load the scripts into Redis (fails fast if Redis is unreachable)."""
+        async with _redis_errors():
+            await self._scripts.load()
+
+    async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        async with _redis_errors():
+            return await self._scripts.call(name, keys, args)
+
+    async def _read(self, op: Callable[[], Awaitable[T]]) -> T:
+        async with _redis_errors():
+            return await op()
+
+    # -- producing -------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """Store ``jobs`` atomically (one round trip); returns one result per job."""
+        k = self.keys
+        args: list[Any] = [
+            k.prefix,
+            self.settings.idempotency_ttl_s * 1000,
+            *self._chat_args,
+            len(jobs),
+        ]
+        for job in jobs:
+            args += [
+                job.chat_id,
+                job.priority,
+                job.delay_ms,
+                job.max_attempts or self.settings.max_attempts,
+                job.idempotency_key,
+                job.payload,
+            ]
+        keys = [k.seq, k.waiting, k.ready, k.paced, k.delayed, k.stats, k.migrations]
+        reply = await self._call("enqueue", keys, args)
+        return [
+            Enqueued(job_id=reply[i].decode(), duplicate=bool(reply[i + 1]))
+            for i in range(0, len(reply), 2)
+        ]
+
+    # -- consuming -------------------------------------------------------------
+
+    async def dequeue(self, count: int) -> Leased:
+        """Lease up to ``count`` jobs that may be sent now."""
+        k, s = self.keys, self.settings
+        reply = await self._call(
+            "dequeue",
+            [k.ready, k.paced, k.delayed, k.active, k.waiting, k.glog, k.gpause, k.stats, k.failed],
+            [
+                k.prefix,
+                count,
+                s.lease_ms,
+                s.global_rate,
+                s.limits.global_window_ms,
+                *self._chat_args,
+                s.max_stalls,
+                s.keep_failed,
+                self._keep_age_ms,
+                _PROMOTE_BATCH,
+            ],
+        )
+        wait = int(reply[0])
+        leases = [
+            Lease(
+                job_id=reply[i].decode(),
+                token=str(reply[i + 1]),
+                chat_id=reply[i + 2].decode(),
+                attempts=int(reply[i + 3]),
+                payload=reply[i + 4],
+            )
+            for i in range(2, 2 + 5 * int(reply[1]), 5)
+        ]
+        return Leased(leases=leases, wait_ms=None if wait < 0 else wait)
+
+    async def complete(
+        self, lease: Lease, message_id: int, *, migrated_to: str | None = None
+    ) -> bool:
+        """Record a delivery. Returns False when the lease had been lost meanwhile."""
+        k = self.keys
+        code = await self._call(
+            "complete",
+            [k.active, k.completed, k.waiting, k.delayed, k.failed, k.ready, k.paced, k.stats,
+             k.migrations],
+            [
+                k.prefix,
+                lease.job_id,
+                lease.token,
+                message_id,
+                self.settings.keep_completed,
+                self._keep_age_ms,
+                migrated_to or "",
+                *self._chat_args,
+            ],
+        )
+        return int(code) == 1
+
+    async def retry(self, lease: Lease, error: str, backoff_ms: int) -> RetryOutcome:
+        """Count a failed attempt; schedule the next or fail when attempts are used up."""
+        k = self.keys
+        code, _attempts = await self._call(
+            "retry",
+            [k.active, k.delayed, k.failed, k.stats],
+            [k.prefix, lease.job_id, lease.token, error, backoff_ms, self.settings.keep_failed,
+             self._keep_age_ms],
+        )
+        return {1: RetryOutcome.SCHEDULED, 2: RetryOutcome.FAILED}.get(
+            int(code), RetryOutcome.IGNORED
+        )
+
+    async def fail(self, lease: Lease, error: str) -> bool:
+        """Fail the job at once (a permanent error). False when the lease was lost."""
+        k = self.keys
+        code = await self._call(
+            "fail",
+            [k.active, k.failed, k.stats],
+            [k.prefix, lease.job_id, lease.token, error, self.settings.keep_failed,
+             self._keep_age_ms],
+        )
+        return int(code) == 1
+
+    async def defer(self, lease: Lease, pause_ms: int = 0) -> bool:
+        """Give the job back without using an attempt.
+
+        ``pause_ms`` > 0 means Telegram answered 429: the chat is paused that long
+        (the whole bot too when several chats were rate-limited at once).
+        Returns True when the whole bot was paused.
+        """
+        k, s = self.keys, self.settings
+        code = await self._call(
+            "defer",
+            [k.active, k.waiting, k.ready, k.paced, k.stats, k.recent_429, k.gpause],
+            [k.prefix, lease.job_id, lease.token, pause_ms, s.bot_pause_chats,
+             s.bot_pause_window_ms, *self._chat_args],
+        )
+        return int(code) == 2
+
+    async def extend(self, leases: Sequence[Lease]) -> int:
+        """Renew leases of sends still in flight; returns how many were renewed."""
+        if not leases:
+            return 0
+        k = self.keys
+        args: list[Any] = [k.prefix, self.settings.lease_ms]
+        for lease in leases:
+            args += [lease.job_id, lease.token]
+        return int(await self._call("extend", [k.active], args))
+
+    # -- managing ------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a waiting or delayed job."""
+        k = self.keys
+        code, state = await self._call(
+            "cancel",
+            [k.waiting, k.delayed, k.cancelled, k.ready, k.paced, k.stats],
+            [k.prefix, job_id, self.settings.keep_completed, self._keep_age_ms,
+             *self._chat_args],
+        )
+        return await self._after_change(job_id, int(code), state.decode(), "cancel")
+
+    async def requeue(self, job_id: str) -> JobRecord:
+        """Queue a failed job again with a fresh attempt budget."""
+        k = self.keys
+        code, state = await self._call(
+            "requeue",
+            [k.failed, k.waiting, k.ready, k.paced, k.stats, k.migrations],
+            [k.prefix, job_id, *self._chat_args],
+        )
+        return await self._after_change(job_id, int(code), state.decode(), "retry")
+
+    async def _after_change(self, job_id: str, code: int, state: str, op: str) -> JobRecord:
+        if code == -1:
+            raise JobNotFound(job_id)
+        if code == 0:
+            raise JobStateConflict(job_id, state, op)
+        record = await self.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+    # -- reading ---------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job, or None when it does not exist (any more)."""
+        h = await self._read(lambda: self.redis.hgetall(self.keys.job(job_id)))
+        return _record(job_id, h) if h else None
+
+    def _state_index(self, state: JobState) -> str:
+        k = self.keys
+        return {
+            JobState.WAITING: k.waiting,
+            JobState.DELAYED: k.delayed,
+            JobState.ACTIVE: k.active,
+            JobState.COMPLETED: k.completed,
+            JobState.FAILED: k.failed,
+            JobState.CANCELLED: k.cancelled,
+        }[state]
+
+    async def list(self, state: JobState, offset: int, limit: int) -> tuple[list[JobRecord], int]:
+        """A page of jobs in ``state`` and the state's total count.
+
+        Waiting/delayed/active are listed oldest (or soonest) first; completed,
+        failed and cancelled newest first.
+        """
+        index = self._state_index(state)
+        newest_first = state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+        async def page() -> tuple[list[bytes], int]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrange(index, offset, offset + limit - 1, desc=newest_first)
+                pipe.zcard(index)
+                ids, total = await pipe.execute()
+            return ids, int(total)
+
+        ids, total = await self._read(page)
+        if not ids:
+            return [], total
+
+        async def hashes() -> list[dict[bytes, bytes]]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self.keys.job(job_id.decode()))
+                return list(await pipe.execute())
+
+        found = await self._read(hashes)
+        # A job can change state between the two reads; list it where it is now.
+        records = [_record(i.decode(), h) for i, h in zip(ids, found, strict=True) if h]
+        return records, total
+
+    async def stats(self) -> QueueStats:
+        """Depths per state, lifetime totals and the bot-wide pause."""
+        k = self.keys
+        states = list(JobState)
+
+        async def read() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for state in states:
+                    pipe.zcard(self._state_index(state))
+                pipe.hgetall(k.stats)
+                pipe.get(k.gpause)
+                pipe.zrange(k.waiting, 0, 0, withscores=True)
+                pipe.time()
+                return list(await pipe.execute())
+
+        reply = await self._read(read)
+        counts = {state: int(reply[i]) for i, state in enumerate(states)}
+        n = len(states)
+        totals = {key.decode(): int(v) for key, v in reply[n].items()}
+        oldest = reply[n + 2]
+        sec, usec = reply[n + 3]
+        now_ms = int(sec) * 1000 + int(usec) // 1000
+        return QueueStats(
+            counts=counts,
+            totals=totals,
+            paused_until_ms=_int(reply[n + 1]),
+            oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
+            now_ms=now_ms,
+        )

@@ -1,0 +1,232 @@
+"""The gRPC NotificationService: validate, translate, call the queue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from notigate import rpc_status
+from notigate.config import Settings
+from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
+from notigate.queue import Enqueued, JobRecord, JobState, NewJob, Queue
+from notigate.validation import (
+    decode_page_token,
+    encode_page_token,
+    validate_batch,
+    validate_job_id,
+    validate_list,
+    validate_send,
+)
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+
+_STATE_TO_PB: dict[JobState, int] = {
+    JobState.WAITING: pb.JOB_STATE_WAITING,
+    JobState.DELAYED: pb.JOB_STATE_DELAYED,
+    JobState.ACTIVE: pb.JOB_STATE_ACTIVE,
+    JobState.COMPLETED: pb.JOB_STATE_COMPLETED,
+    JobState.FAILED: pb.JOB_STATE_FAILED,
+    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+}
+_PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
+# ListJobs without a state walks the states in this order.
+_ALL_STATES = [pb.JOB_STATE_WAITING, pb.JOB_STATE_DELAYED, pb.JOB_STATE_ACTIVE,
+               pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED]
+_DEFAULT_PAGE_SIZE = 100
+
+
+def _timestamp(ms: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def job_to_pb(record: JobRecord) -> pb.Job:
+    """The API view of a stored job."""
+    job = pb.Job(
+        job_id=record.job_id,
+        state=_STATE_TO_PB[record.state],  # type: ignore[arg-type]
+        attempts=record.attempts,
+        max_attempts=record.max_attempts,
+        last_error=record.last_error,
+        telegram_message_id=record.message_id,
+        request=pb.SendRequest.FromString(record.payload),
+        chat_id=record.chat_id,
+        stalls=record.stalls,
+    )
+    job.create_time.CopyFrom(_timestamp(record.created_ms))
+    job.update_time.CopyFrom(_timestamp(record.updated_ms))
+    if record.delivered_ms:
+        job.deliver_time.CopyFrom(_timestamp(record.delivered_ms))
+    if record.state in (JobState.DELAYED, JobState.WAITING) and record.due_ms:
+        job.scheduled_time.CopyFrom(_timestamp(record.due_ms))
+    return job
+
+
+def new_job(request: pb.SendRequest) -> NewJob:
+    """The queue's view of a validated request."""
+    delay_ms = 0
+    if request.HasField("delay"):
+        # Round up: "no earlier than" the requested delay.
+        delay_ms = request.delay.seconds * 1000 + -(-request.delay.nanos // 1_000_000)
+    return NewJob(
+        chat_id=request.chat_id,
+        priority=request.priority,
+        delay_ms=delay_ms,
+        max_attempts=request.max_attempts,
+        idempotency_key=request.idempotency_key,
+        payload=request.SerializeToString(deterministic=True),
+    )
+
+
+class NotificationService(pb_grpc.NotificationServiceServicer):
+    """Implements notigate.v1.NotificationService on the Redis queue."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        settings: Settings,
+        *,
+        on_enqueued: Callable[[], None] = lambda: None,
+        warnings: Callable[[], Sequence[str]] = tuple,
+    ) -> None:
+        self.queue = queue
+        self.settings = settings
+        self._on_enqueued = on_enqueued
+        self._warnings = warnings
+
+    @asynccontextmanager
+    async def _errors(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Translate the queue's exceptions into gRPC statuses (the one place)."""
+        try:
+            yield
+        except JobNotFound as exc:
+            await rpc_status.abort(context, rpc_status.not_found("job", exc.job_id))
+        except JobStateConflict as exc:
+            await rpc_status.abort(
+                context, rpc_status.failed_precondition(str(exc), reason=f"JOB_{exc.state.upper()}")
+            )
+        except QueueUnavailable as exc:
+            await rpc_status.abort(context, rpc_status.unavailable(str(exc)))
+        except QueueFull as exc:
+            await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))
+
+    async def _invalid(self, context: grpc.aio.ServicerContext, violations: list) -> None:  # type: ignore[type-arg]
+        if violations:
+            await rpc_status.abort(context, rpc_status.invalid_argument(violations))
+
+    async def _enqueue(
+        self, context: grpc.aio.ServicerContext, requests: Sequence[pb.SendRequest]
+    ) -> list[Enqueued]:
+        async with self._errors(context):
+            results = await self.queue.enqueue([new_job(r) for r in requests])
+        self._on_enqueued()
+        return results
+
+    async def Send(  # noqa: N802 - gRPC method name
+        self, request: pb.SendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendResponse:
+        await self._invalid(context, validate_send(request))
+        [result] = await self._enqueue(context, [request])
+        return pb.SendResponse(job_id=result.job_id, duplicate=result.duplicate)
+
+    async def SendBatch(  # noqa: N802
+        self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendBatchResponse:
+        await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
+        results = await self._enqueue(context, request.messages)
+        return pb.SendBatchResponse(
+            results=[pb.SendResponse(job_id=r.job_id, duplicate=r.duplicate) for r in results]
+        )
+
+    async def GetJob(  # noqa: N802
+        self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetJobResponse:
+        await self._invalid(context, validate_job_id(request.job_id))
+        async with self._errors(context):
+            record = await self.queue.get(request.job_id)
+            if record is None:
+                raise JobNotFound(request.job_id)
+        return pb.GetJobResponse(job=job_to_pb(record))
+
+    async def CancelJob(  # noqa: N802
+        self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelJobResponse:
+        await self._invalid(context, validate_job_id(request.job_id))
+        async with self._errors(context):
+            record = await self.queue.cancel(request.job_id)
+        return pb.CancelJobResponse(job=job_to_pb(record))
+
+    async def RetryJob(  # noqa: N802
+        self, request: pb.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetryJobResponse:
+        await self._invalid(context, validate_job_id(request.job_id))
+        async with self._errors(context):
+            record = await self.queue.requeue(request.job_id)
+        self._on_enqueued()
+        return pb.RetryJobResponse(job=job_to_pb(record))
+
+    async def ListJobs(  # noqa: N802
+        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsResponse:
+        await self._invalid(context, validate_list(request))
+        states = [request.state] if request.state else _ALL_STATES
+        size = request.page_size or _DEFAULT_PAGE_SIZE
+        position = decode_page_token(request.page_token) if request.page_token else None
+        state, offset = position if position else (states[0], 0)
+        if state not in states:
+            await self._invalid(context, [rpc_status.violation(
+                "page_token", "the page token belongs to a listing of another state")])
+        jobs: list[pb.Job] = []
+        next_token = ""
+        async with self._errors(context):
+            for current in states[states.index(state):]:
+                records, total = await self.queue.list(
+                    _PB_TO_STATE[current], offset, size - len(jobs)
+                )
+                jobs.extend(job_to_pb(r) for r in records)
+                offset += len(records)
+                if len(jobs) >= size:
+                    if offset < total:
+                        next_token = encode_page_token(current, offset)
+                    elif current != states[-1]:
+                        next_token = encode_page_token(states[states.index(current) + 1], 0)
+                    break
+                offset = 0
+        return pb.ListJobsResponse(jobs=jobs, next_page_token=next_token)
+
+    async def GetStats(  # noqa: N802
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        async with self._errors(context):
+            stats = await self.queue.stats()
+        t = stats.totals
+        reply = pb.GetStatsResponse(
+            waiting=stats.counts[JobState.WAITING],
+            active=stats.counts[JobState.ACTIVE],
+            delayed=stats.counts[JobState.DELAYED],
+            completed=stats.counts[JobState.COMPLETED],
+            failed=stats.counts[JobState.FAILED],
+            cancelled=stats.counts[JobState.CANCELLED],
+            total_enqueued=t.get("enqueued", 0),
+            total_sent=t.get("sent", 0),
+            total_failed=t.get("failed", 0),
+            total_retried=t.get("retried", 0),
+            total_rate_limited=t.get("rate_limited", 0),
+            total_stalled=t.get("stalled", 0),
+            total_cancelled=t.get("cancelled", 0),
+            total_duplicates=t.get("duplicates", 0),
+            global_rate=self.settings.global_rate,
+            warnings=list(self._warnings()),
+        )
+        if stats.paused_until_ms > stats.now_ms:
+            reply.paused_until.CopyFrom(_timestamp(stats.paused_until_ms))
+        if stats.oldest_waiting_ms is not None:
+            age = Duration()
+            age.FromMilliseconds(max(0, stats.now_ms - stats.oldest_waiting_ms))
+            reply.oldest_waiting_age.CopyFrom(age)
+        return reply

@@ -1,0 +1,14 @@
+"""A local Telegram Bot API simulator for tests, sandbox mode and benchmarks."""
+
+from notigate.simulator.app import BotApiSimulator, build_app, run_simulator
+from notigate.simulator.config import SimulatorConfig
+from notigate.simulator.records import RequestRecord, SentMessage
+
+__all__ = [
+    "BotApiSimulator",
+    "RequestRecord",
+    "SentMessage",
+    "SimulatorConfig",
+    "build_app",
+    "run_simulator",
+]

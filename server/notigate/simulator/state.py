@@ -1,0 +1,215 @@
+"""Simulator state shared by the Bot API handlers and the control endpoints."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from notigate.simulator.config import SimulatorConfig, config_with
+from notigate.simulator.limits import SendLimiter
+from notigate.simulator.records import RequestRecord, SentMessage
+
+__all__ = ["Fault", "SimulatorState"]
+
+MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
+CHAT_NOT_FOUND = "Bad Request: chat not found"
+BLOCKED = "Forbidden: bot was blocked by the user"
+_SERVER_ERRORS = ((500, "Internal Server Error"), (502, "Bad Gateway"))
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A scripted error answer."""
+
+    status: int
+    description: str
+    parameters: dict[str, Any] | None = None
+
+    @property
+    def retry_after(self) -> int | None:
+        """The 429 wait, if this fault carries one."""
+        if self.parameters is None:
+            return None
+        value = self.parameters.get("retry_after")
+        return value if isinstance(value, int) else None
+
+
+def too_many_requests(wait_s: float) -> Fault:
+    """A 429 asking to wait ``ceil(wait_s)`` seconds, at least 1."""
+    retry_after = max(1, math.ceil(wait_s))
+    return Fault(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
+
+
+def _bot_id(token: str) -> int:
+    head = token.partition(":")[0]
+    # Tokens are "<bot id>:<secret>"; tolerate odd test tokens with a stable stand-in.
+    return int(head) if head.isdigit() else zlib.crc32(token.encode())
+
+
+class SimulatorState:
+    """Tokens, records, scripted faults, limits and message ids of one simulator.
+
+    Attributes:
+        messages: accepted sends, in acceptance order.
+        requests: every Bot API request with its HTTP status.
+    """
+
+    def __init__(self, tokens: Iterable[str], config: SimulatorConfig | None = None) -> None:
+        self._config = config if config is not None else SimulatorConfig()
+        self._rng = random.Random(self._config.seed)
+        self._tokens: set[str] = set(tokens)
+        self._users: dict[str, dict[str, Any]] = {}
+        self.messages: list[SentMessage] = []
+        self.requests: list[RequestRecord] = []
+        self._status_counts: Counter[int] = Counter()
+        self._blocked: dict[str, str] = {}
+        self._migrated: dict[str, int] = {}
+        self._storm_until = 0.0
+        self._storm_retry_after = 1
+        self._message_ids: dict[str, int] = {}
+        self.limiter = SendLimiter()
+
+    # -- configuration and scripted faults ---------------------------------------------
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """The current configuration."""
+        return self._config
+
+    def configure(self, **changes: Any) -> SimulatorConfig:
+        """Replace config fields at run time; a new ``seed`` restarts the random sequence.
+
+        Raises:
+            ValueError: unknown field or invalid value.
+        """
+        self._config = config_with(self._config, changes)
+        if "seed" in changes:
+            self._rng = random.Random(self._config.seed)
+        return self._config
+
+    def revoke_token(self, token: str) -> None:
+        """Answer 401 to this token from now on."""
+        self._tokens.discard(token)
+
+    def accept_token(self, token: str) -> None:
+        """Accept this token (again)."""
+        self._tokens.add(token)
+
+    def is_active(self, token: str) -> bool:
+        """Whether requests with this token are served."""
+        return token in self._tokens
+
+    def block_chat(self, chat_id: str, description: str = BLOCKED) -> None:
+        """Answer 403 ``description`` to sends to ``chat_id``."""
+        self._blocked[chat_id] = description
+
+    def migrate_chat(self, old_chat_id: str, new_chat_id: str) -> None:
+        """Answer sends to ``old_chat_id`` with 400 and ``migrate_to_chat_id``.
+
+        Raises:
+            ValueError: ``new_chat_id`` is not a numeric chat id.
+        """
+        self._migrated[old_chat_id] = int(new_chat_id)
+
+    def rate_limit_storm(self, seconds: float, retry_after: int) -> None:
+        """Answer every send with 429 ``retry_after`` for the next ``seconds``."""
+        self._storm_until = time.monotonic() + seconds
+        self._storm_retry_after = max(1, int(retry_after))
+
+    def reset(self) -> None:
+        """Clear records, scripted faults and limit windows; keep tokens, config, ids."""
+        self.messages.clear()
+        self.requests.clear()
+        self._status_counts.clear()
+        self._blocked.clear()
+        self._migrated.clear()
+        self._storm_until = 0.0
+        self.limiter.clear()
+
+    def count_status(self, status: int) -> int:
+        """How many Bot API requests were answered with HTTP ``status``."""
+        return self._status_counts[status]
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts by status and method, and the number of accepted sends."""
+        return {
+            "requests": len(self.requests),
+            "accepted": len(self.messages),
+            "by_status": {str(k): v for k, v in sorted(self._status_counts.items())},
+            "by_method": dict(Counter(r.method for r in self.requests)),
+        }
+
+    # -- hot path ------------------------------------------------------------------------
+
+    def bot_user(self, token: str) -> dict[str, Any]:
+        """The User object getMe returns for ``token``."""
+        user = self._users.get(token)
+        if user is None:
+            user = self._users[token] = {
+                "id": _bot_id(token),
+                "is_bot": True,
+                "first_name": "notigate sandbox",
+                "username": "notigate_sandbox_bot",
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+                "can_connect_to_business": False,
+                "has_main_web_app": False,
+            }
+        return user
+
+    def record(
+        self,
+        method: str,
+        chat_id: str | None,
+        status: int,
+        now: float,
+        retry_after: int | None = None,
+    ) -> None:
+        """Remember one answered request."""
+        self.requests.append(RequestRecord(method, chat_id, status, now, retry_after))
+        self._status_counts[status] += 1
+
+    def scripted_fault(self, chat_id: str | None, now: float) -> Fault | None:
+        """Storm, then random 5xx, then blocked / missing / migrated chat."""
+        if now < self._storm_until:
+            return too_many_requests(self._storm_retry_after)
+        config = self._config
+        if config.error_rate > 0.0 and self._rng.random() < config.error_rate:
+            return Fault(*self._rng.choice(_SERVER_ERRORS))
+        if chat_id is None:
+            return None
+        blocked = self._blocked.get(chat_id)
+        if blocked is not None:
+            return Fault(403, blocked)
+        if chat_id in config.missing_chats:
+            return Fault(400, CHAT_NOT_FOUND)
+        new_id = self._migrated.get(chat_id)
+        if new_id is not None:
+            return Fault(400, MIGRATED, {"migrate_to_chat_id": new_id})
+        return None
+
+    def next_message_id(self, chat_key: str) -> int:
+        """Message ids increase per chat, starting at 1."""
+        message_id = self._message_ids.get(chat_key, 0) + 1
+        self._message_ids[chat_key] = message_id
+        return message_id
+
+    def accept(
+        self,
+        chat_id: str,
+        text: str,
+        message_id: int,
+        params: dict[str, Any],
+        now: float,
+        method: str,
+    ) -> None:
+        """Record an accepted send."""
+        self.messages.append(SentMessage(chat_id, text, message_id, params, now))
+        self.record(method, chat_id, 200, now)

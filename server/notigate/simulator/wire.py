@@ -1,0 +1,157 @@
+"""Bot API wire format: request parameters in, JSON envelopes out, chat addressing."""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+__all__ = [
+    "ChatRef",
+    "ParamsError",
+    "decode_params",
+    "error_response",
+    "ok_response",
+    "parse_chat",
+    "read_params",
+]
+
+# Parameters whose form value is the string itself; every other form value is JSON text
+# (python-telegram-bot sends ints as "5", bools as "true", objects as JSON).
+_STRING_PARAMS = frozenset(
+    {
+        "chat_id",
+        "text",
+        "parse_mode",
+        "caption",
+        "photo",
+        "document",
+        "business_connection_id",
+        "message_effect_id",
+        "from_chat_id",
+    }
+)
+_JSON_TYPE = "application/json"
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class ParamsError(Exception):
+    """The request body could not be decoded."""
+
+
+def _decode_value(name: str, value: Any) -> Any:
+    if name in _STRING_PARAMS:
+        # JSON bodies may carry chat_id as a number.
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def decode_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """Decode raw parameters the way the Bot API interprets them."""
+    return {name: _decode_value(name, value) for name, value in raw.items()}
+
+
+async def read_params(request: web.Request) -> dict[str, Any]:
+    """Collect query-string and body parameters (body wins), decoded.
+
+    Raises:
+        ParamsError: a JSON body that is not an object, or malformed JSON.
+    """
+    raw: dict[str, Any] = dict(request.query) if request.query_string else {}
+    if request.can_read_body:
+        ctype = request.content_type
+        if ctype == "application/x-www-form-urlencoded":
+            body = await request.read()
+            raw.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        elif ctype == _JSON_TYPE:
+            body = await request.read()
+            if body.strip():
+                try:
+                    data = json.loads(body)
+                except ValueError as exc:
+                    raise ParamsError("Bad Request: can't parse JSON object") from exc
+                if not isinstance(data, dict):
+                    raise ParamsError("Bad Request: can't parse JSON object")
+                raw.update(data)
+        elif ctype.startswith("multipart/"):
+            form = await request.post()
+            for name, value in form.items():
+                if isinstance(value, web.FileField):
+                    raw[name] = {"file_name": value.filename, "size": len(value.file.read())}
+                elif isinstance(value, bytes):
+                    raw[name] = value.decode("utf-8", "replace")
+                else:
+                    raw[name] = value
+    return decode_params(raw)
+
+
+def ok_response(result: Any) -> web.Response:
+    """``{"ok": true, "result": ...}`` with status 200."""
+    return web.Response(
+        body=_dumps({"ok": True, "result": result}).encode(), content_type=_JSON_TYPE
+    )
+
+
+def error_response(
+    code: int, description: str, parameters: dict[str, Any] | None = None
+) -> web.Response:
+    """An error envelope whose HTTP status equals ``error_code``, like Telegram's."""
+    payload: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        payload["parameters"] = parameters
+    return web.Response(body=_dumps(payload).encode(), status=code, content_type=_JSON_TYPE)
+
+
+_NUMERIC_ID = re.compile(r"-?[1-9][0-9]{0,15}")
+_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """A parsed chat address: ``key`` identifies the chat for limits and message ids."""
+
+    key: str
+    id: int
+    type: str
+    username: str | None = None
+
+    @property
+    def private(self) -> bool:
+        """Private chats get the per-second limit, every other kind the per-minute one."""
+        return self.type == "private"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The Chat object of a Message."""
+        if self.type == "private":
+            return {"id": self.id, "type": "private", "first_name": f"User {self.id}"}
+        chat: dict[str, Any] = {"id": self.id, "type": self.type, "title": f"Chat {self.key}"}
+        if self.username is not None:
+            chat["username"] = self.username
+        return chat
+
+
+def parse_chat(raw: str) -> ChatRef | None:
+    """Parse a chat_id parameter; ``None`` when Telegram would answer "chat not found"."""
+    if _NUMERIC_ID.fullmatch(raw):
+        chat_id = int(raw)
+        key = str(chat_id)
+        if chat_id > 0:
+            return ChatRef(key, chat_id, "private")
+        kind = "supergroup" if key.startswith("-100") else "group"
+        return ChatRef(key, chat_id, kind)
+    if _USERNAME.fullmatch(raw):
+        name = raw[1:]
+        # A stable channel-shaped id, so repeated sends see the same chat.
+        fake_id = -1_000_000_000_000 - zlib.crc32(name.lower().encode())
+        return ChatRef(raw.lower(), fake_id, "channel", name)
+    return None

@@ -1,0 +1,242 @@
+"""Delivery: lease due jobs from the queue and send them through the Bot API.
+
+One dispatcher coroutine per process leases as many jobs as there are free
+send slots, then sleeps until the queue's next event (the script says when),
+a local Send, or a wake message published by another replica. Each leased job
+is sent by its own task; its outcome is one script call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+
+from notigate.config import Settings
+from notigate.errors import QueueUnavailable
+from notigate.queue import Lease, Queue, RetryOutcome
+from notigate.sender import (
+    Delivered,
+    Migrated,
+    Outcome,
+    PermanentError,
+    RateLimited,
+    TelegramSender,
+    TransientError,
+    Unauthorized,
+)
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+# Sleep at most this long without being woken: a safety net should a wake
+# message be lost while Redis reconnects.
+_IDLE_WAIT_S = 2.0
+_REDIS_RETRY_S = (0.05, 1.0)
+
+
+def backoff_ms(settings: Settings, attempt: int) -> int:
+    """Exponential backoff with jitter: base * 2^(attempt-1), scaled by 0.5..1."""
+    raw = settings.backoff_base_ms * (2 ** max(attempt - 1, 0))
+    return int(min(raw, settings.backoff_max_ms) * random.uniform(0.5, 1.0))
+
+
+class Dispatcher:
+    """Leases jobs and delivers them, at most ``settings.concurrency`` at a time."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        sender: TelegramSender,
+        settings: Settings,
+        *,
+        on_token_rejected: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.queue = queue
+        self.sender = sender
+        self.settings = settings
+        self.on_token_rejected = on_token_rejected
+        self._wake = asyncio.Event()
+        self._enabled = asyncio.Event()
+        self._enabled.set()
+        self._stopping = False
+        self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- control ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the queue now (a job may have become due)."""
+        self._wake.set()
+
+    def pause(self) -> None:
+        """Stop leasing new jobs (e.g. the bot token was rejected)."""
+        self._enabled.clear()
+
+    def resume(self) -> None:
+        """Lease again after :meth:`pause`."""
+        self._enabled.set()
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        """Sends in progress."""
+        return len(self._inflight)
+
+    def start(self) -> None:
+        """Start the dispatcher and the lease renewer."""
+        self._tasks = [
+            asyncio.create_task(self._dispatch(), name="notigate-dispatch"),
+            asyncio.create_task(self._renew_leases(), name="notigate-renew"),
+        ]
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop leasing; let sends in flight finish for up to ``grace_s``.
+
+        Sends still running after that are cancelled and their jobs given back
+        to the queue (or, if Redis is gone, left to their leases' expiry).
+        """
+        self._stopping = True
+        self._enabled.set()
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = [task for _, task in self._inflight.values()]
+        if pending:
+            log.info("waiting for %d sends in flight", len(pending))
+            await asyncio.wait(pending, timeout=grace_s)
+        leftovers = list(self._inflight.values())
+        for _, task in leftovers:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in leftovers), return_exceptions=True)
+        for lease, _ in leftovers:
+            with contextlib.suppress(QueueUnavailable):
+                await self.queue.defer(lease)
+        if leftovers:
+            log.warning("gave %d unfinished sends back to the queue", len(leftovers))
+
+    # -- loops -----------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        failures = 0
+        while not self._stopping:
+            await self._enabled.wait()
+            if self._stopping:
+                return
+            free = self.settings.concurrency - len(self._inflight)
+            if free <= 0:
+                await self._wait(None)
+                continue
+            self._wake.clear()
+            try:
+                leased = await self.queue.dequeue(free)
+            except QueueUnavailable as exc:
+                failures += 1
+                delay = min(_REDIS_RETRY_S[0] * 2**failures, _REDIS_RETRY_S[1])
+                if failures == 1:
+                    log.warning("cannot lease jobs: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("Redis is back; leasing again")
+                failures = 0
+            for lease in leased.leases:
+                task = asyncio.create_task(self._deliver(lease))
+                self._inflight[lease.job_id] = (lease, task)
+            if leased.leases or leased.wait_ms == 0:
+                # More may be due at once; yield so the sends get going first.
+                await asyncio.sleep(0)
+                continue
+            await self._wait(leased.wait_ms)
+
+    async def _wait(self, wait_ms: int | None) -> None:
+        timeout = _IDLE_WAIT_S if wait_ms is None else min(wait_ms / 1000, _IDLE_WAIT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _renew_leases(self) -> None:
+        period = self.settings.lease_ms / 3000
+        while True:
+            await asyncio.sleep(period)
+            leases = [lease for lease, _ in self._inflight.values()]
+            try:
+                await self.queue.extend(leases)
+            except QueueUnavailable:
+                log.warning("cannot renew %d leases: Redis unavailable", len(leases))
+
+    # -- one job ---------------------------------------------------------------
+
+    async def _deliver(self, lease: Lease) -> None:
+        started = time.monotonic()
+        try:
+            request = pb.SendRequest.FromString(lease.payload)
+            if self.settings.paid_broadcast:
+                request.allow_paid_broadcast = True
+            outcome: Outcome = await self.sender.send(request, lease.chat_id)
+            migrated_to: str | None = None
+            if isinstance(outcome, Migrated):
+                migrated_to = outcome.new_chat_id
+                log.info("job %s: chat %s migrated to %s", lease.job_id, lease.chat_id, migrated_to)
+                outcome = await self.sender.send(request, migrated_to)
+            await self._record(lease, outcome, migrated_to, started)
+        finally:
+            self._inflight.pop(lease.job_id, None)
+            self._wake.set()
+
+    async def _record(
+        self, lease: Lease, outcome: Outcome, migrated_to: str | None, started: float
+    ) -> None:
+        """Store the outcome; while Redis is down keep trying, so a delivered
+        message is not sent a second time when its lease expires."""
+        delay = _REDIS_RETRY_S[0]
+        while True:
+            try:
+                await self._apply(lease, outcome, migrated_to, started)
+                return
+            except QueueUnavailable:
+                if self._stopping:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _REDIS_RETRY_S[1])
+
+    async def _apply(
+        self, lease: Lease, outcome: Outcome, migrated_to: str | None, started: float
+    ) -> None:
+        elapsed_ms = (time.monotonic() - started) * 1000
+        job = lease.job_id
+        match outcome:
+            case Delivered(message_id=message_id):
+                await self.queue.complete(lease, message_id, migrated_to=migrated_to)
+                log.info("job %s delivered to %s in %.0f ms", job, lease.chat_id, elapsed_ms)
+            case RateLimited(retry_after_s=retry_after):
+                pause_ms = max(1, math.ceil(retry_after * 1000))
+                bot_paused = await self.queue.defer(lease, pause_ms)
+                log.warning(
+                    "job %s: 429 from Telegram, %s paused for %d ms",
+                    job,
+                    "the whole bot" if bot_paused else f"chat {lease.chat_id}",
+                    pause_ms,
+                )
+            case PermanentError(description=description):
+                await self.queue.fail(lease, description)
+                log.warning("job %s failed: %s", job, description)
+            case Unauthorized(description=description):
+                await self.queue.defer(lease)
+                self.on_token_rejected(description)
+            case TransientError(description=description):
+                await self._retry(lease, description)
+            case Migrated(new_chat_id=again):
+                await self._retry(lease, f"chat migrated again, to {again}")
+
+    async def _retry(self, lease: Lease, description: str) -> None:
+        attempt = lease.attempts + 1
+        result = await self.queue.retry(lease, description, backoff_ms(self.settings, attempt))
+        if result is RetryOutcome.FAILED:
+            log.warning("job %s failed after %d attempts: %s", lease.job_id, attempt, description)
+        else:
+            log.info("job %s attempt %d failed (%s): %s", lease.job_id, attempt, description, result)
