@@ -13,7 +13,6 @@ import warnings
 from dataclasses import dataclass
 
 import telegram
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -27,10 +26,12 @@ from telegram.warnings import PTBDeprecationWarning
 
 from notigate.transport import (
     AiohttpRequest,
+    FloodControlExceeded,
     last_error_description,
     redact_url,
     reset_last_error,
 )
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 
 __all__ = [
     "Delivered",
@@ -162,6 +163,8 @@ def _link_preview(request: pb.SendRequest) -> telegram.LinkPreviewOptions | None
 
 
 def _retry_after_s(exc: RetryAfter) -> float:
+    if isinstance(exc, FloodControlExceeded):
+        return float(exc.retry_after_s)
     # Reading the attribute warns unless PTB_TIMEDELTA is set; its type differs too.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBDeprecationWarning)

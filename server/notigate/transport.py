@@ -7,26 +7,71 @@ Error responses: PTB rewrites Telegram's ``description`` when it builds exceptio
 strips "Bad Request: " and re-capitalizes the rest). :func:`last_error_description` gives
 callers the description exactly as Telegram sent it for the latest failed call made by the
 current task.
+
+Flood control: PTB 22.x warns (PTBDeprecationWarning) whenever it *builds* a RetryAfter,
+which under ``-W error`` replaces the 429 with an unrelated exception. For 429 answers this
+transport raises :class:`FloodControlExceeded`, a RetryAfter built without the warning.
 """
 
 from __future__ import annotations
 
+import datetime as dtm
 import json
 import re
 from contextvars import ContextVar
+from typing import Any
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-__all__ = ["AiohttpRequest", "last_error_description", "redact_url", "reset_last_error"]
+__all__ = [
+    "AiohttpRequest",
+    "FloodControlExceeded",
+    "last_error_description",
+    "redact_url",
+    "reset_last_error",
+]
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _BOT_PATH = re.compile(r"/bot[^/\s]+/")
 # Set per task by do_request, so concurrent senders never see each other's errors.
 _last_error_body: ContextVar[bytes | None] = ContextVar("notigate_last_error_body", default=None)
+
+
+class FloodControlExceeded(RetryAfter):
+    """A :class:`telegram.error.RetryAfter` for a 429 answer, built without PTB's warning.
+
+    Attributes:
+        retry_after_s: Telegram's ``retry_after`` in seconds.
+        description: Telegram's description, verbatim.
+    """
+
+    __slots__ = ("description", "retry_after_s")
+
+    def __init__(self, retry_after_s: int, description: str) -> None:
+        # Skips RetryAfter.__init__, whose only extra work is the warning-emitting message.
+        TelegramError.__init__(self, f"Flood control exceeded. Retry in {retry_after_s} seconds")
+        self._retry_after = dtm.timedelta(seconds=retry_after_s)
+        self.retry_after_s = retry_after_s
+        self.description = description
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:  # type: ignore[override]
+        return self.__class__, (self.retry_after_s, self.description)
+
+
+def _flood_control(body: bytes) -> FloodControlExceeded | None:
+    try:
+        data: Any = json.loads(body)
+        retry_after = data["parameters"]["retry_after"]
+        description = data.get("description") or "Too Many Requests"
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after > 0:
+        return FloodControlExceeded(retry_after, str(description))
+    return None
 
 
 def redact_url(text: str) -> str:
@@ -160,6 +205,10 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(redact_url(f"aiohttp.{type(exc).__name__}: {exc}")) from None
         if not 200 <= status <= 299:
             _last_error_body.set(body)
+            if status == 429:
+                flood = _flood_control(body)
+                if flood is not None:
+                    raise flood
         return status, body
 
 

@@ -57,10 +57,13 @@ def _send(
     ``content`` returns (recorded text, extra Message fields) or an error description.
     """
     now = time.monotonic()
-    chat_id: str | None = params.get("chat_id")
+    raw_chat = params.get("chat_id")
+    chat_id = raw_chat if isinstance(raw_chat, str) else None
     fault = state.scripted_fault(chat_id, now)
     if fault is not None:
         return _fail(state, method, chat_id, now, fault)
+    if raw_chat is not None and chat_id is None:
+        return _fail(state, method, None, now, Fault(400, CHAT_NOT_FOUND))
     if not chat_id:
         return _fail(state, method, chat_id, now, Fault(400, "Bad Request: chat_id is empty"))
     chat = parse_chat(chat_id)
@@ -68,7 +71,8 @@ def _send(
         return _fail(state, method, chat_id, now, Fault(400, CHAT_NOT_FOUND))
     mode, problem = check_parse_mode(params)
     text_key = "text" if method == "sendMessage" else "caption"
-    text = params.get(text_key) or ""
+    raw_text = params.get(text_key)
+    text = raw_text if isinstance(raw_text, str) else ""
     if problem is None:
         problem = check_text(text, mode, limit=limit, empty_error=empty_error)
     extra: dict[str, Any] = {}
@@ -226,7 +230,8 @@ async def handle_bot_api(request: web.Request) -> web.Response:
         params = await read_params(request)
     except ParamsError as exc:
         bad_body = exc
-    chat_id = params.get("chat_id")
+    raw_chat = params.get("chat_id")
+    chat_id = raw_chat if isinstance(raw_chat, str) else None
     if not state.is_active(token):
         state.record(method, chat_id, 401, time.monotonic())
         return error_response(401, "Unauthorized")

@@ -46,8 +46,8 @@ class ParamsError(Exception):
 
 def _decode_value(name: str, value: Any) -> Any:
     if name in _STRING_PARAMS:
-        # JSON bodies may carry chat_id as a number.
-        return value if isinstance(value, str) else str(value)
+        # JSON bodies may carry chat_id as a number; uploads arrive as dicts.
+        return str(value) if isinstance(value, int | float) else value
     if isinstance(value, str):
         try:
             return json.loads(value)
