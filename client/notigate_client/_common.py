@@ -1,0 +1,158 @@
+"""What the sync and async clients share: request building, channel setup, retry policy."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, TypeAlias
+
+import grpc
+
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client.errors import NotigateError, UnavailableError
+
+ParseModeLike: TypeAlias = "pb.ParseMode.ValueType | Literal['HTML', 'MarkdownV2', 'Markdown']"
+JobStateLike: TypeAlias = "pb.JobState.ValueType"
+Metadata: TypeAlias = tuple[tuple[str, str], ...]
+
+_PARSE_MODES: dict[str, pb.ParseMode.ValueType] = {
+    "HTML": pb.PARSE_MODE_HTML,
+    "MarkdownV2": pb.PARSE_MODE_MARKDOWN_V2,
+    "Markdown": pb.PARSE_MODE_MARKDOWN,
+}
+
+
+def parse_mode_value(mode: ParseModeLike | None) -> pb.ParseMode.ValueType:
+    """The enum value for ``mode``; accepts Telegram's spellings ("HTML", "MarkdownV2")."""
+    if mode is None:
+        return pb.PARSE_MODE_UNSPECIFIED
+    if isinstance(mode, str):
+        try:
+            return _PARSE_MODES[mode]
+        except KeyError:
+            raise ValueError(f"unknown parse_mode {mode!r}") from None
+    return mode
+
+
+def build_send_request(
+    chat_id: str | int,
+    text: str,
+    *,
+    parse_mode: ParseModeLike | None = None,
+    priority: int = 0,
+    delay: float | timedelta | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int = 0,
+    disable_notification: bool = False,
+    protect_content: bool = False,
+    message_thread_id: int = 0,
+    reply_markup: pb.InlineKeyboardMarkup | None = None,
+    link_preview: pb.LinkPreviewOptions | None = None,
+    allow_paid_broadcast: bool = False,
+) -> pb.SendRequest:
+    """Build a SendRequest from keyword arguments (limits are checked by the server)."""
+    req = pb.SendRequest(
+        chat_id=str(chat_id),
+        text=text,
+        parse_mode=parse_mode_value(parse_mode),
+        priority=priority,
+        idempotency_key=idempotency_key or "",
+        max_attempts=max_attempts,
+        disable_notification=disable_notification,
+        protect_content=protect_content,
+        message_thread_id=message_thread_id,
+        allow_paid_broadcast=allow_paid_broadcast,
+    )
+    if delay is not None:
+        # timedelta keeps microseconds exact; a float goes through it for the same rounding.
+        td = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+        req.delay.FromTimedelta(td)
+    if reply_markup is not None:
+        req.reply_markup.CopyFrom(reply_markup)
+    if link_preview is not None:
+        req.link_preview.CopyFrom(link_preview)
+    return req
+
+
+def with_idempotency_key(req: pb.SendRequest) -> pb.SendRequest:
+    """``req`` unchanged if it has a key, else a copy with a fresh uuid4 key.
+
+    The key is fixed before the first attempt, so a retry after a lost response finds the job
+    the first attempt created instead of creating a second one. The caller's message is
+    never modified.
+    """
+    if req.idempotency_key:
+        return req
+    keyed = pb.SendRequest()
+    keyed.CopyFrom(req)
+    keyed.idempotency_key = str(uuid.uuid4())
+    return keyed
+
+
+def batch_request(requests: Sequence[pb.SendRequest]) -> pb.SendBatchRequest:
+    """A SendBatchRequest where every message has an idempotency key."""
+    return pb.SendBatchRequest(messages=[with_idempotency_key(r) for r in requests])
+
+
+def list_request(state: JobStateLike | None, page_size: int, page_token: str) -> pb.ListJobsRequest:
+    """One ListJobs page request."""
+    return pb.ListJobsRequest(
+        state=state if state is not None else pb.JOB_STATE_UNSPECIFIED,
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def call_metadata(token: str | None) -> Metadata:
+    """Per-call metadata: the bearer token when one is configured."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def channel_credentials(
+    tls: bool | grpc.ChannelCredentials, root_certificates: bytes | None
+) -> grpc.ChannelCredentials | None:
+    """Credentials for a secure channel, or None for plaintext.
+
+    ``root_certificates`` implies TLS; combining it with ready-made credentials is ambiguous.
+    """
+    if isinstance(tls, bool):
+        if tls or root_certificates is not None:
+            return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        return None
+    if root_certificates is not None:
+        raise ValueError("pass root_certificates or ChannelCredentials, not both")
+    return tls
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry UNAVAILABLE only, with capped exponential backoff and full jitter.
+
+    Other codes are not retried: they will not change on a retry, or (DEADLINE_EXCEEDED) the
+    request may have been carried out and the caller should decide.
+    """
+
+    retries: int = 3
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+    multiplier: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        """Upper bounds of the waits before each retry."""
+        backoff = self.initial_backoff_s
+        for _ in range(self.retries):
+            yield backoff
+            backoff = min(backoff * self.multiplier, self.max_backoff_s)
+
+    def wait_s(self, bound_s: float, err: NotigateError) -> float | None:
+        """Seconds to wait before retrying after ``err``, or None to give up."""
+        if not isinstance(err, UnavailableError):
+            return None
+        # Full jitter spreads out clients that failed together; a server hint is a minimum.
+        wait = random.uniform(0, bound_s)
+        if err.retry_after_s is not None:
+            wait = max(wait, min(err.retry_after_s, self.max_backoff_s))
+        return wait

@@ -1,0 +1,358 @@
+"""Blocking and asyncio clients for the notigate NotificationService.
+
+>>> with NotificationClient("localhost:50051", token="s3cret") as client:
+...     job_id = client.send("-1001234567890", "hello").job_id
+...     print(client.get_job(job_id).state)
+
+Both clients send the bearer token as ``authorization`` metadata, apply ``timeout_s`` to every
+attempt, retry UNAVAILABLE up to ``retries`` times with exponential backoff, and raise the
+exceptions of :mod:`notigate_client.errors`. Send and SendBatch get an idempotency key
+(uuid4) when the caller gives none, so a retry never delivers a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from notigate_client._common import (
+    JobStateLike,
+    Metadata,
+    ParseModeLike,
+    RetryPolicy,
+    batch_request,
+    build_send_request,
+    call_metadata,
+    channel_credentials,
+    list_request,
+    with_idempotency_key,
+)
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+from notigate_client.errors import from_rpc_error
+
+__all__ = ["AsyncNotificationClient", "NotificationClient"]
+
+_R = TypeVar("_R", bound=Message)
+
+
+class _ClientBase:
+    """Settings both clients share."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None,
+        tls: bool | grpc.ChannelCredentials,
+        root_certificates: bytes | None,
+        timeout_s: float,
+        retries: int,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self.target = target
+        self._credentials = channel_credentials(tls, root_certificates)
+        self._metadata: Metadata = call_metadata(token)
+        self._timeout_s = timeout_s
+        self._retry = RetryPolicy(retries=retries)
+
+    def __repr__(self) -> str:
+        # The token stays out of reprs, and so out of logs and tracebacks.
+        return f"{type(self).__name__}({self.target!r})"
+
+
+def _checked(response: Any, response_type: type[_R]) -> _R:
+    if not isinstance(response, response_type):
+        raise TypeError(f"expected {response_type.__name__}, got {type(response).__name__}")
+    return response
+
+
+class NotificationClient(_ClientBase):
+    """Blocking client. Thread-safe: one instance can serve many threads.
+
+    Args:
+        target: ``host:port`` of the server.
+        token: bearer token sent with every call.
+        tls: True for TLS with the system roots, or ready-made ``grpc.ChannelCredentials``.
+        root_certificates: PEM roots to trust instead of the system's (implies TLS).
+        timeout_s: deadline of each attempt.
+        retries: retries after an UNAVAILABLE answer (0 disables retrying).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool | grpc.ChannelCredentials = False,
+        root_certificates: bytes | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        super().__init__(
+            target,
+            token=token,
+            tls=tls,
+            root_certificates=root_certificates,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
+        if self._credentials is None:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            self._channel = grpc.secure_channel(target, self._credentials)
+        self._stub = pb_grpc.NotificationServiceStub(self._channel)
+
+    def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
+        delays = self._retry.delays()
+        while True:
+            try:
+                response = rpc(request, timeout=self._timeout_s, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                err = from_rpc_error(exc)
+                bound = next(delays, None)
+                wait = None if bound is None else self._retry.wait_s(bound, err)
+                if wait is None:
+                    raise err from exc
+                time.sleep(wait)
+                continue
+            return _checked(response, response_type)
+
+    def send(
+        self,
+        chat_id: str | int,
+        text: str,
+        *,
+        parse_mode: ParseModeLike | None = None,
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int = 0,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+        message_thread_id: int = 0,
+        reply_markup: pb.InlineKeyboardMarkup | None = None,
+        link_preview: pb.LinkPreviewOptions | None = None,
+        allow_paid_broadcast: bool = False,
+    ) -> pb.SendResponse:
+        """Enqueue one message; returns once the server stored it. ``delay`` is in seconds."""
+        return self.send_request(
+            build_send_request(
+                chat_id,
+                text,
+                parse_mode=parse_mode,
+                priority=priority,
+                delay=delay,
+                idempotency_key=idempotency_key,
+                max_attempts=max_attempts,
+                disable_notification=disable_notification,
+                protect_content=protect_content,
+                message_thread_id=message_thread_id,
+                reply_markup=reply_markup,
+                link_preview=link_preview,
+                allow_paid_broadcast=allow_paid_broadcast,
+            )
+        )
+
+    def send_request(self, req: pb.SendRequest) -> pb.SendResponse:
+        """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
+        return self._call(self._stub.Send, with_idempotency_key(req), pb.SendResponse)
+
+    def send_batch(self, requests: Sequence[pb.SendRequest]) -> list[pb.SendResponse]:
+        """Enqueue many messages all-or-nothing; results are in request order."""
+        resp = self._call(self._stub.SendBatch, batch_request(requests), pb.SendBatchResponse)
+        return list(resp.results)
+
+    def get_job(self, job_id: str) -> pb.Job:
+        """The job with its delivery state."""
+        req = pb.GetJobRequest(job_id=job_id)
+        return self._call(self._stub.GetJob, req, pb.GetJobResponse).job
+
+    def cancel_job(self, job_id: str) -> pb.Job:
+        """Cancel a job not yet handed to Telegram; returns the cancelled job."""
+        req = pb.CancelJobRequest(job_id=job_id)
+        return self._call(self._stub.CancelJob, req, pb.CancelJobResponse).job
+
+    def retry_job(self, job_id: str) -> pb.Job:
+        """Queue a failed job again with a fresh attempt budget."""
+        req = pb.RetryJobRequest(job_id=job_id)
+        return self._call(self._stub.RetryJob, req, pb.RetryJobResponse).job
+
+    def list_jobs(
+        self, state: JobStateLike | None = None, page_size: int = 100
+    ) -> Iterator[pb.Job]:
+        """Iterate over all jobs in ``state`` (all states when None), fetching page by page."""
+        token = ""
+        while True:
+            req = list_request(state, page_size, token)
+            page = self._call(self._stub.ListJobs, req, pb.ListJobsResponse)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
+    def stats(self) -> pb.GetStatsResponse:
+        """Queue depths and lifetime totals."""
+        return self._call(self._stub.GetStats, pb.GetStatsRequest(), pb.GetStatsResponse)
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncNotificationClient(_ClientBase):
+    """asyncio client on ``grpc.aio``; same arguments and methods as :class:`NotificationClient`.
+
+    Use it from one event loop: grpc.aio channels belong to the loop they were first used in.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool | grpc.ChannelCredentials = False,
+        root_certificates: bytes | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        super().__init__(
+            target,
+            token=token,
+            tls=tls,
+            root_certificates=root_certificates,
+            timeout_s=timeout_s,
+            retries=retries,
+        )
+        if self._credentials is None:
+            self._channel = grpc.aio.insecure_channel(target)
+        else:
+            self._channel = grpc.aio.secure_channel(target, self._credentials)
+        self._stub = pb_grpc.NotificationServiceStub(self._channel)
+
+    async def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
+        delays = self._retry.delays()
+        while True:
+            try:
+                response = await rpc(request, timeout=self._timeout_s, metadata=self._metadata)
+            except grpc.RpcError as exc:  # grpc.aio.AioRpcError subclasses it
+                err = from_rpc_error(exc)
+                bound = next(delays, None)
+                wait = None if bound is None else self._retry.wait_s(bound, err)
+                if wait is None:
+                    raise err from exc
+                await asyncio.sleep(wait)
+                continue
+            return _checked(response, response_type)
+
+    async def send(
+        self,
+        chat_id: str | int,
+        text: str,
+        *,
+        parse_mode: ParseModeLike | None = None,
+        priority: int = 0,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int = 0,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+        message_thread_id: int = 0,
+        reply_markup: pb.InlineKeyboardMarkup | None = None,
+        link_preview: pb.LinkPreviewOptions | None = None,
+        allow_paid_broadcast: bool = False,
+    ) -> pb.SendResponse:
+        """Enqueue one message; returns once the server stored it. ``delay`` is in seconds."""
+        return await self.send_request(
+            build_send_request(
+                chat_id,
+                text,
+                parse_mode=parse_mode,
+                priority=priority,
+                delay=delay,
+                idempotency_key=idempotency_key,
+                max_attempts=max_attempts,
+                disable_notification=disable_notification,
+                protect_content=protect_content,
+                message_thread_id=message_thread_id,
+                reply_markup=reply_markup,
+                link_preview=link_preview,
+                allow_paid_broadcast=allow_paid_broadcast,
+            )
+        )
+
+    async def send_request(self, req: pb.SendRequest) -> pb.SendResponse:
+        """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
+        return await self._call(self._stub.Send, with_idempotency_key(req), pb.SendResponse)
+
+    async def send_batch(self, requests: Sequence[pb.SendRequest]) -> list[pb.SendResponse]:
+        """Enqueue many messages all-or-nothing; results are in request order."""
+        req = batch_request(requests)
+        return list((await self._call(self._stub.SendBatch, req, pb.SendBatchResponse)).results)
+
+    async def get_job(self, job_id: str) -> pb.Job:
+        """The job with its delivery state."""
+        req = pb.GetJobRequest(job_id=job_id)
+        return (await self._call(self._stub.GetJob, req, pb.GetJobResponse)).job
+
+    async def cancel_job(self, job_id: str) -> pb.Job:
+        """Cancel a job not yet handed to Telegram; returns the cancelled job."""
+        req = pb.CancelJobRequest(job_id=job_id)
+        return (await self._call(self._stub.CancelJob, req, pb.CancelJobResponse)).job
+
+    async def retry_job(self, job_id: str) -> pb.Job:
+        """Queue a failed job again with a fresh attempt budget."""
+        req = pb.RetryJobRequest(job_id=job_id)
+        return (await self._call(self._stub.RetryJob, req, pb.RetryJobResponse)).job
+
+    async def list_jobs(
+        self, state: JobStateLike | None = None, page_size: int = 100
+    ) -> AsyncIterator[pb.Job]:
+        """Iterate over all jobs in ``state`` (all states when None), fetching page by page."""
+        token = ""
+        while True:
+            req = list_request(state, page_size, token)
+            page = await self._call(self._stub.ListJobs, req, pb.ListJobsResponse)
+            for job in page.jobs:
+                yield job
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def stats(self) -> pb.GetStatsResponse:
+        """Queue depths and lifetime totals."""
+        return await self._call(self._stub.GetStats, pb.GetStatsRequest(), pb.GetStatsResponse)
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

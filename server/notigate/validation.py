@@ -1,0 +1,380 @@
+"""Request validation: pure functions from a request to its field violations.
+
+Every validator returns ``list[BadRequest.FieldViolation]``; an empty list means the request
+is valid. ``field`` is the proto field path relative to the request (``messages[3].text``,
+``reply_markup.rows[0].buttons[1].url``) so a client can point at the offending input, and
+:func:`notigate.rpc_status.invalid_argument` turns the list into an INVALID_ARGUMENT status.
+
+The limits mirror the Telegram Bot API (sendMessage, InlineKeyboardMarkup, LinkPreviewOptions)
+so that a request accepted here fails at Telegram only for reasons we cannot see in advance
+(unknown chat, blocked bot, markup that does not parse).
+
+This module also owns the ListJobs page token format (:func:`encode_page_token`,
+:func:`decode_page_token`) because validating a token means decoding it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+from typing import TypeAlias
+from urllib.parse import urlsplit
+
+# googleapis-common-protos ships .pyi files but no py.typed marker, so mypy will not read them.
+from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyped,unused-ignore]
+
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_BUTTONS",
+    "MAX_BUTTONS_PER_ROW",
+    "MAX_DELAY_S",
+    "MAX_IDEMPOTENCY_KEY_CHARS",
+    "MAX_MAX_ATTEMPTS",
+    "MAX_PAGE_SIZE",
+    "MAX_PRIORITY",
+    "MAX_TEXT_UTF16",
+    "FieldViolation",
+    "decode_page_token",
+    "encode_page_token",
+    "utf16_length",
+    "validate_batch",
+    "validate_job_id",
+    "validate_list",
+    "validate_send",
+]
+
+FieldViolation: TypeAlias = BadRequest.FieldViolation
+
+MAX_TEXT_UTF16 = 4096
+MAX_PRIORITY = 10
+MAX_DELAY_S = 365 * 24 * 3600
+MAX_MAX_ATTEMPTS = 100
+MAX_IDEMPOTENCY_KEY_CHARS = 256
+MAX_BUTTONS = 100
+MAX_BUTTONS_PER_ROW = 8
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_COPY_TEXT_CHARS = 256
+MAX_BATCH = 1000
+MAX_PAGE_SIZE = 1000
+
+# Explicit ASCII classes: Python's \d and \w also match non-ASCII digits and letters.
+_NUMERIC_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
+_USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")
+_JOB_ID = re.compile(r"[1-9][0-9]{0,19}")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# google.protobuf.Duration's own range (duration.proto): about +-10,000 years.
+_DURATION_MAX_S = 315_576_000_000
+_NANOS_PER_S = 1_000_000_000
+
+_PAGE_TOKEN_VERSION = 1
+# version, state, offset. Big-endian and fixed-size, so every token has one canonical form.
+_PAGE_TOKEN = struct.Struct(">BBq")
+
+
+def _v(field: str, description: str) -> FieldViolation:
+    return FieldViolation(field=field, description=description)
+
+
+def utf16_length(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units, the unit Telegram counts message length in.
+
+    Characters outside the Basic Multilingual Plane (most emoji) count as two. ``text`` must
+    not contain lone surrogates.
+    """
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    # A str built by protobuf from the wire never has one (upb rejects them), but a str built
+    # in Python can, and it would later fail to encode for Telegram.
+    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' in the host part
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def _is_button_url(url: str) -> bool:
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return False
+    if _is_web_url(url):
+        return True
+    # tg:// links (tg://user?id=123, tg://resolve?domain=x) have no host in the URL sense.
+    return url[:5].lower() == "tg://" and len(url) > 5
+
+
+def _validate_chat_id(chat_id: str, field: str) -> list[FieldViolation]:
+    if not chat_id:
+        return [_v(field, "chat_id is required")]
+    if _NUMERIC_CHAT_ID.fullmatch(chat_id):
+        value = int(chat_id)
+        if value == 0:
+            return [_v(field, "chat_id must not be 0")]
+        # Telegram ids fit in 64 bits; a longer number would only fail later, at delivery.
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return [_v(field, "numeric chat_id must fit in a signed 64-bit integer")]
+        return []
+    if chat_id.startswith("@"):
+        if _USERNAME.fullmatch(chat_id):
+            return []
+        return [
+            _v(
+                field,
+                "a channel username must be '@' followed by 5..32 characters A-Z, a-z, 0-9 "
+                "or '_', starting with a letter",
+            )
+        ]
+    return [_v(field, "chat_id must be a numeric chat id (e.g. -1001234567890) or @username")]
+
+
+def _validate_text(text: str, field: str) -> list[FieldViolation]:
+    if not text:
+        return [_v(field, "text is required")]
+    if _has_lone_surrogate(text):
+        return [_v(field, "text contains a lone UTF-16 surrogate")]
+    if text.isspace():
+        return [_v(field, "text must not consist only of whitespace")]
+    # Telegram counts message length in UTF-16 code units (its entity offsets use the same
+    # unit), so an emoji costs 2: counting code points would accept texts Telegram rejects.
+    # Telegram applies the limit after entity parsing; we count the raw text, markup included,
+    # which is stricter for HTML/Markdown texts but needs no parser.
+    length = utf16_length(text)
+    if length > MAX_TEXT_UTF16:
+        return [
+            _v(
+                field,
+                f"text is {length} UTF-16 code units long; Telegram allows at most "
+                f"{MAX_TEXT_UTF16}",
+            )
+        ]
+    return []
+
+
+def _validate_duration(seconds: int, nanos: int, field: str) -> list[FieldViolation]:
+    # First the rules of google.protobuf.Duration itself, then ours.
+    if not -_NANOS_PER_S < nanos < _NANOS_PER_S:
+        return [_v(f"{field}.nanos", "nanos must be within -999,999,999..999,999,999")]
+    if (seconds < 0 < nanos) or (nanos < 0 < seconds):
+        return [_v(field, "seconds and nanos of a Duration must have the same sign")]
+    if not -_DURATION_MAX_S <= seconds <= _DURATION_MAX_S:
+        return [_v(f"{field}.seconds", "seconds is outside the range of a Duration")]
+    if seconds < 0 or nanos < 0:
+        return [_v(field, "delay must not be negative")]
+    if seconds > MAX_DELAY_S or (seconds == MAX_DELAY_S and nanos > 0):
+        return [_v(field, "delay must be at most 365 days")]
+    return []
+
+
+def _validate_button(button: pb.InlineKeyboardButton, path: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    # Telegram documents no maximum for button text, only that it is shown on the button.
+    if not button.text or button.text.isspace():
+        out.append(_v(f"{path}.text", "button text is required"))
+    action = button.WhichOneof("action")
+    if action is None:
+        out.append(
+            _v(
+                path,
+                "exactly one of url, callback_data, switch_inline_query, "
+                "switch_inline_query_current_chat, copy_text must be set",
+            )
+        )
+    elif action == "url":
+        if not _is_button_url(button.url):
+            out.append(_v(f"{path}.url", "url must be an http://, https:// or tg:// link"))
+    elif action == "callback_data":
+        size = len(button.callback_data.encode("utf-8", "surrogatepass"))
+        if not 1 <= size <= MAX_CALLBACK_DATA_BYTES:
+            out.append(
+                _v(
+                    f"{path}.callback_data",
+                    f"callback_data must be 1..{MAX_CALLBACK_DATA_BYTES} bytes in UTF-8, "
+                    f"not {size}",
+                )
+            )
+    elif action == "copy_text" and not 1 <= len(button.copy_text) <= MAX_COPY_TEXT_CHARS:
+        out.append(
+            _v(f"{path}.copy_text", f"copy_text must be 1..{MAX_COPY_TEXT_CHARS} characters")
+        )
+    # switch_inline_query* may be empty: Telegram then inserts only the bot's username.
+    return out
+
+
+def _validate_markup(markup: pb.InlineKeyboardMarkup, field: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    total = sum(len(row.buttons) for row in markup.rows)
+    if total > MAX_BUTTONS:
+        out.append(
+            _v(
+                f"{field}.rows",
+                f"an inline keyboard has at most {MAX_BUTTONS} buttons in total, got {total}",
+            )
+        )
+    for r, row in enumerate(markup.rows):
+        row_path = f"{field}.rows[{r}]"
+        if not 1 <= len(row.buttons) <= MAX_BUTTONS_PER_ROW:
+            out.append(
+                _v(
+                    f"{row_path}.buttons",
+                    f"a row has 1..{MAX_BUTTONS_PER_ROW} buttons, got {len(row.buttons)}",
+                )
+            )
+        for b, button in enumerate(row.buttons):
+            out.extend(_validate_button(button, f"{row_path}.buttons[{b}]"))
+    return out
+
+
+def _validate_link_preview(opts: pb.LinkPreviewOptions, field: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    if opts.url and not _is_web_url(opts.url):
+        out.append(_v(f"{field}.url", "url must be an http:// or https:// link"))
+    if opts.prefer_small_media and opts.prefer_large_media:
+        out.append(
+            _v(
+                f"{field}.prefer_large_media",
+                "at most one of prefer_small_media and prefer_large_media may be set",
+            )
+        )
+    return out
+
+
+def validate_send(req: pb.SendRequest, prefix: str = "") -> list[FieldViolation]:
+    """Validate one message; ``prefix`` is prepended to every field path (``messages[3].``)."""
+    p = prefix
+    out: list[FieldViolation] = []
+    out += _validate_chat_id(req.chat_id, f"{p}chat_id")
+    out += _validate_text(req.text, f"{p}text")
+    if req.parse_mode not in pb.ParseMode.values():
+        out.append(_v(f"{p}parse_mode", f"unknown parse_mode {req.parse_mode}"))
+    if not 0 <= req.priority <= MAX_PRIORITY:
+        out.append(_v(f"{p}priority", f"priority must be 0..{MAX_PRIORITY}"))
+    if req.HasField("delay"):
+        out += _validate_duration(req.delay.seconds, req.delay.nanos, f"{p}delay")
+    if req.message_thread_id < 0:
+        out.append(_v(f"{p}message_thread_id", "message_thread_id must not be negative"))
+    if not 0 <= req.max_attempts <= MAX_MAX_ATTEMPTS:
+        out.append(
+            _v(
+                f"{p}max_attempts",
+                f"max_attempts must be 0..{MAX_MAX_ATTEMPTS} (0 = server default)",
+            )
+        )
+    key = req.idempotency_key
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        out.append(
+            _v(
+                f"{p}idempotency_key",
+                f"idempotency_key must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters",
+            )
+        )
+    elif not key.isprintable():
+        # Keys end up in Redis key names and logs; control characters there only cause harm.
+        out.append(_v(f"{p}idempotency_key", "idempotency_key must be printable"))
+    if req.HasField("reply_markup"):
+        out += _validate_markup(req.reply_markup, f"{p}reply_markup")
+    if req.HasField("link_preview"):
+        out += _validate_link_preview(req.link_preview, f"{p}link_preview")
+    return out
+
+
+def validate_batch(req: pb.SendBatchRequest, max_batch: int = MAX_BATCH) -> list[FieldViolation]:
+    """Validate a batch: 1..``max_batch`` messages, each valid, idempotency keys unique."""
+    n = len(req.messages)
+    if n == 0:
+        return [_v("messages", "a batch needs at least one message")]
+    if n > max_batch:
+        # Validating every message of an oversized batch would only produce a longer error;
+        # the caller has to split it anyway.
+        return [_v("messages", f"a batch has at most {max_batch} messages, got {n}")]
+    out: list[FieldViolation] = []
+    first_with_key: dict[str, int] = {}
+    for i, msg in enumerate(req.messages):
+        out += validate_send(msg, prefix=f"messages[{i}].")
+        key = msg.idempotency_key
+        if not key:
+            continue
+        if key in first_with_key:
+            # Two messages with one key would collapse into one job: surely a caller bug.
+            out.append(
+                _v(
+                    f"messages[{i}].idempotency_key",
+                    f"duplicates messages[{first_with_key[key]}].idempotency_key",
+                )
+            )
+        else:
+            first_with_key[key] = i
+    return out
+
+
+def validate_job_id(job_id: str, field: str = "job_id") -> list[FieldViolation]:
+    """Validate the shape of a job id (decimal, 1..20 digits, no leading zero).
+
+    A well-formed id that names no job is valid here; it is NOT_FOUND at lookup.
+    """
+    if not job_id:
+        return [_v(field, f"{field} is required")]
+    if not _JOB_ID.fullmatch(job_id):
+        return [_v(field, f"{field} must be a job id as returned by Send (a decimal number)")]
+    return []
+
+
+def validate_list(req: pb.ListJobsRequest) -> list[FieldViolation]:
+    """Validate a ListJobs request: known state, page_size 0..1000, a token we issued.
+
+    A token names the state the listing continues in: the requested state, or any concrete
+    state when every state is listed (JOB_STATE_UNSPECIFIED).
+    """
+    out: list[FieldViolation] = []
+    if req.state not in pb.JobState.values():
+        out.append(_v("state", f"unknown state {req.state}"))
+    if not 0 <= req.page_size <= MAX_PAGE_SIZE:
+        out.append(_v("page_size", f"page_size must be 0..{MAX_PAGE_SIZE} (0 = 100)"))
+    if req.page_token:
+        decoded = decode_page_token(req.page_token)
+        if decoded is None:
+            out.append(_v("page_token", "page_token is not one returned by ListJobs"))
+        elif decoded[0] == pb.JOB_STATE_UNSPECIFIED:
+            # A token names the state the listing continues in, never "all states".
+            out.append(_v("page_token", "page_token does not name a state"))
+        elif req.state and decoded[0] != req.state:
+            # Offsets are positions within one state's listing; reusing them for another
+            # state would silently skip or repeat jobs. (A listing of every state walks
+            # the states in turn, so its tokens may name any of them.)
+            out.append(_v("page_token", "page_token was issued for a different state"))
+    return out
+
+
+def encode_page_token(state: int, offset: int) -> str:
+    """Build the opaque ListJobs page token for ``offset`` into the listing of ``state``."""
+    if not 0 <= state <= 0xFF or offset < 0:
+        raise ValueError(f"cannot encode page token for state={state} offset={offset}")
+    raw = _PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, state, offset)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_page_token(token: str) -> tuple[int, int] | None:
+    """Return ``(state, offset)`` from a token made by :func:`encode_page_token`, else None."""
+    if not token.isascii() or len(token) > 64:
+        return None
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _PAGE_TOKEN.size:
+        return None
+    version, state, offset = _PAGE_TOKEN.unpack(raw)
+    if version != _PAGE_TOKEN_VERSION or state not in pb.JobState.values() or offset < 0:
+        return None
+    # Only the canonical spelling is accepted, so equal tokens always mean equal positions.
+    if encode_page_token(state, offset) != token:
+        return None
+    return state, offset
