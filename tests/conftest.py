@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from redis.asyncio import Redis
 
+from notigate.app import Gateway
+from notigate.config import Settings
 from notigate.embedded import EmbeddedValkey
+from notigate.simulator import BotApiSimulator, SimulatorConfig
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+
+Stub = pb_grpc.NotificationServiceStub
 
 
 def free_port() -> int:
@@ -40,3 +51,72 @@ async def redis(valkey: EmbeddedValkey) -> AsyncIterator[Redis]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+TOKEN = "123456:TEST-TOKEN"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[BotApiSimulator]:
+    """The Bot API simulator over real HTTP, enforcing Telegram's limits."""
+    sim = BotApiSimulator(tokens=[TOKEN], config=SimulatorConfig())
+    await sim.start(host="127.0.0.1", port=0)
+    yield sim
+    await sim.stop()
+
+
+def gateway_settings(valkey: EmbeddedValkey, sim: BotApiSimulator, **overrides: Any) -> Settings:
+    """Settings for a gateway on port 0 talking to the test Valkey and simulator."""
+    base: dict[str, Any] = {
+        "redis_url": valkey.url,
+        "bot_token": TOKEN,
+        "telegram_api_url": sim.base_url,
+        "listen": "127.0.0.1:0",
+        "backoff_base_ms": 50,
+        "backoff_max_ms": 500,
+        "shutdown_grace_s": 2.0,
+        "health_interval_s": 0.2,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[tuple[Gateway, Stub]]:
+    """A started Gateway and a stub connected to it."""
+    async with (
+        Gateway(settings) as gw,
+        grpc.aio.insecure_channel(f"127.0.0.1:{gw.port}") as channel,
+    ):
+        yield gw, pb_grpc.NotificationServiceStub(channel)
+
+
+@pytest.fixture
+async def gateway(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> AsyncIterator[tuple[Gateway, Stub]]:
+    async with running_gateway(gateway_settings(valkey, simulator)) as pair:
+        yield pair
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
+    """Poll ``predicate`` until true; fail the test after ``timeout_s`` (a hang guard,
+    not a speed requirement)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def job_state(stub: Stub, job_id: str) -> int:
+    reply = await stub.GetJob(pb.GetJobRequest(job_id=job_id))
+    return int(reply.job.state)
+
+
+async def wait_state(stub: Stub, job_id: str, state: int, timeout_s: float = 20.0) -> pb.Job:
+    async def reached() -> bool:
+        return await job_state(stub, job_id) == state
+
+    await wait_for(reached, timeout_s)
+    return (await stub.GetJob(pb.GetJobRequest(job_id=job_id))).job

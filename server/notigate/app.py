@@ -19,8 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from notigate import wakeups
 from notigate.config import Settings
@@ -36,7 +36,8 @@ from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-SANDBOX_TOKEN = "100000:notigate-sandbox-token"
+# Not a secret: the token the sandbox simulator accepts.
+SANDBOX_TOKEN = "100000:notigate-sandbox-token"  # noqa: S105
 
 
 def redis_client(url: str, settings: Settings, *, for_pubsub: bool = False) -> Redis:
@@ -65,7 +66,8 @@ class Gateway:
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopped = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._stop_task: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> Gateway:
         try:
@@ -101,7 +103,8 @@ class Gateway:
             self.api_url = sim.base_url
             log.warning(
                 "SANDBOX MODE: messages go to the built-in Bot API simulator at %s, "
-                "not to Telegram", self.api_url,
+                "not to Telegram",
+                self.api_url,
             )
         if not token:
             raise RuntimeError("no bot token")
@@ -179,10 +182,13 @@ class Gateway:
         log.info("notigate listening on %s:%d", host, self.port)
 
     async def stop(self) -> None:
-        """Graceful shutdown; safe to call twice."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
+        """Graceful shutdown; concurrent and repeated calls wait for the same one."""
+        self._stop_requested.set()
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._stop_task)
+
+    async def _shutdown(self) -> None:
         grace = self.settings.shutdown_grace_s
         if self.health is not None:
             await self.health.shutting_down()
@@ -201,5 +207,5 @@ class Gateway:
         log.info("notigate stopped")
 
     async def wait_stopped(self) -> None:
-        """Block until :meth:`stop` has been called."""
-        await self._stopped.wait()
+        """Block until :meth:`stop` has been called (e.g. by a signal handler)."""
+        await self._stop_requested.wait()

@@ -15,7 +15,7 @@ from notigate.config import ConfigError, Settings, from_env
 
 log = logging.getLogger("notigate")
 
-NO_TOKEN = """\
+SETUP_HELP = """\
 notigate: BOT_TOKEN is not set.
   Set BOT_TOKEN to your bot's token (from @BotFather) to deliver to Telegram, or
   run `notigate serve --sandbox` to deliver to the built-in Bot API simulator."""
@@ -35,14 +35,21 @@ def _setup_logging(level: str) -> None:
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--listen", help="gRPC address host:port (NOTIGATE_LISTEN)")
-    p.add_argument("--redis-url", help="redis://, rediss:// or unix:// (REDIS_URL); "
-                   "default: an embedded Valkey under the data dir")
+    p.add_argument(
+        "--redis-url",
+        help="redis://, rediss:// or unix:// (REDIS_URL); "
+        "default: an embedded Valkey under the data dir",
+    )
     p.add_argument("--telegram-api-url", help="Bot API root (TELEGRAM_API_URL)")
     p.add_argument("--data-dir", type=Path, help="embedded Valkey data (NOTIGATE_DATA_DIR)")
     p.add_argument("--global-rate", type=int, help="bot-wide msg/s (NOTIGATE_GLOBAL_RATE)")
     p.add_argument("--concurrency", type=int, help="sends in flight (NOTIGATE_CONCURRENCY)")
-    p.add_argument("--sandbox", action="store_true", default=None,
-                   help="deliver to the built-in Bot API simulator (no Telegram)")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=None,
+        help="deliver to the built-in Bot API simulator (no Telegram)",
+    )
     p.add_argument("--log-level", default="info")
 
 
@@ -50,8 +57,12 @@ def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p = sub.add_parser("simulator", help="run the Bot API simulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
-    p.add_argument("--token", action="append", default=[],
-                   help="accepted bot token (repeatable); default: the sandbox token")
+    p.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="accepted bot token (repeatable); default: the sandbox token",
+    )
     p.add_argument("--no-limits", action="store_true", help="do not enforce Telegram's limits")
     p.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
     p.add_argument("--latency", type=float, default=0.0, help="added latency, seconds")
@@ -73,11 +84,14 @@ async def _serve(settings: Settings) -> None:
 
     loop = asyncio.get_running_loop()
     async with Gateway(settings) as gateway:
+
+        def on_signal(sig: signal.Signals) -> None:
+            log.info("%s received; shutting down", sig.name)
+            stopping.append(asyncio.ensure_future(gateway.stop()))
+
+        stopping: list[asyncio.Future[None]] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda s=sig: (
-                log.info("%s received; shutting down", signal.Signals(s).name),
-                asyncio.ensure_future(gateway.stop()),
-            ))
+            loop.add_signal_handler(sig, on_signal, sig)
         await gateway.wait_stopped()
 
 
@@ -114,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"notigate: {exc}", file=sys.stderr)
         return 2
     if not settings.bot_token and not settings.sandbox:
-        print(NO_TOKEN, file=sys.stderr)
+        print(SETUP_HELP, file=sys.stderr)
         return 2
     asyncio.run(_serve(settings))
     return 0

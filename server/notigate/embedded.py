@@ -120,4 +120,3 @@ class EmbeddedValkey:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
-

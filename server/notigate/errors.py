@@ -1,10 +1,10 @@
 """notigate's exceptions. The gRPC layer maps each to one status code.
 
-    NotigateError
-    ├── JobNotFound          -> NOT_FOUND
-    ├── JobStateConflict     -> FAILED_PRECONDITION
-    ├── QueueUnavailable     -> UNAVAILABLE         (Redis unreachable or timing out)
-    └── QueueFull            -> RESOURCE_EXHAUSTED  (Redis out of memory)
+NotigateError
+├── JobNotFound          -> NOT_FOUND
+├── JobStateConflict     -> FAILED_PRECONDITION
+├── QueueUnavailable     -> UNAVAILABLE         (Redis unreachable or timing out)
+└── QueueFull            -> RESOURCE_EXHAUSTED  (Redis out of memory)
 """
 
 from __future__ import annotations

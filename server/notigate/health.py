@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
@@ -74,7 +75,7 @@ class HealthMonitor:
         if self.token_ok:
             log.error("Telegram rejected the bot token (%s); delivery paused", description)
         self.token_ok = False
-        self.token_error = "rejected"
+        self.token_error = "rejected"  # noqa: S105 - a status word, not a secret
         self._on_token(False)
         self._token_changed.set()
 
@@ -104,7 +105,8 @@ class HealthMonitor:
             reply = await self.redis.config_get("maxmemory-policy")
         except redis_errors.RedisError:
             return  # CONFIG may be disabled (managed Redis); nothing to learn then.
-        policy = reply.get(b"maxmemory-policy") or reply.get("maxmemory-policy")
+        values: dict[Any, Any] = dict(reply)
+        policy = values.get(b"maxmemory-policy") or values.get("maxmemory-policy")
         policy_text = policy.decode() if isinstance(policy, bytes) else str(policy or "")
         self.warnings = [w for w in self.warnings if not w.startswith("maxmemory-policy")]
         if policy_text and policy_text != _SAFE_POLICY:

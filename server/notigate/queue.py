@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -220,6 +220,7 @@ class Queue:
                 s.lease_ms,
                 s.global_rate,
                 s.limits.global_window_ms,
+                s.limits.global_margin_ms,
                 *self._chat_args,
                 s.max_stalls,
                 s.keep_failed,
@@ -247,8 +248,17 @@ class Queue:
         k = self.keys
         code = await self._call(
             "complete",
-            [k.active, k.completed, k.waiting, k.delayed, k.failed, k.ready, k.paced, k.stats,
-             k.migrations],
+            [
+                k.active,
+                k.completed,
+                k.waiting,
+                k.delayed,
+                k.failed,
+                k.ready,
+                k.paced,
+                k.stats,
+                k.migrations,
+            ],
             [
                 k.prefix,
                 lease.job_id,
@@ -268,8 +278,15 @@ class Queue:
         code, _attempts = await self._call(
             "retry",
             [k.active, k.delayed, k.failed, k.stats],
-            [k.prefix, lease.job_id, lease.token, error, backoff_ms, self.settings.keep_failed,
-             self._keep_age_ms],
+            [
+                k.prefix,
+                lease.job_id,
+                lease.token,
+                error,
+                backoff_ms,
+                self.settings.keep_failed,
+                self._keep_age_ms,
+            ],
         )
         return {1: RetryOutcome.SCHEDULED, 2: RetryOutcome.FAILED}.get(
             int(code), RetryOutcome.IGNORED
@@ -281,8 +298,14 @@ class Queue:
         code = await self._call(
             "fail",
             [k.active, k.failed, k.stats],
-            [k.prefix, lease.job_id, lease.token, error, self.settings.keep_failed,
-             self._keep_age_ms],
+            [
+                k.prefix,
+                lease.job_id,
+                lease.token,
+                error,
+                self.settings.keep_failed,
+                self._keep_age_ms,
+            ],
         )
         return int(code) == 1
 
@@ -297,8 +320,15 @@ class Queue:
         code = await self._call(
             "defer",
             [k.active, k.waiting, k.ready, k.paced, k.stats, k.recent_429, k.gpause],
-            [k.prefix, lease.job_id, lease.token, pause_ms, s.bot_pause_chats,
-             s.bot_pause_window_ms, *self._chat_args],
+            [
+                k.prefix,
+                lease.job_id,
+                lease.token,
+                pause_ms,
+                s.bot_pause_chats,
+                s.bot_pause_window_ms,
+                *self._chat_args,
+            ],
         )
         return int(code) == 2
 
@@ -320,8 +350,7 @@ class Queue:
         code, state = await self._call(
             "cancel",
             [k.waiting, k.delayed, k.cancelled, k.ready, k.paced, k.stats],
-            [k.prefix, job_id, self.settings.keep_completed, self._keep_age_ms,
-             *self._chat_args],
+            [k.prefix, job_id, self.settings.keep_completed, self._keep_age_ms, *self._chat_args],
         )
         return await self._after_change(job_id, int(code), state.decode(), "cancel")
 
@@ -350,7 +379,7 @@ class Queue:
     async def get(self, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist (any more)."""
         h = await self._read(lambda: self.redis.hgetall(self.keys.job(job_id)))
-        return _record(job_id, h) if h else None
+        return _record(job_id, cast(dict[bytes, bytes], h)) if h else None
 
     def _state_index(self, state: JobState) -> str:
         k = self.keys
@@ -383,7 +412,7 @@ class Queue:
         if not ids:
             return [], total
 
-        async def hashes() -> list[dict[bytes, bytes]]:
+        async def hashes() -> list[Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in ids:
                     pipe.hgetall(self.keys.job(job_id.decode()))

@@ -14,6 +14,7 @@ from notigate.config import Settings
 from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
 from notigate.queue import Enqueued, JobRecord, JobState, NewJob, Queue
 from notigate.validation import (
+    FieldViolation,
     decode_page_token,
     encode_page_token,
     validate_batch,
@@ -34,8 +35,14 @@ _STATE_TO_PB: dict[JobState, int] = {
 }
 _PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
 # ListJobs without a state walks the states in this order.
-_ALL_STATES = [pb.JOB_STATE_WAITING, pb.JOB_STATE_DELAYED, pb.JOB_STATE_ACTIVE,
-               pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED]
+_ALL_STATES: list[int] = [
+    pb.JOB_STATE_WAITING,
+    pb.JOB_STATE_DELAYED,
+    pb.JOB_STATE_ACTIVE,
+    pb.JOB_STATE_COMPLETED,
+    pb.JOB_STATE_FAILED,
+    pb.JOB_STATE_CANCELLED,
+]
 _DEFAULT_PAGE_SIZE = 100
 
 
@@ -107,15 +114,26 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         except JobNotFound as exc:
             await rpc_status.abort(context, rpc_status.not_found("job", exc.job_id))
         except JobStateConflict as exc:
+            violation = rpc_status.precondition_violation(
+                "JOB_STATE", f"jobs/{exc.job_id}", f"job is {exc.state}"
+            )
+            reason = (
+                rpc_status.Reason.JOB_NOT_CANCELLABLE
+                if exc.operation == "cancel"
+                else rpc_status.Reason.JOB_NOT_RETRYABLE
+            )
             await rpc_status.abort(
-                context, rpc_status.failed_precondition(str(exc), reason=f"JOB_{exc.state.upper()}")
+                context,
+                rpc_status.failed_precondition([violation], reason=reason, message=str(exc)),
             )
         except QueueUnavailable as exc:
             await rpc_status.abort(context, rpc_status.unavailable(str(exc)))
         except QueueFull as exc:
             await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))
 
-    async def _invalid(self, context: grpc.aio.ServicerContext, violations: list) -> None:  # type: ignore[type-arg]
+    async def _invalid(
+        self, context: grpc.aio.ServicerContext, violations: list[FieldViolation]
+    ) -> None:
         if violations:
             await rpc_status.abort(context, rpc_status.invalid_argument(violations))
 
@@ -127,14 +145,14 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self._on_enqueued()
         return results
 
-    async def Send(  # noqa: N802 - gRPC method name
+    async def Send(
         self, request: pb.SendRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendResponse:
         await self._invalid(context, validate_send(request))
         [result] = await self._enqueue(context, [request])
         return pb.SendResponse(job_id=result.job_id, duplicate=result.duplicate)
 
-    async def SendBatch(  # noqa: N802
+    async def SendBatch(
         self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendBatchResponse:
         await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
@@ -143,7 +161,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             results=[pb.SendResponse(job_id=r.job_id, duplicate=r.duplicate) for r in results]
         )
 
-    async def GetJob(  # noqa: N802
+    async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJobResponse:
         await self._invalid(context, validate_job_id(request.job_id))
@@ -153,7 +171,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 raise JobNotFound(request.job_id)
         return pb.GetJobResponse(job=job_to_pb(record))
 
-    async def CancelJob(  # noqa: N802
+    async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
         await self._invalid(context, validate_job_id(request.job_id))
@@ -161,7 +179,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             record = await self.queue.cancel(request.job_id)
         return pb.CancelJobResponse(job=job_to_pb(record))
 
-    async def RetryJob(  # noqa: N802
+    async def RetryJob(
         self, request: pb.RetryJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.RetryJobResponse:
         await self._invalid(context, validate_job_id(request.job_id))
@@ -170,21 +188,18 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self._on_enqueued()
         return pb.RetryJobResponse(job=job_to_pb(record))
 
-    async def ListJobs(  # noqa: N802
+    async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
         await self._invalid(context, validate_list(request))
-        states = [request.state] if request.state else _ALL_STATES
+        states: list[int] = [int(request.state)] if request.state else _ALL_STATES
         size = request.page_size or _DEFAULT_PAGE_SIZE
         position = decode_page_token(request.page_token) if request.page_token else None
         state, offset = position if position else (states[0], 0)
-        if state not in states:
-            await self._invalid(context, [rpc_status.violation(
-                "page_token", "the page token belongs to a listing of another state")])
         jobs: list[pb.Job] = []
         next_token = ""
         async with self._errors(context):
-            for current in states[states.index(state):]:
+            for current in states[states.index(state) :]:
                 records, total = await self.queue.list(
                     _PB_TO_STATE[current], offset, size - len(jobs)
                 )
@@ -199,7 +214,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 offset = 0
         return pb.ListJobsResponse(jobs=jobs, next_page_token=next_token)
 
-    async def GetStats(  # noqa: N802
+    async def GetStats(
         self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatsResponse:
         async with self._errors(context):

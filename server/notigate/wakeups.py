@@ -37,4 +37,4 @@ async def listen(redis: Redis, channel: str, on_wake: Callable[[], None]) -> Non
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

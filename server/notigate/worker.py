@@ -239,4 +239,6 @@ class Dispatcher:
         if result is RetryOutcome.FAILED:
             log.warning("job %s failed after %d attempts: %s", lease.job_id, attempt, description)
         else:
-            log.info("job %s attempt %d failed (%s): %s", lease.job_id, attempt, description, result)
+            log.info(
+                "job %s attempt %d failed (%s): %s", lease.job_id, attempt, description, result
+            )

@@ -11,10 +11,11 @@
   ARGV[1]    key prefix (with the hash tag)
   ARGV[2]    job id
   ARGV[3]    cancelled jobs kept; ARGV[4] their maximum age ms (0 = no limit)
-  ARGV[5..9] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[5..9] private rate, private window ms, group rate, group window ms, chat margin ms
 
-  Returns {code, state}: 1 = cancelled, 0 = not cancellable in `state`,
-  -1 = no such job.
+  Returns {code, state}: 1 = cancelled (or already was: a client retrying a
+  cancel whose answer it lost must not get an error), 0 = not cancellable in
+  `state`, -1 = no such job.
 ]]
 local waiting, delayed, cancelled, ready, paced, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -28,6 +29,9 @@ local f = redis.call('HMGET', jk, 's', 'ch')
 local state, chat = f[1], f[2]
 if not state then
   return { -1, '' }
+end
+if state == 'cancelled' then
+  return { 1, state }
 end
 local now = time_ms()
 if state == 'waiting' then

@@ -19,7 +19,7 @@
   ARGV[4]    Telegram message id
   ARGV[5]    completed jobs kept; ARGV[6] their maximum age ms (0 = no limit)
   ARGV[7]    new chat id when the chat was migrated during this send, else ''
-  ARGV[8..12] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[8..12] private rate, private window ms, group rate, group window ms, chat margin ms
 
   Returns 1 = recorded under the caller's lease, 2 = recorded although the lease
   had been lost, 0 = already completed, -1 = no such job.

@@ -18,7 +18,7 @@
   ARGV[4]     pause ms for the job's chat (0 = no pause, not a 429)
   ARGV[5]     distinct chats with a 429 within ARGV[6] ms that pause the whole bot
   ARGV[6]     that window (ms)
-  ARGV[7..11] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[7..11] private rate, private window ms, group rate, group window ms, chat margin ms
 
   Returns 1 = given back, 2 = given back and the whole bot paused,
   0 = ignored (the lease was lost), -1 = no such job.

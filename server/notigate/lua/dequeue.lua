@@ -18,10 +18,11 @@
   ARGV[3]     lease ms
   ARGV[4]     bot-wide rate (sends per window)
   ARGV[5]     bot-wide window ms
-  ARGV[6..10] private rate, private window ms, group rate, group window ms, margin ms
-  ARGV[11]    stalls allowed before a job fails
-  ARGV[12]    failed jobs kept; ARGV[13] their maximum age ms (0 = no limit)
-  ARGV[14]    the most entries promoted per set in one call (bounds the script's run time)
+  ARGV[6]     bot-wide margin ms (added to the window)
+  ARGV[7..11] private rate, private window ms, group rate, group window ms, chat margin ms
+  ARGV[12]    stalls allowed before a job fails
+  ARGV[13]    failed jobs kept; ARGV[14] their maximum age ms (0 = no limit)
+  ARGV[15]    the most entries promoted per set in one call (bounds the script's run time)
 
   Returns {wait_ms, n, then per job: id, lease token, chat id, attempts, payload}.
   wait_ms: 0 = more may be leased now; > 0 = the next event (slot, pacing, due
@@ -35,11 +36,11 @@ local prefix = ARGV[1]
 
 local count = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
-local grate, gwindow = tonumber(ARGV[4]), tonumber(ARGV[5])
-local lim = limits_from(ARGV, 6)
-local max_stalls = tonumber(ARGV[11])
-local keep_failed, failed_age = tonumber(ARGV[12]), tonumber(ARGV[13])
-local batch = tonumber(ARGV[14])
+local grate, gwindow, gmargin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local lim = limits_from(ARGV, 7)
+local max_stalls = tonumber(ARGV[12])
+local keep_failed, failed_age = tonumber(ARGV[13]), tonumber(ARGV[14])
+local batch = tonumber(ARGV[15])
 local now = time_ms()
 local touched = {}
 
@@ -87,7 +88,7 @@ if paused > now then
   next_at = paused
 else
   while taken < count do
-    local gopen = window_open_at(glog, grate, gwindow, lim.margin)
+    local gopen = window_open_at(glog, grate, gwindow, gmargin)
     if gopen > now then
       next_at = gopen
       break
@@ -102,7 +103,7 @@ else
       local id = head[1]
       local jk = prefix .. 'job:' .. id
       local rate, window = chat_limit(chat, lim)
-      record_send(glog, grate, gwindow, lim.margin, now)
+      record_send(glog, grate, gwindow, gmargin, now)
       record_send(prefix .. 'w:' .. chat, rate, window, lim.margin, now)
       redis.call('ZREM', waiting, id)
       local token = redis.call('HINCRBY', jk, 'tk', 1)

@@ -11,7 +11,7 @@
 
   ARGV[1]    key prefix (with the hash tag)
   ARGV[2]    idempotency key lifetime (ms)
-  ARGV[3..7] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[3..7] private rate, private window ms, group rate, group window ms, chat margin ms
   ARGV[8]    n, the number of messages; then for each message i (0-based), at 9 + 6*i:
              chat id, priority (0..10), delay ms, max attempts, idempotency key ('' = none),
              payload (the SendRequest, serialized)

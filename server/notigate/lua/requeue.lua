@@ -11,7 +11,7 @@
 
   ARGV[1]    key prefix (with the hash tag)
   ARGV[2]    job id
-  ARGV[3..7] private rate, private window ms, group rate, group window ms, margin ms
+  ARGV[3..7] private rate, private window ms, group rate, group window ms, chat margin ms
 
   Returns {code, state}: 1 = queued again, 0 = not failed (its `state`),
   -1 = no such job.
