@@ -82,6 +82,17 @@ class Settings:
     health_interval_s: float = 1.0
     max_batch: int = 1_000
     max_message_bytes: int = 1 << 20
+    # Bearer tokens accepted by the API (empty: no authentication).
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # Serve reflection without a token even when api_tokens is set.
+    reflection_open: bool = False
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Require client certificates signed by this CA (mutual TLS).
+    tls_client_ca_file: Path | None = None
+    # host:port of the Prometheus /metrics endpoint (None: off).
+    metrics_listen: str | None = None
+    log_format: str = "text"
 
     @property
     def global_rate(self) -> int:
@@ -143,6 +154,13 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_KEEP_FAILED": ("keep_failed", "int"),
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
     "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
+    "NOTIGATE_API_TOKENS": ("api_tokens", "tokens"),
+    "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),
+    "NOTIGATE_TLS_CERT": ("tls_cert_file", "path"),
+    "NOTIGATE_TLS_KEY": ("tls_key_file", "path"),
+    "NOTIGATE_TLS_CLIENT_CA": ("tls_client_ca_file", "path"),
+    "NOTIGATE_METRICS_LISTEN": ("metrics_listen", "str"),
+    "NOTIGATE_LOG_FORMAT": ("log_format", "str"),
 }
 _ENV_LIMITS: dict[str, str] = {
     "NOTIGATE_GLOBAL_RATE": "global_rate",
@@ -156,10 +174,12 @@ _ENV_LIMITS: dict[str, str] = {
 
 def _convert(name: str, kind: str, raw: str) -> Any:
     if kind == "str":
-        # An empty REDIS_URL / BOT_TOKEN means "not set", as in most deployments.
-        return None if name in ("REDIS_URL", "BOT_TOKEN") and not raw else raw
+        # An empty value means "not set", as in most deployments.
+        return raw or None
+    if kind == "tokens":
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
     if kind == "path":
-        return Path(raw)
+        return Path(raw) if raw else None
     if kind == "bool":
         return _parse_bool(name, raw)
     if kind == "float":
@@ -172,8 +192,9 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     source = os.environ if env is None else env
     values: dict[str, Any] = {}
     for name, (attr, kind) in _ENV.items():
-        if name in source:
-            values[attr] = _convert(name, kind, source[name])
+        value = _convert(name, kind, source[name]) if name in source else None
+        if value is not None:
+            values[attr] = value
     limit_values: dict[str, int] = {}
     for name, attr in _ENV_LIMITS.items():
         if name in source:
@@ -201,3 +222,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"NOTIGATE_LISTEN must be host:port, got {settings.listen!r}")
     if settings.limits.global_rate < 1:
         raise ConfigError("NOTIGATE_GLOBAL_RATE must be >= 1")
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
+        raise ConfigError("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"NOTIGATE_LOG_FORMAT must be text or json, got {settings.log_format!r}")
