@@ -22,17 +22,17 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from notigate import wakeups
+from notigate import handlers, security, wakeups
 from notigate.config import Settings
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable
 from notigate.health import HealthMonitor
+from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.worker import Dispatcher
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ class Gateway:
         self.health: HealthMonitor | None = None
         self.dispatcher: Dispatcher | None = None
         self.queue: Queue | None = None
+        self.metrics = Metrics()
+        # Bound port of the /metrics endpoint (0: metrics_listen not set).
+        self.metrics_port = 0
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,7 +133,7 @@ class Gateway:
         self._stack.push_async_callback(sender.close)
 
         health_servicer = health_aio.HealthServicer()
-        self.dispatcher = dispatcher = Dispatcher(queue, sender, s)
+        self.dispatcher = dispatcher = Dispatcher(queue, sender, s, metrics=self.metrics)
         self.health = health = HealthMonitor(
             health_servicer,
             redis,
@@ -143,16 +146,34 @@ class Gateway:
         await health.check_token()
         await health.publish()
 
+        if s.metrics_listen:
+            # Before the gRPC server: a port conflict must fail startup with nothing serving.
+            metrics_server = MetricsServer(self.metrics)
+            await metrics_server.start(s.metrics_listen)
+            self._stack.push_async_callback(metrics_server.stop)
+            self.metrics_port = metrics_server.port
+
+        # Interceptors run in list order, the first outermost: one that observes calls
+        # (metrics) belongs before auth, so it sees rejected calls too.
+        interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
+        auth = security.auth_interceptor(s)
+        if auth is not None:
+            interceptors.append(auth)
         server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", 4 * s.max_message_bytes),
-            ]
+            ],
         )
         service = NotificationService(
-            queue, s, on_enqueued=dispatcher.wake, warnings=lambda: health.warnings
+            queue,
+            s,
+            on_enqueued=dispatcher.wake,
+            warnings=lambda: health.warnings,
+            metrics=self.metrics,
         )
-        pb_grpc.add_NotificationServiceServicer_to_server(service, server)
+        handlers.register(service, server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             [
@@ -162,7 +183,13 @@ class Gateway:
             ],
             server,
         )
-        self.port = server.add_insecure_port(s.listen)
+        credentials = security.server_credentials(s)
+        if credentials is None:
+            self.port = server.add_insecure_port(s.listen)
+        else:
+            self.port = server.add_secure_port(s.listen, credentials)
+        if plaintext := security.plaintext_token_warning(s):
+            log.warning("%s", plaintext)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen}")
         await server.start()
@@ -178,8 +205,18 @@ class Gateway:
                 name="notigate-wakeups",
             ),
         ]
+        if s.metrics_listen:
+            self._tasks.append(
+                asyncio.create_task(self.metrics.refresh_queue(queue), name="notigate-metrics")
+            )
         host = s.listen.rpartition(":")[0]
-        log.info("notigate listening on %s:%d", host, self.port)
+        log.info(
+            "notigate listening on %s:%d (%s%s)",
+            host,
+            self.port,
+            "mutual TLS" if s.tls_client_ca_file else "TLS" if credentials else "plaintext",
+            ", bearer tokens required" if auth is not None else "",
+        )
 
     async def stop(self) -> None:
         """Graceful shutdown; concurrent and repeated calls wait for the same one."""

@@ -149,10 +149,8 @@ async def _redis_errors() -> AsyncIterator[None]:
         yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         raise QueueUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
-    except redis_errors.ResponseError as exc:
-        if str(exc).startswith("OOM"):
-            raise QueueFull("Redis is out of memory (maxmemory reached)") from exc
-        raise
+    except redis_errors.OutOfMemoryError as exc:
+        raise QueueFull("Redis is out of memory (maxmemory reached)") from exc
 
 
 class Queue:

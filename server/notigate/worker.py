@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 
 from notigate.config import Settings
-from notigate.errors import QueueUnavailable
+from notigate.errors import QueueFull, QueueUnavailable
+from notigate.metrics import Metrics
 from notigate.queue import Lease, Queue, RetryOutcome
 from notigate.sender import (
     Delivered,
@@ -37,6 +38,15 @@ log = logging.getLogger(__name__)
 # message be lost while Redis reconnects.
 _IDLE_WAIT_S = 2.0
 _REDIS_RETRY_S = (0.05, 1.0)
+# The `outcome` label of notigate_telegram_requests_total.
+_OUTCOME_LABELS: dict[type, str] = {
+    Delivered: "delivered",
+    RateLimited: "rate_limited",
+    Migrated: "migrated",
+    PermanentError: "permanent_error",
+    TransientError: "transient_error",
+    Unauthorized: "unauthorized",
+}
 
 
 def backoff_ms(settings: Settings, attempt: int) -> int:
@@ -55,8 +65,10 @@ class Dispatcher:
         settings: Settings,
         *,
         on_token_rejected: Callable[[str], None] = lambda _: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics or Metrics()
         self.sender = sender
         self.settings = settings
         self.on_token_rejected = on_token_rejected
@@ -115,7 +127,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*(t for _, t in leftovers), return_exceptions=True)
         for lease, _ in leftovers:
-            with contextlib.suppress(QueueUnavailable):
+            with contextlib.suppress(QueueUnavailable, QueueFull):
                 await self.queue.defer(lease)
         if leftovers:
             log.warning("gave %d unfinished sends back to the queue", len(leftovers))
@@ -135,7 +147,7 @@ class Dispatcher:
             self._wake.clear()
             try:
                 leased = await self.queue.dequeue(free)
-            except QueueUnavailable as exc:
+            except (QueueUnavailable, QueueFull) as exc:
                 failures += 1
                 delay = min(_REDIS_RETRY_S[0] * 2**failures, _REDIS_RETRY_S[1])
                 if failures == 1:
@@ -166,7 +178,7 @@ class Dispatcher:
             leases = [lease for lease, _ in self._inflight.values()]
             try:
                 await self.queue.extend(leases)
-            except QueueUnavailable:
+            except (QueueUnavailable, QueueFull):
                 log.warning("cannot renew %d leases: Redis unavailable", len(leases))
 
     # -- one job ---------------------------------------------------------------
@@ -177,16 +189,22 @@ class Dispatcher:
             request = pb.SendRequest.FromString(lease.payload)
             if self.settings.paid_broadcast:
                 request.allow_paid_broadcast = True
-            outcome: Outcome = await self.sender.send(request, lease.chat_id)
+            outcome: Outcome = await self._send(request, lease.chat_id)
             migrated_to: str | None = None
             if isinstance(outcome, Migrated):
                 migrated_to = outcome.new_chat_id
                 log.info("job %s: chat %s migrated to %s", lease.job_id, lease.chat_id, migrated_to)
-                outcome = await self.sender.send(request, migrated_to)
+                outcome = await self._send(request, migrated_to)
             await self._record(lease, outcome, migrated_to, started)
         finally:
             self._inflight.pop(lease.job_id, None)
             self._wake.set()
+
+    async def _send(self, request: pb.SendRequest, chat_id: str) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self.sender.send(request, chat_id)
+        self.metrics.observe_telegram(_OUTCOME_LABELS[type(outcome)], time.perf_counter() - started)
+        return outcome
 
     async def _record(
         self, lease: Lease, outcome: Outcome, migrated_to: str | None, started: float
@@ -198,7 +216,7 @@ class Dispatcher:
             try:
                 await self._apply(lease, outcome, migrated_to, started)
                 return
-            except QueueUnavailable:
+            except (QueueUnavailable, QueueFull):
                 if self._stopping:
                     raise
                 await asyncio.sleep(delay)
@@ -209,10 +227,16 @@ class Dispatcher:
     ) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         job = lease.job_id
+        # Structured copies of what the messages say, for JSON logs.
+        extra = {"job_id": job, "chat_id": lease.chat_id, "elapsed_ms": round(elapsed_ms)}
         match outcome:
             case Delivered(message_id=message_id):
                 await self.queue.complete(lease, message_id, migrated_to=migrated_to)
-                log.info("job %s delivered to %s in %.0f ms", job, lease.chat_id, elapsed_ms)
+                self.metrics.jobs_delivered.inc()
+                self.metrics.delivery_duration.observe(elapsed_ms / 1000)
+                log.info(
+                    "job %s delivered to %s in %.0f ms", job, lease.chat_id, elapsed_ms, extra=extra
+                )
             case RateLimited(retry_after_s=retry_after):
                 pause_ms = max(1, math.ceil(retry_after * 1000))
                 bot_paused = await self.queue.defer(lease, pause_ms)
@@ -221,24 +245,41 @@ class Dispatcher:
                     job,
                     "the whole bot" if bot_paused else f"chat {lease.chat_id}",
                     pause_ms,
+                    extra={**extra, "pause_ms": pause_ms},
                 )
             case PermanentError(description=description):
                 await self.queue.fail(lease, description)
-                log.warning("job %s failed: %s", job, description)
+                self.metrics.jobs_failed.inc()
+                log.warning("job %s failed: %s", job, description, extra=extra)
             case Unauthorized(description=description):
                 await self.queue.defer(lease)
                 self.on_token_rejected(description)
             case TransientError(description=description):
-                await self._retry(lease, description)
+                await self._retry(lease, description, extra)
             case Migrated(new_chat_id=again):
-                await self._retry(lease, f"chat migrated again, to {again}")
+                await self._retry(lease, f"chat migrated again, to {again}", extra)
 
-    async def _retry(self, lease: Lease, description: str) -> None:
+    async def _retry(self, lease: Lease, description: str, extra: dict[str, object]) -> None:
         attempt = lease.attempts + 1
         result = await self.queue.retry(lease, description, backoff_ms(self.settings, attempt))
+        extra = {**extra, "attempt": attempt}
         if result is RetryOutcome.FAILED:
-            log.warning("job %s failed after %d attempts: %s", lease.job_id, attempt, description)
+            self.metrics.jobs_failed.inc()
+            log.warning(
+                "job %s failed after %d attempts: %s",
+                lease.job_id,
+                attempt,
+                description,
+                extra=extra,
+            )
         else:
+            if result is RetryOutcome.SCHEDULED:
+                self.metrics.jobs_retried.inc()
             log.info(
-                "job %s attempt %d failed (%s): %s", lease.job_id, attempt, description, result
+                "job %s attempt %d failed (%s): %s",
+                lease.job_id,
+                attempt,
+                description,
+                result,
+                extra=extra,
             )

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Cancel a job that has not been handed to Telegram yet (waiting or delayed).
 

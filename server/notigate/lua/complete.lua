@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Record a delivery: the job becomes completed with Telegram's message id.
   A delivery is a fact, so it is recorded even when the lease was lost (the job

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Give a leased job back without using an attempt: after a 429 (the chat is
   paused for retry_after, and the whole bot when 429s come from several chats

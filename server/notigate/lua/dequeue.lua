@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Lease up to `count` jobs that may be sent now, honouring priority, the
   bot-wide limit, per-chat pacing and pauses; first promote what has become

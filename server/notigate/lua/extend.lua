@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Renew the leases of jobs still being sent, so a slow send is not mistaken
   for a dead worker.

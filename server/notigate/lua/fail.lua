@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   A send failed permanently (403, 400 such as "chat not found"): the job fails
   at once with Telegram's description; no further attempt.

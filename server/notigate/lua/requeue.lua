@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Put a failed job back in the queue (RetryJob) with a fresh attempt budget.
   It keeps its rank, so it goes ahead of newer messages of its priority.

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   A send failed transiently (5xx, timeout, network): count the attempt and
   schedule the next one after `backoff` ms, or fail the job when its attempts
