@@ -16,9 +16,12 @@ WORKDIR /var/lib/notigate
 ENV NOTIGATE_LISTEN=0.0.0.0:50051 \
     NOTIGATE_DATA_DIR=/var/lib/notigate/data \
     PYTHONUNBUFFERED=1
-EXPOSE 50051
+# 50051 gRPC; 9090 Prometheus metrics when NOTIGATE_METRICS_LISTEN=0.0.0.0:9090.
+EXPOSE 50051 9090
 STOPSIGNAL SIGTERM
+# Exit 0 only while SERVING. With TLS or API tokens, NOTIGATE_CA / NOTIGATE_API_TOKEN in the
+# container's environment reach the check as well.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
-  CMD python -c "import grpc,sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; c=grpc.insecure_channel('127.0.0.1:50051'); sys.exit(0 if g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=2).status == h.HealthCheckResponse.SERVING else 1)"
+  CMD ["notigate", "health", "--target", "127.0.0.1:50051", "--timeout", "2"]
 ENTRYPOINT ["notigate"]
 CMD ["serve"]

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install run test test-faults lint typecheck proto bench bench-smoke clean
+.PHONY: install run test test-faults lint typecheck proto gen breaking bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +42,34 @@ typecheck: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
+## Regenerate the committed TypeScript/JavaScript stubs (examples/node/gen) from proto/.
+gen: $(NODE_STAMP)
+	node_modules/.bin/buf generate
+
+## Fail on wire- or source-incompatible proto changes since the previous commit
+## (needs that commit: clone with fetch-depth >= 2). AGAINST overrides the baseline.
+AGAINST ?= .git\#ref=HEAD~1
+breaking: $(NODE_STAMP)
+	node_modules/.bin/buf breaking --against '$(AGAINST)'
+
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
+BENCH_NODE_STAMP := bench/node_modules/.installed-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+$(BENCH_NODE_STAMP): bench/package.json bench/package-lock.json
+	npm ci --prefix bench --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Benchmarks against BullMQ (Node, Python) and arq; writes docs/benchmarks.md and plots.
+bench: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## Every benchmark scenario once with tiny counts (< 1 min); fails only if one errors.
+bench-smoke: $(BENCH_STAMP) $(BENCH_NODE_STAMP)
+	$(BIN)/python bench/run.py --smoke $(BENCH_ARGS)

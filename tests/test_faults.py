@@ -8,6 +8,7 @@ still visible; nothing accepted may vanish. Each prints its figures.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -377,7 +378,7 @@ async def test_telegram_5xx_latency_and_429_storm(
         times = [
             (r.received_at, r.status, r.retry_after) for r in sim.requests if r.chat_id == chat
         ]
-        for (t, status, retry_after), (t_next, _, _) in zip(times, times[1:], strict=False):
+        for (t, status, retry_after), (t_next, _, _) in itertools.pairwise(times):
             if status == 429 and t_next - t < (retry_after or 0):
                 early += 1
     print(

@@ -1,17 +1,25 @@
-"""The ``notigate`` command: ``serve`` runs the gateway, ``simulator`` the Bot API simulator."""
+"""The ``notigate`` command.
+
+``serve`` runs the gateway and ``simulator`` the Bot API simulator; ``send``, ``send-file``,
+``stats``, ``job``, ``jobs``, ``retry``, ``cancel`` and ``health`` talk to a running gateway
+through the Python client (see :mod:`notigate.admin`). Exit codes: 0 success, 1 the server
+refused or is not serving, 2 bad usage, configuration or input file.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from notigate import __version__
+from notigate import __version__, admin
 from notigate.config import ConfigError, Settings, from_env
+from notigate.logs import setup_logging
 
 log = logging.getLogger("notigate")
 
@@ -21,23 +29,13 @@ notigate: BOT_TOKEN is not set.
   run `notigate serve --sandbox` to deliver to the built-in Bot API simulator."""
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Request URLs contain the bot token; these libraries log them at DEBUG/INFO.
-    for noisy in ("httpx", "telegram", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--listen", help="gRPC address host:port (NOTIGATE_LISTEN)")
     p.add_argument(
         "--redis-url",
-        help="redis://, rediss:// or unix:// (REDIS_URL); "
+        help="redis://, rediss:// or unix:// (REDIS_URL; prefer the variable when the URL "
+        "has a password: command lines are visible to other users); "
         "default: an embedded Valkey under the data dir",
     )
     p.add_argument("--telegram-api-url", help="Bot API root (TELEGRAM_API_URL)")
@@ -49,6 +47,15 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         default=None,
         help="deliver to the built-in Bot API simulator (no Telegram)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        help="host:port of the Prometheus /metrics endpoint (NOTIGATE_METRICS_LISTEN)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="log lines for people or machines (NOTIGATE_LOG_FORMAT)",
     )
     p.add_argument("--log-level", default="info")
 
@@ -69,13 +76,16 @@ def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--log-level", default="info")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    root = argparse.ArgumentParser(prog="notigate", description=__doc__)
+def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; ``env`` supplies the client commands' defaults."""
+    root = argparse.ArgumentParser(
+        prog="notigate", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     root.add_argument("--version", action="version", version=f"notigate {__version__}")
     sub = root.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_simulator(sub)
+    admin.add_commands(sub, env or {})
     return root
 
 
@@ -107,15 +117,25 @@ async def _simulate(args: argparse.Namespace) -> None:
     await run_simulator(args.host, args.port, args.token or [SANDBOX_TOKEN], config)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``notigate`` console script."""
-    args = parser().parse_args(argv)
-    _setup_logging(args.log_level)
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``notigate`` console script; ``env`` defaults to ``os.environ``.
+
+    The one place besides :func:`notigate.config.from_env` that reads the environment:
+    the client commands take NOTIGATE_TARGET, NOTIGATE_API_TOKEN and NOTIGATE_CA from it
+    as flag defaults, and ``serve`` passes it to ``from_env``.
+    """
+    env = os.environ if env is None else env
+    args = parser(env).parse_args(argv)
     if args.command == "simulator":
+        setup_logging(args.log_level)
         asyncio.run(_simulate(args))
         return 0
+    if args.command != "serve":
+        # No logging setup: the client commands report on stdout/stderr themselves.
+        return admin.run(args)
     try:
         settings = from_env(
+            env,
             listen=args.listen,
             redis_url=args.redis_url,
             telegram_api_url=args.telegram_api_url,
@@ -123,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             global_rate=args.global_rate,
             concurrency=args.concurrency,
             sandbox=args.sandbox,
+            metrics_listen=args.metrics_listen,
+            log_format=args.log_format,
         )
     except ConfigError as exc:
         print(f"notigate: {exc}", file=sys.stderr)
@@ -130,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not settings.bot_token and not settings.sandbox:
         print(SETUP_HELP, file=sys.stderr)
         return 2
+    setup_logging(
+        args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
+    )
     asyncio.run(_serve(settings))
     return 0
 

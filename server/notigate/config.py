@@ -51,7 +51,8 @@ class Limits:
 class Settings:
     """Everything notigate can be configured with. Units are in the names."""
 
-    redis_url: str | None = None
+    # repr=False: the URL may carry the Redis password.
+    redis_url: str | None = field(default=None, repr=False)
     bot_token: str | None = field(default=None, repr=False)
     telegram_api_url: str = DEFAULT_API_URL
     listen: str = "127.0.0.1:50051"

@@ -143,6 +143,7 @@ class HealthMonitor:
             await self.publish()
             self._token_changed.clear()
             try:
-                await asyncio.wait_for(self._token_changed.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._token_changed.wait()
             except TimeoutError:
                 since_token += self.interval_s

@@ -3,8 +3,9 @@
 Each script is a ``lua/<name>.lua`` file whose header names its KEYS, ARGV and
 return codes. Every script but ``enqueue`` starts with ``#!lua flags=allow-oom``:
 when Redis reaches maxmemory, new messages are refused (RESOURCE_EXHAUSTED) but
-delivery goes on, and delivering is what frees memory (needs Redis 7+ / Valkey). ``-- @include <name>`` splices ``lua/includes/<name>.lua`` in, so
-helpers shared by several scripts exist once. Scripts are sent once and then
+delivery goes on, and delivering is what frees memory (needs Redis 7+ / Valkey).
+``-- @include <name>`` splices ``lua/includes/<name>.lua`` in, so helpers shared
+by several scripts exist once. Scripts are sent once and then
 called by SHA (redis-py's Script falls back to EVAL after a SCRIPT FLUSH or a
 Redis restart).
 """

@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from notigate import rpc_status
 from notigate.config import Settings
 from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
+from notigate.metrics import Metrics
 from notigate.queue import Enqueued, JobRecord, JobState, NewJob, Queue
 from notigate.validation import (
     FieldViolation,
@@ -100,9 +101,11 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         *,
         on_enqueued: Callable[[], None] = lambda: None,
         warnings: Callable[[], Sequence[str]] = tuple,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._on_enqueued = on_enqueued
         self._warnings = warnings
 
@@ -142,6 +145,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     ) -> list[Enqueued]:
         async with self._errors(context):
             results = await self.queue.enqueue([new_job(r) for r in requests])
+        self.metrics.jobs_enqueued.inc(sum(not r.duplicate for r in results))
         self._on_enqueued()
         return results
 

@@ -115,13 +115,21 @@ class Dispatcher:
         self._stopping = True
         self._enabled.set()
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        dispatch, renew = self._tasks or (None, None)
+        if dispatch is not None:
+            # Let a dequeue in progress return rather than cancel it: its script
+            # runs anyway, and the jobs it leased would wait for their leases
+            # to expire. What it returns is sent within the grace period.
+            done, _ = await asyncio.wait([dispatch], timeout=grace_s)
+            if not done:
+                dispatch.cancel()
         pending = [task for _, task in self._inflight.values()]
         if pending:
             log.info("waiting for %d sends in flight", len(pending))
             await asyncio.wait(pending, timeout=grace_s)
+        if renew is not None:
+            renew.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         leftovers = list(self._inflight.values())
         for _, task in leftovers:
             task.cancel()
@@ -169,7 +177,8 @@ class Dispatcher:
     async def _wait(self, wait_ms: int | None) -> None:
         timeout = _IDLE_WAIT_S if wait_ms is None else min(wait_ms / 1000, _IDLE_WAIT_S)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _renew_leases(self) -> None:
         period = self.settings.lease_ms / 3000
@@ -276,10 +285,10 @@ class Dispatcher:
             if result is RetryOutcome.SCHEDULED:
                 self.metrics.jobs_retried.inc()
             log.info(
-                "job %s attempt %d failed (%s): %s",
+                "job %s attempt %d failed: %s; %s",
                 lease.job_id,
                 attempt,
                 description,
-                result,
+                "next attempt scheduled" if result is RetryOutcome.SCHEDULED else "lease lost",
                 extra=extra,
             )

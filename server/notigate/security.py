@@ -1,0 +1,187 @@
+"""Who may call the gateway: bearer-token authentication and TLS for the gRPC port.
+
+* :class:`BearerAuthInterceptor` requires ``authorization: Bearer <token>`` on every RPC
+  when ``Settings.api_tokens`` is set. ``grpc.health.v1.Health`` stays open so
+  orchestrators can probe without a secret; reflection is open only with
+  ``Settings.reflection_open``.
+* :func:`server_credentials` builds TLS (or, with a client CA, mutual TLS) credentials
+  from the certificate files named in the settings.
+
+The presented token is never logged nor echoed in an error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from notigate import rpc_status
+from notigate.config import ConfigError, Settings
+
+__all__ = [
+    "HEALTH_PREFIX",
+    "REFLECTION_PREFIXES",
+    "BearerAuthInterceptor",
+    "auth_interceptor",
+    "plaintext_token_warning",
+    "server_credentials",
+]
+
+log = logging.getLogger(__name__)
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+REFLECTION_PREFIXES = (
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+_AUTH_KEY = "authorization"
+_SCHEME = "bearer"
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
+    """Rejects RPCs without a valid ``authorization: Bearer <token>`` with UNAUTHENTICATED.
+
+    Args:
+        tokens: the accepted tokens (at least one).
+        open_prefixes: method paths (``/package.Service/``) that need no token.
+
+    The status carries a google.rpc ErrorInfo with reason ``AUTH_MISSING`` (no header, or
+    not a bearer token) or ``AUTH_INVALID`` (a bearer token that matches none).
+    """
+
+    def __init__(self, tokens: Iterable[str], *, open_prefixes: Sequence[str] = ()) -> None:
+        # Tokens are kept only as keyed digests: equal length for every candidate, so
+        # compare_digest takes the same time whatever the presented token's length, and
+        # no plaintext token sits in this object for a repr or a debugger to show.
+        self._key = secrets.token_bytes(32)
+        self._digests = tuple(self._digest(t) for t in tokens)
+        if not self._digests:
+            raise ValueError("BearerAuthInterceptor needs at least one token")
+        self._open_prefixes = tuple(open_prefixes)
+
+    def _digest(self, token: str) -> bytes:
+        return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+    def _matches(self, token: str) -> bool:
+        presented = self._digest(token)
+        matched = False
+        # No early exit: every configured token is compared, so timing does not tell
+        # which one (or whether the first) matched.
+        for digest in self._digests:
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+    def check(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> rpc_status.Reason | None:
+        """None when ``metadata`` carries an accepted token, else the reason to reject."""
+        values = [value for key, value in metadata or () if key.lower() == _AUTH_KEY]
+        # Several authorization headers are ambiguous: reject rather than guess which counts.
+        if len(values) != 1 or not isinstance(values[0], str):
+            return rpc_status.Reason.AUTH_MISSING
+        scheme, _, token = values[0].strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != _SCHEME or not token:
+            return rpc_status.Reason.AUTH_MISSING
+        return None if self._matches(token) else rpc_status.Reason.AUTH_INVALID
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        """Pass authenticated or open RPCs on; answer the others with UNAUTHENTICATED."""
+        method: str = handler_call_details.method or ""
+        if method.startswith(self._open_prefixes):
+            return await continuation(handler_call_details)
+        reason = self.check(handler_call_details.invocation_metadata)
+        if reason is None:
+            return await continuation(handler_call_details)
+        # Rejected before the method is looked up, so a caller without a token cannot
+        # probe which methods exist (no UNIMPLEMENTED vs UNAUTHENTICATED difference).
+        return _rejecting_handler(method, reason)
+
+
+def _rejecting_handler(method: str, reason: rpc_status.Reason) -> grpc.RpcMethodHandler:
+    message = (
+        "missing bearer token: send metadata 'authorization: Bearer <token>'"
+        if reason == rpc_status.Reason.AUTH_MISSING
+        else "invalid bearer token"
+    )
+    status = rpc_status.unauthenticated(message, reason=reason)
+
+    async def reject(_requests: Any, context: grpc.aio.ServicerContext) -> None:
+        log.info("rejected %s from %s: %s", method, context.peer(), reason.value)
+        await rpc_status.abort(context, status)
+
+    # A stream-stream handler serves every kind of call: on the wire each RPC is a pair
+    # of message streams, and this one ends before reading any request. No deserializer:
+    # the request bytes are never parsed.
+    return grpc.stream_stream_rpc_method_handler(reject)
+
+
+def auth_interceptor(settings: Settings) -> BearerAuthInterceptor | None:
+    """The interceptor ``settings`` ask for, or None when no API token is configured."""
+    if not settings.api_tokens:
+        return None
+    open_prefixes = [HEALTH_PREFIX]
+    if settings.reflection_open:
+        open_prefixes.extend(REFLECTION_PREFIXES)
+    return BearerAuthInterceptor(settings.api_tokens, open_prefixes=open_prefixes)
+
+
+def _read(path: Path, variable: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials for the gRPC port, or None for plaintext.
+
+    With ``tls_client_ca_file`` set, clients must present a certificate signed by that
+    CA (mutual TLS).
+
+    Raises:
+        ConfigError: a file cannot be read, or only one of certificate and key is set.
+    """
+    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise ConfigError("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
+    key = _read(key_file, "NOTIGATE_TLS_KEY")
+    chain = _read(cert_file, "NOTIGATE_TLS_CERT")
+    client_ca = None
+    if settings.tls_client_ca_file is not None:
+        client_ca = _read(settings.tls_client_ca_file, "NOTIGATE_TLS_CLIENT_CA")
+    return grpc.ssl_server_credentials(
+        [(key, chain)],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def plaintext_token_warning(settings: Settings) -> str | None:
+    """A warning when API tokens would cross a network unencrypted, else None."""
+    if not settings.api_tokens or settings.tls_cert_file is not None:
+        return None
+    host = settings.listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to a public address
+    return (
+        f"API tokens are checked on {settings.listen} without TLS: they travel in "
+        "plaintext; set NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY"
+    )
