@@ -106,7 +106,8 @@ class Gateway:
             self.api_url = sim.base_url
             log.warning(
                 "SANDBOX MODE: messages go to the built-in Bot API simulator at %s, "
-                "not to Telegram",
+                "not to Telegram (what it received: %s/_sim/messages)",
+                self.api_url,
                 self.api_url,
             )
         if not token:

@@ -79,7 +79,10 @@ def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The command-line parser; ``env`` supplies the client commands' defaults."""
     root = argparse.ArgumentParser(
-        prog="notigate", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="notigate",
+        description="notigate: a gRPC notification gateway for Telegram.",
+        epilog="serve runs the gateway, simulator the Bot API simulator; the other commands "
+        "talk to a running gateway (exit 0 ok, 1 refused or not serving, 2 bad usage).",
     )
     root.add_argument("--version", action="version", version=f"notigate {__version__}")
     sub = root.add_subparsers(dest="command", required=True)
