@@ -70,6 +70,15 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """A send Telegram accepted, to be recorded."""
+
+    lease: Lease
+    message_id: int
+    migrated_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Leased:
     """What one dequeue call returned."""
 
@@ -243,8 +252,22 @@ class Queue:
         self, lease: Lease, message_id: int, *, migrated_to: str | None = None
     ) -> bool:
         """Record a delivery. Returns False when the lease had been lost meanwhile."""
+        [recorded] = await self.complete_many([Delivery(lease, message_id, migrated_to)])
+        return recorded
+
+    async def complete_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Record many deliveries in one script call; True where the lease still held."""
         k = self.keys
-        code = await self._call(
+        args: list[Any] = [
+            k.prefix,
+            self.settings.keep_completed,
+            self._keep_age_ms,
+            *self._chat_args,
+            len(deliveries),
+        ]
+        for d in deliveries:
+            args += [d.lease.job_id, d.lease.token, d.message_id, d.migrated_to or ""]
+        codes = await self._call(
             "complete",
             [
                 k.active,
@@ -257,18 +280,9 @@ class Queue:
                 k.stats,
                 k.migrations,
             ],
-            [
-                k.prefix,
-                lease.job_id,
-                lease.token,
-                message_id,
-                self.settings.keep_completed,
-                self._keep_age_ms,
-                migrated_to or "",
-                *self._chat_args,
-            ],
+            args,
         )
-        return int(code) == 1
+        return [int(code) == 1 for code in codes]
 
     async def retry(self, lease: Lease, error: str, backoff_ms: int) -> RetryOutcome:
         """Count a failed attempt; schedule the next or fail when attempts are used up."""

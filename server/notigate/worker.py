@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 from notigate.config import Settings
 from notigate.errors import QueueFull, QueueUnavailable
+from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
-from notigate.queue import Lease, Queue, RetryOutcome
+from notigate.queue import Delivery, Lease, Queue, RetryOutcome
 from notigate.sender import (
     Delivered,
     Migrated,
@@ -78,6 +79,7 @@ class Dispatcher:
         self._stopping = False
         self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._completions: GroupCommit[Delivery, bool] = GroupCommit(queue.complete_many)
 
     # -- control ---------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class Dispatcher:
         extra = {"job_id": job, "chat_id": lease.chat_id, "elapsed_ms": round(elapsed_ms)}
         match outcome:
             case Delivered(message_id=message_id):
-                await self.queue.complete(lease, message_id, migrated_to=migrated_to)
+                await self._completions.submit(Delivery(lease, message_id, migrated_to))
                 self.metrics.jobs_delivered.inc()
                 self.metrics.delivery_duration.observe(elapsed_ms / 1000)
                 log.info(

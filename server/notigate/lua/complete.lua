@@ -1,8 +1,9 @@
 #!lua flags=allow-oom
 --[[
-  Record a delivery: the job becomes completed with Telegram's message id.
-  A delivery is a fact, so it is recorded even when the lease was lost (the job
-  is then taken out of whatever queue it went back to, so it is not sent again).
+  Record deliveries: each job becomes completed with Telegram's message id.
+  Many deliveries share one call (the workers group-commit them). A delivery
+  is a fact, so it is recorded even when the lease was lost (the job is then
+  taken out of whatever queue it went back to, so it is not sent again).
 
   KEYS[1] active      zset  leased job ids
   KEYS[2] completed   zset  completed job ids, score = delivery time (ms)
@@ -15,15 +16,14 @@
   KEYS[9] migrations  hash  old chat id -> new chat id
 
   ARGV[1]    key prefix (with the hash tag)
-  ARGV[2]    job id
-  ARGV[3]    lease token
-  ARGV[4]    Telegram message id
-  ARGV[5]    completed jobs kept; ARGV[6] their maximum age ms (0 = no limit)
-  ARGV[7]    new chat id when the chat was migrated during this send, else ''
-  ARGV[8..12] private rate, private window ms, group rate, group window ms, chat margin ms
+  ARGV[2]    completed jobs kept; ARGV[3] their maximum age ms (0 = no limit)
+  ARGV[4..8] private rate, private window ms, group rate, group window ms, chat margin ms
+  ARGV[9]    n, the number of deliveries; then for each delivery i (0-based), at 10 + 4*i:
+             job id, lease token, Telegram message id, new chat id if the chat was
+             migrated during the send (else '')
 
-  Returns 1 = recorded under the caller's lease, 2 = recorded although the lease
-  had been lost, 0 = already completed, -1 = no such job.
+  Returns one code per delivery: 1 = recorded under the caller's lease, 2 = recorded
+  although the lease had been lost, 0 = already completed, -1 = no such job.
 ]]
 local active, completed, waiting, delayed, failed, ready, paced, stats, migrations =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -31,35 +31,47 @@ local prefix = ARGV[1]
 
 -- @include common
 
-local id, token = ARGV[2], ARGV[3]
-local jk = prefix .. 'job:' .. id
+local keep, age = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lim = limits_from(ARGV, 4)
+local n = tonumber(ARGV[9])
 local now = time_ms()
-local f = redis.call('HMGET', jk, 's', 'tk', 'ch')
-local state, chat = f[1], f[3]
-if not state then
-  return -1
+local out = {}
+local sent = 0
+for i = 0, n - 1 do
+  local base = 10 + 4 * i
+  local id, token = ARGV[base], ARGV[base + 1]
+  local jk = prefix .. 'job:' .. id
+  local f = redis.call('HMGET', jk, 's', 'tk', 'ch')
+  local state, chat = f[1], f[3]
+  if not state then
+    out[#out + 1] = -1
+  elseif state == 'completed' then
+    out[#out + 1] = 0
+  else
+    if state == 'active' and f[2] == token then
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 2
+    end
+    redis.call('ZREM', active, id)
+    redis.call('ZREM', delayed, id)
+    redis.call('ZREM', failed, id)
+    if redis.call('ZREM', waiting, id) == 1 then
+      redis.call('ZREM', prefix .. 'q:' .. chat, id)
+      place_chat(ready, paced, chat, now, lim)
+    end
+    local new_chat = ARGV[base + 3]
+    if new_chat ~= '' then
+      redis.call('HSET', migrations, chat, new_chat)
+      redis.call('HSET', jk, 'ch', new_chat)
+    end
+    redis.call('HSET', jk, 'm', ARGV[base + 2], 'd', now)
+    finish(completed, jk, id, 'completed', now)
+    sent = sent + 1
+  end
 end
-if state == 'completed' then
-  return 0
+if sent > 0 then
+  redis.call('HINCRBY', stats, 'sent', sent)
+  trim(completed, keep, age, now)
 end
-local result = 1
-if not (state == 'active' and f[2] == token) then
-  result = 2
-end
-redis.call('ZREM', active, id)
-redis.call('ZREM', delayed, id)
-redis.call('ZREM', failed, id)
-if redis.call('ZREM', waiting, id) == 1 then
-  redis.call('ZREM', prefix .. 'q:' .. chat, id)
-  place_chat(ready, paced, chat, now, limits_from(ARGV, 8))
-end
-local new_chat = ARGV[7]
-if new_chat ~= '' then
-  redis.call('HSET', migrations, chat, new_chat)
-  redis.call('HSET', jk, 'ch', new_chat)
-end
-redis.call('HSET', jk, 'm', ARGV[4], 'd', now)
-finish(completed, jk, id, 'completed', now)
-redis.call('HINCRBY', stats, 'sent', 1)
-trim(completed, tonumber(ARGV[5]), tonumber(ARGV[6]), now)
-return result
+return out

@@ -1,0 +1,42 @@
+"""Group commit: concurrent callers share writes, each gets its own result or error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from notigate.group_commit import GroupCommit
+
+
+async def test_callers_arriving_during_a_write_share_the_next_one() -> None:
+    writes: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        writes.append(list(items))
+        await asyncio.sleep(0.01)
+        return [i * 10 for i in items]
+
+    commit: GroupCommit[int, int] = GroupCommit(write)
+    first = asyncio.ensure_future(commit.submit(0))
+    await asyncio.sleep(0.001)  # the first write is in flight
+    rest = await asyncio.gather(*(commit.submit(i) for i in range(1, 20)))
+    assert [await first, *rest] == [i * 10 for i in range(20)]
+    assert writes == [[0], list(range(1, 20))]
+
+
+async def test_a_failed_write_fails_its_callers_only() -> None:
+    calls = 0
+
+    async def write(items: Sequence[str]) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("redis down")
+        return list(items)
+
+    commit: GroupCommit[str, str] = GroupCommit(write)
+    with pytest.raises(ConnectionError):
+        await commit.submit("a")
+    assert await commit.submit("b") == "b"
