@@ -1,0 +1,1 @@
+"""notigate's benchmarks against its peers: ``python bench/run.py`` (``make bench``)."""

@@ -1,0 +1,115 @@
+"""BullMQ's Python port (PyPI ``bullmq``) as a peer: producer and worker.
+
+    python bench/peers/bullmq_py.py '{"mode": "add", "host": ..., "port": ..., ...}'
+
+Modes: ``add`` (Queue.add with priority, closed loop), ``addBulk`` (batches), ``worker``
+(each job one sendMessage POST to the simulator over aiohttp; no rate limiter: bullmq
+3.4.4's limiter stalls after ``max`` jobs). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import aiohttp
+from bullmq import Queue, Worker
+
+from bench.loadgen.pydrive import drive, emit
+
+
+def _data(i: int, chats: int) -> dict[str, str]:
+    return {
+        "chat_id": str(1_000_000 + i % chats),
+        "text": f"py{os.getpid()} benchmark message #{i}: your order has shipped",
+    }
+
+
+async def produce(o: dict[str, Any]) -> dict[str, Any]:
+    queue = Queue(o.get("queue", "bench"), {"connection": f"redis://{o['host']}:{o['port']}"})
+    chats = o.get("chats", 1000)
+    n = o.get("batch", 500)
+    if o["mode"] == "add":
+
+        async def op(i: int) -> None:
+            await queue.add("send", _data(i, chats), {"priority": o.get("priority", 1)})
+
+        per_op = 1
+    else:
+
+        async def op(i: int) -> None:
+            await queue.addBulk(
+                [{"name": "send", "data": _data(i * n + k, chats)} for k in range(n)]
+            )
+
+        per_op = n
+    result = await drive(
+        op,
+        concurrency=o.get("concurrency", 32),
+        duration=o.get("duration", 5),
+        warmup=o.get("warmup", 0.5),
+        start_at=o.get("startAt", 0) / 1000,
+        per_op=per_op,
+        seq_base=o.get("seqBase", 0),
+    )
+    await queue.close()
+    return result
+
+
+async def work(o: dict[str, Any]) -> dict[str, Any]:
+    url = f"{o['api']}/bot{o['token']}/sendMessage"
+    completed = failed = 0
+    connector = aiohttp.TCPConnector(limit=o.get("concurrency", 64))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def process(job: Any, token: str) -> Any:
+            async with session.post(
+                url, json={"chat_id": job.data["chat_id"], "text": job.data["text"]}
+            ) as r:
+                body = await r.json()
+            if not body.get("ok"):
+                raise RuntimeError(body.get("description", f"HTTP {r.status}"))
+            return body["result"]["message_id"]
+
+        worker = Worker(
+            o.get("queue", "bench"),
+            process,
+            {
+                "connection": f"redis://{o['host']}:{o['port']}",
+                "concurrency": o.get("concurrency", 64),
+                "removeOnComplete": {"count": 100},
+                "removeOnFail": {"count": 1000},
+            },
+        )
+
+        def on_completed(*_: Any) -> None:
+            nonlocal completed
+            completed += 1
+
+        def on_failed(*_: Any) -> None:
+            nonlocal failed
+            failed += 1
+
+        worker.on("completed", on_completed)
+        worker.on("failed", on_failed)
+        deadline = time.monotonic() + o.get("timeout", 120)
+        while completed + failed < o["expect"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await worker.close()
+    return {"completed": completed, "failed": failed}
+
+
+def main() -> None:
+    o = json.loads(sys.argv[1])
+    emit(asyncio.run(work(o) if o["mode"] == "worker" else produce(o)))
+
+
+if __name__ == "__main__":
+    main()
