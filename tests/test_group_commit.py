@@ -40,3 +40,15 @@ async def test_a_failed_write_fails_its_callers_only() -> None:
     with pytest.raises(ConnectionError):
         await commit.submit("a")
     assert await commit.submit("b") == "b"
+
+
+async def test_max_items_bounds_one_write() -> None:
+    writes: list[int] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        writes.append(len(items))
+        return list(items)
+
+    commit: GroupCommit[int, int] = GroupCommit(write, max_items=4)
+    assert await asyncio.gather(*(commit.submit(i) for i in range(10))) == list(range(10))
+    assert writes == [4, 4, 2]

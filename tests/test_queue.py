@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from redis.asyncio import Redis
@@ -63,24 +64,38 @@ async def test_delayed_job_is_not_due_before_its_time(redis: Redis) -> None:
     assert [lease.job_id for lease in await drain(q)] == [res.job_id]
 
 
-async def test_global_limit_counts_a_sliding_window(redis: Redis) -> None:
+async def test_global_limit_spaces_sends_and_counts_a_sliding_window(redis: Redis) -> None:
+    # 3 per 300 ms: one send per 100 ms interval, never 4 in any 300 ms.
     q = await make_queue(
         redis,
-        limits=Limits(global_rate=3, global_window_ms=400, private_rate=100, global_margin_ms=0),
+        limits=Limits(global_rate=3, global_window_ms=300, private_rate=100, global_margin_ms=0),
     )
     await q.enqueue([job(chat=str(i + 1)) for i in range(5)])
     first = await q.dequeue(10)
-    assert len(first.leases) == 3
-    assert first.wait_ms is not None and 300 < first.wait_ms <= 400
+    assert len(first.leases) == 1 and first.blocked
+    assert first.wait_ms is not None and 0 < first.wait_ms <= 100
     assert (await q.dequeue(10)).leases == []
-    await asyncio.sleep(first.wait_ms / 1000 + 0.01)
-    assert len(await drain(q)) == 2
+    for _ in range(4):
+        leased = await q.dequeue(10)
+        await asyncio.sleep((leased.wait_ms or 0) / 1000 + 0.005)
+        assert len((await q.dequeue(10)).leases) == 1
+    sends = [int(t) for t in await redis.lrange(q.keys.glog, 0, -1)]
+    assert all(a - b >= 100 for a, b in itertools.pairwise(sends))
+
+
+async def test_burst_span_lets_high_rates_send_back_to_back(redis: Redis) -> None:
+    q = await make_queue(
+        redis, limits=Limits(global_rate=1000, private_rate=100, global_burst_ms=20)
+    )
+    await q.enqueue([job(chat=str(i + 1)) for i in range(50)])
+    # 1000/s with a 20 ms burst span: 19 go at once (interval 1.015 ms), then spacing.
+    assert len((await q.dequeue(50)).leases) == 19
 
 
 async def test_private_chat_paced_without_blocking_other_chats(redis: Redis) -> None:
     q = await make_queue(
         redis,
-        limits=Limits(global_rate=100, private_rate=1, private_window_ms=500, chat_margin_ms=0),
+        limits=Limits(global_rate=1000, private_rate=1, private_window_ms=500, chat_margin_ms=0),
     )
     await q.enqueue([job(chat="1", body=f"a{i}") for i in range(50)])
     first = await drain(q)
@@ -97,7 +112,7 @@ async def test_private_chat_paced_without_blocking_other_chats(redis: Redis) -> 
 async def test_group_window_allows_its_quota_then_paces(redis: Redis) -> None:
     q = await make_queue(
         redis,
-        limits=Limits(global_rate=100, group_rate=3, group_window_ms=60_000, chat_margin_ms=0),
+        limits=Limits(global_rate=1000, group_rate=3, group_window_ms=60_000, chat_margin_ms=0),
     )
     await q.enqueue([job(chat="-100123", body=str(i)) for i in range(5)])
     assert len(await drain(q)) == 3

@@ -19,8 +19,14 @@ R = TypeVar("R")
 class GroupCommit(Generic[T, R]):
     """Batches calls of ``write(items) -> results`` (one result per item, in order)."""
 
-    def __init__(self, write: Callable[[Sequence[T]], Awaitable[Sequence[R]]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_items: int | None = None,
+    ) -> None:
         self._write = write
+        self._max_items = max_items
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -34,7 +40,8 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending, []
+            cut = len(self._pending) if self._max_items is None else self._max_items
+            batch, self._pending = self._pending[:cut], self._pending[cut:]
             try:
                 results = await self._write([item for item, _ in batch])
             except Exception as exc:

@@ -85,6 +85,9 @@ class Leased:
     leases: list[Lease]
     # 0: more can be leased now; >0: ms until the next event; None: nothing scheduled.
     wait_ms: int | None
+    # The bot-wide limit (or a bot-wide pause) stopped the leasing: nothing new
+    # can be sent before wait_ms either.
+    blocked: bool = False
 
 
 class RetryOutcome(StrEnum):
@@ -233,6 +236,7 @@ class Queue:
                 s.keep_failed,
                 self._keep_age_ms,
                 _PROMOTE_BATCH,
+                s.limits.global_burst_ms,
             ],
         )
         wait = int(reply[0])
@@ -244,9 +248,9 @@ class Queue:
                 attempts=int(reply[i + 3]),
                 payload=reply[i + 4],
             )
-            for i in range(2, 2 + 5 * int(reply[1]), 5)
+            for i in range(3, 3 + 5 * int(reply[2]), 5)
         ]
-        return Leased(leases=leases, wait_ms=None if wait < 0 else wait)
+        return Leased(leases=leases, wait_ms=None if wait < 0 else wait, blocked=bool(reply[1]))
 
     async def complete(
         self, lease: Lease, message_id: int, *, migrated_to: str | None = None

@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from notigate import rpc_status
 from notigate.config import Settings
 from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
+from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
 from notigate.queue import Enqueued, JobRecord, JobState, NewJob, Queue
 from notigate.validation import (
@@ -108,6 +109,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self.metrics = metrics or Metrics()
         self._on_enqueued = on_enqueued
         self._warnings = warnings
+        # Concurrent Sends share one enqueue script call (the script takes batches).
+        self._sends: GroupCommit[NewJob, Enqueued] = GroupCommit(
+            queue.enqueue, max_items=settings.max_batch
+        )
 
     @asynccontextmanager
     async def _errors(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
@@ -144,7 +149,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, context: grpc.aio.ServicerContext, requests: Sequence[pb.SendRequest]
     ) -> list[Enqueued]:
         async with self._errors(context):
-            results = await self.queue.enqueue([new_job(r) for r in requests])
+            if len(requests) == 1:
+                results = [await self._sends.submit(new_job(requests[0]))]
+            else:
+                results = await self.queue.enqueue([new_job(r) for r in requests])
         self.metrics.jobs_enqueued.inc(sum(not r.duplicate for r in results))
         self._on_enqueued()
         return results

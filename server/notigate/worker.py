@@ -74,6 +74,7 @@ class Dispatcher:
         self.settings = settings
         self.on_token_rejected = on_token_rejected
         self._wake = asyncio.Event()
+        self._quiet_until = 0.0
         self._enabled = asyncio.Event()
         self._enabled.set()
         self._stopping = False
@@ -84,8 +85,14 @@ class Dispatcher:
     # -- control ---------------------------------------------------------------
 
     def wake(self) -> None:
-        """Look at the queue now (a job may have become due)."""
-        self._wake.set()
+        """Look at the queue now (a job may have become due).
+
+        Ignored while the bot-wide limit is known to be closed: a new job could
+        not be sent before the dispatcher's own timer fires anyway, and under
+        load every Send would otherwise cost a useless dequeue.
+        """
+        if asyncio.get_running_loop().time() >= self._quiet_until:
+            self._wake.set()
 
     def pause(self) -> None:
         """Stop leasing new jobs (e.g. the bot token was rejected)."""
@@ -170,6 +177,11 @@ class Dispatcher:
             for lease in leased.leases:
                 task = asyncio.create_task(self._deliver(lease))
                 self._inflight[lease.job_id] = (lease, task)
+            self._quiet_until = (
+                asyncio.get_running_loop().time() + leased.wait_ms / 1000
+                if leased.blocked and leased.wait_ms
+                else 0.0
+            )
             if leased.leases or leased.wait_ms == 0:
                 # More may be due at once; yield so the sends get going first.
                 await asyncio.sleep(0)

@@ -24,10 +24,19 @@
   ARGV[12]    stalls allowed before a job fails
   ARGV[13]    failed jobs kept; ARGV[14] their maximum age ms (0 = no limit)
   ARGV[15]    the most entries promoted per set in one call (bounds the script's run time)
+  ARGV[16]    burst span ms: bot-wide sends are also spaced evenly, at most as many
+              as fit in this span at the bot-wide rate may go at once
 
-  Returns {wait_ms, n, then per job: id, lease token, chat id, attempts, payload}.
+  Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts, payload}.
   wait_ms: 0 = more may be leased now; > 0 = the next event (slot, pacing, due
   job, lease expiry) is that far away; -1 = nothing is scheduled.
+  blocked: 1 when the bot-wide limit or pause stopped the leasing (a new job could
+  not be sent before wait_ms either), else 0.
+
+  Why spacing: leasing a whole window at once (30 sends in a few ms, then a
+  second of silence) makes an urgent message that arrives in the silence wait
+  for the next window; evenly spaced sends bound its wait to one interval, and
+  keep replicas from putting bursts on the wire together.
 ]]
 local ready, paced, delayed, active, waiting, glog, gpause, stats, failed =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -42,6 +51,8 @@ local lim = limits_from(ARGV, 7)
 local max_stalls = tonumber(ARGV[12])
 local keep_failed, failed_age = tonumber(ARGV[13]), tonumber(ARGV[14])
 local batch = tonumber(ARGV[15])
+local interval = (gwindow + gmargin) / grate
+local burst = math.max(1, math.floor(tonumber(ARGV[16]) / interval))
 local now = time_ms()
 local touched = {}
 
@@ -81,17 +92,22 @@ for chat in pairs(touched) do
   place_chat(ready, paced, chat, now, lim)
 end
 
-local out = { 0, 0 }
+local out = { 0, 0, 0 }
 local taken = 0
 local next_at = math.huge
 local paused = tonumber(redis.call('GET', gpause) or '0')
 if paused > now then
   next_at = paused
+  out[2] = 1
 else
   while taken < count do
-    local gopen = window_open_at(glog, grate, gwindow, gmargin)
+    local gopen = math.max(
+      window_open_at(glog, grate, gwindow, gmargin),
+      window_open_at(glog, burst, burst * interval, 0)
+    )
     if gopen > now then
       next_at = gopen
+      out[2] = 1
       break
     end
     local top = redis.call('ZPOPMIN', ready)
@@ -121,7 +137,7 @@ else
     place_chat(ready, paced, chat, now, lim)
   end
 end
-out[2] = taken
+out[3] = taken
 
 if next_at == math.huge and redis.call('ZCARD', ready) > 0 then
   next_at = now
@@ -137,6 +153,6 @@ if next_at == math.huge then
 elseif next_at <= now then
   out[1] = 0
 else
-  out[1] = next_at - now
+  out[1] = math.ceil(next_at - now)
 end
 return out
