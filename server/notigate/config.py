@@ -33,7 +33,7 @@ class Limits:
     # Telegram receives it, and that jitter (scheduling, network) must not
     # squeeze two sends into one of Telegram's windows. A chat's 1 s window can
     # afford a wide margin; the bot-wide one is kept tight for throughput.
-    global_margin_ms: int = 15
+    global_margin_ms: int = 8
     chat_margin_ms: int = 100
     # Bot-wide sends are spaced evenly; at most as many as fit in this span at
     # the bot-wide rate go back to back (1 at 30/s, 19 at 1000/s).

@@ -30,6 +30,7 @@ class QueueKeys:
     stats: str
     migrations: str
     glog: str
+    gtat: str
     gpause: str
     recent_429: str
     wake_channel: str
@@ -52,6 +53,7 @@ class QueueKeys:
             stats=p + "stats",
             migrations=p + "migrations",
             glog=p + "glog",
+            gtat=p + "gtat",
             gpause=p + "gpause",
             recent_429=p + "recent429",
             wake_channel=p + "wake",

@@ -147,9 +147,10 @@ def _record(job_id: str, h: dict[bytes, bytes]) -> JobRecord:
         last_error=_text(h.get(b"e")),
         message_id=_int(h.get(b"m")),
         created_ms=_int(h.get(b"c")),
-        updated_ms=_int(h.get(b"u")),
+        # Absent until the job first changes: the script saves the memory.
+        updated_ms=_int(h.get(b"u") or h.get(b"c")),
         delivered_ms=_int(h.get(b"d")),
-        due_ms=_int(h.get(b"due")),
+        due_ms=_int(h.get(b"due") or h.get(b"c")),
         payload=h.get(b"p", b""),
     )
 
@@ -223,7 +224,18 @@ class Queue:
         k, s = self.keys, self.settings
         reply = await self._call(
             "dequeue",
-            [k.ready, k.paced, k.delayed, k.active, k.waiting, k.glog, k.gpause, k.stats, k.failed],
+            [
+                k.ready,
+                k.paced,
+                k.delayed,
+                k.active,
+                k.waiting,
+                k.glog,
+                k.gpause,
+                k.stats,
+                k.failed,
+                k.gtat,
+            ],
             [
                 k.prefix,
                 count,

@@ -13,6 +13,7 @@
   KEYS[7] gpause      string  the whole bot is paused until this time (ms)
   KEYS[8] stats       hash    lifetime counters
   KEYS[9] failed      zset    failed job ids, score = time they failed
+  KEYS[10] gtat       string  bot-wide spacing: theoretical time of the next send (ms, GCRA)
 
   ARGV[1]     key prefix (with the hash tag)
   ARGV[2]     count: the most jobs to lease
@@ -24,8 +25,8 @@
   ARGV[12]    stalls allowed before a job fails
   ARGV[13]    failed jobs kept; ARGV[14] their maximum age ms (0 = no limit)
   ARGV[15]    the most entries promoted per set in one call (bounds the script's run time)
-  ARGV[16]    burst span ms: bot-wide sends are also spaced evenly, at most as many
-              as fit in this span at the bot-wide rate may go at once
+  ARGV[16]    burst span ms: bot-wide sends are also spaced evenly (GCRA), at most as
+              many as fit in this span at the bot-wide rate may go back to back
 
   Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts, payload}.
   wait_ms: 0 = more may be leased now; > 0 = the next event (slot, pacing, due
@@ -36,10 +37,13 @@
   Why spacing: leasing a whole window at once (30 sends in a few ms, then a
   second of silence) makes an urgent message that arrives in the silence wait
   for the next window; evenly spaced sends bound its wait to one interval, and
-  keep replicas from putting bursts on the wire together.
+  keep replicas from putting bursts on the wire together. The spacing forgives
+  a few ms of lateness (a worker's timer never fires exactly on time) so that
+  lateness does not add up into a lower rate; the sliding window stays the
+  hard limit.
 ]]
-local ready, paced, delayed, active, waiting, glog, gpause, stats, failed =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local ready, paced, delayed, active, waiting, glog, gpause, stats, failed, gtat_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local prefix = ARGV[1]
 
 -- @include common
@@ -53,6 +57,8 @@ local keep_failed, failed_age = tonumber(ARGV[13]), tonumber(ARGV[14])
 local batch = tonumber(ARGV[15])
 local interval = (gwindow + gmargin) / grate
 local burst = math.max(1, math.floor(tonumber(ARGV[16]) / interval))
+local tolerance = (burst - 1) * interval
+local catch_up = math.min(interval, 5)
 local now = time_ms()
 local touched = {}
 
@@ -93,6 +99,7 @@ for chat in pairs(touched) do
 end
 
 local out = { 0, 0, 0 }
+local tat = tonumber(redis.call('GET', gtat_key) or '0')
 local taken = 0
 local next_at = math.huge
 local paused = tonumber(redis.call('GET', gpause) or '0')
@@ -101,10 +108,7 @@ if paused > now then
   out[2] = 1
 else
   while taken < count do
-    local gopen = math.max(
-      window_open_at(glog, grate, gwindow, gmargin),
-      window_open_at(glog, burst, burst * interval, 0)
-    )
+    local gopen = math.max(window_open_at(glog, grate, gwindow, gmargin), tat - tolerance)
     if gopen > now then
       next_at = gopen
       out[2] = 1
@@ -121,6 +125,7 @@ else
       local jk = prefix .. 'job:' .. id
       local rate, window = chat_limit(chat, lim)
       record_send(glog, grate, gwindow, gmargin, now)
+      tat = math.max(tat, now - catch_up) + interval
       record_send(prefix .. 'w:' .. chat, rate, window, lim.margin, now)
       redis.call('ZREM', waiting, id)
       local token = redis.call('HINCRBY', jk, 'tk', 1)
@@ -130,7 +135,7 @@ else
       out[#out + 1] = id
       out[#out + 1] = token
       out[#out + 1] = chat
-      out[#out + 1] = fields[1]
+      out[#out + 1] = fields[1] or 0
       out[#out + 1] = fields[2]
       taken = taken + 1
     end
@@ -138,6 +143,9 @@ else
   end
 end
 out[3] = taken
+if taken > 0 then
+  redis.call('SET', gtat_key, tostring(tat), 'PX', gwindow + gmargin)
+end
 
 if next_at == math.huge and redis.call('ZCARD', ready) > 0 then
   next_at = now

@@ -71,8 +71,10 @@ for i = 0, n - 1 do
     local rank = (10 - priority) * 17592186044416 + seq
     local target = redis.call('HGET', migrations, chat) or chat
     local jk = prefix .. 'job:' .. id
-    redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'a', 0, 'ma', max_attempts,
-      'st', 0, 'tk', 0, 'c', now, 'u', now)
+    -- Fields that would hold 0 (a, st, tk) or the creation time (u, due) are
+    -- left out: a missing field reads as 0 / the creation time, and each one
+    -- costs memory for every queued job.
+    redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'ma', max_attempts, 'c', now)
     if idem ~= '' then
       redis.call('SET', prefix .. 'idem:' .. idem, id, 'PX', idem_ttl)
     end
@@ -80,7 +82,7 @@ for i = 0, n - 1 do
       redis.call('HSET', jk, 's', 'delayed', 'due', now + delay)
       redis.call('ZADD', delayed, now + delay, id)
     else
-      redis.call('HSET', jk, 's', 'waiting', 'due', now)
+      redis.call('HSET', jk, 's', 'waiting')
       redis.call('ZADD', prefix .. 'q:' .. target, rank, id)
       redis.call('ZADD', waiting, now, id)
       touched[target] = true

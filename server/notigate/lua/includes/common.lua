@@ -5,7 +5,7 @@
   Key layout (see server/notigate/keys.py):
     <prefix>job:<id>   hash   p payload, ch chat, r rank, s state, a attempts, ma max attempts,
                               st stalls, tk lease token, c/u/d/due times (ms), e last error,
-                              m Telegram message id
+                              m Telegram message id; a/st/tk absent = 0, u/due absent = c
     <prefix>q:<chat>   zset   the chat's waiting job ids, score = rank
     <prefix>w:<chat>   list   the chat's recent send times (ms), newest first
     <prefix>cp:<chat>  string the chat is paused until this time (ms), set after a 429
