@@ -38,6 +38,17 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# The one-letter codes the scripts store (lua/includes/common.lua).
+_STATE_CODES = {
+    "w": JobState.WAITING,
+    "d": JobState.DELAYED,
+    "a": JobState.ACTIVE,
+    "c": JobState.COMPLETED,
+    "f": JobState.FAILED,
+    "x": JobState.CANCELLED,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """A validated message ready to be stored."""
@@ -136,13 +147,13 @@ def _text(value: bytes | None) -> str:
     return value.decode("utf-8", "replace") if value else ""
 
 
-def _record(job_id: str, h: dict[bytes, bytes]) -> JobRecord:
+def _record(job_id: str, h: dict[bytes, bytes], default_max_attempts: int) -> JobRecord:
     return JobRecord(
         job_id=job_id,
-        state=JobState(_text(h.get(b"s"))),
+        state=_STATE_CODES[_text(h.get(b"s"))],
         chat_id=_text(h.get(b"ch")),
         attempts=_int(h.get(b"a")),
-        max_attempts=_int(h.get(b"ma")),
+        max_attempts=_int(h.get(b"ma")) or default_max_attempts,
         stalls=_int(h.get(b"st")),
         last_error=_text(h.get(b"e")),
         message_id=_int(h.get(b"m")),
@@ -206,7 +217,7 @@ class Queue:
                 job.chat_id,
                 job.priority,
                 job.delay_ms,
-                job.max_attempts or self.settings.max_attempts,
+                job.max_attempts,
                 job.idempotency_key,
                 job.payload,
             ]
@@ -314,6 +325,7 @@ class Queue:
                 backoff_ms,
                 self.settings.keep_failed,
                 self._keep_age_ms,
+                self.settings.max_attempts,
             ],
         )
         return {1: RetryOutcome.SCHEDULED, 2: RetryOutcome.FAILED}.get(
@@ -396,7 +408,7 @@ class Queue:
         if code == -1:
             raise JobNotFound(job_id)
         if code == 0:
-            raise JobStateConflict(job_id, state, op)
+            raise JobStateConflict(job_id, _STATE_CODES[state].value, op)
         record = await self.get(job_id)
         if record is None:
             raise JobNotFound(job_id)
@@ -407,7 +419,8 @@ class Queue:
     async def get(self, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist (any more)."""
         h = await self._read(lambda: self.redis.hgetall(self.keys.job(job_id)))
-        return _record(job_id, cast(dict[bytes, bytes], h)) if h else None
+        record = cast(dict[bytes, bytes], h)
+        return _record(job_id, record, self.settings.max_attempts) if h else None
 
     def _state_index(self, state: JobState) -> str:
         k = self.keys
@@ -448,7 +461,8 @@ class Queue:
 
         found = await self._read(hashes)
         # A job can change state between the two reads; list it where it is now.
-        records = [_record(i.decode(), h) for i, h in zip(ids, found, strict=True) if h]
+        default = self.settings.max_attempts
+        records = [_record(i.decode(), h, default) for i, h in zip(ids, found, strict=True) if h]
         return records, total
 
     async def stats(self) -> QueueStats:

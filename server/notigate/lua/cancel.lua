@@ -31,20 +31,20 @@ local state, chat = f[1], f[2]
 if not state then
   return { -1, '' }
 end
-if state == 'cancelled' then
+if state == CANCELLED then
   return { 1, state }
 end
 local now = time_ms()
-if state == 'waiting' then
+if state == WAITING then
   redis.call('ZREM', waiting, id)
   redis.call('ZREM', prefix .. 'q:' .. chat, id)
   place_chat(ready, paced, chat, now, limits_from(ARGV, 5))
-elseif state == 'delayed' then
+elseif state == DELAYED then
   redis.call('ZREM', delayed, id)
 else
   return { 0, state }
 end
-finish(cancelled, jk, id, 'cancelled', now)
+finish(cancelled, jk, id, CANCELLED, now)
 redis.call('HINCRBY', stats, 'cancelled', 1)
 trim(cancelled, tonumber(ARGV[3]), tonumber(ARGV[4]), now)
-return { 1, 'cancelled' }
+return { 1, CANCELLED }

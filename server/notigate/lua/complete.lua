@@ -45,10 +45,10 @@ for i = 0, n - 1 do
   local state, chat = f[1], f[3]
   if not state then
     out[#out + 1] = -1
-  elseif state == 'completed' then
+  elseif state == COMPLETED then
     out[#out + 1] = 0
   else
-    if state == 'active' and f[2] == token then
+    if state == ACTIVE and f[2] == token then
       out[#out + 1] = 1
     else
       out[#out + 1] = 2
@@ -66,7 +66,7 @@ for i = 0, n - 1 do
       redis.call('HSET', jk, 'ch', new_chat)
     end
     redis.call('HSET', jk, 'm', ARGV[base + 2], 'd', now)
-    finish(completed, jk, id, 'completed', now)
+    finish(completed, jk, id, COMPLETED, now)
     sent = sent + 1
   end
 end

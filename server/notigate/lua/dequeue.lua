@@ -79,7 +79,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0,
     local stalls = redis.call('HINCRBY', jk, 'st', 1)
     redis.call('HINCRBY', stats, 'stalled', 1)
     if stalls > max_stalls then
-      redis.call('HSET', jk, 's', 'failed', 'u', now,
+      redis.call('HSET', jk, 's', FAILED, 'u', now,
         'e', 'stalled: the lease expired ' .. stalls .. ' times without an outcome')
       redis.call('ZADD', failed, now, id)
       redis.call('HINCRBY', stats, 'failed', 1)
@@ -129,7 +129,7 @@ else
       record_send(prefix .. 'w:' .. chat, rate, window, lim.margin, now)
       redis.call('ZREM', waiting, id)
       local token = redis.call('HINCRBY', jk, 'tk', 1)
-      redis.call('HSET', jk, 's', 'active', 'u', now)
+      redis.call('HSET', jk, 's', ACTIVE, 'u', now)
       redis.call('ZADD', active, now + lease, id)
       local fields = redis.call('HMGET', jk, 'a', 'p')
       out[#out + 1] = id

@@ -13,7 +13,8 @@
   ARGV[2]    idempotency key lifetime (ms)
   ARGV[3..7] private rate, private window ms, group rate, group window ms, chat margin ms
   ARGV[8]    n, the number of messages; then for each message i (0-based), at 9 + 6*i:
-             chat id, priority (0..10), delay ms, max attempts, idempotency key ('' = none),
+             chat id, priority (0..10), delay ms, max attempts (0 = the server's default at
+             each retry decision), idempotency key ('' = none),
              payload (the SendRequest, serialized)
 
   Returns a flat array: job id, duplicate flag (0/1), for each message in order.
@@ -74,15 +75,18 @@ for i = 0, n - 1 do
     -- Fields that would hold 0 (a, st, tk) or the creation time (u, due) are
     -- left out: a missing field reads as 0 / the creation time, and each one
     -- costs memory for every queued job.
-    redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'ma', max_attempts, 'c', now)
+    redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'c', now)
+    if max_attempts ~= '0' then
+      redis.call('HSET', jk, 'ma', max_attempts)
+    end
     if idem ~= '' then
       redis.call('SET', prefix .. 'idem:' .. idem, id, 'PX', idem_ttl)
     end
     if delay > 0 then
-      redis.call('HSET', jk, 's', 'delayed', 'due', now + delay)
+      redis.call('HSET', jk, 's', DELAYED, 'due', now + delay)
       redis.call('ZADD', delayed, now + delay, id)
     else
-      redis.call('HSET', jk, 's', 'waiting')
+      redis.call('HSET', jk, 's', WAITING)
       redis.call('ZADD', prefix .. 'q:' .. target, rank, id)
       redis.call('ZADD', waiting, now, id)
       touched[target] = true

@@ -32,7 +32,7 @@ local now = time_ms()
 redis.call('ZREM', active, id)
 redis.call('HINCRBY', jk, 'a', 1)
 redis.call('HSET', jk, 'e', ARGV[4])
-finish(failed, jk, id, 'failed', now)
+finish(failed, jk, id, FAILED, now)
 redis.call('HINCRBY', stats, 'failed', 1)
 trim(failed, tonumber(ARGV[5]), tonumber(ARGV[6]), now)
 return 1

@@ -30,7 +30,7 @@ local state, chat = f[1], f[2]
 if not state then
   return { -1, '' }
 end
-if state ~= 'failed' then
+if state ~= FAILED then
   return { 0, state }
 end
 local now = time_ms()
@@ -41,4 +41,4 @@ to_waiting(waiting, id, chat, now)
 place_chat(ready, paced, chat, now, limits_from(ARGV, 3))
 redis.call('HINCRBY', stats, 'requeued', 1)
 wake()
-return { 1, 'waiting' }
+return { 1, WAITING }

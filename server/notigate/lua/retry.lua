@@ -15,6 +15,7 @@
   ARGV[4] error description
   ARGV[5] backoff ms before the next attempt
   ARGV[6] failed jobs kept; ARGV[7] their maximum age ms (0 = no limit)
+  ARGV[8] attempts allowed for jobs that did not set their own
 
   Returns {code, attempts}: code 1 = scheduled again, 2 = failed (attempts used
   up), 0 = ignored (the lease was lost), -1 = no such job.
@@ -35,17 +36,17 @@ end
 local now = time_ms()
 redis.call('ZREM', active, id)
 local attempts = redis.call('HINCRBY', jk, 'a', 1)
-local max_attempts = tonumber(redis.call('HGET', jk, 'ma'))
+local max_attempts = tonumber(redis.call('HGET', jk, 'ma') or ARGV[8])
 redis.call('HSET', jk, 'e', err)
 if attempts >= max_attempts then
-  finish(failed, jk, id, 'failed', now)
+  finish(failed, jk, id, FAILED, now)
   redis.call('HINCRBY', stats, 'failed', 1)
   trim(failed, tonumber(ARGV[6]), tonumber(ARGV[7]), now)
   return { 2, attempts }
 end
 local due = now + tonumber(ARGV[5])
 local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-redis.call('HSET', jk, 's', 'delayed', 'u', now, 'due', due)
+redis.call('HSET', jk, 's', DELAYED, 'u', now, 'due', due)
 redis.call('ZADD', delayed, due, id)
 redis.call('HINCRBY', stats, 'retried', 1)
 if #head == 0 or due < tonumber(head[2]) then

@@ -3,13 +3,17 @@
   Expects these locals to be defined by the including script before use:
     prefix   key prefix with the queue's hash tag, e.g. "{notigate:default}:"
   Key layout (see server/notigate/keys.py):
-    <prefix>job:<id>   hash   p payload, ch chat, r rank, s state, a attempts, ma max attempts,
+    <prefix>job:<id>   hash   p payload, ch chat, r rank, s state (one letter, below), a attempts, ma max attempts,
                               st stalls, tk lease token, c/u/d/due times (ms), e last error,
                               m Telegram message id; a/st/tk absent = 0, u/due absent = c
     <prefix>q:<chat>   zset   the chat's waiting job ids, score = rank
     <prefix>w:<chat>   list   the chat's recent send times (ms), newest first
     <prefix>cp:<chat>  string the chat is paused until this time (ms), set after a 429
 ]]
+
+-- Job states as stored in the job hash's `s` field (one letter: it is kept for
+-- every queued job). server/notigate/queue.py mirrors them.
+local WAITING, DELAYED, ACTIVE, COMPLETED, FAILED, CANCELLED = 'w', 'd', 'a', 'c', 'f', 'x'
 
 local function time_ms()
   local t = redis.call('TIME')
@@ -72,7 +76,7 @@ local function to_waiting(waiting, id, chat, now)
   local rank = redis.call('HGET', jk, 'r')
   redis.call('ZADD', prefix .. 'q:' .. chat, rank, id)
   redis.call('ZADD', waiting, now, id)
-  redis.call('HSET', jk, 's', 'waiting', 'u', now)
+  redis.call('HSET', jk, 's', WAITING, 'u', now)
 end
 
 -- Keep at most `keep` entries and none older than `age` ms in a retention
@@ -115,7 +119,7 @@ end
 -- the job's fate.
 local function leased(jk, token)
   local f = redis.call('HMGET', jk, 's', 'tk')
-  if f[1] == 'active' and f[2] == token then
+  if f[1] == ACTIVE and f[2] == token then
     return f[1]
   end
   return nil
