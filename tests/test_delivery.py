@@ -287,3 +287,20 @@ async def test_stats_and_list_jobs(
         if not token:
             break
     assert sorted(everything) == sorted([ok.job_id, bad.job_id, later.job_id])
+
+
+async def test_wakes_while_every_send_slot_is_busy_do_not_stall_delivery(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    simulator.configure(latency_s=0.2)
+    settings = gateway_settings(valkey, simulator, concurrency=2)
+    async with running_gateway(settings) as (gw, stub):
+        reply = await stub.SendBatch(
+            pb.SendBatchRequest(messages=[msg(str(300 + i), f"w{i}") for i in range(6)])
+        )
+        for _ in range(20):  # Sends and other replicas wake the dispatcher at any time
+            gw.dispatcher.wake()
+            await stub.GetStats(pb.GetStatsRequest())  # the event loop keeps serving
+            await asyncio.sleep(0.01)
+        for result in reply.results:
+            await wait_state(stub, result.job_id, COMPLETED)

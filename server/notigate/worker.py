@@ -158,11 +158,14 @@ class Dispatcher:
             await self._enabled.wait()
             if self._stopping:
                 return
+            # Cleared before looking: a wake that comes meanwhile is not lost, and a
+            # wake that came earlier cannot turn the waits below into a busy loop
+            # (Event.wait on a set event returns without yielding to the loop).
+            self._wake.clear()
             free = self.settings.concurrency - len(self._inflight)
             if free <= 0:
-                await self._wait(None)
+                await self._wait(None)  # a finished send sets the event
                 continue
-            self._wake.clear()
             try:
                 leased = await self.queue.dequeue(free)
             except (QueueUnavailable, QueueFull) as exc:
