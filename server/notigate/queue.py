@@ -6,6 +6,7 @@ GetStats) are plain commands.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from notigate.keys import QueueKeys
 from notigate.scripts import Scripts
 
 T = TypeVar("T")
+
+# Header of one message in enqueue.lua's packed argument (see its header).
+_JOB_HEADER = struct.Struct(">BdBBHI")
 
 # The most entries the dequeue script promotes per set in one call, so one
 # call stays short even after a long outage left many due jobs.
@@ -212,15 +216,24 @@ class Queue:
             *self._chat_args,
             len(jobs),
         ]
+        packed: list[bytes] = []
         for job in jobs:
-            args += [
-                job.chat_id,
-                job.priority,
-                job.delay_ms,
-                job.max_attempts,
-                job.idempotency_key,
+            chat = job.chat_id.encode()
+            key = job.idempotency_key.encode()
+            packed += (
+                _JOB_HEADER.pack(
+                    job.priority,
+                    job.delay_ms,
+                    job.max_attempts,
+                    len(chat),
+                    len(key),
+                    len(job.payload),
+                ),
+                chat,
+                key,
                 job.payload,
-            ]
+            )
+        args.append(b"".join(packed))
         keys = [k.seq, k.waiting, k.ready, k.paced, k.delayed, k.stats, k.migrations]
         reply = await self._call("enqueue", keys, args)
         return [

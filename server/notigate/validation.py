@@ -76,6 +76,9 @@ _PAGE_TOKEN_VERSION = 1
 _PAGE_TOKEN = struct.Struct(">BBq")
 
 
+_PARSE_MODES = frozenset(pb.ParseMode.values())
+
+
 def _v(field: str, description: str) -> FieldViolation:
     return FieldViolation(field=field, description=description)
 
@@ -121,37 +124,43 @@ def _is_button_url(url: str) -> bool:
     return url[:5].lower() == "tg://" and len(url) > 5
 
 
-def _validate_chat_id(chat_id: str, field: str) -> list[FieldViolation]:
-    if not chat_id:
-        return [_v(field, "chat_id is required")]
+def _validate_chat_id(chat_id: str, prefix: str) -> list[FieldViolation]:
+    # Field paths are built only on the error paths: this runs for every message.
     if _NUMERIC_CHAT_ID.fullmatch(chat_id):
         value = int(chat_id)
         if value == 0:
-            return [_v(field, "chat_id must not be 0")]
+            return [_v(f"{prefix}chat_id", "chat_id must not be 0")]
         # Telegram ids fit in 64 bits; a longer number would only fail later, at delivery.
         if not _INT64_MIN <= value <= _INT64_MAX:
-            return [_v(field, "numeric chat_id must fit in a signed 64-bit integer")]
+            return [_v(f"{prefix}chat_id", "numeric chat_id must fit in a signed 64-bit integer")]
         return []
+    if not chat_id:
+        return [_v(f"{prefix}chat_id", "chat_id is required")]
     if chat_id.startswith("@"):
         if _USERNAME.fullmatch(chat_id):
             return []
         return [
             _v(
-                field,
+                f"{prefix}chat_id",
                 "a channel username must be '@' followed by 5..32 characters A-Z, a-z, 0-9 "
                 "or '_', starting with a letter",
             )
         ]
-    return [_v(field, "chat_id must be a numeric chat id (e.g. -1001234567890) or @username")]
+    return [
+        _v(
+            f"{prefix}chat_id",
+            "chat_id must be a numeric chat id (e.g. -1001234567890) or @username",
+        )
+    ]
 
 
-def _validate_text(text: str, field: str) -> list[FieldViolation]:
+def _validate_text(text: str, prefix: str) -> list[FieldViolation]:
     if not text:
-        return [_v(field, "text is required")]
+        return [_v(f"{prefix}text", "text is required")]
     if _has_lone_surrogate(text):
-        return [_v(field, "text contains a lone UTF-16 surrogate")]
+        return [_v(f"{prefix}text", "text contains a lone UTF-16 surrogate")]
     if text.isspace():
-        return [_v(field, "text must not consist only of whitespace")]
+        return [_v(f"{prefix}text", "text must not consist only of whitespace")]
     # Telegram counts message length in UTF-16 code units (its entity offsets use the same
     # unit), so an emoji costs 2: counting code points would accept texts Telegram rejects.
     # Telegram applies the limit after entity parsing; we count the raw text, markup included,
@@ -160,7 +169,7 @@ def _validate_text(text: str, field: str) -> list[FieldViolation]:
     if length > MAX_TEXT_UTF16:
         return [
             _v(
-                field,
+                f"{prefix}text",
                 f"text is {length} UTF-16 code units long; Telegram allows at most "
                 f"{MAX_TEXT_UTF16}",
             )
@@ -260,9 +269,9 @@ def validate_send(req: pb.SendRequest, prefix: str = "") -> list[FieldViolation]
     """Validate one message; ``prefix`` is prepended to every field path (``messages[3].``)."""
     p = prefix
     out: list[FieldViolation] = []
-    out += _validate_chat_id(req.chat_id, f"{p}chat_id")
-    out += _validate_text(req.text, f"{p}text")
-    if req.parse_mode not in pb.ParseMode.values():
+    out += _validate_chat_id(req.chat_id, p)
+    out += _validate_text(req.text, p)
+    if req.parse_mode not in _PARSE_MODES:
         out.append(_v(f"{p}parse_mode", f"unknown parse_mode {req.parse_mode}"))
     if not 0 <= req.priority <= MAX_PRIORITY:
         out.append(_v(f"{p}priority", f"priority must be 0..{MAX_PRIORITY}"))
