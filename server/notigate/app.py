@@ -156,7 +156,9 @@ class Gateway:
 
         # Interceptors run in list order, the first outermost: one that observes calls
         # (metrics) belongs before auth, so it sees rejected calls too.
-        interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if s.metrics_listen:  # per-call work nobody would scrape otherwise
+            interceptors.append(MetricsInterceptor(self.metrics))
         auth = security.auth_interceptor(s)
         if auth is not None:
             interceptors.append(auth)
