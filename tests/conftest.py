@@ -110,7 +110,7 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 
 
 
 async def job_state(stub: Stub, job_id: str) -> int:
-    reply = await stub.GetJob(pb.GetJobRequest(job_id=job_id))
+    reply = await stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)
     return int(reply.job.state)
 
 

@@ -50,11 +50,11 @@ class _ClientBase:
         self,
         target: str,
         *,
-        token: str | None,
-        tls: bool | grpc.ChannelCredentials,
-        root_certificates: bytes | None,
-        timeout_s: float,
-        retries: int,
+        token: str | None = None,
+        tls: bool | grpc.ChannelCredentials = False,
+        root_certificates: bytes | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -63,6 +63,11 @@ class _ClientBase:
         self._metadata: Metadata = call_metadata(token)
         self._timeout_s = timeout_s
         self._retry = RetryPolicy(retries=retries)
+        self._channel = self._open_channel(target, self._credentials)
+        self._stub = pb_grpc.NotificationServiceStub(self._channel)
+
+    def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         # The token stays out of reprs, and so out of logs and tracebacks.
@@ -87,29 +92,10 @@ class NotificationClient(_ClientBase):
         retries: retries after an UNAVAILABLE answer (0 disables retrying).
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None = None,
-        tls: bool | grpc.ChannelCredentials = False,
-        root_certificates: bytes | None = None,
-        timeout_s: float = 10.0,
-        retries: int = 3,
-    ) -> None:
-        super().__init__(
-            target,
-            token=token,
-            tls=tls,
-            root_certificates=root_certificates,
-            timeout_s=timeout_s,
-            retries=retries,
-        )
-        if self._credentials is None:
-            self._channel = grpc.insecure_channel(target)
-        else:
-            self._channel = grpc.secure_channel(target, self._credentials)
-        self._stub = pb_grpc.NotificationServiceStub(self._channel)
+    def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
+        if credentials is None:
+            return grpc.insecure_channel(target)
+        return grpc.secure_channel(target, credentials)
 
     def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
         delays = self._retry.delays()
@@ -225,29 +211,10 @@ class AsyncNotificationClient(_ClientBase):
     Use it from one event loop: grpc.aio channels belong to the loop they were first used in.
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None = None,
-        tls: bool | grpc.ChannelCredentials = False,
-        root_certificates: bytes | None = None,
-        timeout_s: float = 10.0,
-        retries: int = 3,
-    ) -> None:
-        super().__init__(
-            target,
-            token=token,
-            tls=tls,
-            root_certificates=root_certificates,
-            timeout_s=timeout_s,
-            retries=retries,
-        )
-        if self._credentials is None:
-            self._channel = grpc.aio.insecure_channel(target)
-        else:
-            self._channel = grpc.aio.secure_channel(target, self._credentials)
-        self._stub = pb_grpc.NotificationServiceStub(self._channel)
+    def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
+        if credentials is None:
+            return grpc.aio.insecure_channel(target)
+        return grpc.aio.secure_channel(target, credentials)
 
     async def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
         delays = self._retry.delays()
