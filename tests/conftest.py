@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -48,9 +48,25 @@ async def redis(valkey: EmbeddedValkey) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+def simulator_defaults() -> dict[str, Any]:
+    """Every SimulatorConfig field at its default, for sim.configure()."""
+    config = SimulatorConfig()
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path
+async def _sim(_sim_server: BotApiSimulator) -> AsyncIterator[BotApiSimulator]:
+    """A module's shared simulator (``_sim_server``, defined by the module), clean and at
+    default config for each test."""
+
+    def restore() -> None:
+        _sim_server.reset()
+        _sim_server.configure(**simulator_defaults())
+        _sim_server.accept_token(TOKEN)
+
+    restore()
+    yield _sim_server
+    restore()
 
 
 TOKEN = "123456:TEST-TOKEN"

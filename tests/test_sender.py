@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -24,8 +23,7 @@ from notigate.sender import (
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate.transport import AiohttpRequest, FloodControlExceeded
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-
-TOKEN = "123456:TEST-TOKEN"
+from tests.conftest import TOKEN
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +32,6 @@ async def _sim_server() -> AsyncIterator[BotApiSimulator]:
     await sim.start(host="127.0.0.1", port=0)
     yield sim
     await sim.stop()
-
-
-def _defaults() -> dict[str, Any]:
-    config = SimulatorConfig()
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-
-
-@pytest.fixture
-async def _sim(_sim_server: BotApiSimulator) -> AsyncIterator[BotApiSimulator]:
-    _sim_server.reset()
-    _sim_server.configure(**_defaults())
-    _sim_server.accept_token(TOKEN)
-    yield _sim_server
-    _sim_server.reset()
-    _sim_server.configure(**_defaults())
-    _sim_server.accept_token(TOKEN)
 
 
 @pytest.fixture

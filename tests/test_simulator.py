@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,8 +14,8 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, Re
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate.simulator.limits import SlidingWindow
 from notigate.simulator.validate import check_html
+from tests.conftest import TOKEN
 
-TOKEN = "123456:TEST-TOKEN"
 OTHER_TOKEN = "654321:OTHER-TOKEN"
 
 
@@ -29,26 +28,9 @@ async def _sim_server() -> AsyncIterator[BotApiSimulator]:
 
 
 @pytest.fixture
-async def _sim(_sim_server: BotApiSimulator) -> AsyncIterator[BotApiSimulator]:
-    """The shared simulator, clean and at default config for each test."""
-    _sim_server.reset()
-    _sim_server.configure(**_defaults())
-    _sim_server.accept_token(TOKEN)
-    yield _sim_server
-    _sim_server.reset()
-    _sim_server.configure(**_defaults())
-    _sim_server.accept_token(TOKEN)
-
-
-@pytest.fixture
 async def _sim_http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-def _defaults() -> dict[str, Any]:
-    config = SimulatorConfig()
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 async def _call(

@@ -96,10 +96,6 @@ class EmbeddedValkey:
             await client.aclose()
         log.info("embedded Valkey running (data in %s, appendonly)", self.data_dir)
 
-    def pid(self) -> int | None:
-        """Process id while running."""
-        return self._proc.pid if self._proc else None
-
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM lets it flush the append-only file)."""
         proc, self._proc = self._proc, None

@@ -124,7 +124,6 @@ class AiohttpRequest(BaseRequest):
     ) -> None:
         self._pool_size = connection_pool_size
         self._read_timeout = read_timeout
-        self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._keepalive_timeout_s = keepalive_timeout_s

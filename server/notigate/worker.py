@@ -104,11 +104,6 @@ class Dispatcher:
         self._enabled.set()
         self._wake.set()
 
-    @property
-    def inflight(self) -> int:
-        """Sends in progress."""
-        return len(self._inflight)
-
     def start(self) -> None:
         """Start the dispatcher and the lease renewer."""
         self._tasks = [
