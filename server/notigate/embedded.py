@@ -44,6 +44,11 @@ class EmbeddedValkey:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """Process id of the running server (for CPU accounting), None when stopped."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         """redis-py URL of the server."""
         if self.port:
