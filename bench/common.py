@@ -64,6 +64,10 @@ class BenchError(RuntimeError):
     """A scenario could not run (as opposed to a missed target)."""
 
 
+class PeerError(BenchError):
+    """A peer (BullMQ, arq) failed or stalled: its figures are missing, notigate's are not."""
+
+
 @dataclass
 class Config:
     """Sizes and durations of one bench invocation."""
@@ -342,7 +346,11 @@ async def running(*things: Any) -> AsyncIterator[None]:
 
 
 async def run_json(argv: list[str], timeout: float, cwd: Path = ROOT) -> dict[str, Any]:
-    """Run a peer / load generator to completion and parse its last JSON line."""
+    """Run a peer / load generator to completion and parse its last JSON line.
+
+    Failures of a script under ``peers/`` raise PeerError, of notigate's own tools BenchError.
+    """
+    error = PeerError if "peers/" in argv[1] else BenchError
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=str(cwd), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -351,18 +359,16 @@ async def run_json(argv: list[str], timeout: float, cwd: Path = ROOT) -> dict[st
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise BenchError(f"{Path(argv[1]).name} timed out after {timeout:.0f} s") from None
+        raise error(f"{Path(argv[1]).name} timed out after {timeout:.0f} s") from None
     lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise BenchError(
+        raise error(
             f"{' '.join(Path(a).name for a in argv[:2])} failed ({proc.returncode}): "
             f"{err.decode()[-1500:]}"
         )
     result: dict[str, Any] = json.loads(lines[-1])
     if result.get("errors"):
-        raise BenchError(
-            f"{Path(argv[1]).name}: {result['errors']} errors: {result['first_error']}"
-        )
+        raise error(f"{Path(argv[1]).name}: {result['errors']} errors: {result['first_error']}")
     return result
 
 

@@ -6,7 +6,8 @@
 Starts its own Valkey on a free 127.0.0.1 port (never the system Redis), the Bot API
 simulator, notigate and the peers; prints the table and (unless --smoke / --no-docs)
 writes docs/benchmarks.md and docs/bench-*.png. Exits non-zero only when a scenario
-errored, never on a missed target.
+errored, never on a missed target. A peer (BullMQ, arq) that fails or stalls gets its
+scenario rerun once; failing twice, it is reported, not counted as an error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import report
-from bench.common import Config, Env
+from bench.common import Config, Env, PeerError
 
 SCENARIOS = ["enqueue", "batch", "delivery", "rate", "paid", "latency", "growth"]
 
@@ -67,6 +68,7 @@ async def main(args: argparse.Namespace) -> int:
     notes = {n: m.__doc__ or "" for n, m in mods.items()}
     runs: report.Runs = {n: [] for n in names}
     errors: list[str] = []
+    peer_errors: list[str] = []
     t_start = time.monotonic()
     env = Env(cfg)
     await env.start()
@@ -77,14 +79,25 @@ async def main(args: argparse.Namespace) -> int:
             for name, mod in mods.items():
                 t0 = time.monotonic()
                 print(f"[run {run + 1}/{cfg.runs}] {name} ...", end=" ", flush=True)
-                try:
-                    runs[name].append(await mod.run(env, cfg))
-                    print(f"{time.monotonic() - t0:.1f} s", flush=True)
-                except Exception as exc:
-                    print("ERROR", flush=True)
-                    traceback.print_exc()
-                    errors.append(f"{name} (run {run + 1}): {type(exc).__name__}: {exc}")
-                    await env.flush()
+                for attempt in (1, 2):
+                    try:
+                        runs[name].append(await mod.run(env, cfg))
+                        print(f"{time.monotonic() - t0:.1f} s", flush=True)
+                        break
+                    except PeerError as exc:
+                        # A peer's flake is not notigate's failure: rerun the scenario once,
+                        # then report the peer and go on without this run of the scenario.
+                        print("PEER FAILED", flush=True)
+                        traceback.print_exc()
+                        await env.flush()
+                        if attempt == 2:
+                            peer_errors.append(f"{name} (run {run + 1}): {exc}")
+                    except Exception as exc:
+                        print("ERROR", flush=True)
+                        traceback.print_exc()
+                        errors.append(f"{name} (run {run + 1}): {type(exc).__name__}: {exc}")
+                        await env.flush()
+                        break
     finally:
         await env.stop()
         shutil.rmtree(env.workdir, ignore_errors=True)
@@ -93,6 +106,8 @@ async def main(args: argparse.Namespace) -> int:
     print()
     print(report.tables(agg, titles))
     print(report.targets_table(agg))
+    if peer_errors:
+        print("\nPEER FAILURES (twice in a row; not counted as errors):\n" + "\n".join(peer_errors))
     if errors:
         print("\nERRORS:\n" + "\n".join(errors))
     if not (args.smoke or args.no_docs):
@@ -101,7 +116,7 @@ async def main(args: argparse.Namespace) -> int:
         command = (
             "make bench" if len(sys.argv) == 1 else "python bench/run.py " + " ".join(sys.argv[1:])
         )
-        md = report.markdown(agg, titles, notes, command, images, errors, elapsed)
+        md = report.markdown(agg, titles, notes, command, images, errors + peer_errors, elapsed)
         (args.docs_dir / "benchmarks.md").write_text(md)
         print(f"\nwrote {args.docs_dir / 'benchmarks.md'} and {len(images)} plot(s)")
     elif args.smoke:

@@ -15,9 +15,11 @@ from typing import Any
 
 from bench.common import (
     TOKEN,
+    BenchError,
     Config,
     Env,
     Notigate,
+    PeerError,
     Simulator,
     delivery_figures,
     fill_notigate,
@@ -77,12 +79,21 @@ async def _bullmq(env: Env, cfg: Config, which: str) -> dict[str, float]:
                     pid = p.pid
             if pid:
                 break
-        samples = await sample_delivery(
-            env, sim, [pid] if pid else [], n, timeout=60 + n / 100, alive=lambda: not task.done()
-        )
+        try:
+            samples = await sample_delivery(
+                env,
+                sim,
+                [pid] if pid else [],
+                n,
+                timeout=60 + n / 100,
+                alive=lambda: not task.done(),
+            )
+        except BenchError as exc:
+            task.cancel()
+            raise PeerError(f"BullMQ {which} worker: {exc}") from exc
         result = await task
         if result["failed"]:
-            raise RuntimeError(f"BullMQ {which} worker: {result['failed']} jobs failed")
+            raise PeerError(f"BullMQ {which} worker: {result['failed']} jobs failed")
         return delivery_figures(samples, await sim.messages())
 
 
