@@ -52,3 +52,40 @@ async def test_max_items_bounds_one_write() -> None:
     commit: GroupCommit[int, int] = GroupCommit(write, max_items=4)
     assert await asyncio.gather(*(commit.submit(i) for i in range(10))) == list(range(10))
     assert writes == [4, 4, 2]
+
+
+async def test_linger_gathers_concurrent_callers_but_not_a_lone_one() -> None:
+    writes: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        writes.append(list(items))
+        await asyncio.sleep(0)
+        return list(items)
+
+    commit: GroupCommit[int, int] = GroupCommit(write, linger_s=0.05)
+    assert await commit.submit(0) == 0  # nothing shared yet: written at once
+
+    async def trickle(i: int) -> int:
+        await asyncio.sleep(0.005 * (i % 5))  # arrivals spread over 20 ms
+        return await commit.submit(i)
+
+    first = [commit.submit(1), commit.submit(2)]  # a shared write: concurrency seen
+    assert await asyncio.gather(*first, *(trickle(i) for i in range(3, 13))) == list(range(1, 13))
+    # Without the linger the trickle would have gone out in several writes.
+    assert writes[:2] == [[0], [1, 2]]
+    assert sorted(x for w in writes[2:] for x in w) == list(range(3, 13))
+    assert len(writes[2:]) == 1
+
+
+async def test_cancelling_a_lingering_writer_cancels_its_callers() -> None:
+    async def write(items: Sequence[int]) -> list[int]:
+        return list(items)
+
+    commit: GroupCommit[int, int] = GroupCommit(write, linger_s=10)
+    await asyncio.gather(commit.submit(1), commit.submit(2))
+    waiting = asyncio.ensure_future(commit.submit(3))
+    await asyncio.sleep(0.01)  # the writer is lingering
+    assert commit._writer is not None
+    commit._writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

@@ -85,6 +85,8 @@ class Settings:
     redis_timeout_s: float = 1.0
     health_interval_s: float = 1.0
     max_batch: int = 1_000
+    # Under concurrent Sends, wait this long to gather more of them into one enqueue call.
+    send_linger_ms: int = 2
     max_message_bytes: int = 1 << 20
     # Bearer tokens accepted by the API (empty: no authentication).
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -158,6 +160,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_KEEP_FAILED": ("keep_failed", "int"),
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
     "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
+    "NOTIGATE_SEND_LINGER_MS": ("send_linger_ms", "int"),
     "NOTIGATE_API_TOKENS": ("api_tokens", "tokens"),
     "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),
     "NOTIGATE_TLS_CERT": ("tls_cert_file", "path"),

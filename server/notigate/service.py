@@ -111,7 +111,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self._warnings = warnings
         # Concurrent Sends share one enqueue script call (the script takes batches).
         self._sends: GroupCommit[NewJob, Enqueued] = GroupCommit(
-            queue.enqueue, max_items=settings.max_batch
+            queue.enqueue, max_items=settings.max_batch, linger_s=settings.send_linger_ms / 1000
         )
 
     @asynccontextmanager
