@@ -51,8 +51,11 @@ end
 
 local before = earliest()
 local out = {}
-local touched = {}
+local touched = {} -- chat -> the smallest rank queued to it by this call
 local created, duplicates = 0, 0
+local seq = tonumber(redis.call('GET', seq_key) or '0')
+local migrated = redis.call('EXISTS', migrations) == 1
+local newly_waiting = {}
 local packed = ARGV[9]
 local pos = 1
 for _ = 1, n do
@@ -74,40 +77,62 @@ for _ = 1, n do
     out[#out + 1] = 1
     duplicates = duplicates + 1
   else
-    local seq = redis.call('INCR', seq_key)
+    seq = seq + 1
     local id = tostring(seq)
     local rank = (10 - priority) * 17592186044416 + seq
-    local target = redis.call('HGET', migrations, chat) or chat
+    local target = chat
+    if migrated then
+      target = redis.call('HGET', migrations, chat) or chat
+    end
     local jk = prefix .. 'job:' .. id
     -- Fields that would hold 0 (a, st, tk) or the creation time (u, due) are
     -- left out: a missing field reads as 0 / the creation time, and each one
     -- costs memory for every queued job.
-    redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'c', now)
+    if delay > 0 then
+      redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'c', now,
+        's', DELAYED, 'due', now + delay)
+      redis.call('ZADD', delayed, now + delay, id)
+    else
+      redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'c', now, 's', WAITING)
+      redis.call('ZADD', prefix .. 'q:' .. target, rank, id)
+      newly_waiting[#newly_waiting + 1] = now
+      newly_waiting[#newly_waiting + 1] = id
+      if not touched[target] or rank < touched[target] then
+        touched[target] = rank
+      end
+    end
     if max_attempts > 0 then
       redis.call('HSET', jk, 'ma', max_attempts)
     end
     if idem ~= '' then
       redis.call('SET', prefix .. 'idem:' .. idem, id, 'PX', idem_ttl)
     end
-    if delay > 0 then
-      redis.call('HSET', jk, 's', DELAYED, 'due', now + delay)
-      redis.call('ZADD', delayed, now + delay, id)
-    else
-      redis.call('HSET', jk, 's', WAITING)
-      redis.call('ZADD', prefix .. 'q:' .. target, rank, id)
-      redis.call('ZADD', waiting, now, id)
-      touched[target] = true
-    end
     out[#out + 1] = id
     out[#out + 1] = 0
     created = created + 1
   end
 end
-for chat in pairs(touched) do
-  place_chat(ready, paced, chat, now, lim)
-end
 if created > 0 then
+  redis.call('SET', seq_key, string.format('%d', seq))
   redis.call('HINCRBY', stats, 'enqueued', created)
+end
+-- One ZADD per 500 jobs instead of one per job (unpack stays far below Lua's stack limit).
+for i = 1, #newly_waiting, 1000 do
+  redis.call('ZADD', waiting, unpack(newly_waiting, i, math.min(i + 999, #newly_waiting)))
+end
+-- Invariant of every script: a chat with queued jobs is in exactly one of ready and
+-- paced. A paced chat's opening time does not depend on its queue, and a ready chat's
+-- score is its head's rank, so only a chat that was in neither (its queue was empty)
+-- needs the full placement.
+for chat, rank in pairs(touched) do
+  if not redis.call('ZSCORE', paced, chat) then
+    local score = redis.call('ZSCORE', ready, chat)
+    if not score then
+      place_chat(ready, paced, chat, now, lim)
+    elseif rank < tonumber(score) then
+      redis.call('ZADD', ready, rank, chat)
+    end
+  end
 end
 if duplicates > 0 then
   redis.call('HINCRBY', stats, 'duplicates', duplicates)

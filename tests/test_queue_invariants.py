@@ -1,0 +1,97 @@
+"""Random sequences of every queue operation keep the scripts' shared invariants.
+
+enqueue.lua relies on them to skip the full placement of chats it touches, and the
+dequeue script on them to find every sendable chat:
+- a chat with queued jobs is in exactly one of ``ready`` and ``paced``;
+- a chat without queued jobs is in neither;
+- a ready chat's score is the rank of its most urgent queued job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+import pytest
+from redis.asyncio import Redis
+
+from notigate.config import Limits, Settings
+from notigate.errors import JobNotFound, JobStateConflict
+from notigate.queue import Delivery, JobState, Lease, NewJob, Queue
+
+# Private chats paced at 1 per 50 ms, groups 2 per 80 ms: pacing and pauses happen often.
+LIMITS = Limits(
+    global_rate=1000,
+    private_rate=1,
+    private_window_ms=50,
+    group_rate=2,
+    group_window_ms=80,
+    chat_margin_ms=0,
+)
+CHATS = ["11", "12", "13", "-1001", "-1002", "@news"]
+
+
+async def check_invariants(redis: Redis, q: Queue) -> None:
+    prefix = q.keys.prefix
+    ready = {m.decode(): s for m, s in await redis.zrange(q.keys.ready, 0, -1, withscores=True)}
+    paced = {m.decode() for m in await redis.zrange(q.keys.paced, 0, -1)}
+    for chat in set(CHATS) | set(ready) | paced:
+        head = await redis.zrange(f"{prefix}q:{chat}", 0, 0, withscores=True)
+        where = (chat in ready, chat in paced)
+        if head:
+            assert where in ((True, False), (False, True)), (chat, where)
+            if chat in ready:
+                assert ready[chat] == head[0][1], (chat, ready[chat], head[0][1])
+        else:
+            assert where == (False, False), (chat, where)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_operations_keep_ready_and_paced_consistent(redis: Redis, seed: int) -> None:
+    rng = random.Random(seed)
+    q = Queue(redis, Settings(limits=LIMITS))
+    await q.load()
+    leases: list[Lease] = []
+    ids: list[str] = []
+    for step in range(250):
+        op = rng.choice(["enqueue", "enqueue", "dequeue", "complete", "retry", "defer", "cancel"])
+        if op == "enqueue":
+            jobs = [
+                NewJob(
+                    chat_id=rng.choice(CHATS),
+                    priority=rng.choice([0, 0, 5, 10]),
+                    delay_ms=rng.choice([0, 0, 0, 30]),
+                    max_attempts=rng.choice([0, 2]),
+                    idempotency_key=rng.choice(["", "", f"k{rng.randrange(20)}"]),
+                    payload=b"p",
+                )
+                for _ in range(rng.randrange(1, 6))
+            ]
+            # One batch never repeats an idempotency key (SendBatch validation refuses it).
+            jobs = list({j.idempotency_key or str(i): j for i, j in enumerate(jobs)}.values())
+            ids += [r.job_id for r in await q.enqueue(jobs)]
+        elif op == "dequeue":
+            leases += (await q.dequeue(rng.randrange(1, 5))).leases
+        elif op == "cancel" and ids:
+            with contextlib.suppress(JobStateConflict, JobNotFound):  # delivered or unknown
+                await q.cancel(rng.choice(ids))
+        elif leases:
+            lease = leases.pop(rng.randrange(len(leases)))
+            if op == "complete":
+                await q.complete_many([Delivery(lease, message_id=step)])
+            elif op == "retry":
+                await q.retry(lease, "HTTP 502", backoff_ms=rng.choice([0, 20]))
+            else:
+                await q.defer(lease, pause_ms=rng.choice([0, 40]))
+        await check_invariants(redis, q)
+    # Everything still queued gets out: nothing is stranded outside ready and paced.
+    for _ in range(400):
+        if not await redis.zcard(q.keys.waiting) and not await redis.zcard(q.keys.delayed):
+            break
+        for lease in (await q.dequeue(50)).leases:
+            await q.complete_many([Delivery(lease, message_id=1)])
+        await check_invariants(redis, q)
+        await asyncio.sleep(0.01)
+    stats = await q.stats()
+    assert stats.counts[JobState.WAITING] == stats.counts[JobState.DELAYED] == 0
