@@ -125,13 +125,13 @@ end
 -- score is its head's rank, so only a chat that was in neither (its queue was empty)
 -- needs the full placement.
 for chat, rank in pairs(touched) do
-  if not redis.call('ZSCORE', paced, chat) then
-    local score = redis.call('ZSCORE', ready, chat)
-    if not score then
-      place_chat(ready, paced, chat, now, lim)
-    elseif rank < tonumber(score) then
+  local score = redis.call('ZSCORE', ready, chat)
+  if score then
+    if rank < tonumber(score) then
       redis.call('ZADD', ready, rank, chat)
     end
+  elseif not redis.call('ZSCORE', paced, chat) then
+    place_chat(ready, paced, chat, now, lim)
   end
 end
 if duplicates > 0 then
