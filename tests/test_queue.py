@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import pytest
@@ -288,12 +289,55 @@ async def test_list_pages_through_a_state(redis: Redis) -> None:
     q = await make_queue(redis)
     ids = [r.job_id for r in await q.enqueue([job(chat=str(i + 1)) for i in range(7)])]
     seen: list[str] = []
-    offset = 0
+    after = None
     while True:
-        page, total = await q.list(JobState.WAITING, offset, 3)
-        assert total == 7
-        if not page:
-            break
+        page, after = await q.list(JobState.WAITING, after, 3)
         seen += [r.job_id for r in page]
-        offset += len(page)
-    assert sorted(seen, key=int) == ids
+        if after is None:
+            break
+    assert seen == ids  # equal scores (one enqueue call) come in id byte order: 1..7
+
+
+async def test_list_lists_a_job_that_stays_exactly_once_while_others_move(redis: Redis) -> None:
+    q = await make_queue(redis)
+    # Ids 1..30: their byte order (1, 10, 11, ...) differs from their numeric order,
+    # which the position of a vanished cursor must respect.
+    ids = [r.job_id for r in await q.enqueue([job(chat=str(i + 1)) for i in range(30)])]
+    cancelled = {ids[i] for i in range(0, 30, 4)}
+    seen: list[str] = []
+    after = None
+    while True:
+        page, after = await q.list(JobState.WAITING, after, 4)
+        seen += [r.job_id for r in page]
+        # Between pages: the last listed job and some not yet listed leave the state,
+        # and new jobs arrive (later scores: listed after the rest, or not at all).
+        for job_id in [r.job_id for r in page[-1:]] + [i for i in cancelled if i not in seen]:
+            with contextlib.suppress(JobStateConflict):
+                await q.cancel(job_id)
+        await q.enqueue([job(chat="99")])
+        if after is None:
+            break
+    stayed = [i for i in ids if i not in cancelled]
+    assert [i for i in seen if i in stayed] == sorted(stayed, key=str.encode)
+    assert len(seen) == len(set(seen))
+
+
+async def test_list_newest_first_continues_after_a_cursor_that_left(redis: Redis) -> None:
+    q = await make_queue(redis)
+    await q.enqueue([job(chat=str(i + 1)) for i in range(12)])
+    for lease in await drain(q):
+        await q.fail(lease, "403: Forbidden")
+    index = q.keys.failed
+    scored = await redis.zrange(index, 0, -1, withscores=True)
+    newest_first = [m.decode() for m, _ in sorted(scored, key=lambda e: (e[1], e[0]), reverse=True)]
+    seen: list[str] = []
+    after = None
+    while True:
+        page, after = await q.list(JobState.FAILED, after, 3)
+        seen += [r.job_id for r in page]
+        if page:
+            await q.requeue(page[-1].job_id)  # the cursor's job leaves the state
+        if after is None:
+            break
+    assert seen == newest_first
+

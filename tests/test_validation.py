@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import math
 import string
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 
 from notigate.validation import (
     MAX_TEXT_UTF16,
+    PageToken,
     decode_page_token,
     encode_page_token,
     utf16_length,
@@ -260,21 +264,38 @@ def test_invalid_job_ids(job_id: str) -> None:
 
 def test_page_token_round_trip() -> None:
     for state in pb.JobState.values():
-        for offset in (0, 1, 100, 2**40):
-            token = encode_page_token(state, offset)
+        for score, job_id in ((0.0, ""), (1.0, "1"), (1_795_847_087_308.0, "18446744073709551615")):
+            token = encode_page_token(PageToken(state, score, job_id))
             assert set(token) <= set(string.ascii_letters + string.digits + "-_")
-            assert decode_page_token(token) == (state, offset)
+            assert decode_page_token(token) == PageToken(state, score, job_id)
 
 
 @pytest.mark.parametrize(
-    "token", ["x", "abc", "!!!!", "AAAAAAAAAAAAAA", "AgAAAAAAAAAAAA", "AQcAAAAAAAAAAA", "A" * 100]
+    "token",
+    [
+        "x",
+        "abc",
+        "!!!!",
+        "AAAAAAAAAAAAAA",  # version 0
+        "AgcAAAAAAAAAAA",  # state 7 does not exist
+        "AQEAAAAAAAAAAA",  # version 1 (offset tokens, no longer issued)
+        "A" * 100,
+    ],
 )
 def test_bad_page_tokens(token: str) -> None:
     assert decode_page_token(token) is None
 
 
-def test_page_token_only_canonical() -> None:
-    token = encode_page_token(1, 5)
+def test_page_token_refuses_what_encode_never_makes() -> None:
+    def raw_token(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    head = struct.pack(">BBd", 2, 1, 5.0)
+    assert decode_page_token(raw_token(head + b"12")) == PageToken(1, 5.0, "12")
+    assert decode_page_token(raw_token(head + b"012")) is None  # not a job id
+    assert decode_page_token(raw_token(head + b"\xff")) is None
+    assert decode_page_token(raw_token(struct.pack(">BBd", 2, 1, math.nan))) is None
+    token = encode_page_token(PageToken(1, 5.0, "12"))
     assert decode_page_token(token + "=") is None
     assert decode_page_token(token + "A") is None
 
@@ -286,14 +307,14 @@ def test_validate_list() -> None:
     assert fields(validate_list(pb.ListJobsRequest(page_size=1001))) == ["page_size"]
     assert fields(validate_list(pb.ListJobsRequest(page_size=-1))) == ["page_size"]
     assert fields(validate_list(pb.ListJobsRequest(page_token="nope"))) == ["page_token"]
-    token = encode_page_token(pb.JOB_STATE_WAITING, 100)
+    token = encode_page_token(PageToken(pb.JOB_STATE_WAITING, 100.0, "7"))
     assert validate_list(pb.ListJobsRequest(state=pb.JOB_STATE_WAITING, page_token=token)) == []
     other = pb.ListJobsRequest(state=pb.JOB_STATE_FAILED, page_token=token)
     assert fields(validate_list(other)) == ["page_token"]
     # Listing all states walks them in turn, so any concrete state may continue it...
     assert validate_list(pb.ListJobsRequest(page_token=token)) == []
     # ...but a token naming no state cannot.
-    unspecified = encode_page_token(pb.JOB_STATE_UNSPECIFIED, 0)
+    unspecified = encode_page_token(PageToken(pb.JOB_STATE_UNSPECIFIED))
     assert fields(validate_list(pb.ListJobsRequest(page_token=unspecified))) == ["page_token"]
 
 

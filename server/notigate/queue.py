@@ -105,6 +105,14 @@ class Leased:
     blocked: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ListCursor:
+    """Where a listing of one state continues: after this job, at this index score."""
+
+    score: float
+    job_id: str
+
+
 class RetryOutcome(StrEnum):
     """What a transient failure led to."""
 
@@ -446,37 +454,43 @@ class Queue:
             JobState.CANCELLED: k.cancelled,
         }[state]
 
-    async def list(self, state: JobState, offset: int, limit: int) -> tuple[list[JobRecord], int]:
-        """A page of jobs in ``state`` and the state's total count.
+    async def list(
+        self, state: JobState, after: ListCursor | None, limit: int
+    ) -> tuple[list[JobRecord], ListCursor | None]:
+        """A page of jobs in ``state`` after ``after``; the cursor to continue from, or
+        None when the state holds nothing further.
 
         Waiting/delayed/active are listed oldest (or soonest) first; completed,
         failed and cancelled newest first.
         """
-        index = self._state_index(state)
         newest_first = state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
-
-        async def page() -> tuple[list[bytes], int]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrange(index, offset, offset + limit - 1, desc=newest_first)
-                pipe.zcard(index)
-                ids, total = await pipe.execute()
-            return ids, int(total)
-
-        ids, total = await self._read(page)
+        reply = await self._call(
+            "list",
+            [self._state_index(state)],
+            [
+                limit,
+                int(newest_first),
+                repr(after.score) if after else "",
+                after.job_id if after else "",
+            ],
+        )
+        more, flat = int(reply[0]), reply[1:]
+        ids = [i.decode() for i in flat[0::2]]
+        cursor = ListCursor(float(flat[-1]), ids[-1]) if more and ids else None
         if not ids:
-            return [], total
+            return [], cursor
 
         async def hashes() -> list[Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in ids:
-                    pipe.hgetall(self.keys.job(job_id.decode()))
+                    pipe.hgetall(self.keys.job(job_id))
                 return list(await pipe.execute())
 
         found = await self._read(hashes)
         # A job can change state between the two reads; list it where it is now.
         default = self.settings.max_attempts
-        records = [_record(i.decode(), h, default) for i, h in zip(ids, found, strict=True) if h]
-        return records, total
+        records = [_record(i, h, default) for i, h in zip(ids, found, strict=True) if h]
+        return records, cursor
 
     async def stats(self) -> QueueStats:
         """Depths per state, lifetime totals and the bot-wide pause."""

@@ -14,9 +14,10 @@ from notigate.config import Settings
 from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
-from notigate.queue import Enqueued, JobRecord, JobState, NewJob, Queue
+from notigate.queue import Enqueued, JobRecord, JobState, ListCursor, NewJob, Queue
 from notigate.validation import (
     FieldViolation,
+    PageToken,
     decode_page_token,
     encode_page_token,
     validate_batch,
@@ -206,24 +207,24 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         await self._invalid(context, validate_list(request))
         states: list[int] = [int(request.state)] if request.state else _ALL_STATES
         size = request.page_size or _DEFAULT_PAGE_SIZE
-        position = decode_page_token(request.page_token) if request.page_token else None
-        state, offset = position if position else (states[0], 0)
+        token = decode_page_token(request.page_token) if request.page_token else None
+        state = token.state if token else states[0]
+        after = ListCursor(token.score, token.job_id) if token and token.job_id else None
         jobs: list[pb.Job] = []
         next_token = ""
         async with self._errors(context):
-            for current in states[states.index(state) :]:
-                records, total = await self.queue.list(
-                    _PB_TO_STATE[current], offset, size - len(jobs)
+            for i in range(states.index(state), len(states)):
+                records, after = await self.queue.list(
+                    _PB_TO_STATE[states[i]], after, size - len(jobs)
                 )
                 jobs.extend(job_to_pb(r) for r in records)
-                offset += len(records)
-                if len(jobs) >= size:
-                    if offset < total:
-                        next_token = encode_page_token(current, offset)
-                    elif current != states[-1]:
-                        next_token = encode_page_token(states[states.index(current) + 1], 0)
+                if after is not None:  # this state holds more than the page took
+                    next_token = encode_page_token(PageToken(states[i], after.score, after.job_id))
                     break
-                offset = 0
+                if len(jobs) >= size:
+                    if i + 1 < len(states):
+                        next_token = encode_page_token(PageToken(states[i + 1]))
+                    break
         return pb.ListJobsResponse(jobs=jobs, next_page_token=next_token)
 
     async def GetStats(

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import struct
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 # googleapis-common-protos ships .pyi files but no py.typed marker, so mypy will not read them.
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_PRIORITY",
     "MAX_TEXT_UTF16",
     "FieldViolation",
+    "PageToken",
     "decode_page_token",
     "encode_page_token",
     "utf16_length",
@@ -71,9 +73,10 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _DURATION_MAX_S = 315_576_000_000
 _NANOS_PER_S = 1_000_000_000
 
-_PAGE_TOKEN_VERSION = 1
-# version, state, offset. Big-endian and fixed-size, so every token has one canonical form.
-_PAGE_TOKEN = struct.Struct(">BBq")
+_PAGE_TOKEN_VERSION = 2
+# version, state, score of the last listed job; then its id (ASCII digits, may be empty).
+# Big-endian with nothing optional, so every position has one canonical token.
+_PAGE_TOKEN = struct.Struct(">BBd")
 
 
 _PARSE_MODES = frozenset(pb.ParseMode.values())
@@ -360,39 +363,52 @@ def validate_list(req: pb.ListJobsRequest) -> list[FieldViolation]:
         decoded = decode_page_token(req.page_token)
         if decoded is None:
             out.append(_v("page_token", "page_token is not one returned by ListJobs"))
-        elif decoded[0] == pb.JOB_STATE_UNSPECIFIED:
+        elif decoded.state == pb.JOB_STATE_UNSPECIFIED:
             # A token names the state the listing continues in, never "all states".
             out.append(_v("page_token", "page_token does not name a state"))
-        elif req.state and decoded[0] != req.state:
-            # Offsets are positions within one state's listing; reusing them for another
-            # state would silently skip or repeat jobs. (A listing of every state walks
-            # the states in turn, so its tokens may name any of them.)
+        elif req.state and decoded.state != req.state:
+            # A position within one state's listing means nothing in another's. (A listing
+            # of every state walks the states in turn, so its tokens may name any of them.)
             out.append(_v("page_token", "page_token was issued for a different state"))
     return out
 
 
-def encode_page_token(state: int, offset: int) -> str:
-    """Build the opaque ListJobs page token for ``offset`` into the listing of ``state``."""
-    if not 0 <= state <= 0xFF or offset < 0:
-        raise ValueError(f"cannot encode page token for state={state} offset={offset}")
-    raw = _PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, state, offset)
+class PageToken(NamedTuple):
+    """Where a ListJobs listing continues: in ``state``, after the job ``job_id`` whose
+    index score was ``score`` (``job_id`` empty: from the start of ``state``)."""
+
+    state: int
+    score: float = 0.0
+    job_id: str = ""
+
+
+def encode_page_token(token: PageToken) -> str:
+    """Build the opaque ListJobs page token."""
+    state, score, job_id = token
+    if not 0 <= state <= 0xFF or (job_id and not _JOB_ID.fullmatch(job_id)):
+        raise ValueError(f"cannot encode page token {token}")
+    raw = _PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, state, score) + job_id.encode("ascii")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode_page_token(token: str) -> tuple[int, int] | None:
-    """Return ``(state, offset)`` from a token made by :func:`encode_page_token`, else None."""
+def decode_page_token(token: str) -> PageToken | None:
+    """The position in a token made by :func:`encode_page_token`, else None."""
     if not token.isascii() or len(token) > 64:
         return None
     try:
         raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return None
-    if len(raw) != _PAGE_TOKEN.size:
+    if len(raw) < _PAGE_TOKEN.size:
         return None
-    version, state, offset = _PAGE_TOKEN.unpack(raw)
-    if version != _PAGE_TOKEN_VERSION or state not in pb.JobState.values() or offset < 0:
+    version, state, score = _PAGE_TOKEN.unpack_from(raw)
+    job_id = raw[_PAGE_TOKEN.size :].decode("ascii", errors="replace")
+    if version != _PAGE_TOKEN_VERSION or state not in pb.JobState.values():
         return None
+    if not math.isfinite(score) or (job_id and not _JOB_ID.fullmatch(job_id)):
+        return None
+    decoded = PageToken(state, score, job_id)
     # Only the canonical spelling is accepted, so equal tokens always mean equal positions.
-    if encode_page_token(state, offset) != token:
+    if encode_page_token(decoded) != token:
         return None
-    return state, offset
+    return decoded

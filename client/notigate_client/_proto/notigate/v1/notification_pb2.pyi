@@ -526,14 +526,19 @@ Global___ListJobsRequest: _TypeAlias = ListJobsRequest  # noqa: Y015
 
 @_typing.final
 class ListJobsResponse(_message.Message):
-    """ListJobsResponse is one page."""
+    """ListJobsResponse is one page. Each page continues after the last job of the
+    previous one, so a job that stays in its state while a listing runs is listed
+    exactly once; a job that changes state meanwhile may be missed or listed again.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty on the last page."""
+    """Empty on the last page. A page may hold fewer than page_size jobs and still
+    have a next page.
+    """
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Job]: ...
     def __init__(

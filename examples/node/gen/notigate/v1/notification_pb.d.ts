@@ -491,7 +491,9 @@ export declare type ListJobsRequest = Message<"notigate.v1.ListJobsRequest"> & {
 export declare const ListJobsRequestSchema: GenMessage<ListJobsRequest>;
 
 /**
- * ListJobsResponse is one page.
+ * ListJobsResponse is one page. Each page continues after the last job of the
+ * previous one, so a job that stays in its state while a listing runs is listed
+ * exactly once; a job that changes state meanwhile may be missed or listed again.
  *
  * @generated from message notigate.v1.ListJobsResponse
  */
@@ -502,7 +504,8 @@ export declare type ListJobsResponse = Message<"notigate.v1.ListJobsResponse"> &
   jobs: Job[];
 
   /**
-   * Empty on the last page.
+   * Empty on the last page. A page may hold fewer than page_size jobs and still
+   * have a next page.
    *
    * @generated from field: string next_page_token = 2;
    */
