@@ -341,3 +341,30 @@ async def test_list_newest_first_continues_after_a_cursor_that_left(redis: Redis
             break
     assert seen == newest_first
 
+
+async def test_migration_moves_the_old_chats_queue_to_the_new_chat(redis: Redis) -> None:
+    q = await make_queue(redis)
+    first, second, third = [
+        r.job_id for r in await q.enqueue([job("-4001", priority=p) for p in (9, 5, 0)])
+    ]
+    [already] = [r.job_id for r in await q.enqueue([job("-1004001", priority=7)])]
+    [lease] = (await q.dequeue(1)).leases
+    assert (lease.job_id, lease.chat_id) == (first, "-4001")
+    stale = Lease(lease.job_id, "0", lease.chat_id, 0, b"")
+    assert await q.migrate(stale, "-1004001") == 0
+    assert await q.migrate(lease, "-1004001") == 3
+    assert not await redis.exists(f"{q.keys.prefix}q:-4001")
+    assert await redis.zscore(q.keys.ready, "-4001") is None
+    leased = await drain(q)
+    # One chat now, each job keeping its priority; no attempt was used.
+    assert [(x.job_id, x.chat_id, x.attempts) for x in leased] == [
+        (first, "-1004001", 0),
+        (already, "-1004001", 0),
+        (second, "-1004001", 0),
+        (third, "-1004001", 0),
+    ]
+    # Later jobs for the old id, and for a chat that had migrated to it, follow the newest.
+    assert await q.migrate(leased[1], "-1009") == 1
+    [later] = [r.job_id for r in await q.enqueue([job("-4001")])]
+    record = await q.get(later)
+    assert record is not None and record.chat_id == "-1009"

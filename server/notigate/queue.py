@@ -90,7 +90,6 @@ class Delivery:
 
     lease: Lease
     message_id: int
-    migrated_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,11 +295,9 @@ class Queue:
         ]
         return Leased(leases=leases, wait_ms=None if wait < 0 else wait, blocked=bool(reply[1]))
 
-    async def complete(
-        self, lease: Lease, message_id: int, *, migrated_to: str | None = None
-    ) -> bool:
+    async def complete(self, lease: Lease, message_id: int) -> bool:
         """Record a delivery. Returns False when the lease had been lost meanwhile."""
-        [recorded] = await self.complete_many([Delivery(lease, message_id, migrated_to)])
+        [recorded] = await self.complete_many([Delivery(lease, message_id)])
         return recorded
 
     async def complete_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
@@ -314,7 +311,7 @@ class Queue:
             len(deliveries),
         ]
         for d in deliveries:
-            args += [d.lease.job_id, d.lease.token, d.message_id, d.migrated_to or ""]
+            args += [d.lease.job_id, d.lease.token, d.message_id]
         codes = await self._call(
             "complete",
             [
@@ -326,7 +323,6 @@ class Queue:
                 k.ready,
                 k.paced,
                 k.stats,
-                k.migrations,
             ],
             args,
         )
@@ -392,6 +388,18 @@ class Queue:
             ],
         )
         return int(code) == 2
+
+    async def migrate(self, lease: Lease, new_chat_id: str) -> int:
+        """The job's group became a supergroup: move the job, and every job still queued
+        for the old chat, to ``new_chat_id``'s queue (no attempt used). Returns how many
+        moved, 0 when the lease had been lost."""
+        k = self.keys
+        moved = await self._call(
+            "migrate",
+            [k.active, k.waiting, k.ready, k.paced, k.migrations],
+            [k.prefix, lease.job_id, lease.token, new_chat_id, *self._chat_args],
+        )
+        return max(0, int(moved))
 
     async def extend(self, leases: Sequence[Lease]) -> int:
         """Renew leases of sends still in flight; returns how many were renewed."""

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "extend",
     "cancel",
     "requeue",
+    "migrate",
     "list",
 )
 

@@ -218,12 +218,7 @@ class Dispatcher:
             if self.settings.paid_broadcast:
                 request.allow_paid_broadcast = True
             outcome: Outcome = await self._send(request, lease.chat_id)
-            migrated_to: str | None = None
-            if isinstance(outcome, Migrated):
-                migrated_to = outcome.new_chat_id
-                log.info("job %s: chat %s migrated to %s", lease.job_id, lease.chat_id, migrated_to)
-                outcome = await self._send(request, migrated_to)
-            await self._record(lease, outcome, migrated_to, started)
+            await self._record(lease, outcome, started)
         finally:
             self._inflight.pop(lease.job_id, None)
             self._wake.set()
@@ -234,15 +229,13 @@ class Dispatcher:
         self.metrics.observe_telegram(_OUTCOME_LABELS[type(outcome)], time.perf_counter() - started)
         return outcome
 
-    async def _record(
-        self, lease: Lease, outcome: Outcome, migrated_to: str | None, started: float
-    ) -> None:
+    async def _record(self, lease: Lease, outcome: Outcome, started: float) -> None:
         """Store the outcome; while Redis is down keep trying, so a delivered
         message is not sent a second time when its lease expires."""
         delay = _REDIS_RETRY_S[0]
         while True:
             try:
-                await self._apply(lease, outcome, migrated_to, started)
+                await self._apply(lease, outcome, started)
                 return
             except (QueueUnavailable, QueueFull):
                 if self._stopping:
@@ -250,16 +243,14 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _REDIS_RETRY_S[1])
 
-    async def _apply(
-        self, lease: Lease, outcome: Outcome, migrated_to: str | None, started: float
-    ) -> None:
+    async def _apply(self, lease: Lease, outcome: Outcome, started: float) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         job = lease.job_id
         # Structured copies of what the messages say, for JSON logs.
         extra = {"job_id": job, "chat_id": lease.chat_id, "elapsed_ms": round(elapsed_ms)}
         match outcome:
             case Delivered(message_id=message_id):
-                await self._completions.submit(Delivery(lease, message_id, migrated_to))
+                await self._completions.submit(Delivery(lease, message_id))
                 self.metrics.jobs_delivered.inc()
                 self.metrics.delivery_duration.observe(elapsed_ms / 1000)
                 log.info(
@@ -284,8 +275,17 @@ class Dispatcher:
                 self.on_token_rejected(description)
             case TransientError(description=description):
                 await self._retry(lease, description, extra)
-            case Migrated(new_chat_id=again):
-                await self._retry(lease, f"chat migrated again, to {again}", extra)
+            case Migrated(new_chat_id=new_chat):
+                # Not resent at once: the new chat's pacing applies to it like to any other.
+                moved = await self.queue.migrate(lease, new_chat)
+                log.info(
+                    "job %s: chat %s became %s; %d queued job(s) moved to it",
+                    job,
+                    lease.chat_id,
+                    new_chat,
+                    moved,
+                    extra={**extra, "new_chat_id": new_chat},
+                )
 
     async def _retry(self, lease: Lease, description: str, extra: dict[str, object]) -> None:
         attempt = lease.attempts + 1

@@ -13,20 +13,18 @@
   KEYS[6] ready       zset  chats that may send now
   KEYS[7] paced       zset  chats held by pacing
   KEYS[8] stats       hash  lifetime counters
-  KEYS[9] migrations  hash  old chat id -> new chat id
 
   ARGV[1]    key prefix (with the hash tag)
   ARGV[2]    completed jobs kept; ARGV[3] their maximum age ms (0 = no limit)
   ARGV[4..8] private rate, private window ms, group rate, group window ms, chat margin ms
-  ARGV[9]    n, the number of deliveries; then for each delivery i (0-based), at 10 + 4*i:
-             job id, lease token, Telegram message id, new chat id if the chat was
-             migrated during the send (else '')
+  ARGV[9]    n, the number of deliveries; then for each delivery i (0-based), at 10 + 3*i:
+             job id, lease token, Telegram message id
 
   Returns one code per delivery: 1 = recorded under the caller's lease, 2 = recorded
   although the lease had been lost, 0 = already completed, -1 = no such job.
 ]]
-local active, completed, waiting, delayed, failed, ready, paced, stats, migrations =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local active, completed, waiting, delayed, failed, ready, paced, stats =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix = ARGV[1]
 
 -- @include common
@@ -38,7 +36,7 @@ local now = time_ms()
 local out = {}
 local sent = 0
 for i = 0, n - 1 do
-  local base = 10 + 4 * i
+  local base = 10 + 3 * i
   local id, token = ARGV[base], ARGV[base + 1]
   local jk = prefix .. 'job:' .. id
   local f = redis.call('HMGET', jk, 's', 'tk', 'ch')
@@ -59,11 +57,6 @@ for i = 0, n - 1 do
     if redis.call('ZREM', waiting, id) == 1 then
       redis.call('ZREM', prefix .. 'q:' .. chat, id)
       place_chat(ready, paced, chat, now, lim)
-    end
-    local new_chat = ARGV[base + 3]
-    if new_chat ~= '' then
-      redis.call('HSET', migrations, chat, new_chat)
-      redis.call('HSET', jk, 'ch', new_chat)
     end
     redis.call('HSET', jk, 'm', ARGV[base + 2], 'd', now)
     finish(completed, jk, id, COMPLETED, now)

@@ -1,0 +1,67 @@
+#!lua flags=allow-oom
+--[[
+  A group became a supergroup (Telegram answered "migrate_to_chat_id"): remember the
+  new chat id, and move the leased job and every job still queued for the old chat to
+  the new chat's queue, each keeping its rank. They are then sent under the new chat's
+  pacing, like any other job of that chat. No attempt is used.
+
+  Jobs of the old chat that are delayed or leased elsewhere at this moment keep the old
+  id; their send meets the same answer and brings them here too.
+
+  KEYS[1] active      zset  leased job ids
+  KEYS[2] waiting     zset  index of waiting job ids
+  KEYS[3] ready       zset  chats that may send now
+  KEYS[4] paced       zset  chats held by pacing or a pause
+  KEYS[5] migrations  hash  old chat id -> new chat id
+
+  ARGV[1]    key prefix (with the hash tag)
+  ARGV[2]    job id
+  ARGV[3]    lease token
+  ARGV[4]    the new chat id
+  ARGV[5..9] private rate, private window ms, group rate, group window ms, chat margin ms
+
+  Returns the number of jobs moved to the new chat (the leased one included),
+  0 = ignored (the lease was lost), -1 = no such job.
+]]
+local active, waiting, ready, paced, migrations = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local prefix = ARGV[1]
+
+-- @include common
+
+local id, token, new_chat = ARGV[2], ARGV[3], ARGV[4]
+local lim = limits_from(ARGV, 5)
+local jk = prefix .. 'job:' .. id
+if redis.call('EXISTS', jk) == 0 then
+  return -1
+end
+if not leased(jk, token) then
+  return 0
+end
+local now = time_ms()
+local old = redis.call('HGET', jk, 'ch')
+
+-- Chats that had migrated to the old one now lead to the new one (no chains).
+local mapped = redis.call('HGETALL', migrations)
+for i = 1, #mapped, 2 do
+  if mapped[i + 1] == old then
+    redis.call('HSET', migrations, mapped[i], new_chat)
+  end
+end
+redis.call('HSET', migrations, old, new_chat)
+
+redis.call('ZREM', active, id)
+redis.call('HSET', jk, 'ch', new_chat)
+to_waiting(waiting, id, new_chat, now)
+local moved = 1
+local old_queue = prefix .. 'q:' .. old
+local new_queue = prefix .. 'q:' .. new_chat
+local queued = redis.call('ZRANGE', old_queue, 0, -1, 'WITHSCORES')
+for i = 1, #queued, 2 do
+  redis.call('ZADD', new_queue, queued[i + 1], queued[i])
+  redis.call('HSET', prefix .. 'job:' .. queued[i], 'ch', new_chat)
+  moved = moved + 1
+end
+redis.call('DEL', old_queue)
+place_chat(ready, paced, old, now, lim)
+place_chat(ready, paced, new_chat, now, lim)
+return moved
