@@ -476,28 +476,22 @@ class Queue:
             "list",
             [self._state_index(state)],
             [
+                self.keys.prefix,
                 limit,
                 int(newest_first),
                 repr(after.score) if after else "",
                 after.job_id if after else "",
             ],
         )
-        more, flat = int(reply[0]), reply[1:]
-        ids = [i.decode() for i in flat[0::2]]
-        cursor = ListCursor(float(flat[-1]), ids[-1]) if more and ids else None
-        if not ids:
-            return [], cursor
-
-        async def hashes() -> list[Any]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.hgetall(self.keys.job(job_id))
-                return list(await pipe.execute())
-
-        found = await self._read(hashes)
-        # A job can change state between the two reads; list it where it is now.
         default = self.settings.max_attempts
-        records = [_record(i, h, default) for i, h in zip(ids, found, strict=True) if h]
+        records: list[JobRecord] = []
+        for i in range(1, len(reply), 3):
+            flat = reply[i + 2]
+            if flat:  # the script reads index and hashes at once; this is only a guard
+                fields = dict(zip(flat[0::2], flat[1::2], strict=True))
+                records.append(_record(reply[i].decode(), fields, default))
+        more = int(reply[0]) == 1 and len(reply) > 1
+        cursor = ListCursor(float(reply[-2]), reply[-3].decode()) if more else None
         return records, cursor
 
     async def stats(self) -> QueueStats:

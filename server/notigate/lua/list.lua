@@ -6,17 +6,20 @@
 
   KEYS[1] index   zset   the state's job ids (score: a time in ms, see queue.py)
 
-  ARGV[1] limit: the most ids to return
-  ARGV[2] '1' = highest score first, '0' = lowest first
-  ARGV[3] score of the previous page's last job ('' = from the start)
-  ARGV[4] id of the previous page's last job
+  ARGV[1] key prefix (with the hash tag)
+  ARGV[2] limit: the most jobs to return
+  ARGV[3] '1' = highest score first, '0' = lowest first
+  ARGV[4] score of the previous page's last job ('' = from the start)
+  ARGV[5] id of the previous page's last job
 
-  Returns {more, id, score, id, score, ...}: more = 1 when ids follow this page.
-  Ids of equal score are in byte order, as Redis orders them.
+  Returns {more, then per job: id, score, its hash as a flat field/value array}:
+  more = 1 when jobs follow this page. Ids of equal score are in byte order, as Redis
+  orders them.
 ]]
 local index = KEYS[1]
-local limit = tonumber(ARGV[1])
-local desc = ARGV[2] == '1'
+local prefix = ARGV[1]
+local limit = tonumber(ARGV[2])
+local desc = ARGV[3] == '1'
 local start = 0
 
 -- Byte order (memcmp); Lua's own < on strings follows the server's locale.
@@ -30,8 +33,8 @@ local function bytes_before(a, b)
   return #a < #b
 end
 
-if ARGV[3] ~= '' then
-  local score, id = ARGV[3], ARGV[4]
+if ARGV[4] ~= '' then
+  local score, id = ARGV[4], ARGV[5]
   local current = redis.call('ZSCORE', index, id)
   if current and tonumber(current) == tonumber(score) then
     start = 1 + redis.call(desc and 'ZREVRANK' or 'ZRANK', index, id)
@@ -59,9 +62,13 @@ if desc then
 else
   page = redis.call('ZRANGE', index, start, start + limit - 1, 'WITHSCORES')
 end
-local more = 0
+local out = { 0 }
 if start + #page / 2 < redis.call('ZCARD', index) then
-  more = 1
+  out[1] = 1
 end
-table.insert(page, 1, more)
-return page
+for i = 1, #page, 2 do
+  out[#out + 1] = page[i]
+  out[#out + 1] = page[i + 1]
+  out[#out + 1] = redis.call('HGETALL', prefix .. 'job:' .. page[i])
+end
+return out
