@@ -204,6 +204,20 @@ async def test_expired_lease_returns_job_with_its_priority(redis: Redis) -> None
     assert await q.complete(again, 1)
 
 
+async def test_a_job_goes_back_with_its_rank_also_when_stored_by_an_older_version(
+    redis: Redis,
+) -> None:
+    q = await make_queue(redis)
+    ids = [r.job_id for r in await q.enqueue([job("1", priority=p) for p in (7, 0, 3)])]
+    # Older versions kept the rank itself in the job hash ('r'), not the priority.
+    older = f"{q.keys.prefix}job:{ids[1]}"
+    await redis.hset(older, "r", 2**44 + int(ids[1]))  # the rank of priority 9
+    leases = await drain(q)
+    for lease in leases:
+        assert await q.defer(lease) is False
+    assert [x.job_id for x in await drain(q)] == [ids[1], ids[0], ids[2]]
+
+
 async def test_job_fails_as_stalled_after_too_many_expiries(redis: Redis) -> None:
     q = await make_queue(redis, lease_ms=30, max_stalls=1)
     [res] = await q.enqueue([job()])

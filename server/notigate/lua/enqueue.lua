@@ -79,21 +79,21 @@ for _ = 1, n do
   else
     seq = seq + 1
     local id = tostring(seq)
-    local rank = (10 - priority) * 17592186044416 + seq
+    local rank = job_rank(priority, seq)
     local target = chat
     if migrated then
       target = redis.call('HGET', migrations, chat) or chat
     end
     local jk = prefix .. 'job:' .. id
-    -- Fields that would hold 0 (a, st, tk) or the creation time (u, due) are
+    -- Fields that would hold 0 (a, st, tk, pr) or the creation time (u, due) are
     -- left out: a missing field reads as 0 / the creation time, and each one
-    -- costs memory for every queued job.
+    -- costs memory for every queued job. The rank follows from id and priority.
     if delay > 0 then
-      redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'c', now,
+      redis.call('HSET', jk, 'p', payload, 'ch', target, 'c', now,
         's', DELAYED, 'due', now + delay)
       redis.call('ZADD', delayed, now + delay, id)
     else
-      redis.call('HSET', jk, 'p', payload, 'ch', target, 'r', rank, 'c', now, 's', WAITING)
+      redis.call('HSET', jk, 'p', payload, 'ch', target, 'c', now, 's', WAITING)
       redis.call('ZADD', prefix .. 'q:' .. target, rank, id)
       newly_waiting[#newly_waiting + 1] = now
       newly_waiting[#newly_waiting + 1] = id
@@ -103,6 +103,9 @@ for _ = 1, n do
     end
     if max_attempts > 0 then
       redis.call('HSET', jk, 'ma', max_attempts)
+    end
+    if priority > 0 then
+      redis.call('HSET', jk, 'pr', priority)
     end
     if idem ~= '' then
       redis.call('SET', prefix .. 'idem:' .. idem, id, 'PX', idem_ttl)

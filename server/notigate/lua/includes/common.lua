@@ -3,9 +3,10 @@
   Expects these locals to be defined by the including script before use:
     prefix   key prefix with the queue's hash tag, e.g. "{notigate:default}:"
   Key layout (see server/notigate/keys.py):
-    <prefix>job:<id>   hash   p payload, ch chat, r rank, s state (one letter, below), a attempts, ma max attempts,
-                              st stalls, tk lease token, c/u/d/due times (ms), e last error,
-                              m Telegram message id; a/st/tk absent = 0, u/due absent = c
+    <prefix>job:<id>   hash   p payload, ch chat, pr priority, s state (one letter, below), a attempts,
+                              ma max attempts, st stalls, tk lease token, c/u/d/due times (ms),
+                              e last error, m Telegram message id; pr/a/st/tk absent = 0,
+                              u/due absent = c
     <prefix>q:<chat>   zset   the chat's waiting job ids, score = rank
     <prefix>w:<chat>   list   the chat's recent send times (ms), newest first
     <prefix>cp:<chat>  string the chat is paused until this time (ms), set after a 429
@@ -70,10 +71,17 @@ local function place_chat(ready, paced, chat, now, lim)
   end
 end
 
+-- A job's rank: lower is sent first; by priority, then FIFO (the id is the sequence).
+local function job_rank(priority, id)
+  return (10 - priority) * 17592186044416 + tonumber(id)
+end
+
 -- Move a job into its chat's queue as waiting, keeping its original rank.
 local function to_waiting(waiting, id, chat, now)
   local jk = prefix .. 'job:' .. id
-  local rank = redis.call('HGET', jk, 'r')
+  local f = redis.call('HMGET', jk, 'pr', 'r')
+  -- 'r' is the rank as stored by versions that kept it in the hash.
+  local rank = f[2] or job_rank(tonumber(f[1] or '0'), id)
   redis.call('ZADD', prefix .. 'q:' .. chat, rank, id)
   redis.call('ZADD', waiting, now, id)
   redis.call('HSET', jk, 's', WAITING, 'u', now)
