@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import grpc
 import pytest
@@ -213,6 +214,30 @@ async def test_migrated_group_is_followed(
     assert [m.chat_id for m in simulator.messages] == ["-1004001", "-1004001"]
     # The mapping is remembered: the second send went straight to the new chat.
     assert len([r for r in simulator.requests if r.chat_id == "-4001"]) == 1
+
+
+async def test_migrated_jobs_wait_for_the_new_chats_window(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    # Groups: 2 sends per 1.5 s. The new supergroup already has 2 jobs of its own, so the
+    # old group's 2 must not reach it until its window opens again.
+    settings = gateway_settings(valkey, simulator)
+    settings = settings.replace(
+        limits=dataclasses.replace(settings.limits, group_rate=2, group_window_ms=1500)
+    )
+    simulator.migrate_chat("-4002", "-1004002")
+    async with running_gateway(settings) as (_, stub):
+        batch = [msg("-1004002", "new 1"), msg("-1004002", "new 2")]
+        batch += [msg("-4002", "old 1"), msg("-4002", "old 2")]
+        reply = await stub.SendBatch(pb.SendBatchRequest(messages=batch))
+        for result in reply.results:
+            job = await wait_state(stub, result.job_id, COMPLETED)
+            assert job.attempts == 0 and job.chat_id == "-1004002"  # no attempt used
+    assert sorted(m.text for m in simulator.messages) == ["new 1", "new 2", "old 1", "old 2"]
+    assert {m.chat_id for m in simulator.messages} == {"-1004002"}
+    assert max_in_window([m.received_at for m in simulator.messages], 1.5) == 2
+    # Only jobs already leased when the migration was found were tried at the old id.
+    assert 1 <= len([r for r in simulator.requests if r.chat_id == "-4002"]) <= 2
 
 
 async def test_idempotent_send_creates_one_job(
