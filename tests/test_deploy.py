@@ -1,4 +1,5 @@
-"""deploy/ and the Dockerfile stay consistent with the code (docker itself cannot run here)."""
+"""deploy/, the Dockerfile and the README's settings stay consistent with the code
+(docker itself cannot run here)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from notigate.cli import parser
+from notigate.config import ENV_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +36,8 @@ def test_manifests_parse_and_keep_the_essentials() -> None:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["grpc"] == {"port": 50051}
     list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "redis.yaml").read_text()))
+
+
+def test_readme_documents_every_environment_variable() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in ENV_VARS if f"`{name}`" not in readme] == []

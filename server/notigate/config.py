@@ -179,6 +179,10 @@ _ENV_LIMITS: dict[str, str] = {
 }
 
 
+ENV_VARS: tuple[str, ...] = (*_ENV, *_ENV_LIMITS)
+"""Every environment variable :func:`from_env` reads."""
+
+
 def _convert(name: str, kind: str, raw: str) -> Any:
     if kind == "str":
         # An empty value means "not set", as in most deployments.
