@@ -27,17 +27,17 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enotigate/v1/notification.proto\x12\x0bnotigate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x14InlineKeyboardButton\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x03url\x18\x02 \x01(\tH\x00\x12\x17\n\rcallback_data\x18\x03 \x01(\tH\x00\x12\x1d\n\x13switch_inline_query\x18\x04 \x01(\tH\x00\x12*\n switch_inline_query_current_chat\x18\x05 \x01(\tH\x00\x12\x13\n\tcopy_text\x18\x06 \x01(\tH\x00\x42\x08\n\x06\x61\x63tion\"G\n\x11InlineKeyboardRow\x12\x32\n\x07\x62uttons\x18\x01 \x03(\x0b\x32!.notigate.v1.InlineKeyboardButton\"D\n\x14InlineKeyboardMarkup\x12,\n\x04rows\x18\x01 \x03(\x0b\x32\x1e.notigate.v1.InlineKeyboardRow\"\x87\x01\n\x12LinkPreviewOptions\x12\x13\n\x0bis_disabled\x18\x01 \x01(\x08\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x1a\n\x12prefer_small_media\x18\x03 \x01(\x08\x12\x1a\n\x12prefer_large_media\x18\x04 \x01(\x08\x12\x17\n\x0fshow_above_text\x18\x05 \x01(\x08\"\xa3\x03\n\x0bSendRequest\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12*\n\nparse_mode\x18\x03 \x01(\x0e\x32\x16.notigate.v1.ParseMode\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11message_thread_id\x18\x06 \x01(\x03\x12\x1c\n\x14\x64isable_notification\x18\x07 \x01(\x08\x12\x17\n\x0fprotect_content\x18\x08 \x01(\x08\x12\x37\n\x0creply_markup\x18\t \x01(\x0b\x32!.notigate.v1.InlineKeyboardMarkup\x12\x35\n\x0clink_preview\x18\n \x01(\x0b\x32\x1f.notigate.v1.LinkPreviewOptions\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x14\n\x0cmax_attempts\x18\x0c \x01(\x05\x12\x1c\n\x14\x61llow_paid_broadcast\x18\r \x01(\x08\"1\n\x0cSendResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\">\n\x10SendBatchRequest\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.notigate.v1.SendRequest\"?\n\x11SendBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.notigate.v1.SendResponse\"\xa8\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.notigate.v1.JobState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1b\n\x13telegram_message_id\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65liver_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0escheduled_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07request\x18\x0b \x01(\x0b\x32\x18.notigate.v1.SendRequest\x12\x0f\n\x07\x63hat_id\x18\x0c \x01(\t\x12\x0e\n\x06stalls\x18\r \x01(\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.notigate.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.notigate.v1.Job\"^\n\x0fListJobsRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.notigate.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.notigate.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x10RetryJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.notigate.v1.Job\"\x11\n\x0fGetStatsRequest\"\xc9\x03\n\x10GetStatsResponse\x12\x0f\n\x07waiting\x18\x01 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x03\x12\x0f\n\x07\x64\x65layed\x18\x03 \x01(\x03\x12\x11\n\tcompleted\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x11\n\tcancelled\x18\x06 \x01(\x03\x12\x16\n\x0etotal_enqueued\x18\x07 \x01(\x03\x12\x12\n\ntotal_sent\x18\x08 \x01(\x03\x12\x14\n\x0ctotal_failed\x18\t \x01(\x03\x12\x15\n\rtotal_retried\x18\n \x01(\x03\x12\x1a\n\x12total_rate_limited\x18\x0b \x01(\x03\x12\x15\n\rtotal_stalled\x18\x0c \x01(\x03\x12\x17\n\x0ftotal_cancelled\x18\r \x01(\x03\x12\x18\n\x10total_duplicates\x18\x0e \x01(\x03\x12\x13\n\x0bglobal_rate\x18\x0f \x01(\x05\x12\x30\n\x0cpaused_until\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12oldest_waiting_age\x18\x11 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08warnings\x18\x12 \x03(\t*q\n\tParseMode\x12\x1a\n\x16PARSE_MODE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPARSE_MODE_HTML\x10\x01\x12\x1a\n\x16PARSE_MODE_MARKDOWN_V2\x10\x02\x12\x17\n\x13PARSE_MODE_MARKDOWN\x10\x03*\xb1\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_WAITING\x10\x01\x12\x15\n\x11JOB_STATE_DELAYED\x10\x02\x12\x14\n\x10JOB_STATE_ACTIVE\x10\x03\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06\x32\x88\x04\n\x13NotificationService\x12;\n\x04Send\x12\x18.notigate.v1.SendRequest\x1a\x19.notigate.v1.SendResponse\x12J\n\tSendBatch\x12\x1d.notigate.v1.SendBatchRequest\x1a\x1e.notigate.v1.SendBatchResponse\x12\x41\n\x06GetJob\x12\x1a.notigate.v1.GetJobRequest\x1a\x1b.notigate.v1.GetJobResponse\x12J\n\tCancelJob\x12\x1d.notigate.v1.CancelJobRequest\x1a\x1e.notigate.v1.CancelJobResponse\x12G\n\x08ListJobs\x12\x1c.notigate.v1.ListJobsRequest\x1a\x1d.notigate.v1.ListJobsResponse\x12G\n\x08RetryJob\x12\x1c.notigate.v1.RetryJobRequest\x1a\x1d.notigate.v1.RetryJobResponse\x12G\n\x08GetStats\x12\x1c.notigate.v1.GetStatsRequest\x1a\x1d.notigate.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enotigate/v1/notification.proto\x12\x0bnotigate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x14InlineKeyboardButton\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x03url\x18\x02 \x01(\tH\x00\x12\x17\n\rcallback_data\x18\x03 \x01(\tH\x00\x12\x1d\n\x13switch_inline_query\x18\x04 \x01(\tH\x00\x12*\n switch_inline_query_current_chat\x18\x05 \x01(\tH\x00\x12\x13\n\tcopy_text\x18\x06 \x01(\tH\x00\x42\x08\n\x06\x61\x63tion\"G\n\x11InlineKeyboardRow\x12\x32\n\x07\x62uttons\x18\x01 \x03(\x0b\x32!.notigate.v1.InlineKeyboardButton\"D\n\x14InlineKeyboardMarkup\x12,\n\x04rows\x18\x01 \x03(\x0b\x32\x1e.notigate.v1.InlineKeyboardRow\"\x87\x01\n\x12LinkPreviewOptions\x12\x13\n\x0bis_disabled\x18\x01 \x01(\x08\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x1a\n\x12prefer_small_media\x18\x03 \x01(\x08\x12\x1a\n\x12prefer_large_media\x18\x04 \x01(\x08\x12\x17\n\x0fshow_above_text\x18\x05 \x01(\x08\"\xd0\x03\n\x0bSendRequest\x12\x0f\n\x07\x63hat_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12*\n\nparse_mode\x18\x03 \x01(\x0e\x32\x16.notigate.v1.ParseMode\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11message_thread_id\x18\x06 \x01(\x03\x12\x1c\n\x14\x64isable_notification\x18\x07 \x01(\x08\x12\x17\n\x0fprotect_content\x18\x08 \x01(\x08\x12\x37\n\x0creply_markup\x18\t \x01(\x0b\x32!.notigate.v1.InlineKeyboardMarkup\x12\x35\n\x0clink_preview\x18\n \x01(\x0b\x32\x1f.notigate.v1.LinkPreviewOptions\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x14\n\x0cmax_attempts\x18\x0c \x01(\x05\x12\x1c\n\x14\x61llow_paid_broadcast\x18\r \x01(\x08\x12+\n\x07send_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0cSendResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"U\n\x10SendBatchRequest\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.notigate.v1.SendRequest\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\"?\n\x11SendBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.notigate.v1.SendResponse\"\xa8\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.notigate.v1.JobState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\x05\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x1b\n\x13telegram_message_id\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65liver_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0escheduled_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07request\x18\x0b \x01(\x0b\x32\x18.notigate.v1.SendRequest\x12\x0f\n\x07\x63hat_id\x18\x0c \x01(\t\x12\x0e\n\x06stalls\x18\r \x01(\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.notigate.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.notigate.v1.Job\"^\n\x0fListJobsRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.notigate.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.notigate.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"1\n\x10RetryJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.notigate.v1.Job\"\x11\n\x0fGetStatsRequest\"\xf4\x03\n\x10GetStatsResponse\x12\x0f\n\x07waiting\x18\x01 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x03\x12\x0f\n\x07\x64\x65layed\x18\x03 \x01(\x03\x12\x11\n\tcompleted\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x11\n\tcancelled\x18\x06 \x01(\x03\x12\x16\n\x0etotal_enqueued\x18\x07 \x01(\x03\x12\x12\n\ntotal_sent\x18\x08 \x01(\x03\x12\x14\n\x0ctotal_failed\x18\t \x01(\x03\x12\x15\n\rtotal_retried\x18\n \x01(\x03\x12\x1a\n\x12total_rate_limited\x18\x0b \x01(\x03\x12\x15\n\rtotal_stalled\x18\x0c \x01(\x03\x12\x17\n\x0ftotal_cancelled\x18\r \x01(\x03\x12\x18\n\x10total_duplicates\x18\x0e \x01(\x03\x12\x13\n\x0bglobal_rate\x18\x0f \x01(\x05\x12\x30\n\x0cpaused_until\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x12oldest_waiting_age\x18\x11 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08warnings\x18\x12 \x03(\t\x12)\n\tretention\x18\x13 \x01(\x0b\x32\x16.notigate.v1.Retention\"e\n\tRetention\x12\x16\n\x0ekeep_completed\x18\x01 \x01(\x03\x12\x13\n\x0bkeep_failed\x18\x02 \x01(\x03\x12+\n\x08keep_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"B\n\tJobFilter\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.notigate.v1.JobState\x12\x0f\n\x07\x63hat_id\x18\x02 \x01(\t\"Q\n\x10RetryJobsRequest\x12&\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x16.notigate.v1.JobFilter\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\":\n\x11RetryJobsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x16\n\x0esample_job_ids\x18\x02 \x03(\t\"R\n\x11\x43\x61ncelJobsRequest\x12&\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x16.notigate.v1.JobFilter\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\";\n\x12\x43\x61ncelJobsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x16\n\x0esample_job_ids\x18\x02 \x03(\t*q\n\tParseMode\x12\x1a\n\x16PARSE_MODE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPARSE_MODE_HTML\x10\x01\x12\x1a\n\x16PARSE_MODE_MARKDOWN_V2\x10\x02\x12\x17\n\x13PARSE_MODE_MARKDOWN\x10\x03*\xb1\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_WAITING\x10\x01\x12\x15\n\x11JOB_STATE_DELAYED\x10\x02\x12\x14\n\x10JOB_STATE_ACTIVE\x10\x03\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06\x32\xa3\x05\n\x13NotificationService\x12;\n\x04Send\x12\x18.notigate.v1.SendRequest\x1a\x19.notigate.v1.SendResponse\x12J\n\tSendBatch\x12\x1d.notigate.v1.SendBatchRequest\x1a\x1e.notigate.v1.SendBatchResponse\x12\x41\n\x06GetJob\x12\x1a.notigate.v1.GetJobRequest\x1a\x1b.notigate.v1.GetJobResponse\x12J\n\tCancelJob\x12\x1d.notigate.v1.CancelJobRequest\x1a\x1e.notigate.v1.CancelJobResponse\x12G\n\x08ListJobs\x12\x1c.notigate.v1.ListJobsRequest\x1a\x1d.notigate.v1.ListJobsResponse\x12G\n\x08RetryJob\x12\x1c.notigate.v1.RetryJobRequest\x1a\x1d.notigate.v1.RetryJobResponse\x12G\n\x08GetStats\x12\x1c.notigate.v1.GetStatsRequest\x1a\x1d.notigate.v1.GetStatsResponse\x12J\n\tRetryJobs\x12\x1d.notigate.v1.RetryJobsRequest\x1a\x1e.notigate.v1.RetryJobsResponse\x12M\n\nCancelJobs\x12\x1e.notigate.v1.CancelJobsRequest\x1a\x1f.notigate.v1.CancelJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'notigate.v1.notification_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PARSEMODE']._serialized_start=2515
-  _globals['_PARSEMODE']._serialized_end=2628
-  _globals['_JOBSTATE']._serialized_start=2631
-  _globals['_JOBSTATE']._serialized_end=2808
+  _globals['_PARSEMODE']._serialized_start=3085
+  _globals['_PARSEMODE']._serialized_end=3198
+  _globals['_JOBSTATE']._serialized_start=3201
+  _globals['_JOBSTATE']._serialized_end=3378
   _globals['_INLINEKEYBOARDBUTTON']._serialized_start=113
   _globals['_INLINEKEYBOARDBUTTON']._serialized_end=295
   _globals['_INLINEKEYBOARDROW']._serialized_start=297
@@ -47,35 +47,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LINKPREVIEWOPTIONS']._serialized_start=441
   _globals['_LINKPREVIEWOPTIONS']._serialized_end=576
   _globals['_SENDREQUEST']._serialized_start=579
-  _globals['_SENDREQUEST']._serialized_end=998
-  _globals['_SENDRESPONSE']._serialized_start=1000
-  _globals['_SENDRESPONSE']._serialized_end=1049
-  _globals['_SENDBATCHREQUEST']._serialized_start=1051
-  _globals['_SENDBATCHREQUEST']._serialized_end=1113
-  _globals['_SENDBATCHRESPONSE']._serialized_start=1115
-  _globals['_SENDBATCHRESPONSE']._serialized_end=1178
-  _globals['_JOB']._serialized_start=1181
-  _globals['_JOB']._serialized_end=1605
-  _globals['_GETJOBREQUEST']._serialized_start=1607
-  _globals['_GETJOBREQUEST']._serialized_end=1638
-  _globals['_GETJOBRESPONSE']._serialized_start=1640
-  _globals['_GETJOBRESPONSE']._serialized_end=1687
-  _globals['_CANCELJOBREQUEST']._serialized_start=1689
-  _globals['_CANCELJOBREQUEST']._serialized_end=1723
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1725
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1775
-  _globals['_LISTJOBSREQUEST']._serialized_start=1777
-  _globals['_LISTJOBSREQUEST']._serialized_end=1871
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1873
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1948
-  _globals['_RETRYJOBREQUEST']._serialized_start=1950
-  _globals['_RETRYJOBREQUEST']._serialized_end=1983
-  _globals['_RETRYJOBRESPONSE']._serialized_start=1985
-  _globals['_RETRYJOBRESPONSE']._serialized_end=2034
-  _globals['_GETSTATSREQUEST']._serialized_start=2036
-  _globals['_GETSTATSREQUEST']._serialized_end=2053
-  _globals['_GETSTATSRESPONSE']._serialized_start=2056
-  _globals['_GETSTATSRESPONSE']._serialized_end=2513
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=2811
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=3331
+  _globals['_SENDREQUEST']._serialized_end=1043
+  _globals['_SENDRESPONSE']._serialized_start=1045
+  _globals['_SENDRESPONSE']._serialized_end=1094
+  _globals['_SENDBATCHREQUEST']._serialized_start=1096
+  _globals['_SENDBATCHREQUEST']._serialized_end=1181
+  _globals['_SENDBATCHRESPONSE']._serialized_start=1183
+  _globals['_SENDBATCHRESPONSE']._serialized_end=1246
+  _globals['_JOB']._serialized_start=1249
+  _globals['_JOB']._serialized_end=1673
+  _globals['_GETJOBREQUEST']._serialized_start=1675
+  _globals['_GETJOBREQUEST']._serialized_end=1706
+  _globals['_GETJOBRESPONSE']._serialized_start=1708
+  _globals['_GETJOBRESPONSE']._serialized_end=1755
+  _globals['_CANCELJOBREQUEST']._serialized_start=1757
+  _globals['_CANCELJOBREQUEST']._serialized_end=1791
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1793
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1843
+  _globals['_LISTJOBSREQUEST']._serialized_start=1845
+  _globals['_LISTJOBSREQUEST']._serialized_end=1939
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1941
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2016
+  _globals['_RETRYJOBREQUEST']._serialized_start=2018
+  _globals['_RETRYJOBREQUEST']._serialized_end=2051
+  _globals['_RETRYJOBRESPONSE']._serialized_start=2053
+  _globals['_RETRYJOBRESPONSE']._serialized_end=2102
+  _globals['_GETSTATSREQUEST']._serialized_start=2104
+  _globals['_GETSTATSREQUEST']._serialized_end=2121
+  _globals['_GETSTATSRESPONSE']._serialized_start=2124
+  _globals['_GETSTATSRESPONSE']._serialized_end=2624
+  _globals['_RETENTION']._serialized_start=2626
+  _globals['_RETENTION']._serialized_end=2727
+  _globals['_JOBFILTER']._serialized_start=2729
+  _globals['_JOBFILTER']._serialized_end=2795
+  _globals['_RETRYJOBSREQUEST']._serialized_start=2797
+  _globals['_RETRYJOBSREQUEST']._serialized_end=2878
+  _globals['_RETRYJOBSRESPONSE']._serialized_start=2880
+  _globals['_RETRYJOBSRESPONSE']._serialized_end=2938
+  _globals['_CANCELJOBSREQUEST']._serialized_start=2940
+  _globals['_CANCELJOBSREQUEST']._serialized_end=3022
+  _globals['_CANCELJOBSRESPONSE']._serialized_start=3024
+  _globals['_CANCELJOBSRESPONSE']._serialized_end=3083
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=3381
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=4056
 # @@protoc_insertion_point(module_scope)

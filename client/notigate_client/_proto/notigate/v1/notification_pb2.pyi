@@ -216,6 +216,7 @@ class SendRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     ALLOW_PAID_BROADCAST_FIELD_NUMBER: _builtins.int
+    SEND_AT_FIELD_NUMBER: _builtins.int
     chat_id: _builtins.str
     """Target chat: a numeric id ("123456789", "-1001234567890") or "@channelname"."""
     text: _builtins.str
@@ -243,6 +244,12 @@ class SendRequest(_message.Message):
     def reply_markup(self) -> Global___InlineKeyboardMarkup: ...
     @_builtins.property
     def link_preview(self) -> Global___LinkPreviewOptions: ...
+    @_builtins.property
+    def send_at(self) -> _timestamp_pb2.Timestamp:
+        """Deliver no earlier than this time (exclusive with delay; a past time
+        means now).
+        """
+
     def __init__(
         self,
         *,
@@ -259,10 +266,11 @@ class SendRequest(_message.Message):
         idempotency_key: _builtins.str = ...,
         max_attempts: _builtins.int = ...,
         allow_paid_broadcast: _builtins.bool = ...,
+        send_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "link_preview", b"link_preview", "reply_markup", b"reply_markup"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "link_preview", b"link_preview", "reply_markup", b"reply_markup", "send_at", b"send_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -300,16 +308,22 @@ class SendBatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGES_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """Validate every message and store nothing (AIP-163): the call fails as a
+    real one would, and succeeds with no results when all are valid.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___SendRequest]: ...
     def __init__(
         self,
         *,
         messages: _abc.Iterable[Global___SendRequest] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -317,7 +331,9 @@ Global___SendBatchRequest: _TypeAlias = SendBatchRequest  # noqa: Y015
 
 @_typing.final
 class SendBatchResponse(_message.Message):
-    """SendBatchResponse has one result per message, in request order."""
+    """SendBatchResponse has one result per message, in request order (none for
+    validate_only).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -639,6 +655,7 @@ class GetStatsResponse(_message.Message):
     PAUSED_UNTIL_FIELD_NUMBER: _builtins.int
     OLDEST_WAITING_AGE_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
     waiting: _builtins.int
     active: _builtins.int
     delayed: _builtins.int
@@ -666,7 +683,15 @@ class GetStatsResponse(_message.Message):
 
     @_builtins.property
     def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Human-readable operational warnings (e.g. an evicting maxmemory-policy)."""
+        """Human-readable operational warnings (e.g. an evicting maxmemory-policy,
+        a bot token that Telegram rejected).
+        """
+
+    @_builtins.property
+    def retention(self) -> Global___Retention:
+        """How many finished jobs are kept: completed, failed and cancelled above
+        count the retained jobs; the total_ fields count since the queue began.
+        """
 
     def __init__(
         self,
@@ -689,11 +714,184 @@ class GetStatsResponse(_message.Message):
         paused_until: _timestamp_pb2.Timestamp | None = ...,
         oldest_waiting_age: _duration_pb2.Duration | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        retention: Global___Retention | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class Retention(_message.Message):
+    """Retention says which finished jobs stay visible to GetJob and ListJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEEP_COMPLETED_FIELD_NUMBER: _builtins.int
+    KEEP_FAILED_FIELD_NUMBER: _builtins.int
+    KEEP_AGE_FIELD_NUMBER: _builtins.int
+    keep_completed: _builtins.int
+    """The newest this many completed jobs are kept (and as many cancelled)."""
+    keep_failed: _builtins.int
+    """The newest this many failed jobs are kept."""
+    @_builtins.property
+    def keep_age(self) -> _duration_pb2.Duration:
+        """Finished jobs older than this are trimmed whatever their number."""
+
+    def __init__(
+        self,
+        *,
+        keep_completed: _builtins.int = ...,
+        keep_failed: _builtins.int = ...,
+        keep_age: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["keep_age", b"keep_age"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_age", b"keep_age", "keep_completed", b"keep_completed", "keep_failed", b"keep_failed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Retention: _TypeAlias = Retention  # noqa: Y015
+
+@_typing.final
+class JobFilter(_message.Message):
+    """JobFilter selects jobs for the criteria-based RetryJobs and CancelJobs.
+    Unset fields match every job.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    state: Global___JobState.ValueType
+    """Only jobs in this state (RetryJobs: JOB_STATE_FAILED, the default;
+    CancelJobs: JOB_STATE_WAITING or JOB_STATE_DELAYED, default both).
+    """
+    chat_id: _builtins.str
+    """Only jobs for this chat (as in SendRequest.chat_id)."""
+    def __init__(
+        self,
+        *,
+        state: Global___JobState.ValueType = ...,
+        chat_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobFilter: _TypeAlias = JobFilter  # noqa: Y015
+
+@_typing.final
+class RetryJobsRequest(_message.Message):
+    """RetryJobsRequest selects the jobs to queue again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """Count the matching jobs and change nothing."""
+    @_builtins.property
+    def filter(self) -> Global___JobFilter: ...
+    def __init__(
+        self,
+        *,
+        filter: Global___JobFilter | None = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryJobsRequest: _TypeAlias = RetryJobsRequest  # noqa: Y015
+
+@_typing.final
+class RetryJobsResponse(_message.Message):
+    """RetryJobsResponse says how many jobs matched (and were re-queued unless
+    validate_only).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    SAMPLE_JOB_IDS_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    @_builtins.property
+    def sample_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 10 of the matching job ids, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        sample_job_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "sample_job_ids", b"sample_job_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryJobsResponse: _TypeAlias = RetryJobsResponse  # noqa: Y015
+
+@_typing.final
+class CancelJobsRequest(_message.Message):
+    """CancelJobsRequest selects the jobs to cancel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """Count the matching jobs and change nothing."""
+    @_builtins.property
+    def filter(self) -> Global___JobFilter: ...
+    def __init__(
+        self,
+        *,
+        filter: Global___JobFilter | None = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelJobsRequest: _TypeAlias = CancelJobsRequest  # noqa: Y015
+
+@_typing.final
+class CancelJobsResponse(_message.Message):
+    """CancelJobsResponse says how many jobs matched (and were cancelled unless
+    validate_only).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    SAMPLE_JOB_IDS_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    @_builtins.property
+    def sample_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 10 of the matching job ids, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        sample_job_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "sample_job_ids", b"sample_job_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelJobsResponse: _TypeAlias = CancelJobsResponse  # noqa: Y015

@@ -72,6 +72,16 @@ class NotificationServiceStub:
                 request_serializer=notigate_dot_v1_dot_notification__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=notigate_dot_v1_dot_notification__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.RetryJobs = channel.unary_unary(
+                '/notigate.v1.NotificationService/RetryJobs',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.RetryJobsRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.RetryJobsResponse.FromString,
+                _registered_method=True)
+        self.CancelJobs = channel.unary_unary(
+                '/notigate.v1.NotificationService/CancelJobs',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.CancelJobsRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.CancelJobsResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -129,6 +139,22 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryJobs(self, request, context):
+        """RetryJobs puts every failed job that matches a filter back in the queue
+        (criteria-based, as AIP-165): with validate_only it only counts them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJobs(self, request, context):
+        """CancelJobs cancels every job not yet handed to Telegram that matches a
+        filter: with validate_only it only counts them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +192,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=notigate_dot_v1_dot_notification__pb2.GetStatsRequest.FromString,
                     response_serializer=notigate_dot_v1_dot_notification__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'RetryJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJobs,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.RetryJobsRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.RetryJobsResponse.SerializeToString,
+            ),
+            'CancelJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJobs,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.CancelJobsRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.CancelJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -359,6 +395,60 @@ class NotificationService:
             '/notigate.v1.NotificationService/GetStats',
             notigate_dot_v1_dot_notification__pb2.GetStatsRequest.SerializeToString,
             notigate_dot_v1_dot_notification__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/RetryJobs',
+            notigate_dot_v1_dot_notification__pb2.RetryJobsRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.RetryJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/CancelJobs',
+            notigate_dot_v1_dot_notification__pb2.CancelJobsRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.CancelJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

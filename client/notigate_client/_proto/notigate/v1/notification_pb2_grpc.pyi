@@ -52,6 +52,14 @@ class NotificationServiceStub:
     """RetryJob puts a failed job back in the queue with a fresh attempt budget."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetStatsRequest, _notification_pb2.GetStatsResponse]
     """GetStats returns queue depths and lifetime totals."""
+    RetryJobs: _grpc.UnaryUnaryMultiCallable[_notification_pb2.RetryJobsRequest, _notification_pb2.RetryJobsResponse]
+    """RetryJobs puts every failed job that matches a filter back in the queue
+    (criteria-based, as AIP-165): with validate_only it only counts them.
+    """
+    CancelJobs: _grpc.UnaryUnaryMultiCallable[_notification_pb2.CancelJobsRequest, _notification_pb2.CancelJobsResponse]
+    """CancelJobs cancels every job not yet handed to Telegram that matches a
+    filter: with validate_only it only counts them.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -76,6 +84,14 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """RetryJob puts a failed job back in the queue with a fresh attempt budget."""
     GetStats: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetStatsRequest, _notification_pb2.GetStatsResponse]  # type: ignore[assignment]
     """GetStats returns queue depths and lifetime totals."""
+    RetryJobs: _aio.UnaryUnaryMultiCallable[_notification_pb2.RetryJobsRequest, _notification_pb2.RetryJobsResponse]  # type: ignore[assignment]
+    """RetryJobs puts every failed job that matches a filter back in the queue
+    (criteria-based, as AIP-165): with validate_only it only counts them.
+    """
+    CancelJobs: _aio.UnaryUnaryMultiCallable[_notification_pb2.CancelJobsRequest, _notification_pb2.CancelJobsResponse]  # type: ignore[assignment]
+    """CancelJobs cancels every job not yet handed to Telegram that matches a
+    filter: with validate_only it only counts them.
+    """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationService accepts Telegram messages, stores them durably and
@@ -139,5 +155,25 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.GetStatsResponse, _abc.Awaitable[_notification_pb2.GetStatsResponse]]:
         """GetStats returns queue depths and lifetime totals."""
+
+    @_abc_1.abstractmethod
+    def RetryJobs(
+        self,
+        request: _notification_pb2.RetryJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.RetryJobsResponse, _abc.Awaitable[_notification_pb2.RetryJobsResponse]]:
+        """RetryJobs puts every failed job that matches a filter back in the queue
+        (criteria-based, as AIP-165): with validate_only it only counts them.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelJobs(
+        self,
+        request: _notification_pb2.CancelJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.CancelJobsResponse, _abc.Awaitable[_notification_pb2.CancelJobsResponse]]:
+        """CancelJobs cancels every job not yet handed to Telegram that matches a
+        filter: with validate_only it only counts them.
+        """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -226,6 +226,14 @@ export declare type SendRequest = Message<"notigate.v1.SendRequest"> & {
    * @generated from field: bool allow_paid_broadcast = 13;
    */
   allowPaidBroadcast: boolean;
+
+  /**
+   * Deliver no earlier than this time (exclusive with delay; a past time
+   * means now).
+   *
+   * @generated from field: google.protobuf.Timestamp send_at = 14;
+   */
+  sendAt?: Timestamp | undefined;
 };
 
 /**
@@ -269,6 +277,14 @@ export declare type SendBatchRequest = Message<"notigate.v1.SendBatchRequest"> &
    * @generated from field: repeated notigate.v1.SendRequest messages = 1;
    */
   messages: SendRequest[];
+
+  /**
+   * Validate every message and store nothing (AIP-163): the call fails as a
+   * real one would, and succeeds with no results when all are valid.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -278,7 +294,8 @@ export declare type SendBatchRequest = Message<"notigate.v1.SendBatchRequest"> &
 export declare const SendBatchRequestSchema: GenMessage<SendBatchRequest>;
 
 /**
- * SendBatchResponse has one result per message, in request order.
+ * SendBatchResponse has one result per message, in request order (none for
+ * validate_only).
  *
  * @generated from message notigate.v1.SendBatchResponse
  */
@@ -668,11 +685,20 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
   oldestWaitingAge?: Duration | undefined;
 
   /**
-   * Human-readable operational warnings (e.g. an evicting maxmemory-policy).
+   * Human-readable operational warnings (e.g. an evicting maxmemory-policy,
+   * a bot token that Telegram rejected).
    *
    * @generated from field: repeated string warnings = 18;
    */
   warnings: string[];
+
+  /**
+   * How many finished jobs are kept: completed, failed and cancelled above
+   * count the retained jobs; the total_ fields count since the queue began.
+   *
+   * @generated from field: notigate.v1.Retention retention = 19;
+   */
+  retention?: Retention | undefined;
 };
 
 /**
@@ -680,6 +706,171 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export declare const GetStatsResponseSchema: GenMessage<GetStatsResponse>;
+
+/**
+ * Retention says which finished jobs stay visible to GetJob and ListJobs.
+ *
+ * @generated from message notigate.v1.Retention
+ */
+export declare type Retention = Message<"notigate.v1.Retention"> & {
+  /**
+   * The newest this many completed jobs are kept (and as many cancelled).
+   *
+   * @generated from field: int64 keep_completed = 1;
+   */
+  keepCompleted: bigint;
+
+  /**
+   * The newest this many failed jobs are kept.
+   *
+   * @generated from field: int64 keep_failed = 2;
+   */
+  keepFailed: bigint;
+
+  /**
+   * Finished jobs older than this are trimmed whatever their number.
+   *
+   * @generated from field: google.protobuf.Duration keep_age = 3;
+   */
+  keepAge?: Duration | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.Retention.
+ * Use `create(RetentionSchema)` to create a new message.
+ */
+export declare const RetentionSchema: GenMessage<Retention>;
+
+/**
+ * JobFilter selects jobs for the criteria-based RetryJobs and CancelJobs.
+ * Unset fields match every job.
+ *
+ * @generated from message notigate.v1.JobFilter
+ */
+export declare type JobFilter = Message<"notigate.v1.JobFilter"> & {
+  /**
+   * Only jobs in this state (RetryJobs: JOB_STATE_FAILED, the default;
+   * CancelJobs: JOB_STATE_WAITING or JOB_STATE_DELAYED, default both).
+   *
+   * @generated from field: notigate.v1.JobState state = 1;
+   */
+  state: JobState;
+
+  /**
+   * Only jobs for this chat (as in SendRequest.chat_id).
+   *
+   * @generated from field: string chat_id = 2;
+   */
+  chatId: string;
+};
+
+/**
+ * Describes the message notigate.v1.JobFilter.
+ * Use `create(JobFilterSchema)` to create a new message.
+ */
+export declare const JobFilterSchema: GenMessage<JobFilter>;
+
+/**
+ * RetryJobsRequest selects the jobs to queue again.
+ *
+ * @generated from message notigate.v1.RetryJobsRequest
+ */
+export declare type RetryJobsRequest = Message<"notigate.v1.RetryJobsRequest"> & {
+  /**
+   * @generated from field: notigate.v1.JobFilter filter = 1;
+   */
+  filter?: JobFilter | undefined;
+
+  /**
+   * Count the matching jobs and change nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.RetryJobsRequest.
+ * Use `create(RetryJobsRequestSchema)` to create a new message.
+ */
+export declare const RetryJobsRequestSchema: GenMessage<RetryJobsRequest>;
+
+/**
+ * RetryJobsResponse says how many jobs matched (and were re-queued unless
+ * validate_only).
+ *
+ * @generated from message notigate.v1.RetryJobsResponse
+ */
+export declare type RetryJobsResponse = Message<"notigate.v1.RetryJobsResponse"> & {
+  /**
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * Up to 10 of the matching job ids, oldest first.
+   *
+   * @generated from field: repeated string sample_job_ids = 2;
+   */
+  sampleJobIds: string[];
+};
+
+/**
+ * Describes the message notigate.v1.RetryJobsResponse.
+ * Use `create(RetryJobsResponseSchema)` to create a new message.
+ */
+export declare const RetryJobsResponseSchema: GenMessage<RetryJobsResponse>;
+
+/**
+ * CancelJobsRequest selects the jobs to cancel.
+ *
+ * @generated from message notigate.v1.CancelJobsRequest
+ */
+export declare type CancelJobsRequest = Message<"notigate.v1.CancelJobsRequest"> & {
+  /**
+   * @generated from field: notigate.v1.JobFilter filter = 1;
+   */
+  filter?: JobFilter | undefined;
+
+  /**
+   * Count the matching jobs and change nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.CancelJobsRequest.
+ * Use `create(CancelJobsRequestSchema)` to create a new message.
+ */
+export declare const CancelJobsRequestSchema: GenMessage<CancelJobsRequest>;
+
+/**
+ * CancelJobsResponse says how many jobs matched (and were cancelled unless
+ * validate_only).
+ *
+ * @generated from message notigate.v1.CancelJobsResponse
+ */
+export declare type CancelJobsResponse = Message<"notigate.v1.CancelJobsResponse"> & {
+  /**
+   * @generated from field: int64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * Up to 10 of the matching job ids, oldest first.
+   *
+   * @generated from field: repeated string sample_job_ids = 2;
+   */
+  sampleJobIds: string[];
+};
+
+/**
+ * Describes the message notigate.v1.CancelJobsResponse.
+ * Use `create(CancelJobsResponseSchema)` to create a new message.
+ */
+export declare const CancelJobsResponseSchema: GenMessage<CancelJobsResponse>;
 
 /**
  * ParseMode selects how Telegram parses entities in the text.
@@ -849,6 +1040,28 @@ export declare const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof GetStatsRequestSchema;
     output: typeof GetStatsResponseSchema;
+  },
+  /**
+   * RetryJobs puts every failed job that matches a filter back in the queue
+   * (criteria-based, as AIP-165): with validate_only it only counts them.
+   *
+   * @generated from rpc notigate.v1.NotificationService.RetryJobs
+   */
+  retryJobs: {
+    methodKind: "unary";
+    input: typeof RetryJobsRequestSchema;
+    output: typeof RetryJobsResponseSchema;
+  },
+  /**
+   * CancelJobs cancels every job not yet handed to Telegram that matches a
+   * filter: with validate_only it only counts them.
+   *
+   * @generated from rpc notigate.v1.NotificationService.CancelJobs
+   */
+  cancelJobs: {
+    methodKind: "unary";
+    input: typeof CancelJobsRequestSchema;
+    output: typeof CancelJobsResponseSchema;
   },
 }>;
 
