@@ -5,7 +5,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
 COPY client ./client
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Both distributions: the gateway depends on the client (client/, notigate-client).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ./client .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/notigate --create-home notigate

@@ -8,10 +8,11 @@ NODE_STAMP := node_modules/.installed-stamp
 
 .PHONY: install run test test-faults lint typecheck proto gen breaking bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+# The client (client/, its own distribution) and the gateway, which depends on it.
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -59,7 +60,7 @@ BENCH_STAMP := $(VENV)/.bench-installed-stamp
 BENCH_NODE_STAMP := bench/node_modules/.installed-stamp
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[bench]'
 	touch $@
 
 $(BENCH_NODE_STAMP): bench/package.json bench/package-lock.json

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from notigate.app import Gateway
-from notigate.cli import main
 from notigate.simulator import BotApiSimulator
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client.cli import main
 from tests.conftest import Stub, free_port, wait_state
 
 NOTIGATE = Path(sys.executable).parent / "notigate"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from notigate.cli import parser
 from notigate.config import ENV_VARS
+from notigate_client.cli import parser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,9 +1,9 @@
-"""The ``notigate`` command.
+"""The gateway's subcommands of ``notigate``: ``serve`` and ``simulator``.
 
-``serve`` runs the gateway and ``simulator`` the Bot API simulator; ``send``, ``send-file``,
-``stats``, ``job``, ``jobs``, ``retry``, ``cancel`` and ``health`` talk to a running gateway
-through the Python client (see :mod:`notigate.admin`). Exit codes: 0 success, 1 the server
-refused or is not serving, 2 bad usage, configuration or input file.
+The ``notigate`` command itself belongs to the client package (:mod:`notigate_client.cli`,
+with send, send-file, stats, job, jobs, retry, cancel and health); this package adds its
+commands through the ``notigate.commands`` entry point, :func:`add_commands`. Exit codes:
+0 success, 1 the server refused or is not serving, 2 bad usage or configuration.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from notigate import __version__, admin
 from notigate.config import ConfigError, Settings, from_env
 from notigate.logs import setup_logging
+from notigate_client.cli.registry import Subparsers
 
 log = logging.getLogger("notigate")
 
@@ -29,8 +28,9 @@ notigate: BOT_TOKEN is not set.
   run `notigate serve --sandbox` to deliver to the built-in Bot API simulator."""
 
 
-def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="run the gateway")
+    p.set_defaults(handler=_run_serve)
     p.add_argument("--listen", help="gRPC address host:port (NOTIGATE_LISTEN)")
     p.add_argument(
         "--redis-url",
@@ -60,8 +60,9 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--log-level", default="info")
 
 
-def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_simulator(sub: Subparsers) -> None:
     p = sub.add_parser("simulator", help="run the Bot API simulator")
+    p.set_defaults(handler=_run_simulator)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument(
@@ -76,20 +77,10 @@ def _add_simulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--log-level", default="info")
 
 
-def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
-    """The command-line parser; ``env`` supplies the client commands' defaults."""
-    root = argparse.ArgumentParser(
-        prog="notigate",
-        description="notigate: a gRPC notification gateway for Telegram.",
-        epilog="serve runs the gateway, simulator the Bot API simulator; the other commands "
-        "talk to a running gateway (exit 0 ok, 1 refused or not serving, 2 bad usage).",
-    )
-    root.add_argument("--version", action="version", version=f"notigate {__version__}")
-    sub = root.add_subparsers(dest="command", required=True)
+def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
+    """Add ``serve`` and ``simulator`` (the ``notigate.commands`` entry point)."""
     _add_serve(sub)
     _add_simulator(sub)
-    admin.add_commands(sub, env or {})
-    return root
 
 
 async def _serve(settings: Settings) -> None:
@@ -120,22 +111,14 @@ async def _simulate(args: argparse.Namespace) -> None:
     await run_simulator(args.host, args.port, args.token or [SANDBOX_TOKEN], config)
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """Entry point of the ``notigate`` console script; ``env`` defaults to ``os.environ``.
+def _run_simulator(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    setup_logging(args.log_level)
+    asyncio.run(_simulate(args))
+    return 0
 
-    The one place besides :func:`notigate.config.from_env` that reads the environment:
-    the client commands take NOTIGATE_TARGET, NOTIGATE_API_TOKEN and NOTIGATE_CA from it
-    as flag defaults, and ``serve`` passes it to ``from_env``.
-    """
-    env = os.environ if env is None else env
-    args = parser(env).parse_args(argv)
-    if args.command == "simulator":
-        setup_logging(args.log_level)
-        asyncio.run(_simulate(args))
-        return 0
-    if args.command != "serve":
-        # No logging setup: the client commands report on stdout/stderr themselves.
-        return admin.run(args)
+
+def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """``notigate serve``: settings from ``env`` and the flags, then run until a signal."""
     try:
         settings = from_env(
             env,
@@ -160,6 +143,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     )
     asyncio.run(_serve(settings))
     return 0
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """``python -m notigate.cli``: the same as the ``notigate`` command."""
+    from notigate_client.cli import main as notigate_main
+
+    return notigate_main(argv, env)
 
 
 if __name__ == "__main__":

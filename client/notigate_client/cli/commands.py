@@ -1,7 +1,8 @@
 """The client subcommands of ``notigate``: send, send-file, stats, job, jobs, retry, cancel, health.
 
 They use the blocking Python client (:mod:`notigate_client`), so they work against any
-gateway, local or remote. Output is for people (tables) unless ``--json`` is given.
+gateway, local or remote, from an install of the client package alone. Output is for people
+(tables) unless ``--json`` is given.
 """
 
 from __future__ import annotations
@@ -19,16 +20,22 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from notigate.batchfile import BatchFileError, Progress, parse_duration_s, read_batch_file
 from notigate_client import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotificationClient,
     NotigateError,
+    health,
     pb,
 )
+from notigate_client.cli.batchfile import (
+    BatchFileError,
+    Progress,
+    parse_duration_s,
+    read_batch_file,
+)
+from notigate_client.cli.registry import Subparsers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 CHUNK = 500
@@ -285,29 +292,13 @@ def _health(args: argparse.Namespace) -> int:
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else ()
     with channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=args.service),
-                timeout=args.timeout,
-                metadata=metadata,
-            )
+            status = health.check(channel, args.service, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             # Unreachable, or refused (auth): either way not healthy.
             print(f"{target}: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    print(f"{target}: {status}")
-    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
-
-
-_HANDLERS: dict[str, Handler] = {
-    "send": _send,
-    "send-file": _send_file,
-    "stats": _stats,
-    "job": _job,
-    "jobs": _jobs,
-    "retry": _retry,
-    "cancel": _cancel,
-}
+    print(f"{target}: {status.name}")
+    return 0 if status is health.ServingStatus.SERVING else 1
 
 
 def _print_error(err: NotigateError) -> None:
@@ -320,23 +311,25 @@ def _print_error(err: NotigateError) -> None:
             print(f"  {subject}: {description}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the client command in ``args``; returns the exit code."""
-    if args.command == "health":
-        return _health(args)
-    try:
-        client = _client(args)
-    except OSError as exc:
-        print(f"notigate: {exc}", file=sys.stderr)
-        return 2
-    with client:
+def _with_client(handler: Handler) -> Callable[[argparse.Namespace, Mapping[str, str]], int]:
+    """Run ``handler`` with a client for the command's connection flags; map errors to exits."""
+
+    def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         try:
-            return _HANDLERS[args.command](args, client)
-        except NotigateError as err:
-            _print_error(err)
-            return 1
-        except KeyboardInterrupt:
-            return 130
+            client = _client(args)
+        except OSError as exc:
+            print(f"notigate: {exc}", file=sys.stderr)
+            return 2
+        with client:
+            try:
+                return handler(args, client)
+            except NotigateError as err:
+                _print_error(err)
+                return 1
+            except KeyboardInterrupt:
+                return 130
+
+    return run
 
 
 # -- parser ----------------------------------------------------------------------
@@ -349,16 +342,17 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], env: Mapping[str, str]
-) -> None:
+def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     """Add the client subcommands to ``sub``; flag defaults come from ``env``."""
     conn = _connection_flags(env)
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, parents=[conn])
+    def add(name: str, help_: str, handler: Handler | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, parents=[conn])
+        if handler is not None:
+            p.set_defaults(handler=_with_client(handler))
+        return p
 
-    p = add("send", "enqueue one message; prints its job id")
+    p = add("send", "enqueue one message; prints its job id", _send)
     p.add_argument("--chat", required=True, help="chat id or @channel")
     p.add_argument("--text", required=True)
     p.add_argument("--priority", type=int, default=0, help="0..10, higher first")
@@ -368,7 +362,7 @@ def add_commands(
     p.add_argument("--max-attempts", type=int, default=0)
     p.add_argument("--silent", action="store_true", help="disable_notification")
 
-    p = add("send-file", "enqueue every message of a CSV (with header) or JSONL file")
+    p = add("send-file", "enqueue every message of a CSV (with header) or JSONL file", _send_file)
     p.add_argument(
         "file", type=Path, help="*.csv, or *.jsonl/*.ndjson; columns are SendRequest fields"
     )
@@ -379,25 +373,26 @@ def add_commands(
         help="random idempotency keys (default: file hash + line, so a rerun sends no duplicates)",
     )
 
-    p = add("stats", "queue depths and lifetime totals")
+    p = add("stats", "queue depths and lifetime totals", _stats)
     p.add_argument("--watch", type=float, metavar="N", help="refresh every N seconds")
     p.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
     p.add_argument("--json", action="store_true")
 
-    p = add("job", "show one job")
+    p = add("job", "show one job", _job)
     p.add_argument("job_id")
     p.add_argument("--json", action="store_true")
 
-    p = add("jobs", "list jobs (every state, or one with --state)")
+    p = add("jobs", "list jobs (every state, or one with --state)", _jobs)
     p.add_argument("--state", choices=sorted(_STATES))
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    p = add("retry", "queue a failed job again")
+    p = add("retry", "queue a failed job again", _retry)
     p.add_argument("job_id")
 
-    p = add("cancel", "cancel a job not yet sent")
+    p = add("cancel", "cancel a job not yet sent", _cancel)
     p.add_argument("job_id")
 
     p = add("health", "exit 0 only when the gateway is SERVING")
     p.add_argument("--service", default="", help="service name to check (default: the server)")
+    p.set_defaults(handler=lambda args, env: _health(args))
