@@ -3,7 +3,8 @@
 ``serve`` runs the gateway and ``simulator`` the Bot API simulator; ``send``, ``send-file``,
 ``stats``, ``job``, ``jobs``, ``retry``, ``cancel`` and ``health`` talk to a running gateway
 through the Python client (see :mod:`notigate.admin`). Exit codes: 0 success, 1 the server
-refused or is not serving, 2 bad usage, configuration or input file.
+refused or is not serving (for ``serve``: its port or data dir is taken), 2 bad usage,
+configuration or input file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from notigate import __version__, admin
 from notigate.config import ConfigError, Settings, from_env
+from notigate.errors import StartupRefused
 from notigate.logs import setup_logging
 
 log = logging.getLogger("notigate")
@@ -158,7 +160,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     setup_logging(
         args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
     )
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except StartupRefused as exc:
+        print(f"notigate: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
