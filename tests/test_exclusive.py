@@ -17,6 +17,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from notigate.app import Gateway
 from notigate.config import Settings
@@ -238,9 +240,20 @@ async def test_kill_9_takes_the_valkey_along_and_a_restart_keeps_the_jobs(
     assert valkeys_on(valkey_dir) == []
 
 
+def older_command(server: EmbeddedValkey) -> list[str]:
+    """The command line of a version that wrote no pid file and let Valkey rewrite its
+    process title."""
+    cmd = server.command()
+    for flag in ("--pidfile", "--set-proc-title"):
+        i = cmd.index(flag)
+        del cmd[i : i + 2]
+    return cmd
+
+
 @pytest.mark.faults
+@pytest.mark.parametrize("older", [False, True], ids=["current", "older-version"])
 async def test_a_restart_stops_an_orphan_valkey_on_its_data_dir(
-    tmp_path: Path, gateways: list[Serve]
+    tmp_path: Path, gateways: list[Serve], older: bool
 ) -> None:
     data = tmp_path / "data"
     valkey_dir = (data / "valkey").resolve()
@@ -254,14 +267,24 @@ async def test_a_restart_stops_an_orphan_valkey_on_its_data_dir(
     # with no tie to any gateway (own session, no death signal).
     orphan_server = EmbeddedValkey(valkey_dir)
     orphan = subprocess.Popen(
-        orphan_server.command(),
+        older_command(orphan_server) if older else orphan_server.command(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
         await until(lambda: valkeys_on(valkey_dir) == [orphan.pid])
-        await until(orphan_server.pidfile.exists)
+
+        async def answers() -> bool:
+            client = Redis.from_url(orphan_server.url)
+            try:
+                return bool(await client.ping())
+            except RedisError:
+                return False
+            finally:
+                await client.aclose()
+
+        await wait_for(answers)
 
         await gw.start()
         assert await asyncio.to_thread(orphan.wait, 30) == 0  # stopped with SIGTERM

@@ -14,6 +14,7 @@ the new one opens the files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import itertools
 import logging
@@ -62,16 +63,25 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 def _runs_on(pid: int, binary: Path, data_dir: Path) -> bool:
-    """Whether ``pid`` is a live ``binary`` (valkey-server) started with ``--dir data_dir``:
-    a pid file outlives its process, and the pid may belong to anything by now."""
+    """Whether ``pid`` is a live ``binary`` (valkey-server) working on ``data_dir``: named
+    by ``--dir`` on its command line, or its working directory (Valkey chdirs there; an
+    older gateway let it rewrite its command line). A pid file outlives its process,
+    and the pid may belong to anything by now."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     words = [a.decode(errors="replace") for a in argv]
-    if not words or Path(words[0]).name != binary.name:
+    # A rewritten process title is one word: "<binary> <listen address>".
+    names = {Path(words[0]).name, Path(words[0].partition(" ")[0]).name}
+    if binary.name not in names:
+        return False  # also a zombie: its command line is empty
+    if any(a == "--dir" and b == str(data_dir) for a, b in itertools.pairwise(words)):
+        return True
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == data_dir
+    except OSError:
         return False
-    return any(a == "--dir" and b == str(data_dir) for a, b in itertools.pairwise(words))
 
 
 class _Process:
@@ -215,19 +225,29 @@ class EmbeddedValkey:
     async def stop_orphan(self, timeout_s: float = 10.0) -> None:
         """Stop a valkey-server left running on this data dir by an earlier gateway.
 
-        Found through the pid file and verified by its command line; SIGTERM (it
-        flushes the append-only file), then SIGKILL after ``timeout_s``. Raises
+        Found through the pid file, or among all processes (a server started by a
+        version that wrote none), and verified by :func:`_runs_on`; SIGTERM (it flushes
+        the append-only file), then SIGKILL after ``timeout_s``. Raises
         :class:`StartupRefused` when it cannot be stopped (another user's process).
         """
+        for pid in self._leftovers():
+            await self._stop_leftover(_Process(pid), timeout_s)
+
+    def _leftovers(self) -> list[int]:
+        candidates = []
+        with contextlib.suppress(OSError, ValueError):
+            candidates.append(int(self.pidfile.read_text()))
+        with contextlib.suppress(OSError):
+            candidates += [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+        return [
+            pid
+            for pid in dict.fromkeys(candidates)
+            if pid != os.getpid() and _runs_on(pid, self.binary, self.data_dir)
+        ]
+
+    async def _stop_leftover(self, proc: _Process, timeout_s: float) -> None:
         try:
-            text = self.pidfile.read_text().strip()
-        except OSError:
-            return
-        if not text.isdigit():
-            return
-        proc = _Process(int(text))
-        try:
-            # After opening the pidfd: a verified process is the one that gets signalled.
+            # Again after opening the pidfd: the verified process is the one signalled.
             if not _runs_on(proc.pid, self.binary, self.data_dir):
                 return
             log.warning(
