@@ -105,6 +105,10 @@ def check_listen_free(listen: str) -> None:
             continue  # e.g. IPv6 disabled: gRPC skips that address too
         with probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # gRPC binds [::] dual-stack: it conflicts with IPv4 listeners too.
+                with contextlib.suppress(OSError):
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             try:
                 probe.bind(address)
             except OSError as exc:
