@@ -4,6 +4,9 @@ Startup is an async context manager that cleans up whatever it started when a
 later step fails. Shutdown: health NOT_SERVING -> stop leasing -> in-flight
 sends finish (or go back to the queue) while the gRPC server drains -> Redis
 closed -> embedded services stopped.
+
+Before starting anything, startup refuses a listen address or an embedded data
+dir that another process holds (see :mod:`notigate.exclusive`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from redis.backoff import NoBackoff
 from notigate import handlers, security, wakeups
 from notigate.config import Settings
 from notigate.embedded import EmbeddedValkey
-from notigate.errors import QueueUnavailable
+from notigate.errors import QueueUnavailable, StartupRefused
+from notigate.exclusive import DataDirLock, check_listen_free
 from notigate.health import HealthMonitor
 from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue
@@ -91,7 +95,14 @@ class Gateway:
     async def _start(self) -> None:
         s = self.settings
         token = s.bot_token
+        # Refused before anything starts: a second gateway on the port would take a share
+        # of the connections, one on the data dir a second Valkey on the same files.
+        check_listen_free(s.listen)
         if not self.redis_url:
+            # Only the embedded store is local: replicas on one REDIS_URL share no files.
+            lock = DataDirLock(s.data_dir)
+            lock.acquire()
+            self._stack.callback(lock.release)
             valkey = EmbeddedValkey(s.data_dir / "valkey")
             await valkey.start()
             self._stack.push_async_callback(valkey.stop)
@@ -167,6 +178,8 @@ class Gateway:
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", 4 * s.max_message_bytes),
+                # grpc's default SO_REUSEPORT lets a second server bind the same port.
+                ("grpc.so_reuseport", 0),
             ],
         )
         service = NotificationService(
@@ -187,14 +200,18 @@ class Gateway:
             server,
         )
         credentials = security.server_credentials(s)
-        if credentials is None:
-            self.port = server.add_insecure_port(s.listen)
-        else:
-            self.port = server.add_secure_port(s.listen, credentials)
+        try:
+            if credentials is None:
+                self.port = server.add_insecure_port(s.listen)
+            else:
+                self.port = server.add_secure_port(s.listen, credentials)
+        except RuntimeError:
+            self.port = 0  # recent grpcio raises where older versions returned 0
+        if self.port == 0:
+            check_listen_free(s.listen)  # names the process in the way, if that is why
+            raise StartupRefused(f"cannot listen on {s.listen}")
         if plaintext := security.plaintext_token_warning(s):
             log.warning("%s", plaintext)
-        if self.port == 0:
-            raise RuntimeError(f"cannot listen on {s.listen}")
         await server.start()
         self._server = server
 

@@ -3,7 +3,8 @@
 The ``notigate`` command itself belongs to the client package (:mod:`notigate_client.cli`,
 with send, send-file, stats, job, jobs, retry, cancel and health); this package adds its
 commands through the ``notigate.commands`` entry point, :func:`add_commands`. Exit codes:
-0 success, 1 the server refused or is not serving, 2 bad usage or configuration.
+0 success, 1 the server refused or is not serving (for ``serve``: its port or data dir is
+taken), 2 bad usage or configuration.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from notigate.config import ConfigError, Settings, from_env
+from notigate.errors import StartupRefused
 from notigate.logs import setup_logging
 from notigate_client.cli.registry import Subparsers
 
@@ -141,7 +143,11 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     setup_logging(
         args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
     )
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except StartupRefused as exc:
+        print(f"notigate: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,19 +3,125 @@
 It runs as a child process with append-only persistence under the data
 directory (fsync every second), listens on a Unix socket only, and uses
 ``noeviction`` so queued jobs are never evicted under memory pressure.
+
+It never outlives its gateway: on Linux the kernel sends it SIGTERM when the
+gateway dies, even by ``kill -9`` (``PR_SET_PDEATHSIG``; SIGTERM so it still
+flushes its append-only file). A Valkey that escaped anyway (an older version,
+another OS) is found at the next start through its pid file and stopped before
+the new one opens the files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import itertools
 import logging
+import os
+import select
+import signal
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from notigate.errors import StartupRefused
+
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel to SIGTERM the child when this process dies.
+
+    The death signal follows the *thread* that forked, so the child must be started
+    from a thread that lives as long as the gateway: the event loop's (never from
+    ``asyncio.to_thread``). None where ``prctl`` does not exist.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+    sigterm = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        # Runs in the forked child: no allocations beyond what ctypes needs, no locks.
+        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)  # the gateway died before prctl took effect: nobody would signal
+
+    return preexec
+
+
+def _runs_on(pid: int, binary: Path, data_dir: Path) -> bool:
+    """Whether ``pid`` is a live ``binary`` (valkey-server) working on ``data_dir``: named
+    by ``--dir`` on its command line, or its working directory (Valkey chdirs there; an
+    older gateway let it rewrite its command line). A pid file outlives its process,
+    and the pid may belong to anything by now."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [a.decode(errors="replace") for a in argv]
+    # A rewritten process title is one word: "<binary> <listen address>".
+    names = {Path(words[0]).name, Path(words[0].partition(" ")[0]).name}
+    if binary.name not in names:
+        return False  # also a zombie: its command line is empty
+    if any(a == "--dir" and b == str(data_dir) for a, b in itertools.pairwise(words)):
+        return True
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == data_dir
+    except OSError:
+        return False
+
+
+class _Process:
+    """Another process, signalled through a pidfd where the kernel has them, so a pid
+    recycled after the checks is never signalled."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fd: int | None = None
+        try:
+            self._fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self._fd = None
+
+    def exited(self) -> bool:
+        if self._fd is not None:
+            return bool(select.select([self._fd], [], [], 0)[0])
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state in ("Z", "X")  # a zombie has exited; its new parent may never reap it
+
+    async def exits_within(self, seconds: float) -> bool:
+        for _ in range(int(seconds / 0.05)):
+            if self.exited():
+                return True
+            await asyncio.sleep(0.05)
+        return self.exited()
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self._fd is not None:
+            signal.pidfd_send_signal(self._fd, sig)
+        else:
+            os.kill(self.pid, sig)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def valkey_binary() -> Path:
@@ -41,6 +147,7 @@ class EmbeddedValkey:
         self.appendfsync = appendfsync
         self.binary = binary or valkey_binary()
         self.socket = self.data_dir / "valkey.sock"
+        self.pidfile = self.data_dir / "valkey.pid"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,17 +177,31 @@ class EmbeddedValkey:
             "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "valkey.log"),
+            # For the next start to find a server that outlived its gateway, and to
+            # verify it by its command line (kept intact: no process title).
+            "--pidfile", str(self.pidfile),
+            "--set-proc-title", "no",
         ]  # fmt: skip
 
     async def start(self, timeout_s: float = 10.0) -> None:
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it answers PING.
+
+        The caller must own the data dir (see :class:`notigate.exclusive.DataDirLock`):
+        a valkey-server still running on it then belongs to no live gateway, and is
+        stopped first.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # A socket path over 107 bytes cannot be bound; fall back to TCP.
         if not self.port and len(str(self.socket)) > 100:
             raise RuntimeError(f"data dir path too long for a Unix socket: {self.data_dir}")
+        await self.stop_orphan()
         self.socket.unlink(missing_ok=True)
+        # From this (the loop's) thread: see _die_with_parent.
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent(),
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -100,6 +221,62 @@ class EmbeddedValkey:
         finally:
             await client.aclose()
         log.info("embedded Valkey running (data in %s, appendonly)", self.data_dir)
+
+    async def stop_orphan(self, timeout_s: float = 10.0) -> None:
+        """Stop a valkey-server left running on this data dir by an earlier gateway.
+
+        Found through the pid file, or among all processes (a server started by a
+        version that wrote none), and verified by :func:`_runs_on`; SIGTERM (it flushes
+        the append-only file), then SIGKILL after ``timeout_s``. Raises
+        :class:`StartupRefused` when it cannot be stopped (another user's process).
+        """
+        for pid in self._leftovers():
+            await self._stop_leftover(_Process(pid), timeout_s)
+
+    def _leftovers(self) -> list[int]:
+        candidates = []
+        with contextlib.suppress(OSError, ValueError):
+            candidates.append(int(self.pidfile.read_text()))
+        with contextlib.suppress(OSError):
+            candidates += [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+        return [
+            pid
+            for pid in dict.fromkeys(candidates)
+            if pid != os.getpid() and _runs_on(pid, self.binary, self.data_dir)
+        ]
+
+    async def _stop_leftover(self, proc: _Process, timeout_s: float) -> None:
+        try:
+            # Again after opening the pidfd: the verified process is the one signalled.
+            if not _runs_on(proc.pid, self.binary, self.data_dir):
+                return
+            log.warning(
+                "valkey-server pid %d from an earlier run still uses %s; stopping it",
+                proc.pid,
+                self.data_dir,
+            )
+            for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+                try:
+                    proc.signal(sig)
+                    if sig == signal.SIGTERM:
+                        proc.signal(signal.SIGCONT)  # a stopped process cannot exit
+                except ProcessLookupError:
+                    break
+                except PermissionError as exc:
+                    raise StartupRefused(
+                        f"valkey-server pid {proc.pid} still uses {self.data_dir} and "
+                        "may not be stopped by this user; stop it first"
+                    ) from exc
+                if await proc.exits_within(wait_s):
+                    log.warning("stopped valkey-server pid %d with %s", proc.pid, sig.name)
+                    break
+            else:
+                raise StartupRefused(
+                    f"valkey-server pid {proc.pid} still uses {self.data_dir} and did not "
+                    "stop on SIGKILL; stop it first"
+                )
+        finally:
+            proc.close()
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM lets it flush the append-only file)."""

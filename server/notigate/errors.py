@@ -4,7 +4,8 @@ NotigateError
 ├── JobNotFound          -> NOT_FOUND
 ├── JobStateConflict     -> FAILED_PRECONDITION
 ├── QueueUnavailable     -> UNAVAILABLE         (Redis unreachable or timing out)
-└── QueueFull            -> RESOURCE_EXHAUSTED  (Redis out of memory)
+├── QueueFull            -> RESOURCE_EXHAUSTED  (Redis out of memory)
+└── StartupRefused       -> (no RPC: ``notigate serve`` prints it and exits 1)
 """
 
 from __future__ import annotations
@@ -38,3 +39,11 @@ class QueueUnavailable(NotigateError):
 
 class QueueFull(NotigateError):
     """Redis refused the write because it is out of memory."""
+
+
+class StartupRefused(NotigateError):
+    """The gateway must not start: its port or data dir belongs to another process.
+
+    The message is one line for the operator, naming what is taken and, when known,
+    the pid holding it.
+    """
