@@ -70,6 +70,8 @@ async def _walk(
     limit: int | None,
     page_size: int,
 ) -> BulkOutcome:
+    if (limit is not None and limit < 1) or page_size < 1:
+        raise ValueError("limit and page_size must be positive")
     outcome = BulkOutcome()
     # A job retried here can fail again and re-enter the index further on: act once.
     done: set[str] = set()
@@ -81,15 +83,18 @@ async def _walk(
             if act is None:
                 outcome.add(ids)
             else:
-                ids = [i for i in ids if i not in done]
-                if limit is not None:
-                    ids = ids[: limit - outcome.count]
-                changed = await act(ids)
-                acted = [i for i, ok in zip(ids, changed, strict=True) if ok]
-                done.update(acted)
-                outcome.add(acted)
-                if limit is not None and outcome.count >= limit:
-                    return outcome
+                pending = [i for i in ids if i not in done]
+                while pending:
+                    # Never more than the call may still act on: a skipped job leaves
+                    # room for the next of the page, not for the job after the limit.
+                    room = len(pending) if limit is None else limit - outcome.count
+                    batch, pending = pending[:room], pending[room:]
+                    changed = await act(batch)
+                    acted = [i for i, ok in zip(batch, changed, strict=True) if ok]
+                    done.update(acted)
+                    outcome.add(acted)
+                    if limit is not None and outcome.count >= limit:
+                        return outcome
             if page.cursor is None:
                 break
             after = page.cursor
