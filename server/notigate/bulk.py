@@ -41,9 +41,10 @@ class BulkOutcome:
     # ids of at most SAMPLE_SIZE jobs, so the largest of them is popped first.
     _oldest: list[int] = field(default_factory=list)
 
-    def add(self, job_ids: Sequence[str]) -> None:
-        """Count ``job_ids`` and keep the oldest of them for the sample."""
-        self.count += len(job_ids)
+    def add(self, job_ids: Sequence[str], count: int | None = None) -> None:
+        """Count ``job_ids`` (or ``count`` jobs of which they are the oldest) and keep
+        the oldest of them for the sample."""
+        self.count += len(job_ids) if count is None else count
         for job_id in job_ids:
             value = -int(job_id)
             if len(self._oldest) < SAMPLE_SIZE:
@@ -57,9 +58,9 @@ class BulkOutcome:
         return [str(-v) for v in sorted(self._oldest, reverse=True)]
 
 
-def _matches(chat_id: str, payload: bytes | None) -> bool:
-    # The script sends the payload only when the requested chat decides (see select.lua).
-    return payload is None or pb.SendRequest.FromString(payload).chat_id == chat_id
+def _requested(chat_id: str, undecided: list[tuple[str, bytes]]) -> list[str]:
+    # Jobs now in the supergroup `chat_id` migrated to: they match if sent to `chat_id`.
+    return [i for i, payload in undecided if pb.SendRequest.FromString(payload).chat_id == chat_id]
 
 
 async def _walk(
@@ -78,12 +79,14 @@ async def _walk(
     for state in states:
         after: ListCursor | None = None
         while True:
-            page = await queue.select(state, chat_id, after, page_size)
-            ids = [i for i, payload in page.candidates if _matches(chat_id, payload)]
+            # Counting needs only the number of matches and the oldest of them.
+            sample = SAMPLE_SIZE if act is None else 0
+            page = await queue.select(state, chat_id, after, page_size, sample)
+            requested = _requested(chat_id, page.undecided)
             if act is None:
-                outcome.add(ids)
+                outcome.add(page.job_ids + requested, page.matched + len(requested))
             else:
-                pending = [i for i in ids if i not in done]
+                pending = [i for i in page.job_ids + requested if i not in done]
                 while pending:
                     # Never more than the call may still act on: a skipped job leaves
                     # room for the next of the page, not for the job after the limit.

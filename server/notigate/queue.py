@@ -120,9 +120,13 @@ class ListCursor:
 class Selected:
     """One page of a state's index walked by RetryJobs/CancelJobs (see lua/select.lua)."""
 
-    # (job id, None) for a job that matches; (job id, payload) for one whose requested
-    # chat_id (in the payload, a serialized SendRequest) decides.
-    candidates: list[tuple[str, bytes | None]]
+    # Jobs that match: all of them, or the oldest when only a sample was asked for.
+    job_ids: list[str]
+    # How many jobs match (more than job_ids when only a sample was asked for).
+    matched: int
+    # (job id, payload) of jobs whose requested chat_id (in the payload, a serialized
+    # SendRequest) decides whether they match.
+    undecided: list[tuple[str, bytes]]
     # Where the next page starts; None when the index holds nothing further.
     cursor: ListCursor | None
 
@@ -547,10 +551,16 @@ class Queue:
         return records, cursor
 
     async def select(
-        self, state: JobState, chat_id: str, after: ListCursor | None, limit: int
+        self,
+        state: JobState,
+        chat_id: str,
+        after: ListCursor | None,
+        limit: int,
+        sample: int = 0,
     ) -> Selected:
         """The jobs of ``chat_id`` ('' = all) among the next ``limit`` entries of
-        ``state``'s index, lowest score first, after ``after``."""
+        ``state``'s index, lowest score first, after ``after``. ``sample`` > 0: of the
+        jobs that match for sure, only count them and list the ``sample`` oldest."""
         reply = await self._call(
             "select",
             [self._state_index(state), self.keys.migrations],
@@ -560,13 +570,16 @@ class Queue:
                 repr(after.score) if after else "",
                 after.job_id if after else "",
                 chat_id,
+                sample,
             ],
         )
-        candidates = [(reply[i].decode(), reply[i + 1] or None) for i in range(3, len(reply), 2)]
+        end = 5 + int(reply[4])
+        job_ids = [i.decode() for i in reply[5:end]]
+        undecided = [(reply[i].decode(), reply[i + 1]) for i in range(end, len(reply), 2)]
         cursor = None
         if int(reply[0]) == 1:
             cursor = ListCursor(float(reply[2]), reply[1].decode())
-        return Selected(candidates, cursor)
+        return Selected(job_ids, int(reply[3]), undecided, cursor)
 
     async def stats(self) -> QueueStats:
         """Depths per state, lifetime totals and the bot-wide pause."""
