@@ -6,7 +6,12 @@ and :class:`AsyncNotificationClient` wrap them with auth, retries and typed erro
 
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
-from notigate_client.client import AsyncNotificationClient, NotificationClient
+from notigate_client.client import (
+    AsyncNotificationClient,
+    NotificationClient,
+    job_state,
+    state_name,
+)
 from notigate_client.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -29,6 +34,8 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "from_rpc_error",
+    "job_state",
     "pb",
     "pb_grpc",
+    "state_name",
 ]

@@ -8,6 +8,9 @@ Both clients send the bearer token as ``authorization`` metadata, apply ``timeou
 attempt, retry UNAVAILABLE up to ``retries`` times with exponential backoff, and raise the
 exceptions of :mod:`notigate_client.errors`. Send and SendBatch get an idempotency key
 (uuid4) when the caller gives none, so a retry never delivers a message twice.
+
+Job states are enum values (``pb.JOB_STATE_FAILED``); :func:`state_name` spells them as the
+CLI does (``"failed"``), and every ``state`` argument takes either spelling.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -38,9 +41,61 @@ from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
 from notigate_client.errors import from_rpc_error
 
-__all__ = ["AsyncNotificationClient", "NotificationClient"]
+__all__ = ["AsyncNotificationClient", "NotificationClient", "job_state", "state_name"]
 
 _R = TypeVar("_R", bound=Message)
+
+_STATE_PREFIX = "JOB_STATE_"
+
+
+def state_name(state: pb.Job | JobStateLike) -> str:
+    """A job's state (or a JobState value) as a name: ``"failed"``, ``"waiting"``…
+
+    ``"unspecified"`` for 0 and ``"unknown(N)"`` for a value newer than this client.
+    """
+    value = state.state if isinstance(state, pb.Job) else state
+    if value not in pb.JobState.values():
+        return f"unknown({int(value)})"
+    return pb.JobState.Name(value).removeprefix(_STATE_PREFIX).lower()
+
+
+def job_state(state: JobStateLike | str) -> pb.JobState.ValueType:
+    """The JobState value for an enum value or a name (``"failed"``, ``"JOB_STATE_FAILED"``,
+    any case)."""
+    if not isinstance(state, str):
+        return state
+    name = state.strip().upper()
+    if not name.startswith(_STATE_PREFIX):
+        name = _STATE_PREFIX + name
+    try:
+        value = pb.JobState.Value(name)
+    except ValueError:
+        value = pb.JOB_STATE_UNSPECIFIED
+    if value == pb.JOB_STATE_UNSPECIFIED:
+        known = ", ".join(state_name(v) for v in pb.JobState.values() if v)
+        raise ValueError(f"unknown job state {state!r} (one of {known})")
+    return value
+
+
+def _optional_state(state: JobStateLike | str | None) -> pb.JobState.ValueType | None:
+    return None if state is None else job_state(state)
+
+
+def _with_send_at(req: pb.SendRequest, send_at: datetime | None) -> pb.SendRequest:
+    if send_at is not None:
+        # A naive datetime would silently mean UTC to protobuf; the caller surely meant
+        # some zone, so make them say which.
+        if send_at.tzinfo is None or send_at.utcoffset() is None:
+            raise ValueError("send_at must be timezone-aware (e.g. datetime.now(UTC))")
+        req.send_at.FromDatetime(send_at)
+    return req
+
+
+def _job_filter(state: JobStateLike | str | None, chat_id: str | int | None) -> pb.JobFilter:
+    return pb.JobFilter(
+        state=_optional_state(state) or pb.JOB_STATE_UNSPECIFIED,
+        chat_id="" if chat_id is None else str(chat_id),
+    )
 
 
 class _ClientBase:
@@ -120,6 +175,7 @@ class NotificationClient(_ClientBase):
         parse_mode: ParseModeLike | None = None,
         priority: int = 0,
         delay: float | timedelta | None = None,
+        send_at: datetime | None = None,
         idempotency_key: str | None = None,
         max_attempts: int = 0,
         disable_notification: bool = False,
@@ -129,22 +185,29 @@ class NotificationClient(_ClientBase):
         link_preview: pb.LinkPreviewOptions | None = None,
         allow_paid_broadcast: bool = False,
     ) -> pb.SendResponse:
-        """Enqueue one message; returns once the server stored it. ``delay`` is in seconds."""
+        """Enqueue one message; returns once the server stored it.
+
+        ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
+        now): deliver no earlier than that.
+        """
         return self.send_request(
-            build_send_request(
-                chat_id,
-                text,
-                parse_mode=parse_mode,
-                priority=priority,
-                delay=delay,
-                idempotency_key=idempotency_key,
-                max_attempts=max_attempts,
-                disable_notification=disable_notification,
-                protect_content=protect_content,
-                message_thread_id=message_thread_id,
-                reply_markup=reply_markup,
-                link_preview=link_preview,
-                allow_paid_broadcast=allow_paid_broadcast,
+            _with_send_at(
+                build_send_request(
+                    chat_id,
+                    text,
+                    parse_mode=parse_mode,
+                    priority=priority,
+                    delay=delay,
+                    idempotency_key=idempotency_key,
+                    max_attempts=max_attempts,
+                    disable_notification=disable_notification,
+                    protect_content=protect_content,
+                    message_thread_id=message_thread_id,
+                    reply_markup=reply_markup,
+                    link_preview=link_preview,
+                    allow_paid_broadcast=allow_paid_broadcast,
+                ),
+                send_at,
             )
         )
 
@@ -172,10 +235,38 @@ class NotificationClient(_ClientBase):
         req = pb.RetryJobRequest(job_id=job_id)
         return self._call(self._stub.RetryJob, req, pb.RetryJobResponse).job
 
+    def retry_jobs(
+        self,
+        state: JobStateLike | str | None = None,
+        chat_id: str | int | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> pb.RetryJobsResponse:
+        """Queue again every failed job (of ``chat_id``, when given); ``validate_only``
+        only counts them. One call acts on at most 10,000 jobs: while ``count`` comes
+        back as 10,000, call again for the rest."""
+        req = pb.RetryJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        return self._call(self._stub.RetryJobs, req, pb.RetryJobsResponse)
+
+    def cancel_jobs(
+        self,
+        state: JobStateLike | str | None = None,
+        chat_id: str | int | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> pb.CancelJobsResponse:
+        """Cancel every waiting and delayed job (only ``state``'s, only ``chat_id``'s when
+        given); ``validate_only`` only counts them. At most 10,000 per call, as
+        :meth:`retry_jobs`."""
+        req = pb.CancelJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        return self._call(self._stub.CancelJobs, req, pb.CancelJobsResponse)
+
     def list_jobs(
-        self, state: JobStateLike | None = None, page_size: int = 100
+        self, state: JobStateLike | str | None = None, page_size: int = 100
     ) -> Iterator[pb.Job]:
-        """Iterate over all jobs in ``state`` (all states when None), fetching page by page."""
+        """Iterate over all jobs in ``state`` (all states when None; ``"failed"`` or
+        ``pb.JOB_STATE_FAILED``), fetching page by page."""
+        state = _optional_state(state)
         token = ""
         while True:
             req = list_request(state, page_size, token)
@@ -239,6 +330,7 @@ class AsyncNotificationClient(_ClientBase):
         parse_mode: ParseModeLike | None = None,
         priority: int = 0,
         delay: float | timedelta | None = None,
+        send_at: datetime | None = None,
         idempotency_key: str | None = None,
         max_attempts: int = 0,
         disable_notification: bool = False,
@@ -248,22 +340,29 @@ class AsyncNotificationClient(_ClientBase):
         link_preview: pb.LinkPreviewOptions | None = None,
         allow_paid_broadcast: bool = False,
     ) -> pb.SendResponse:
-        """Enqueue one message; returns once the server stored it. ``delay`` is in seconds."""
+        """Enqueue one message; returns once the server stored it.
+
+        ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
+        now): deliver no earlier than that.
+        """
         return await self.send_request(
-            build_send_request(
-                chat_id,
-                text,
-                parse_mode=parse_mode,
-                priority=priority,
-                delay=delay,
-                idempotency_key=idempotency_key,
-                max_attempts=max_attempts,
-                disable_notification=disable_notification,
-                protect_content=protect_content,
-                message_thread_id=message_thread_id,
-                reply_markup=reply_markup,
-                link_preview=link_preview,
-                allow_paid_broadcast=allow_paid_broadcast,
+            _with_send_at(
+                build_send_request(
+                    chat_id,
+                    text,
+                    parse_mode=parse_mode,
+                    priority=priority,
+                    delay=delay,
+                    idempotency_key=idempotency_key,
+                    max_attempts=max_attempts,
+                    disable_notification=disable_notification,
+                    protect_content=protect_content,
+                    message_thread_id=message_thread_id,
+                    reply_markup=reply_markup,
+                    link_preview=link_preview,
+                    allow_paid_broadcast=allow_paid_broadcast,
+                ),
+                send_at,
             )
         )
 
@@ -291,10 +390,34 @@ class AsyncNotificationClient(_ClientBase):
         req = pb.RetryJobRequest(job_id=job_id)
         return (await self._call(self._stub.RetryJob, req, pb.RetryJobResponse)).job
 
+    async def retry_jobs(
+        self,
+        state: JobStateLike | str | None = None,
+        chat_id: str | int | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> pb.RetryJobsResponse:
+        """Queue again every failed job matching the filter (see the blocking client)."""
+        req = pb.RetryJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        return await self._call(self._stub.RetryJobs, req, pb.RetryJobsResponse)
+
+    async def cancel_jobs(
+        self,
+        state: JobStateLike | str | None = None,
+        chat_id: str | int | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> pb.CancelJobsResponse:
+        """Cancel every waiting/delayed job matching the filter (see the blocking client)."""
+        req = pb.CancelJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        return await self._call(self._stub.CancelJobs, req, pb.CancelJobsResponse)
+
     async def list_jobs(
-        self, state: JobStateLike | None = None, page_size: int = 100
+        self, state: JobStateLike | str | None = None, page_size: int = 100
     ) -> AsyncIterator[pb.Job]:
-        """Iterate over all jobs in ``state`` (all states when None), fetching page by page."""
+        """Iterate over all jobs in ``state`` (all states when None; ``"failed"`` or
+        ``pb.JOB_STATE_FAILED``), fetching page by page."""
+        state = _optional_state(state)
         token = ""
         while True:
             req = list_request(state, page_size, token)

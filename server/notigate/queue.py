@@ -24,7 +24,7 @@ from notigate.scripts import Scripts
 T = TypeVar("T")
 
 # Header of one message in enqueue.lua's packed argument (see its header).
-_JOB_HEADER = struct.Struct(">BdBBHI")
+_JOB_HEADER = struct.Struct(">BddBBHI")
 
 # The most entries the dequeue script promotes per set in one call, so one
 # call stays short even after a long outage left many due jobs.
@@ -51,6 +51,7 @@ _STATE_CODES = {
     "f": JobState.FAILED,
     "x": JobState.CANCELLED,
 }
+_CODE_OF = {state: code for code, state in _STATE_CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ class NewJob:
     max_attempts: int
     idempotency_key: str
     payload: bytes
+    # Absolute due time (ms since the epoch, 0 = none), compared with Redis TIME by the
+    # script: the gateway's own clock may be off, Redis's is the one every replica shares.
+    due_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,21 @@ class ListCursor:
 
     score: float
     job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """One page of a state's index walked by RetryJobs/CancelJobs (see lua/select.lua)."""
+
+    # Jobs that match: all of them, or the oldest when only a sample was asked for.
+    job_ids: list[str]
+    # How many jobs match (more than job_ids when only a sample was asked for).
+    matched: int
+    # (job id, payload) of jobs whose requested chat_id (in the payload, a serialized
+    # SendRequest) decides whether they match.
+    undecided: list[tuple[str, bytes]]
+    # Where the next page starts; None when the index holds nothing further.
+    cursor: ListCursor | None
 
 
 class RetryOutcome(StrEnum):
@@ -231,6 +250,7 @@ class Queue:
                 _JOB_HEADER.pack(
                     job.priority,
                     job.delay_ms,
+                    job.due_at_ms,
                     job.max_attempts,
                     len(chat),
                     len(key),
@@ -433,6 +453,42 @@ class Queue:
         )
         return await self._after_change(job_id, int(code), state.decode(), "retry")
 
+    async def _call_many(self, name: str, keys: list[str], arg_lists: list[list[Any]]) -> list[Any]:
+        """Run one script many times in one round trip (a pipeline, not a transaction:
+        each call is atomic on its own, as it would be alone)."""
+        if not arg_lists:
+            return []
+        async with _redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            for args in arg_lists:
+                await self._scripts.call(name, keys, args, client=pipe)
+            return list(await pipe.execute())
+
+    async def cancel_many(self, job_ids: Sequence[str], states: Sequence[JobState]) -> list[bool]:
+        """Cancel each job still in one of ``states`` (waiting, delayed); True where it
+        was cancelled by this call. Others (moved on meanwhile, gone) are left alone."""
+        k, s = self.keys, self.settings
+        only = "".join(_CODE_OF[state] for state in states)
+        keys = [k.waiting, k.delayed, k.cancelled, k.ready, k.paced, k.stats]
+        common = [s.keep_completed, self._keep_age_ms, *self._chat_args, only]
+        replies = await self._call_many(
+            "cancel", keys, [[k.prefix, job_id, *common] for job_id in job_ids]
+        )
+        return [int(code) == 1 for code, _state in replies]
+
+    async def requeue_many(self, job_ids: Sequence[str]) -> list[bool]:
+        """Queue each job again that is still failed; True where it was. The workers
+        are not woken: call :meth:`wake` once afterwards."""
+        k = self.keys
+        keys = [k.failed, k.waiting, k.ready, k.paced, k.stats, k.migrations]
+        replies = await self._call_many(
+            "requeue", keys, [[k.prefix, job_id, *self._chat_args, "1"] for job_id in job_ids]
+        )
+        return [int(code) == 1 for code, _state in replies]
+
+    async def wake(self) -> None:
+        """Wake every replica's workers (new work may be due)."""
+        await self._read(lambda: self.redis.publish(self.keys.wake_channel, "1"))
+
     async def _after_change(self, job_id: str, code: int, state: str, op: str) -> JobRecord:
         if code == -1:
             raise JobNotFound(job_id)
@@ -493,6 +549,37 @@ class Queue:
         more = int(reply[0]) == 1 and len(reply) > 1
         cursor = ListCursor(float(reply[-2]), reply[-3].decode()) if more else None
         return records, cursor
+
+    async def select(
+        self,
+        state: JobState,
+        chat_id: str,
+        after: ListCursor | None,
+        limit: int,
+        sample: int = 0,
+    ) -> Selected:
+        """The jobs of ``chat_id`` ('' = all) among the next ``limit`` entries of
+        ``state``'s index, lowest score first, after ``after``. ``sample`` > 0: of the
+        jobs that match for sure, only count them and list the ``sample`` oldest."""
+        reply = await self._call(
+            "select",
+            [self._state_index(state), self.keys.migrations],
+            [
+                self.keys.prefix,
+                limit,
+                repr(after.score) if after else "",
+                after.job_id if after else "",
+                chat_id,
+                sample,
+            ],
+        )
+        end = 5 + int(reply[4])
+        job_ids = [i.decode() for i in reply[5:end]]
+        undecided = [(reply[i].decode(), reply[i + 1]) for i in range(end, len(reply), 2)]
+        cursor = None
+        if int(reply[0]) == 1:
+            cursor = ListCursor(float(reply[2]), reply[1].decode())
+        return Selected(job_ids, int(reply[3]), undecided, cursor)
 
     async def stats(self) -> QueueStats:
         """Depths per state, lifetime totals and the bot-wide pause."""

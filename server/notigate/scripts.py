@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
@@ -34,6 +35,7 @@ SCRIPT_NAMES = (
     "requeue",
     "migrate",
     "list",
+    "select",
 )
 
 
@@ -59,7 +61,10 @@ class Scripts:
             client = script.registered_client
             script.sha = await client.script_load(script.script)
 
-    async def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run script ``name`` (EVALSHA) and return its raw reply."""
+    async def call(
+        self, name: str, keys: list[str], args: list[Any], client: Pipeline | None = None
+    ) -> Any:
+        """Run script ``name`` (EVALSHA) and return its raw reply; with a pipeline as
+        ``client`` the call is queued there instead (the reply comes from ``execute``)."""
         script: AsyncScript = self._scripts[name]
-        return await script(keys=keys, args=args)
+        return await script(keys=keys, args=args, client=client)

@@ -9,7 +9,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from notigate import rpc_status
+from notigate import bulk, rpc_status
 from notigate.config import Settings
 from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
 from notigate.group_commit import GroupCommit
@@ -21,6 +21,7 @@ from notigate.validation import (
     decode_page_token,
     encode_page_token,
     validate_batch,
+    validate_bulk_filter,
     validate_job_id,
     validate_list,
     validate_send,
@@ -47,6 +48,9 @@ _ALL_STATES: list[int] = [
     pb.JOB_STATE_CANCELLED,
 ]
 _DEFAULT_PAGE_SIZE = 100
+# The states RetryJobs and CancelJobs act on; the first list is the default (state unset).
+_RETRYABLE = [pb.JOB_STATE_FAILED]
+_CANCELLABLE = [pb.JOB_STATE_WAITING, pb.JOB_STATE_DELAYED]
 
 
 def _timestamp(ms: int) -> Timestamp:
@@ -79,10 +83,14 @@ def job_to_pb(record: JobRecord) -> pb.Job:
 
 def new_job(request: pb.SendRequest) -> NewJob:
     """The queue's view of a validated request."""
-    delay_ms = 0
+    delay_ms = due_at_ms = 0
+    # Round up: "no earlier than" the requested delay or time.
     if request.HasField("delay"):
-        # Round up: "no earlier than" the requested delay.
         delay_ms = request.delay.seconds * 1000 + -(-request.delay.nanos // 1_000_000)
+    if request.HasField("send_at"):
+        # Passed on as a time, not as a delay from this gateway's clock: the script
+        # compares it with Redis TIME, the clock every replica's scheduling uses.
+        due_at_ms = request.send_at.seconds * 1000 + -(-request.send_at.nanos // 1_000_000)
     return NewJob(
         chat_id=request.chat_id,
         priority=request.priority,
@@ -90,6 +98,7 @@ def new_job(request: pb.SendRequest) -> NewJob:
         max_attempts=request.max_attempts,
         idempotency_key=request.idempotency_key,
         payload=request.SerializeToString(deterministic=True),
+        due_at_ms=due_at_ms,
     )
 
 
@@ -169,6 +178,8 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendBatchResponse:
         await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
+        if request.validate_only:
+            return pb.SendBatchResponse()
         results = await self._enqueue(context, request.messages)
         return pb.SendBatchResponse(
             results=[pb.SendResponse(job_id=r.job_id, duplicate=r.duplicate) for r in results]
@@ -258,3 +269,33 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             age.FromMilliseconds(max(0, stats.now_ms - stats.oldest_waiting_ms))
             reply.oldest_waiting_age.CopyFrom(age)
         return reply
+
+    async def RetryJobs(
+        self, request: pb.RetryJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetryJobsResponse:
+        """Queue every failed job matching the filter again (at most
+        bulk.MAX_JOBS_PER_CALL per call; validate_only counts them all)."""
+        await self._invalid(context, validate_bulk_filter(request.filter, _RETRYABLE))
+        async with self._errors(context):
+            outcome = await bulk.retry_jobs(
+                self.queue, request.filter.chat_id, validate_only=request.validate_only
+            )
+        if outcome.count and not request.validate_only:
+            self._on_enqueued()
+        return pb.RetryJobsResponse(count=outcome.count, sample_job_ids=outcome.sample)
+
+    async def CancelJobs(
+        self, request: pb.CancelJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelJobsResponse:
+        """Cancel every waiting and/or delayed job matching the filter (at most
+        bulk.MAX_JOBS_PER_CALL per call; validate_only counts them all)."""
+        await self._invalid(context, validate_bulk_filter(request.filter, _CANCELLABLE))
+        states = [int(request.filter.state)] if request.filter.state else _CANCELLABLE
+        async with self._errors(context):
+            outcome = await bulk.cancel_jobs(
+                self.queue,
+                [_PB_TO_STATE[s] for s in states],
+                request.filter.chat_id,
+                validate_only=request.validate_only,
+            )
+        return pb.CancelJobsResponse(count=outcome.count, sample_job_ids=outcome.sample)

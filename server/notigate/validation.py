@@ -20,6 +20,8 @@ import binascii
 import math
 import re
 import struct
+import time
+from collections.abc import Collection
 from typing import NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
@@ -44,6 +46,7 @@ __all__ = [
     "encode_page_token",
     "utf16_length",
     "validate_batch",
+    "validate_bulk_filter",
     "validate_job_id",
     "validate_list",
     "validate_send",
@@ -72,6 +75,8 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # google.protobuf.Duration's own range (duration.proto): about +-10,000 years.
 _DURATION_MAX_S = 315_576_000_000
 _NANOS_PER_S = 1_000_000_000
+# google.protobuf.Timestamp's own range (timestamp.proto): 0001-01-01 to 9999-12-31.
+_TIMESTAMP_MIN_S, _TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 _PAGE_TOKEN_VERSION = 2
 # version, state, score of the last listed job; then its id (ASCII digits, may be empty).
@@ -195,6 +200,18 @@ def _validate_duration(seconds: int, nanos: int, field: str) -> list[FieldViolat
     return []
 
 
+def _validate_send_at(seconds: int, nanos: int, field: str, now_s: float) -> list[FieldViolation]:
+    if not 0 <= nanos < _NANOS_PER_S:
+        return [_v(f"{field}.nanos", "nanos must be within 0..999,999,999")]
+    if not _TIMESTAMP_MIN_S <= seconds <= _TIMESTAMP_MAX_S:
+        return [_v(f"{field}.seconds", "seconds is outside the range of a Timestamp")]
+    # A past time means now (a message composed a moment ago is not an error). The upper
+    # bound is the one delay has; a few seconds of clock skew do not matter against it.
+    if seconds + nanos / _NANOS_PER_S > now_s + MAX_DELAY_S:
+        return [_v(field, "send_at must be at most 365 days from now")]
+    return []
+
+
 def _validate_button(button: pb.InlineKeyboardButton, path: str) -> list[FieldViolation]:
     out: list[FieldViolation] = []
     # Telegram documents no maximum for button text, only that it is shown on the button.
@@ -268,8 +285,13 @@ def _validate_link_preview(opts: pb.LinkPreviewOptions, field: str) -> list[Fiel
     return out
 
 
-def validate_send(req: pb.SendRequest, prefix: str = "") -> list[FieldViolation]:
-    """Validate one message; ``prefix`` is prepended to every field path (``messages[3].``)."""
+def validate_send(
+    req: pb.SendRequest, prefix: str = "", now_s: float | None = None
+) -> list[FieldViolation]:
+    """Validate one message; ``prefix`` is prepended to every field path (``messages[3].``).
+
+    ``now_s`` (default: the clock) bounds ``send_at``.
+    """
     p = prefix
     out: list[FieldViolation] = []
     out += _validate_chat_id(req.chat_id, p)
@@ -280,6 +302,12 @@ def validate_send(req: pb.SendRequest, prefix: str = "") -> list[FieldViolation]
         out.append(_v(f"{p}priority", f"priority must be 0..{MAX_PRIORITY}"))
     if req.HasField("delay"):
         out += _validate_duration(req.delay.seconds, req.delay.nanos, f"{p}delay")
+    if req.HasField("send_at"):
+        if req.HasField("delay"):
+            out.append(_v(f"{p}send_at", "set at most one of send_at and delay"))
+        else:
+            now = time.time() if now_s is None else now_s
+            out += _validate_send_at(req.send_at.seconds, req.send_at.nanos, f"{p}send_at", now)
     if req.message_thread_id < 0:
         out.append(_v(f"{p}message_thread_id", "message_thread_id must not be negative"))
     if not 0 <= req.max_attempts <= MAX_MAX_ATTEMPTS:
@@ -318,8 +346,9 @@ def validate_batch(req: pb.SendBatchRequest, max_batch: int = MAX_BATCH) -> list
         return [_v("messages", f"a batch has at most {max_batch} messages, got {n}")]
     out: list[FieldViolation] = []
     first_with_key: dict[str, int] = {}
+    now_s = time.time()
     for i, msg in enumerate(req.messages):
-        out += validate_send(msg, prefix=f"messages[{i}].")
+        out += validate_send(msg, prefix=f"messages[{i}].", now_s=now_s)
         key = msg.idempotency_key
         if not key:
             continue
@@ -346,6 +375,22 @@ def validate_job_id(job_id: str, field: str = "job_id") -> list[FieldViolation]:
     if not _JOB_ID.fullmatch(job_id):
         return [_v(field, f"{field} must be a job id as returned by Send (a decimal number)")]
     return []
+
+
+def validate_bulk_filter(
+    flt: pb.JobFilter, states: Collection[int], field: str = "filter"
+) -> list[FieldViolation]:
+    """Validate a RetryJobs/CancelJobs filter: ``state`` unset or one of ``states``,
+    ``chat_id`` empty (every chat) or a chat id as Send takes it."""
+    out: list[FieldViolation] = []
+    if flt.state and flt.state not in states:
+        names = " or ".join(pb.JobState.Name(s) for s in sorted(states))  # type: ignore[arg-type]
+        known = flt.state in pb.JobState.values()
+        got = pb.JobState.Name(flt.state) if known else str(flt.state)
+        out.append(_v(f"{field}.state", f"state must be {names} (or unset), not {got}"))
+    if flt.chat_id:
+        out += _validate_chat_id(flt.chat_id, f"{field}.")
+    return out
 
 
 def validate_list(req: pb.ListJobsRequest) -> list[FieldViolation]:

@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
@@ -179,6 +179,7 @@ def _send(args: argparse.Namespace, client: NotificationClient) -> int:
         parse_mode=args.parse_mode,
         priority=args.priority,
         delay=args.delay,
+        send_at=args.at,
         idempotency_key=args.idempotency_key,
         max_attempts=args.max_attempts,
         disable_notification=args.silent,
@@ -342,6 +343,15 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _at(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    # Without an offset the time is this machine's local time, as a person typing it means.
+    return when if when.tzinfo else when.astimezone()
+
+
 def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     """Add the client subcommands to ``sub``; flag defaults come from ``env``."""
     conn = _connection_flags(env)
@@ -357,6 +367,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--text", required=True)
     p.add_argument("--priority", type=int, default=0, help="0..10, higher first")
     p.add_argument("--delay", type=_duration, help="deliver no earlier than, e.g. 10s, 2m")
+    p.add_argument("--at", type=_at, help="deliver no earlier than, e.g. 2026-12-01T09:00:00+01:00")
     p.add_argument("--parse-mode", choices=["HTML", "MarkdownV2", "Markdown"])
     p.add_argument("--idempotency-key", help="a repeat within 24 h returns the first job")
     p.add_argument("--max-attempts", type=int, default=0)

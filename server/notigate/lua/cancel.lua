@@ -13,6 +13,8 @@
   ARGV[2]    job id
   ARGV[3]    cancelled jobs kept; ARGV[4] their maximum age ms (0 = no limit)
   ARGV[5..9] private rate, private window ms, group rate, group window ms, chat margin ms
+  ARGV[10]   optional: the states to cancel from ('w', 'd' or 'wd'; CancelJobs): a job
+             in any other state, cancelled included, is left alone with code 0
 
   Returns {code, state}: 1 = cancelled (or already was: a client retrying a
   cancel whose answer it lost must not get an error), 0 = not cancellable in
@@ -30,6 +32,10 @@ local f = redis.call('HMGET', jk, 's', 'ch')
 local state, chat = f[1], f[2]
 if not state then
   return { -1, '' }
+end
+local only = ARGV[10]
+if only and only ~= '' and not string.find(only, state, 1, true) then
+  return { 0, state }
 end
 if state == CANCELLED then
   return { 1, state }

@@ -14,8 +14,11 @@
   ARGV[3..7] private rate, private window ms, group rate, group window ms, chat margin ms
   ARGV[8]    n, the number of messages
   ARGV[9]    the messages, packed back to back; each is a header
-             struct '>BdBBHI': priority (0..10), delay ms, max attempts (0 = the server's
-             default at each retry decision), then the byte lengths of the chat id, the
+             struct '>BddBBHI': priority (0..10), delay ms, due time (ms since the epoch,
+             0 = none; send_at: compared with Redis TIME here, not with a gateway's clock,
+             so replicas with skewed clocks schedule alike; a past one means now), max
+             attempts (0 = the server's default at each retry decision), then the byte
+             lengths of the chat id, the
              idempotency key ('' = none) and the payload (the SendRequest, serialized),
              followed by those three strings. (One argument instead of six per message:
              encoding the arguments was the client's largest cost in SendBatch.)
@@ -59,9 +62,9 @@ local newly_waiting = {}
 local packed = ARGV[9]
 local pos = 1
 for _ = 1, n do
-  local priority, delay, max_attempts, chat_len, idem_len, payload_len
-  priority, delay, max_attempts, chat_len, idem_len, payload_len, pos =
-    struct.unpack('>BdBBHI', packed, pos)
+  local priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len
+  priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len, pos =
+    struct.unpack('>BddBBHI', packed, pos)
   local chat = string.sub(packed, pos, pos + chat_len - 1)
   pos = pos + chat_len
   local idem = string.sub(packed, pos, pos + idem_len - 1)
@@ -88,10 +91,13 @@ for _ = 1, n do
     -- Fields that would hold 0 (a, st, tk, pr) or the creation time (u, due) are
     -- left out: a missing field reads as 0 / the creation time, and each one
     -- costs memory for every queued job. The rank follows from id and priority.
-    if delay > 0 then
-      redis.call('HSET', jk, 'p', payload, 'ch', target, 'c', now,
-        's', DELAYED, 'due', now + delay)
-      redis.call('ZADD', delayed, now + delay, id)
+    local due = now + delay
+    if due_at > due then
+      due = due_at
+    end
+    if due > now then
+      redis.call('HSET', jk, 'p', payload, 'ch', target, 'c', now, 's', DELAYED, 'due', due)
+      redis.call('ZADD', delayed, due, id)
     else
       redis.call('HSET', jk, 'p', payload, 'ch', target, 'c', now, 's', WAITING)
       redis.call('ZADD', prefix .. 'q:' .. target, rank, id)

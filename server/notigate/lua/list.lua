@@ -20,40 +20,12 @@ local index = KEYS[1]
 local prefix = ARGV[1]
 local limit = tonumber(ARGV[2])
 local desc = ARGV[3] == '1'
+
+-- @include common
+
 local start = 0
-
--- Byte order (memcmp); Lua's own < on strings follows the server's locale.
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then
-      return x < y
-    end
-  end
-  return #a < #b
-end
-
 if ARGV[4] ~= '' then
-  local score, id = ARGV[4], ARGV[5]
-  local current = redis.call('ZSCORE', index, id)
-  if current and tonumber(current) == tonumber(score) then
-    start = 1 + redis.call(desc and 'ZREVRANK' or 'ZRANK', index, id)
-  else
-    -- The cursor's job left the state (or its score changed): count what sorts
-    -- before where it was. Only ids of exactly its score need a comparison.
-    local ties = redis.call('ZRANGE', index, score, score, 'BYSCORE')
-    if desc then
-      start = redis.call('ZCOUNT', index, '(' .. score, '+inf')
-    else
-      start = redis.call('ZCOUNT', index, '-inf', '(' .. score)
-    end
-    for _, m in ipairs(ties) do
-      -- Listed before the cursor: a smaller id going up, a greater one going down.
-      if (desc and bytes_before(id, m)) or (not desc and bytes_before(m, id)) then
-        start = start + 1
-      end
-    end
-  end
+  start = keyset_start(index, ARGV[4], ARGV[5], desc)
 end
 
 local page

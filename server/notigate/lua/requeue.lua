@@ -13,6 +13,7 @@
   ARGV[1]    key prefix (with the hash tag)
   ARGV[2]    job id
   ARGV[3..7] private rate, private window ms, group rate, group window ms, chat margin ms
+  ARGV[8]    optional: '1' = do not wake the workers (RetryJobs wakes them once at the end)
 
   Returns {code, state}: 1 = queued again, 0 = not failed (its `state`),
   -1 = no such job.
@@ -40,5 +41,7 @@ redis.call('HSET', jk, 'ch', chat, 'a', 0, 'st', 0, 'due', now)
 to_waiting(waiting, id, chat, now)
 place_chat(ready, paced, chat, now, limits_from(ARGV, 3))
 redis.call('HINCRBY', stats, 'requeued', 1)
-wake()
+if ARGV[8] ~= '1' then
+  wake()
+end
 return { 1, WAITING }
