@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     setup_logging(
         args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
     )
+    for notice in settings.notices:
+        log.warning("%s", notice)
     asyncio.run(_serve(settings))
     return 0
 
