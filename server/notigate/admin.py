@@ -137,7 +137,7 @@ def format_stats(s: pb.GetStatsResponse) -> str:
         ("cancelled", s.total_cancelled),
         ("duplicates", s.total_duplicates),
     ]
-    rows = [["QUEUE", "", "TOTALS" if kept is None else "LIFETIME TOTALS", ""]]
+    rows = [["QUEUE", "", "TOTALS", ""]]
     for i in range(max(len(left), len(right))):
         lk, lv = left[i] if i < len(left) else ("", "")
         rk, rv = right[i] if i < len(right) else ("", "")
