@@ -21,7 +21,15 @@ from notigate.rpc_status import DETAILS_METADATA_KEY
 from notigate.simulator import BotApiSimulator
 from notigate_client import NotFoundError, from_rpc_error
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from tests.conftest import TOKEN, Stub, gateway_settings, running_gateway, wait_for, wait_state
+from tests.conftest import (
+    TOKEN,
+    Stub,
+    free_port,
+    gateway_settings,
+    running_gateway,
+    wait_for,
+    wait_state,
+)
 from tests.test_metrics import scrape, value
 
 
@@ -111,6 +119,25 @@ async def test_token_rejected_at_startup_is_logged_and_warned_once(
         assert value(await scrape(gw.metrics_port), "notigate_bot_token_valid") == 0
     lost = [r for r in caplog.records if "rejected the bot token" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.ERROR
+
+
+async def test_an_unreachable_bot_api_is_a_warning_too(
+    redis: Redis,
+    valkey: EmbeddedValkey,
+    simulator: BotApiSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="notigate")
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = gateway_settings(valkey, simulator, telegram_api_url=closed)
+    async with running_gateway(settings) as (gw, stub):
+        assert gw.health is not None and gw.health.token is TokenState.UNKNOWN
+        await gw.health.check_token()
+        [warning] = _token_warnings(await stub.GetStats(pb.GetStatsRequest()))
+    assert warning.startswith("cannot reach the Bot API to check the bot token")
+    assert "TELEGRAM_API_URL" in warning
+    lines = [r for r in caplog.records if "cannot reach the Bot API" in r.getMessage()]
+    assert len(lines) == 1
 
 
 def _resource_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ResourceInfo:

@@ -164,11 +164,12 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
 
         Job ids come from one sequence, so a missing id at or below it was trimmed.
         """
+        if not job_id.isdigit():
+            return rpc_status.not_found("job", job_id)
         try:
             newest = await self.queue.last_job_id()
         except (QueueUnavailable, QueueFull):
-            return rpc_status.not_found("job", job_id)
-        if not job_id.isdigit():
+            # The plain answer is still right; Redis being down is for the next call to say.
             return rpc_status.not_found("job", job_id)
         if int(job_id) <= newest:
             message = f"job {job_id} no longer exists: {retention_text(self.settings)}"
