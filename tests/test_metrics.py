@@ -8,13 +8,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from notigate import __version__
 from notigate.app import Gateway
 from notigate.embedded import EmbeddedValkey
+from notigate.metrics import GRPC_CODE_NAMES
 from notigate.simulator import BotApiSimulator
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from tests.conftest import Stub, gateway_settings, running_gateway, wait_for, wait_state
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+SERVICE = "notigate.v1.NotificationService"
 
 
 async def scrape(port: int) -> Samples:
@@ -32,8 +35,12 @@ async def scrape(port: int) -> Samples:
     }
 
 
+def _key(**labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+    return samples.get((name, _key(**labels)), 0.0)
 
 
 async def test_metrics_count_jobs_grpc_calls_and_queue(
@@ -67,10 +74,11 @@ async def test_metrics_count_jobs_grpc_calls_and_queue(
     assert value(got, "notigate_telegram_requests_total", outcome="delivered") == 3
     assert value(got, "notigate_telegram_request_duration_seconds_count") == 3
     assert value(got, "notigate_delivery_duration_seconds_count") == 3
-    send = "/notigate.v1.NotificationService/Send"
-    assert value(got, "notigate_grpc_requests_total", method=send, code="OK") == 4
-    assert value(got, "notigate_grpc_requests_total", method=send, code="INVALID_ARGUMENT") == 1
-    assert value(got, "notigate_grpc_request_duration_seconds_count", method=send) == 5
+    send = {"grpc_type": "unary", "grpc_service": SERVICE, "grpc_method": "Send"}
+    assert value(got, "grpc_server_started_total", **send) == 5
+    assert value(got, "grpc_server_handled_total", **send, grpc_code="OK") == 4
+    assert value(got, "grpc_server_handled_total", **send, grpc_code="InvalidArgument") == 1
+    assert value(got, "grpc_server_handling_seconds_count", **send) == 5
     assert value(got, "notigate_queue_jobs", state="waiting") == 0
     assert value(got, "notigate_queue_oldest_waiting_age_seconds") == 0
     # No per-chat series: chat ids never appear in the exposition.
@@ -122,3 +130,35 @@ async def test_no_metrics_port_without_setting(gateway: tuple[Gateway, Stub]) ->
     gw, stub = gateway
     await stub.GetStats(pb.GetStatsRequest())
     assert gw.metrics_port == 0
+
+
+async def test_exposition_has_build_process_and_health_but_no_created_twins(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    settings = gateway_settings(valkey, simulator, metrics_listen="127.0.0.1:0")
+    async with running_gateway(settings) as (gw, stub):
+        await stub.GetStats(pb.GetStatsRequest())
+        got = await scrape(gw.metrics_port)
+    assert value(got, "notigate_build_info", version=__version__) == 1
+    assert value(got, "process_resident_memory_bytes") > 0
+    assert value(got, "process_start_time_seconds") > 0
+    assert any(name == "python_info" for name, _ in got)
+    assert value(got, "notigate_health_serving") == 1
+    assert value(got, "notigate_redis_up") == 1
+    assert value(got, "notigate_bot_token_valid") == 1
+    assert [name for name, _ in got if name.endswith("_created")] == []
+    # Every method's series exist before its first call, as with go-grpc-prometheus.
+    get_job = {"grpc_type": "unary", "grpc_service": SERVICE, "grpc_method": "GetJob"}
+    assert ("grpc_server_handled_total", _key(**get_job, grpc_code="OK")) in got
+    assert value(got, "grpc_server_started_total", **get_job) == 0
+    stats = {"grpc_type": "unary", "grpc_service": SERVICE, "grpc_method": "GetStats"}
+    assert value(got, "grpc_server_handled_total", **stats, grpc_code="OK") == 1
+
+
+def test_grpc_code_labels_are_spelled_as_grpc_go_does() -> None:
+    # go-grpc-prometheus writes codes.Code.String(): dashboards match on these strings.
+    assert GRPC_CODE_NAMES[grpc.StatusCode.OK] == "OK"
+    assert GRPC_CODE_NAMES[grpc.StatusCode.CANCELLED] == "Canceled"
+    assert GRPC_CODE_NAMES[grpc.StatusCode.DEADLINE_EXCEEDED] == "DeadlineExceeded"
+    assert GRPC_CODE_NAMES[grpc.StatusCode.UNAUTHENTICATED] == "Unauthenticated"
+    assert len(set(GRPC_CODE_NAMES.values())) == len(grpc.StatusCode) == 17

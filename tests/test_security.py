@@ -518,7 +518,7 @@ async def test_no_secret_leaks_through_logs_or_replies(tmp_path: Path) -> None:
         REDIS_URL=redis_server.url,
         TELEGRAM_API_URL=sim.base_url,
         NOTIGATE_LISTEN=target,
-        NOTIGATE_API_TOKENS=",".join(api_tokens),
+        NOTIGATE_API_TOKEN=",".join(api_tokens),
         NOTIGATE_DATA_DIR=str(tmp_path / "data"),
         NOTIGATE_BACKOFF_BASE_MS="50",
         NOTIGATE_MAX_ATTEMPTS="2",
@@ -672,8 +672,69 @@ def test_settings_repr_hides_every_secret() -> None:
         {
             "REDIS_URL": "redis://:pa55word@h:1/0",
             "BOT_TOKEN": "1:bot-secret",
-            "NOTIGATE_API_TOKENS": "api-secret",
+            "NOTIGATE_API_TOKEN": "api-secret",
         }
     )
     text = repr(settings)
     assert "pa55word" not in text and "bot-secret" not in text and "api-secret" not in text
+
+
+def test_one_token_variable_for_server_and_clients() -> None:
+    # The server takes a comma-separated list (rotation) in the variable the clients read.
+    settings = from_env({"NOTIGATE_API_TOKEN": f" {TOKEN_A} , {TOKEN_B} ,"})
+    assert settings.api_tokens == (TOKEN_A, TOKEN_B)
+    assert settings.notices == ()
+    assert from_env({"NOTIGATE_API_TOKEN": ""}).api_tokens == ()
+
+
+def test_the_old_token_variable_still_works_with_a_notice() -> None:
+    old = from_env({"NOTIGATE_API_TOKENS": f"{TOKEN_A},{TOKEN_B}"})
+    assert old.api_tokens == (TOKEN_A, TOKEN_B)
+    [notice] = old.notices
+    assert "NOTIGATE_API_TOKENS is deprecated" in notice and "NOTIGATE_API_TOKEN" in notice
+    # An empty new variable (compose passes `${VAR:-}` through) does not hide the old one.
+    assert from_env({"NOTIGATE_API_TOKEN": "", "NOTIGATE_API_TOKENS": TOKEN_A}).api_tokens == (
+        TOKEN_A,
+    )
+    both = from_env({"NOTIGATE_API_TOKEN": TOKEN_B, "NOTIGATE_API_TOKENS": TOKEN_A})
+    assert both.api_tokens == (TOKEN_B,)
+    assert both.notices == (
+        "NOTIGATE_API_TOKENS is deprecated and ignored: NOTIGATE_API_TOKEN is set",
+    )
+    assert TOKEN_A not in " ".join(both.notices)
+
+
+async def test_serve_logs_the_deprecated_token_variable_at_startup(
+    redis: Redis, valkey: EmbeddedValkey, tmp_path: Path
+) -> None:
+    target = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIGATE_")}
+    env.pop("BOT_TOKEN", None)
+    env.update(
+        REDIS_URL=valkey.url,
+        NOTIGATE_LISTEN=target,
+        NOTIGATE_DATA_DIR=str(tmp_path / "data"),
+        NOTIGATE_API_TOKENS=TOKEN_A,
+    )
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [NOTIGATE, "serve", "--sandbox"], env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
+    try:
+
+        async def listening() -> bool:
+            assert proc.poll() is None, stderr_path.read_text()
+            return "notigate listening" in stderr_path.read_text()
+
+        await wait_for(listening, timeout_s=30)
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.NotificationServiceStub(channel)
+            await stub.GetStats(pb.GetStatsRequest(), metadata=bearer(TOKEN_A), timeout=10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+    text = stderr_path.read_text()
+    [line] = [line for line in text.splitlines() if "NOTIGATE_API_TOKENS" in line]
+    assert "WARNING" in line and "rename it to NOTIGATE_API_TOKEN" in line
+    assert TOKEN_A not in text

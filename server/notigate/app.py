@@ -154,6 +154,7 @@ class Gateway:
             on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
         )
         dispatcher.on_token_rejected = health.token_rejected
+        self.metrics.watch_health(health.state)
         await health.check_redis()
         await health.check_token()
         await health.publish()

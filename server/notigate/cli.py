@@ -143,6 +143,8 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     setup_logging(
         args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
     )
+    for notice in settings.notices:
+        log.warning("%s", notice)
     try:
         asyncio.run(_serve(settings))
     except StartupRefused as exc:

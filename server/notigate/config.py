@@ -99,6 +99,9 @@ class Settings:
     # host:port of the Prometheus /metrics endpoint (None: off).
     metrics_listen: str | None = None
     log_format: str = "text"
+    # What from_env noticed but could not log (logging is set up after it runs), e.g. a
+    # deprecated variable; `serve` logs each as a warning at startup.
+    notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def global_rate(self) -> int:
@@ -161,7 +164,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
     "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
     "NOTIGATE_SEND_LINGER_MS": ("send_linger_ms", "int"),
-    "NOTIGATE_API_TOKENS": ("api_tokens", "tokens"),
+    "NOTIGATE_API_TOKEN": ("api_tokens", "tokens"),
     "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),
     "NOTIGATE_TLS_CERT": ("tls_cert_file", "path"),
     "NOTIGATE_TLS_KEY": ("tls_key_file", "path"),
@@ -179,7 +182,13 @@ _ENV_LIMITS: dict[str, str] = {
 }
 
 
-ENV_VARS: tuple[str, ...] = (*_ENV, *_ENV_LIMITS)
+# Old names still read, with a notice; the value goes to the new name's field.
+_DEPRECATED: dict[str, str] = {
+    # The clients read NOTIGATE_API_TOKEN: one name for both sides of a deployment.
+    "NOTIGATE_API_TOKENS": "NOTIGATE_API_TOKEN",
+}
+
+ENV_VARS: tuple[str, ...] = (*_ENV, *_ENV_LIMITS, *_DEPRECATED)
 """Every environment variable :func:`from_env` reads."""
 
 
@@ -202,10 +211,21 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     """Build Settings from environment variables; ``overrides`` (CLI flags) win."""
     source = os.environ if env is None else env
     values: dict[str, Any] = {}
+    notices: list[str] = []
     for name, (attr, kind) in _ENV.items():
         value = _convert(name, kind, source[name]) if name in source else None
         if value is not None:
             values[attr] = value
+    for old, new in _DEPRECATED.items():
+        # Empty counts as unset: compose files often pass `${VAR:-}` through.
+        if not source.get(old, "").strip():
+            continue
+        if source.get(new, "").strip():
+            notices.append(f"{old} is deprecated and ignored: {new} is set")
+            continue
+        notices.append(f"{old} is deprecated: rename it to {new} (same comma-separated format)")
+        attr, kind = _ENV[new]
+        values[attr] = _convert(old, kind, source[old])
     limit_values: dict[str, int] = {}
     for name, attr in _ENV_LIMITS.items():
         if name in source:
@@ -214,7 +234,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "global_rate" in values:
         limit_values["global_rate"] = values.pop("global_rate")
-    settings = Settings(**values, limits=Limits(**limit_values))
+    settings = Settings(**values, limits=Limits(**limit_values), notices=tuple(notices))
     validate(settings)
     return settings
 

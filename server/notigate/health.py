@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from grpc_health.v1 import health_pb2
@@ -22,6 +24,34 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 # Policies under which Redis deletes keys to make room: queued jobs would vanish.
 _SAFE_POLICY = "noeviction"
+# A rejected token is asked about again this often (it may have been a Telegram hiccup).
+TOKEN_RECHECK_S = 5.0
+
+
+def token_rejected_warning(description: str) -> str:
+    """What an operator reads in GetStats and the log while Telegram rejects the token."""
+    return (
+        f"bot token rejected by Telegram ({description}): delivery paused, queued messages "
+        "wait; check BOT_TOKEN (revoke and regenerate it with @BotFather if it leaked) and "
+        f"restart notigate (the token is rechecked every {TOKEN_RECHECK_S:g} s)"
+    )
+
+
+class TokenState(Enum):
+    """What Telegram last said about the bot token."""
+
+    UNKNOWN = "not checked"  # no answer yet (Bot API unreachable since startup)
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthState:
+    """One consistent reading of the monitor, for the metrics."""
+
+    serving: bool
+    redis_ok: bool
+    token: TokenState
 
 
 class HealthMonitor:
@@ -42,17 +72,41 @@ class HealthMonitor:
         self.interval_s = interval_s
         self._on_token = on_token
         self.redis_ok = False
-        self.token_ok = False
-        self.token_error = ""
-        self.warnings: list[str] = []
+        self.token = TokenState.UNKNOWN
+        self._token_warning = ""
+        # The last reason getMe got no answer ("" after an answer): logged once per streak.
+        self._unreachable = ""
+        self._redis_warnings: list[str] = []
         self._published: int | None = None
         self._shutting_down = False
         self._token_changed = asyncio.Event()
 
     @property
+    def token_ok(self) -> bool:
+        """True while Telegram accepts the bot token."""
+        return self.token is TokenState.ACCEPTED
+
+    @property
     def serving(self) -> bool:
         """True while the gateway can accept and deliver messages."""
         return self.redis_ok and self.token_ok and not self._shutting_down
+
+    @property
+    def warnings(self) -> list[str]:
+        """Operational warnings for GetStats, each with what to do about it."""
+        out = list(self._redis_warnings)
+        if self.token is TokenState.REJECTED:
+            out.append(self._token_warning)
+        elif self.token is TokenState.UNKNOWN and self._unreachable:
+            out.append(
+                f"cannot reach the Bot API to check the bot token ({self._unreachable}): "
+                "delivery waits; check TELEGRAM_API_URL and the network"
+            )
+        return out
+
+    def state(self) -> HealthState:
+        """The current readings (for the health gauges)."""
+        return HealthState(serving=self.serving, redis_ok=self.redis_ok, token=self.token)
 
     async def publish(self) -> None:
         """Push the current status to the health service (only on change)."""
@@ -67,15 +121,19 @@ class HealthMonitor:
             "health: %s (redis %s, bot token %s)",
             "SERVING" if status == SERVING else "NOT_SERVING",
             "ok" if self.redis_ok else "unreachable",
-            "accepted" if self.token_ok else (self.token_error or "not checked"),
+            self.token.value,
         )
 
     def token_rejected(self, description: str) -> None:
-        """A send was answered 401: stop delivering until the token works again."""
-        if self.token_ok:
-            log.error("Telegram rejected the bot token (%s); delivery paused", description)
-        self.token_ok = False
-        self.token_error = "rejected"  # noqa: S105 - a status word, not a secret
+        """Telegram answered 401: stop delivering until the token works again.
+
+        Every send in flight and every recheck may report it; only the change is logged.
+        """
+        self._unreachable = ""
+        if self.token is not TokenState.REJECTED:
+            self._token_warning = token_rejected_warning(description)
+            log.error("Telegram rejected the bot token: %s", self._token_warning)
+        self.token = TokenState.REJECTED
         self._on_token(False)
         self._token_changed.set()
 
@@ -108,32 +166,39 @@ class HealthMonitor:
         values: dict[Any, Any] = dict(reply)
         policy = values.get(b"maxmemory-policy") or values.get("maxmemory-policy")
         policy_text = policy.decode() if isinstance(policy, bytes) else str(policy or "")
-        self.warnings = [w for w in self.warnings if not w.startswith("maxmemory-policy")]
+        self._redis_warnings = [
+            w for w in self._redis_warnings if not w.startswith("maxmemory-policy")
+        ]
         if policy_text and policy_text != _SAFE_POLICY:
             warning = (
                 f"maxmemory-policy is {policy_text}: Redis may evict queued jobs under memory "
                 "pressure; configure maxmemory-policy noeviction"
             )
-            self.warnings.append(warning)
+            self._redis_warnings.append(warning)
             log.warning("%s", warning)
 
     async def check_token(self) -> None:
         """getMe: the token is accepted or not (network errors leave it as it was)."""
         result = await self.sender.get_me()
         if isinstance(result, str):
-            if not self.token_ok:
+            self._unreachable = ""
+            if self.token is TokenState.REJECTED:
+                log.warning("bot token accepted again (@%s): delivery resumed", result)
+            elif self.token is TokenState.UNKNOWN:
                 log.info("bot token accepted (@%s)", result)
-            self.token_ok = True
-            self.token_error = ""
+            self.token = TokenState.ACCEPTED
             self._on_token(True)
         elif isinstance(result, Unauthorized):
             self.token_rejected(result.description)
         else:
-            log.warning("cannot reach the Bot API to check the token: %s", result)
+            reason = getattr(result, "description", "") or type(result).__name__
+            if not self._unreachable:
+                log.warning("cannot reach the Bot API to check the token: %s", result)
+            self._unreachable = reason
 
     async def run(self) -> None:
         """Check Redis every interval; re-check a rejected token every few seconds."""
-        token_period = max(5.0, self.interval_s)
+        token_period = max(TOKEN_RECHECK_S, self.interval_s)
         since_token = token_period
         while True:
             await self.check_redis()

@@ -4,6 +4,9 @@ Every :class:`Metrics` has its own ``CollectorRegistry``, so several gateways ca
 process (the tests do). Queue depths are read from Redis by a background task once a second
 and served from that snapshot: a scrape never waits on Redis nor blocks the event loop.
 No metric is labelled by chat: chat ids are unbounded and would explode the series count.
+gRPC calls are counted under go-grpc-prometheus's names and labels (``grpc_server_*``,
+``grpc_service``/``grpc_method``/``grpc_code``/``grpc_type``), so the dashboards and alerts
+written for it apply unchanged.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from notigate import __version__
 from notigate.errors import QueueUnavailable
+from notigate.health import HealthState, TokenState
 from notigate.queue import Queue, QueueStats
+from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,20 @@ _TELEGRAM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 # Lease to recorded outcome: includes Redis round trips and a possible migration resend.
 _DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _GRPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_GRPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
+
+
+def _go_code_name(code: grpc.StatusCode) -> str:
+    # grpc-go's codes.Code.String(), which go-grpc-prometheus puts in grpc_code.
+    if code is grpc.StatusCode.OK:
+        return "OK"
+    if code is grpc.StatusCode.CANCELLED:
+        return "Canceled"
+    return "".join(word.capitalize() for word in code.name.split("_"))
+
+
+GRPC_CODE_NAMES: dict[grpc.StatusCode, str] = {c: _go_code_name(c) for c in grpc.StatusCode}
+"""``grpc_code`` label values: the status codes as grpc-go spells them (``InvalidArgument``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +100,46 @@ class _QueueCollector(Collector):
         )
 
 
+class _HealthCollector(Collector):
+    """Serves the health monitor's current readings (nothing before one is attached)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], HealthState] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.source is None:
+            return
+        state = self.source()
+        yield GaugeMetricFamily(
+            "notigate_health_serving",
+            "1 while grpc.health.v1 reports SERVING (Redis answers, Telegram accepts the token).",
+            value=int(state.serving),
+        )
+        yield GaugeMetricFamily(
+            "notigate_redis_up", "1 while Redis answers PING.", value=int(state.redis_ok)
+        )
+        if state.token is not TokenState.UNKNOWN:  # no answer from Telegram yet: neither 0 nor 1
+            yield GaugeMetricFamily(
+                "notigate_bot_token_valid",
+                "1 while Telegram accepts the bot token, 0 once it answered 401.",
+                value=int(state.token is TokenState.ACCEPTED),
+            )
+
+
 class Metrics:
     """The gateway's metrics, in a registry of their own (:attr:`registry`)."""
 
     def __init__(self) -> None:
+        # Each counter and histogram would carry a `_created` twin per label set: series
+        # nobody graphs. The switch is process-wide; the gateway owns its process.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = r = CollectorRegistry()
+        Info("notigate_build", "The running notigate's version.", registry=r).info(
+            {"version": __version__}
+        )
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.jobs_enqueued = Counter(
             "notigate_jobs_enqueued", "Messages accepted (duplicates not counted).", registry=r
         )
@@ -117,21 +177,33 @@ class Metrics:
             buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
-        self.grpc_requests = Counter(
-            "notigate_grpc_requests",
-            "Unary gRPC calls by method and status code.",
-            ["method", "code"],
+        self.grpc_started = Counter(
+            "grpc_server_started",
+            "RPCs started on the server.",
+            _GRPC_LABELS,
             registry=r,
         )
-        self.grpc_duration = Histogram(
-            "notigate_grpc_request_duration_seconds",
-            "Duration of unary gRPC calls.",
-            ["method"],
+        self.grpc_handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, regardless of success or failure.",
+            [*_GRPC_LABELS, "grpc_code"],
+            registry=r,
+        )
+        self.grpc_handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Response latency of RPCs handled by the server.",
+            _GRPC_LABELS,
             buckets=_GRPC_BUCKETS,
             registry=r,
         )
         self._queue = _QueueCollector()
         r.register(self._queue)
+        self._health = _HealthCollector()
+        r.register(self._health)
+
+    def watch_health(self, source: Callable[[], HealthState]) -> None:
+        """Serve ``source()``'s readings as the health gauges at every scrape."""
+        self._health.source = source
 
     def observe_telegram(self, outcome: str, duration_s: float) -> None:
         """Record one sendMessage call (``outcome``: delivered, rate_limited, ...)."""
@@ -198,7 +270,7 @@ _Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
-    """Counts and times unary calls by method and status code.
+    """Counts and times unary calls by service, method and status code.
 
     Streaming methods (reflection, health Watch) pass through uncounted. Put it first in
     the interceptor list so that calls rejected by later interceptors (auth) are counted.
@@ -207,6 +279,16 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unuse
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        # As go-grpc-prometheus does: every method's series exist from the start at 0, so
+        # rate() and absent() work before its first call.
+        service = pb.DESCRIPTOR.services_by_name["NotificationService"]
+        for method in service.methods:
+            if method.client_streaming or method.server_streaming:
+                continue
+            labels = ("unary", service.full_name, method.name)
+            metrics.grpc_started.labels(*labels)
+            metrics.grpc_handled.labels(*labels, "OK")
+            metrics.grpc_handling.labels(*labels)
 
     async def intercept_service(
         self,
@@ -216,12 +298,15 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unuse
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = handler_call_details.method
+        full: str = handler_call_details.method
+        service, _, method = full.lstrip("/").rpartition("/")
+        labels = ("unary", service, method)
         behavior: _Behavior = handler.unary_unary
         metrics = self.metrics
 
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
+            metrics.grpc_started.labels(*labels).inc()
             code: Any = grpc.StatusCode.UNKNOWN
             try:
                 response = await behavior(request, context)
@@ -235,9 +320,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unuse
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                metrics.grpc_requests.labels(method=method, code=name).inc()
-                metrics.grpc_duration.labels(method=method).observe(time.perf_counter() - started)
+                name = GRPC_CODE_NAMES.get(code, str(code))
+                metrics.grpc_handled.labels(*labels, name).inc()
+                metrics.grpc_handling.labels(*labels).observe(time.perf_counter() - started)
 
         return grpc.unary_unary_rpc_method_handler(
             observed,

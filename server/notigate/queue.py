@@ -501,6 +501,12 @@ class Queue:
 
     # -- reading ---------------------------------------------------------------
 
+    async def last_job_id(self) -> int:
+        """The newest job id handed out (0: none yet). Ids are sequential, so every id up
+        to it belonged to a job once."""
+        raw = await self._read(lambda: self.redis.get(self.keys.seq))
+        return int(raw or 0)
+
     async def get(self, job_id: str) -> JobRecord | None:
         """The job, or None when it does not exist (any more)."""
         h = await self._read(lambda: self.redis.hgetall(self.keys.job(job_id)))

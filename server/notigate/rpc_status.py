@@ -148,10 +148,15 @@ def not_found(
     message: str | None = None,
     *,
     reason: str = Reason.JOB_NOT_FOUND,
+    description: str = "not found",
 ) -> grpc.Status:
-    """NOT_FOUND with a ResourceInfo naming the missing resource (e.g. ``"job", "42"``)."""
+    """NOT_FOUND with a ResourceInfo naming the missing resource (e.g. ``"job", "42"``).
+
+    ``message`` should say why it is missing when that is known (e.g. trimmed by retention);
+    ``description`` is the ResourceInfo's short version of it.
+    """
     info = error_details_pb2.ResourceInfo(
-        resource_type=resource_type, resource_name=name, description="not found"
+        resource_type=resource_type, resource_name=name, description=description
     )
     return _status(
         code_pb2.NOT_FOUND,

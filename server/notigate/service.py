@@ -51,6 +51,25 @@ _DEFAULT_PAGE_SIZE = 100
 # The states RetryJobs and CancelJobs act on; the first list is the default (state unset).
 _RETRYABLE = [pb.JOB_STATE_FAILED]
 _CANCELLABLE = [pb.JOB_STATE_WAITING, pb.JOB_STATE_DELAYED]
+_SPANS = ((86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second"))
+
+
+def _span(seconds: int) -> str:
+    """``604800`` -> ``"7 days"``: the largest unit that divides the span exactly."""
+    for size, unit in _SPANS:
+        if seconds % size == 0 and seconds >= size:
+            n = seconds // size
+            return f"{n:,} {unit}{'' if n == 1 else 's'}"
+    return "0 seconds"
+
+
+def retention_text(settings: Settings) -> str:
+    """How long finished jobs stay visible, in the settings' figures."""
+    return (
+        f"finished jobs are kept for {_span(settings.keep_age_s)}, and only the newest "
+        f"{settings.keep_completed:,} completed, {settings.keep_completed:,} cancelled and "
+        f"{settings.keep_failed:,} failed"
+    )
 
 
 def _timestamp(ms: int) -> Timestamp:
@@ -130,7 +149,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         try:
             yield
         except JobNotFound as exc:
-            await rpc_status.abort(context, rpc_status.not_found("job", exc.job_id))
+            await rpc_status.abort(context, await self._not_found(exc.job_id))
         except JobStateConflict as exc:
             violation = rpc_status.precondition_violation(
                 "JOB_STATE", f"jobs/{exc.job_id}", f"job is {exc.state}"
@@ -148,6 +167,24 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             await rpc_status.abort(context, rpc_status.unavailable(str(exc)))
         except QueueFull as exc:
             await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))
+
+    async def _not_found(self, job_id: str) -> grpc.Status:
+        """NOT_FOUND saying whether the job was trimmed by retention or never existed.
+
+        Job ids come from one sequence, so a missing id at or below it was trimmed.
+        """
+        if not job_id.isdigit():
+            return rpc_status.not_found("job", job_id)
+        try:
+            newest = await self.queue.last_job_id()
+        except (QueueUnavailable, QueueFull):
+            # The plain answer is still right; Redis being down is for the next call to say.
+            return rpc_status.not_found("job", job_id)
+        if int(job_id) <= newest:
+            message = f"job {job_id} no longer exists: {retention_text(self.settings)}"
+            return rpc_status.not_found("job", job_id, message, description="trimmed by retention")
+        message = f"no such job: {job_id} (the newest job id is {newest})"
+        return rpc_status.not_found("job", job_id, message, description="never created")
 
     async def _invalid(
         self, context: grpc.aio.ServicerContext, violations: list[FieldViolation]
@@ -261,6 +298,11 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             total_duplicates=t.get("duplicates", 0),
             global_rate=self.settings.global_rate,
             warnings=list(self._warnings()),
+            retention=pb.Retention(
+                keep_completed=self.settings.keep_completed,
+                keep_failed=self.settings.keep_failed,
+                keep_age=Duration(seconds=self.settings.keep_age_s),
+            ),
         )
         if stats.paused_until_ms > stats.now_ms:
             reply.paused_until.CopyFrom(_timestamp(stats.paused_until_ms))

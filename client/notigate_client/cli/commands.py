@@ -119,13 +119,20 @@ def _short(text: str, width: int = 48) -> str:
 def format_stats(s: pb.GetStatsResponse) -> str:
     """GetStats as a two-part table: queue depths beside lifetime totals."""
     age = f"{s.oldest_waiting_age.ToMilliseconds() / 1000:.1f}s"
+    # Finished jobs are trimmed to the retention limits, the totals never: say so, or a
+    # steady "completed 100" looks like a stuck queue.
+    kept = s.retention if s.HasField("retention") else None
+
+    def retained(name: str, keep: int) -> str:
+        return f"{name} (newest {keep:,} kept)" if kept is not None else name
+
     left = [
         ("waiting", s.waiting),
         ("delayed", s.delayed),
         ("active", s.active),
-        ("completed", s.completed),
-        ("failed", s.failed),
-        ("cancelled", s.cancelled),
+        (retained("completed", s.retention.keep_completed), s.completed),
+        (retained("failed", s.retention.keep_failed), s.failed),
+        (retained("cancelled", s.retention.keep_completed), s.cancelled),
     ]
     right = [
         ("enqueued", s.total_enqueued),
@@ -144,6 +151,12 @@ def format_stats(s: pb.GetStatsResponse) -> str:
         rows.append([lk, str(lv), rk, str(rv)])
     lines = [_table(rows), ""]
     lines.append(f"rate limit {s.global_rate} msg/s   oldest waiting {age}")
+    if kept is not None:
+        days, rest = divmod(kept.keep_age.seconds, 86_400)
+        span = (
+            f"{days} day{'s' * (days != 1)}" if days and not rest else f"{kept.keep_age.seconds} s"
+        )
+        lines.append(f"finished jobs kept up to {span}; totals count since the queue began")
     if s.HasField("paused_until"):
         lines.append(f"bot paused until {_time(s.paused_until)} UTC (429s from Telegram)")
     lines += [f"warning: {w}" for w in s.warnings]
