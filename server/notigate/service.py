@@ -169,6 +169,8 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendBatchResponse:
         await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
+        if request.validate_only:
+            return pb.SendBatchResponse()
         results = await self._enqueue(context, request.messages)
         return pb.SendBatchResponse(
             results=[pb.SendResponse(job_id=r.job_id, duplicate=r.duplicate) for r in results]
