@@ -352,3 +352,15 @@ async def test_ctrl_c_stops_waiting_only(gateway: tuple[Gateway, Stub], tmp_path
     assert b"1 new" in await proc.stdout.read()
     [job] = (await stub.ListJobs(pb.ListJobsRequest())).jobs
     assert job.state == pb.JOB_STATE_DELAYED
+
+
+async def test_a_row_is_where_it_starts(
+    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    gw, stub = gateway
+    path = _write(tmp_path / "m.csv", ['1,"two\nlines"', "", '1,""'], header="chat_id,text")
+    code, _, err = await cli(capsys, "send-file", str(path), "--dry-run", "--target", target(gw))
+    assert code == 1
+    assert "2 rows checked, 1 invalid" in err
+    assert "  line 5: text: text is required" in err
+    assert (await _stats(stub)).total_enqueued == 0

@@ -274,8 +274,10 @@ def _csv_rows(text: str, out: BatchFile) -> Iterator[tuple[int, dict[str, Any], 
         out.problems += problems
         return
     width = len(header)
+    end = reader.line_num
     for cells in reader:
-        line = reader.line_num
+        # A quoted cell may span lines: a row is where it starts.
+        line, end = end + 1, reader.line_num
         if not any(cell.strip() for cell in cells):
             continue  # a blank line
         out.rows += 1

@@ -393,6 +393,13 @@ def _when(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _chunk(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 1000:
@@ -461,7 +468,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
 
     p = add("jobs", "list jobs (every state, or one with --state)", _jobs)
     p.add_argument("--state", choices=sorted(_STATES))
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("retry", "queue a failed job again", _retry)
