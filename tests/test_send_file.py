@@ -10,11 +10,13 @@ import signal
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from notigate.app import Gateway
+from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from tests.conftest import Stub
+from tests.conftest import Stub, gateway_settings, running_gateway
 from tests.test_cli import NOTIGATE, cli, target
 
 
@@ -364,3 +366,24 @@ async def test_a_row_is_where_it_starts(
     assert "2 rows checked, 1 invalid" in err
     assert "  line 5: text: text is required" in err
     assert (await _stats(stub)).total_enqueued == 0
+
+
+async def test_wait_counts_jobs_the_gateway_no_longer_keeps(
+    redis: Redis,
+    valkey: EmbeddedValkey,
+    simulator: BotApiSimulator,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    # Keeping no completed job: each one is gone before --wait can see it delivered.
+    settings = gateway_settings(valkey, simulator, keep_completed=0)
+    async with running_gateway(settings) as (gw, _):
+        path = _write(tmp_path / "w.csv", ['21,"a"', '22,"b"'], header="chat_id,text")
+        argv = ["send-file", str(path), "--wait", "--poll-interval", "0.05"]
+        code, out, err = await cli(capsys, *argv, "--target", target(gw))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert (
+        lines[1]
+        == "0 delivered, 0 failed, 0 cancelled, 2 finished but no longer kept by the gateway"
+    )

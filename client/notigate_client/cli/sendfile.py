@@ -13,7 +13,7 @@ import argparse
 import re
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,11 +38,14 @@ __all__ = ["send_file"]
 _VIOLATION = re.compile(r"^messages\[(\d+)\]\.?(.*)$")
 _MESSAGE_REF = re.compile(r"messages\[(\d+)\](?:\.[a-z_]+)?")
 _FINISHED = frozenset({pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED})
-# GetJob calls per polling round and in parallel: bounds the load --wait puts on the gateway
-# whatever the file's size (a 10k-row file is swept in 50 rounds).
-POLL_BUDGET = 200
+# --wait polls GetJob once per interval for the first pending jobs in delivery order (a
+# window of twice as many as were found finished last time, plus a floor, at most a cap),
+# plus a few others in turn, so a job stuck at the front (delayed, retrying) hides nothing
+# for long. The load follows the delivery rate, not the file's size.
+POLL_MIN = 20
+POLL_MAX = 200
 POLL_WORKERS = 8
-POLL_INTERVAL_S = 0.5
+POLL_INTERVAL_S = 1.0
 _SHOWN_REASONS = 10
 
 
@@ -132,24 +135,32 @@ def _fetch(client: NotificationClient, job_id: str) -> pb.Job | None:
         return None  # finished and trimmed by the gateway's retention
 
 
-def _wait(client: NotificationClient, job_ids: Sequence[str], interval_s: float) -> int:
-    """Follow ``job_ids`` until each is finished; print a summary; 1 when any failed."""
-    pending = deque(dict.fromkeys(job_ids))
+def _wait(client: NotificationClient, jobs: Sequence[tuple[str, int]], interval_s: float) -> int:
+    """Follow ``jobs`` ((job id, priority)) until each is finished; print a summary; 1 when
+    any failed."""
+    # The gateway delivers by priority, then in order of acceptance.
+    order = sorted(range(len(jobs)), key=lambda i: (-jobs[i][1], i))
+    pending = list(dict.fromkeys(jobs[i][0] for i in order))
     total = len(pending)
     finished: dict[str, pb.Job | None] = {}
     progress = Progress(total, label="finished")
     progress.update(0)
+    size, turn = POLL_MIN, 0
     try:
         with ThreadPoolExecutor(POLL_WORKERS) as pool:
             while pending:
-                round_ = [pending.popleft() for _ in range(min(POLL_BUDGET, len(pending)))]
-                for job_id, job in zip(
-                    round_, pool.map(lambda j: _fetch(client, j), round_), strict=True
-                ):
+                window, rest = pending[:size], pending[size:]
+                turn = turn % len(rest) if rest else 0
+                others = (rest[turn:] + rest[:turn])[:POLL_MIN]
+                turn += POLL_MIN
+                polled = window + others
+                found = 0
+                for position, job in enumerate(pool.map(lambda j: _fetch(client, j), polled)):
                     if job is None or job.state in _FINISHED:
-                        finished[job_id] = job
-                    else:
-                        pending.append(job_id)
+                        finished[polled[position]] = job
+                        found += position < len(window)
+                pending = [j for j in pending if j not in finished]
+                size = min(POLL_MAX, 2 * found + POLL_MIN)
                 progress.update(len(finished))
                 if pending:
                     time.sleep(interval_s)
@@ -172,6 +183,7 @@ def _summary(jobs: list[pb.Job | None]) -> int:
         f"{states[pb.JOB_STATE_CANCELLED]} cancelled",
     ]
     if states[None]:
+        # Retention trimmed them before a poll saw them: finished, but how is not known.
         parts.append(f"{states[None]} finished but no longer kept by the gateway")
     print(", ".join(parts))
     reasons = Counter(
@@ -224,4 +236,5 @@ def send_file(args: argparse.Namespace, client: NotificationClient) -> int:
     if not args.wait:
         return 0
     sys.stdout.flush()
-    return _wait(client, [r.job_id for r in results], args.poll_interval)
+    jobs = [(r.job_id, rec.request.priority) for r, rec in zip(results, batch.records, strict=True)]
+    return _wait(client, jobs, args.poll_interval)
