@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from notigate.app import Gateway
 from notigate.simulator import BotApiSimulator
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client.cli import main
+from notigate_client.cli.commands import format_job, format_stats, job_row
 from tests.conftest import Stub, free_port, wait_state
 
 NOTIGATE = Path(sys.executable).parent / "notigate"
@@ -89,10 +91,12 @@ async def test_delay_and_idempotency_key(
     code, again, err = await cli(capsys, *args)
     assert code == 0 and again == first and "duplicate" in err
 
-    # Only a failed job can be retried: a precondition failure, reported with its violation.
+    # Only a failed job can be retried: a precondition failure, reported once.
     code, _, err = await cli(capsys, "retry", first.strip(), "--target", target(gw))
     assert code == 1
-    assert "FAILED_PRECONDITION" in err and f"jobs/{first.strip()}" in err
+    assert err.splitlines() == [
+        f"notigate: FAILED_PRECONDITION: job {first.strip()} is delayed; retry is not possible"
+    ]
 
     code, out, _ = await cli(capsys, "cancel", first.strip(), "--target", target(gw))
     assert code == 0 and "cancelled" in out
@@ -107,8 +111,16 @@ async def test_invalid_send_prints_field_violations(
     )
     assert code == 1
     assert out == ""
-    assert "INVALID_ARGUMENT" in err
-    assert "  priority:" in err
+    # The status message names the violation already: it is printed once, not twice.
+    assert err.splitlines() == ["notigate: INVALID_ARGUMENT: priority: priority must be 0..10"]
+
+    code, out, err = await cli(
+        capsys, "send", "--target", target(gw), "--chat", "x", "--text", " ", "--priority", "99"
+    )
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == "notigate: INVALID_ARGUMENT: 3 invalid fields:"
+    assert [line.split(":")[0] for line in lines[1:]] == ["  chat_id", "  text", "  priority"]
 
 
 async def test_jobs_and_retry_of_a_failed_job(
@@ -143,7 +155,9 @@ async def test_stats_table_and_watch(
     await stub.Send(pb.SendRequest(chat_id="9", text="x"))
     code, out, _ = await cli(capsys, "stats", "--target", target(gw))
     assert code == 0
-    assert out.splitlines()[0].split() == ["QUEUE", "TOTALS"]
+    assert out.splitlines()[0].split() == ["QUEUE", "TOTALS", "(lifetime)"]
+    # This gateway reports no retention: no "kept" note that would claim one.
+    assert "kept" not in out
     assert "enqueued" in out and "rate limit 25 msg/s" in out
 
     code, out, _ = await cli(
@@ -197,84 +211,97 @@ async def test_health_not_serving_while_the_token_is_rejected(
     assert (code, out.strip()) == (1, f"{target(gw)}: NOT_SERVING")
 
 
-def _csv(path: Path, rows: int, bad_line: int | None = None) -> Path:
-    lines = ["chat_id,text,priority,parse_mode,disable_notification"]
-    for i in range(rows):
-        text = "" if i + 2 == bad_line else f"message {i}"
-        lines.append(f'{100 + i % 7},"{text}",{i % 3},HTML,{"true" if i % 2 else ""}')
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-async def test_send_file_csv_in_chunks_with_progress(
-    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str], tmp_path: Path
+async def test_send_at_sets_send_at(
+    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str]
 ) -> None:
     gw, stub = gateway
-    path = _csv(tmp_path / "messages.csv", 1001)
-    code, out, err = await cli(capsys, "send-file", str(path), "--target", target(gw))
-    assert code == 0, err
-    assert out.strip() == f"1001 messages accepted (0 duplicates) from {path}"
-    # stderr is not a terminal here: one progress line per SendBatch of 500.
-    progress = err.splitlines()
-    assert [line.split()[1] for line in progress] == ["500/1001", "1000/1001", "1001/1001"]
-    stats = await stub.GetStats(pb.GetStatsRequest())
-    assert stats.total_enqueued == 1001
-
-    # Keys derived from the file and line: running the same file again sends nothing new.
-    code, out, _ = await cli(capsys, "send-file", str(path), "--target", target(gw))
+    args = ["send", "--target", target(gw), "--chat", "10", "--text", "at six"]
+    code, out, _ = await cli(capsys, *args, "--at", "2036-12-01T18:00:00+01:00")
     assert code == 0
-    assert "(1001 duplicates)" in out
-    listed = await stub.ListJobs(pb.ListJobsRequest(page_size=1))
-    request = listed.jobs[0].request
-    assert request.parse_mode == pb.PARSE_MODE_HTML
+    job = (await stub.GetJob(pb.GetJobRequest(job_id=out.strip()))).job
+    assert job.request.send_at.ToDatetime(tzinfo=UTC) == datetime(2036, 12, 1, 17, tzinfo=UTC)
+    assert not job.request.HasField("delay")
+
+    # A time without an offset is a usage error, not a guess at the time zone.
+    with pytest.raises(SystemExit) as exit_:
+        await cli(capsys, *args, "--at", "2036-12-01T18:00:00")
+    assert exit_.value.code == 2
+    assert "no UTC offset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        await cli(capsys, *args, "--at", "2036-12-01T18:00:00Z", "--delay", "1m")
 
 
-async def test_send_file_jsonl(
-    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str], tmp_path: Path
+async def test_json_output_keeps_zero_fields(
+    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str]
 ) -> None:
     gw, stub = gateway
-    path = tmp_path / "messages.jsonl"
-    records = [
-        {"chat_id": "300", "text": "a", "delay": "90s", "parse_mode": "MarkdownV2"},
-        {
-            "chat_id": "301",
-            "text": "b",
-            "reply_markup": {"rows": [{"buttons": [{"text": "open", "url": "https://e.x"}]}]},
-        },
-    ]
-    path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n")
-    code, out, err = await cli(capsys, "send-file", str(path), "--target", target(gw))
-    assert code == 0, err
-    assert out.startswith("2 messages accepted")
-    delayed = await stub.ListJobs(pb.ListJobsRequest(state=pb.JOB_STATE_DELAYED))
-    [job] = delayed.jobs
-    assert job.request.delay.seconds == 90
-    assert job.request.parse_mode == pb.PARSE_MODE_MARKDOWN_V2
+    reply = await stub.Send(pb.SendRequest(chat_id="11", text="x"))
+    await wait_state(stub, reply.job_id, pb.JOB_STATE_COMPLETED)
+    code, out, _ = await cli(capsys, "stats", "--json", "--target", target(gw))
+    assert code == 0
+    stats = json.loads(out)
+    assert stats["failed"] == "0" and stats["total_failed"] == "0"
+    assert stats["waiting"] == "0" and stats["total_sent"] == "1"
+
+    code, out, _ = await cli(capsys, "job", reply.job_id, "--json", "--target", target(gw))
+    job = json.loads(out)
+    assert job["attempts"] == 0 and job["last_error"] == ""
+    assert job["state"] == "JOB_STATE_COMPLETED"
+    code, out, _ = await cli(capsys, "jobs", "--json", "--target", target(gw))
+    assert json.loads(out)["attempts"] == 0
 
 
-async def test_send_file_reports_rejected_lines(
-    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str], tmp_path: Path
+async def test_jobs_says_when_more_exist(
+    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str]
 ) -> None:
     gw, stub = gateway
-    path = _csv(tmp_path / "bad.csv", 600, bad_line=503)
-    code, _, err = await cli(
-        capsys, "send-file", str(path), "--target", target(gw), "--chunk", "500"
+    await stub.SendBatch(
+        pb.SendBatchRequest(messages=[pb.SendRequest(chat_id="12", text=f"{i}") for i in range(3)])
     )
-    assert code == 1
-    assert "line 503: messages[1].text" in err
-    assert "500 of 600 messages were accepted before" in err
-    stats = await stub.GetStats(pb.GetStatsRequest())
-    assert stats.total_enqueued == 500
+    code, out, err = await cli(capsys, "jobs", "--limit", "2", "--target", target(gw))
+    assert code == 0
+    assert len(out.splitlines()) == 3  # header and two jobs
+    assert err.strip() == "2 shown; more exist: --limit 10"
+    code, out, err = await cli(capsys, "jobs", "--limit", "3", "--target", target(gw))
+    assert len(out.splitlines()) == 4 and err == ""
 
 
-async def test_send_file_unreadable_input(
-    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    gw, stub = gateway
-    # An RPC first: a gateway that never served a call can hang in shutdown (health task).
-    await stub.GetStats(pb.GetStatsRequest())
-    path = tmp_path / "broken.jsonl"
-    path.write_text('{"chat_id": "1", "text": "ok"}\n{"chat_id": "1", "nope": 1}\n')
-    code, _, err = await cli(capsys, "send-file", str(path), "--target", target(gw))
-    assert code == 2
-    assert "line 2:" in err and "nope" in err
+def test_a_delivered_job_does_not_read_as_failed() -> None:
+    delivered = pb.Job(
+        job_id="5",
+        state=pb.JOB_STATE_COMPLETED,
+        attempts=1,
+        max_attempts=5,
+        last_error="Bad Gateway",
+        request=pb.SendRequest(chat_id="1", text="hello"),
+    )
+    shown = " ".join(format_job(delivered).split())
+    assert "attempts: 1 failed attempt before delivery" in shown
+    assert "earlier error: Bad Gateway" in shown
+    row = job_row(delivered)
+    assert row[3] == "1" and row[-1] == "hello"
+
+    first_time = pb.Job(job_id="6", state=pb.JOB_STATE_COMPLETED, max_attempts=5)
+    assert "delivered on the first attempt" in format_job(first_time)
+    assert "error" not in format_job(first_time)
+    assert job_row(first_time)[3] == "-"
+
+    failed = pb.Job(
+        job_id="7", state=pb.JOB_STATE_FAILED, attempts=5, max_attempts=5, last_error="Forbidden"
+    )
+    assert "attempts: 5 failed attempts (of 5 allowed)" in " ".join(format_job(failed).split())
+    assert "error:" in format_job(failed) and job_row(failed)[-1] == "Forbidden"
+    # A state this client does not know yet still prints, by its number.
+    assert job_row(pb.Job(job_id="8", state=99))[1] == "state 99"  # type: ignore[arg-type]
+
+
+def test_stats_show_retention_when_the_gateway_reports_it() -> None:
+    stats = pb.GetStatsResponse(completed=100, failed=3, total_sent=5000)
+    stats.retention.keep_completed = 100
+    stats.retention.keep_failed = 1000
+    stats.retention.keep_age.FromSeconds(7 * 86400)
+    shown = " ".join(format_stats(stats).split())
+    assert "completed 100 (newest 100 kept)" in shown
+    assert "failed 3 (newest 1000 kept)" in shown
+    assert "finished jobs are kept at most 7d" in shown
+    assert "kept" not in format_stats(pb.GetStatsResponse(completed=100))

@@ -92,9 +92,13 @@ def with_idempotency_key(req: pb.SendRequest) -> pb.SendRequest:
     return keyed
 
 
-def batch_request(requests: Sequence[pb.SendRequest]) -> pb.SendBatchRequest:
+def batch_request(
+    requests: Sequence[pb.SendRequest], validate_only: bool = False
+) -> pb.SendBatchRequest:
     """A SendBatchRequest where every message has an idempotency key."""
-    return pb.SendBatchRequest(messages=[with_idempotency_key(r) for r in requests])
+    return pb.SendBatchRequest(
+        messages=[with_idempotency_key(r) for r in requests], validate_only=validate_only
+    )
 
 
 def list_request(state: JobStateLike | None, page_size: int, page_token: str) -> pb.ListJobsRequest:

@@ -215,10 +215,16 @@ class NotificationClient(_ClientBase):
         """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
         return self._call(self._stub.Send, with_idempotency_key(req), pb.SendResponse)
 
-    def send_batch(self, requests: Sequence[pb.SendRequest]) -> list[pb.SendResponse]:
-        """Enqueue many messages all-or-nothing; results are in request order."""
-        resp = self._call(self._stub.SendBatch, batch_request(requests), pb.SendBatchResponse)
-        return list(resp.results)
+    def send_batch(
+        self, requests: Sequence[pb.SendRequest], *, validate_only: bool = False
+    ) -> list[pb.SendResponse]:
+        """Enqueue many messages all-or-nothing; results are in request order.
+
+        With ``validate_only`` the server checks the messages, stores nothing and returns no
+        results; invalid ones raise InvalidArgumentError as a real call would.
+        """
+        req = batch_request(requests, validate_only)
+        return list(self._call(self._stub.SendBatch, req, pb.SendBatchResponse).results)
 
     def get_job(self, job_id: str) -> pb.Job:
         """The job with its delivery state."""
@@ -370,9 +376,12 @@ class AsyncNotificationClient(_ClientBase):
         """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
         return await self._call(self._stub.Send, with_idempotency_key(req), pb.SendResponse)
 
-    async def send_batch(self, requests: Sequence[pb.SendRequest]) -> list[pb.SendResponse]:
-        """Enqueue many messages all-or-nothing; results are in request order."""
-        req = batch_request(requests)
+    async def send_batch(
+        self, requests: Sequence[pb.SendRequest], *, validate_only: bool = False
+    ) -> list[pb.SendResponse]:
+        """Enqueue many messages all-or-nothing; results are in request order (none with
+        ``validate_only``: the server only checks them)."""
+        req = batch_request(requests, validate_only)
         return list((await self._call(self._stub.SendBatch, req, pb.SendBatchResponse)).results)
 
     async def get_job(self, job_id: str) -> pb.Job:

@@ -1,7 +1,8 @@
 """The ``notigate`` command: the client commands, plus those other installed packages add.
 
-Exit codes: 0 success, 1 the server refused or is not serving, 2 bad usage, configuration
-or input file.
+Exit codes: 0 success; 1 the server refused or is not serving (for send-file also an invalid
+row, or with --wait a failed message); 2 bad usage, configuration, or an unreadable input
+file; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def _build(env: Mapping[str, str]) -> tuple[argparse.ArgumentParser, set[str]]:
     root = argparse.ArgumentParser(
         prog="notigate",
         description="notigate: a gRPC notification gateway for Telegram.",
-        epilog="The client commands talk to a running gateway (exit 0 ok, 1 refused or not "
-        "serving, 2 bad usage). serve and simulator come with the gateway's package "
+        epilog="The client commands talk to a running gateway (exit 0 ok, 1 refused, invalid "
+        "or not serving, 2 bad usage or unreadable file). serve and simulator come with the "
+        "gateway's package "
         "(pip install notigate).",
     )
     root.add_argument("--version", action="version", version=f"notigate {_version()}")

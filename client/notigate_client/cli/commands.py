@@ -8,7 +8,6 @@ gateway, local or remote, from an install of the client package alone. Output is
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -29,13 +28,9 @@ from notigate_client import (
     health,
     pb,
 )
-from notigate_client.cli.batchfile import (
-    BatchFileError,
-    Progress,
-    parse_duration_s,
-    read_batch_file,
-)
+from notigate_client.cli.batchfile import parse_duration_s, parse_time
 from notigate_client.cli.registry import Subparsers
+from notigate_client.cli.sendfile import POLL_INTERVAL_S, send_file
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 CHUNK = 500
@@ -43,7 +38,6 @@ _STATES = {
     name: pb.JobState.Value(f"JOB_STATE_{name.upper()}")
     for name in ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 }
-_BATCH_INDEX = re.compile(r"^messages\[(\d+)\]")
 
 Handler = Callable[[argparse.Namespace, NotificationClient], int]
 
@@ -96,11 +90,21 @@ def _time(ts: Timestamp) -> str:
 
 
 def _state(value: int) -> str:
-    return pb.JobState.Name(value).removeprefix("JOB_STATE_").lower()  # type: ignore[arg-type]
+    try:
+        name = pb.JobState.Name(value)  # type: ignore[arg-type]
+    except ValueError:  # a state added by a newer gateway
+        return f"state {value}"
+    return name.removeprefix("JOB_STATE_").lower()
 
 
 def _json(message: Message) -> str:
-    return json_format.MessageToJson(message, indent=None, preserving_proto_field_name=True)
+    # Zero counts are answers too: a script reading "failed" must not find it missing.
+    return json_format.MessageToJson(
+        message,
+        indent=None,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -116,23 +120,32 @@ def _short(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def format_stats(s: pb.GetStatsResponse) -> str:
-    """GetStats as a two-part table: queue depths beside lifetime totals."""
-    age = f"{s.oldest_waiting_age.ToMilliseconds() / 1000:.1f}s"
-    # Finished jobs are trimmed to the retention limits, the totals never: say so, or a
-    # steady "completed 100" looks like a stuck queue.
-    kept = s.retention if s.HasField("retention") else None
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:.0f}{unit}"
+    return f"{seconds:g}s"
 
-    def retained(name: str, keep: int) -> str:
-        return f"{name} (newest {keep:,} kept)" if kept is not None else name
+
+def format_stats(s: pb.GetStatsResponse) -> str:
+    """GetStats as a two-part table: what the queue holds now beside lifetime totals.
+
+    Finished jobs on the left are the ones still kept (retention); a note says how many the
+    gateway keeps when it reports its retention.
+    """
+    age = f"{s.oldest_waiting_age.ToMilliseconds() / 1000:.1f}s"
+    keep = s.retention
+
+    def kept(count: int, limit: int) -> str:
+        return f"{count} (newest {limit} kept)" if limit else str(count)
 
     left = [
-        ("waiting", s.waiting),
-        ("delayed", s.delayed),
-        ("active", s.active),
-        (retained("completed", s.retention.keep_completed), s.completed),
-        (retained("failed", s.retention.keep_failed), s.failed),
-        (retained("cancelled", s.retention.keep_completed), s.cancelled),
+        ("waiting", str(s.waiting)),
+        ("delayed", str(s.delayed)),
+        ("active", str(s.active)),
+        ("completed", kept(s.completed, keep.keep_completed)),
+        ("failed", kept(s.failed, keep.keep_failed)),
+        ("cancelled", kept(s.cancelled, keep.keep_completed)),
     ]
     right = [
         ("enqueued", s.total_enqueued),
@@ -144,23 +157,43 @@ def format_stats(s: pb.GetStatsResponse) -> str:
         ("cancelled", s.total_cancelled),
         ("duplicates", s.total_duplicates),
     ]
-    rows = [["QUEUE", "", "TOTALS", ""]]
+    rows = [["QUEUE", "", "TOTALS (lifetime)", ""]]
     for i in range(max(len(left), len(right))):
         lk, lv = left[i] if i < len(left) else ("", "")
         rk, rv = right[i] if i < len(right) else ("", "")
-        rows.append([lk, str(lv), rk, str(rv)])
+        rows.append([lk, lv, rk, str(rv)])
     lines = [_table(rows), ""]
+    if keep.HasField("keep_age") and keep.keep_age.ToSeconds() > 0:
+        lines.append(f"finished jobs are kept at most {_duration_text(keep.keep_age.ToSeconds())}")
     lines.append(f"rate limit {s.global_rate} msg/s   oldest waiting {age}")
-    if kept is not None:
-        days, rest = divmod(kept.keep_age.seconds, 86_400)
-        span = (
-            f"{days} day{'s' * (days != 1)}" if days and not rest else f"{kept.keep_age.seconds} s"
-        )
-        lines.append(f"finished jobs kept up to {span}; totals count since the queue began")
     if s.HasField("paused_until"):
         lines.append(f"bot paused until {_time(s.paused_until)} UTC (429s from Telegram)")
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _attempts(job: pb.Job) -> str:
+    """What the attempts say about the job; ``attempts`` counts failed attempts only."""
+    failed = _plural(job.attempts, "failed attempt")
+    if job.state == pb.JOB_STATE_COMPLETED:
+        return f"{failed} before delivery" if job.attempts else "delivered on the first attempt"
+    if job.state == pb.JOB_STATE_FAILED:
+        return f"{failed} (of {job.max_attempts} allowed)"
+    if not job.attempts:
+        return f"none failed yet (up to {job.max_attempts})"
+    return f"{failed} so far (up to {job.max_attempts})"
+
+
+def _error_label(job: pb.Job) -> str:
+    if job.state == pb.JOB_STATE_FAILED:
+        return "error"
+    if job.state == pb.JOB_STATE_COMPLETED:
+        return "earlier error"  # an attempt before the one that delivered it
+    return "last error"
 
 
 def format_job(job: pb.Job) -> str:
@@ -169,17 +202,34 @@ def format_job(job: pb.Job) -> str:
         ["job", job.job_id],
         ["state", _state(job.state)],
         ["chat", job.chat_id or job.request.chat_id],
-        ["attempts", f"{job.attempts}/{job.max_attempts}"],
+        ["attempts", _attempts(job)],
         ["created", _time(job.create_time)],
         ["updated", _time(job.update_time)],
         ["delivered", _time(job.deliver_time)],
         ["scheduled", _time(job.scheduled_time)],
         ["priority", str(job.request.priority)],
         ["telegram id", str(job.telegram_message_id or "-")],
-        ["last error", job.last_error or "-"],
-        ["text", _short(job.request.text, 200)],
     ]
+    if job.last_error:
+        rows.append([_error_label(job), job.last_error])
+    rows.append(["text", _short(job.request.text, 200)])
     return _table([[f"{k}:", v] for k, v in rows])
+
+
+def job_row(j: pb.Job) -> list[str]:
+    """One row of the `jobs` table."""
+    done = j.state == pb.JOB_STATE_COMPLETED
+    fails = "-" if not j.attempts else str(j.attempts) if done else f"{j.attempts}/{j.max_attempts}"
+    # A delivered job's error is history: the row shows what was delivered instead.
+    detail = j.request.text if done else (j.last_error or j.request.text)
+    return [
+        j.job_id,
+        _state(j.state),
+        j.chat_id or j.request.chat_id,
+        fails,
+        _time(j.update_time),
+        _short(detail),
+    ]
 
 
 # -- commands --------------------------------------------------------------------
@@ -230,24 +280,20 @@ def _job(args: argparse.Namespace, client: NotificationClient) -> int:
 
 def _jobs(args: argparse.Namespace, client: NotificationClient) -> int:
     state = _STATES[args.state] if args.state else None
-    jobs = list(islice(client.list_jobs(state, page_size=min(args.limit, 1000)), args.limit))
+    # One more than asked for tells whether the listing was cut short.
+    page = min(args.limit + 1, 1000)
+    jobs = list(islice(client.list_jobs(state, page_size=page), args.limit + 1))
+    more = len(jobs) > args.limit
+    del jobs[args.limit :]
     if args.json:
         for job in jobs:
             print(_json(job))
-        return 0
-    rows = [["ID", "STATE", "CHAT", "ATTEMPTS", "UPDATED", "ERROR / TEXT"]]
-    rows += [
-        [
-            j.job_id,
-            _state(j.state),
-            j.chat_id or j.request.chat_id,
-            f"{j.attempts}/{j.max_attempts}",
-            _time(j.update_time),
-            _short(j.last_error or j.request.text),
-        ]
-        for j in jobs
-    ]
-    print(_table(rows))
+    else:
+        rows = [["ID", "STATE", "CHAT", "FAILED", "UPDATED", "ERROR / TEXT"]]
+        print(_table(rows + [job_row(j) for j in jobs]))
+    if more:
+        sys.stdout.flush()
+        print(f"{len(jobs)} shown; more exist: --limit {args.limit * 5}", file=sys.stderr)
     return 0
 
 
@@ -260,38 +306,6 @@ def _retry(args: argparse.Namespace, client: NotificationClient) -> int:
 def _cancel(args: argparse.Namespace, client: NotificationClient) -> int:
     job = client.cancel_job(args.job_id)
     print(f"job {job.job_id}: {_state(job.state)}")
-    return 0
-
-
-def _send_file(args: argparse.Namespace, client: NotificationClient) -> int:
-    try:
-        records = read_batch_file(args.file, derive_keys=not args.fresh_keys)
-    except (OSError, BatchFileError) as exc:
-        print(f"notigate: {args.file}: {exc}", file=sys.stderr)
-        return 2
-    progress = Progress(len(records))
-    duplicates = sent = 0
-    try:
-        for start in range(0, len(records), args.chunk):
-            chunk = records[start : start + args.chunk]
-            try:
-                results = client.send_batch([r.request for r in chunk])
-            except InvalidArgumentError as err:
-                progress.close()
-                # Violations name messages[i] of this chunk; point at the file's lines instead.
-                print(f"notigate: {err}", file=sys.stderr)
-                for field, description in err.violations:
-                    m = _BATCH_INDEX.match(field)
-                    where = f"line {chunk[int(m[1])].line}: " if m else ""
-                    print(f"  {where}{field}: {description}", file=sys.stderr)
-                print(f"{sent} of {len(records)} messages were accepted before", file=sys.stderr)
-                return 1
-            sent += len(results)
-            duplicates += sum(r.duplicate for r in results)
-            progress.update(sent)
-    finally:
-        progress.close()
-    print(f"{sent} messages accepted ({duplicates} duplicates) from {args.file}")
     return 0
 
 
@@ -316,13 +330,26 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _print_error(err: NotigateError) -> None:
-    print(f"notigate: {err}", file=sys.stderr)
-    if isinstance(err, InvalidArgumentError):
-        for field, description in err.violations:
-            print(f"  {field}: {description}", file=sys.stderr)
-    elif isinstance(err, FailedPreconditionError):
-        for _type, subject, description in err.violations:
-            print(f"  {subject}: {description}", file=sys.stderr)
+    """The error once: a status message that restates the first violation is not repeated."""
+    name = err.code.name if err.code is not None else "ERROR"
+    lines: list[str]
+    if isinstance(err, InvalidArgumentError) and err.violations:
+        found = [f"{field}: {description}" for field, description in err.violations]
+        total = int(err.metadata.get("violations", len(found)))
+        if len(found) == 1 and total == 1:
+            lines = [f"{name}: {found[0]}"]
+        else:
+            lines = [f"{name}: {_plural(total, 'invalid field')}:"] + [f"  {v}" for v in found]
+            if total > len(found):
+                lines.append(f"  ... and {total - len(found)} more")
+    elif isinstance(err, FailedPreconditionError) and len(err.violations) > 1:
+        lines = [str(err)] + [f"  {subject}: {d}" for _type, subject, d in err.violations]
+    else:
+        lines = [str(err)]
+    lines += getattr(err, "__notes__", [])
+    print(f"notigate: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(line, file=sys.stderr)
 
 
 def _with_client(handler: Handler) -> Callable[[argparse.Namespace, Mapping[str, str]], int]:
@@ -356,13 +383,25 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _at(text: str) -> datetime:
+def _when(text: str) -> datetime:
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    # Without an offset the time is this machine's local time, as a person typing it means.
-    return when if when.tzinfo else when.astimezone()
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _chunk(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("a SendBatch carries 1..1000 messages")
+    return value
 
 
 def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
@@ -379,22 +418,40 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--chat", required=True, help="chat id or @channel")
     p.add_argument("--text", required=True)
     p.add_argument("--priority", type=int, default=0, help="0..10, higher first")
-    p.add_argument("--delay", type=_duration, help="deliver no earlier than, e.g. 10s, 2m")
-    p.add_argument("--at", type=_at, help="deliver no earlier than, e.g. 2026-12-01T09:00:00+01:00")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=_duration, help="deliver no earlier than, e.g. 10s, 2m")
+    when.add_argument(
+        "--at",
+        type=_when,
+        metavar="TIME",
+        help="deliver no earlier than this ISO 8601 time with offset, e.g. 2026-12-01T18:00Z",
+    )
     p.add_argument("--parse-mode", choices=["HTML", "MarkdownV2", "Markdown"])
     p.add_argument("--idempotency-key", help="a repeat within 24 h returns the first job")
     p.add_argument("--max-attempts", type=int, default=0)
     p.add_argument("--silent", action="store_true", help="disable_notification")
 
-    p = add("send-file", "enqueue every message of a CSV (with header) or JSONL file", _send_file)
+    p = add("send-file", "check, then enqueue every message of a CSV or JSONL file", send_file)
     p.add_argument(
-        "file", type=Path, help="*.csv, or *.jsonl/*.ndjson; columns are SendRequest fields"
+        "file", type=Path, help="*.csv with a header, or *.jsonl/*.ndjson; fields of SendRequest"
     )
-    p.add_argument("--chunk", type=int, default=CHUNK, help="messages per SendBatch (%(default)s)")
+    p.add_argument(
+        "--chunk", type=_chunk, default=CHUNK, help="messages per SendBatch (%(default)s)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="check every row with the gateway, send nothing"
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="after enqueueing, follow delivery to the end (exit 1 when a message failed)",
+    )
+    p.add_argument("--poll-interval", type=float, default=POLL_INTERVAL_S, help=argparse.SUPPRESS)
     p.add_argument(
         "--fresh-keys",
         action="store_true",
-        help="random idempotency keys (default: file hash + line, so a rerun sends no duplicates)",
+        help="random idempotency keys (default: keys from each row's content, so a rerun "
+        "sends only the rows not accepted yet)",
     )
 
     p = add("stats", "queue depths and lifetime totals", _stats)
@@ -408,7 +465,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
 
     p = add("jobs", "list jobs (every state, or one with --state)", _jobs)
     p.add_argument("--state", choices=sorted(_STATES))
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("retry", "queue a failed job again", _retry)
