@@ -423,5 +423,6 @@ async def test_cli_send_at(
     with pytest.raises(SystemExit) as info:
         await asyncio.to_thread(main, [*argv, "--at", "next tuesday"], {})
     assert info.value.code == 2
-    code = await asyncio.to_thread(main, [*argv, "--at", text, "--delay", "1m"], {})
-    assert code == 1 and "send_at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        await asyncio.to_thread(main, [*argv, "--at", text, "--delay", "1m"], {})
+    assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
