@@ -1,6 +1,7 @@
 """The ``notigate`` command.
 
-``serve`` runs the gateway and ``simulator`` the Bot API simulator; ``send``, ``send-file``,
+``serve`` runs the gateway and ``simulator`` the Bot API simulator; ``sandbox`` talks to the
+simulator of a sandbox gateway (see :mod:`notigate.sandbox_cli`); ``send``, ``send-file``,
 ``stats``, ``job``, ``jobs``, ``retry``, ``cancel`` and ``health`` talk to a running gateway
 through the Python client (see :mod:`notigate.admin`). Exit codes: 0 success, 1 the server
 refused or is not serving, 2 bad usage, configuration or input file.
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from notigate import __version__, admin
+from notigate import __version__, admin, sandbox_cli
 from notigate.config import ConfigError, Settings, from_env
 from notigate.logs import setup_logging
 
@@ -47,6 +48,11 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         default=None,
         help="deliver to the built-in Bot API simulator (no Telegram)",
+    )
+    p.add_argument(
+        "--sandbox-listen",
+        help="host:port of the sandbox's Bot API simulator, port 0 for any free one "
+        "(NOTIGATE_SANDBOX_LISTEN, default 127.0.0.1:8081)",
     )
     p.add_argument(
         "--metrics-listen",
@@ -88,6 +94,7 @@ def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_simulator(sub)
+    sandbox_cli.add_commands(sub, env or {})
     admin.add_commands(sub, env or {})
     return root
 
@@ -133,6 +140,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         setup_logging(args.log_level)
         asyncio.run(_simulate(args))
         return 0
+    if args.command == "sandbox":
+        return sandbox_cli.run(args)
     if args.command != "serve":
         # No logging setup: the client commands report on stdout/stderr themselves.
         return admin.run(args)
@@ -146,6 +155,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             global_rate=args.global_rate,
             concurrency=args.concurrency,
             sandbox=args.sandbox,
+            sandbox_listen=args.sandbox_listen,
             metrics_listen=args.metrics_listen,
             log_format=args.log_format,
         )
@@ -158,7 +168,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     setup_logging(
         args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
     )
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except ConfigError as exc:  # found at startup, e.g. a port in use
+        print(f"notigate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
