@@ -299,3 +299,16 @@ async def test_follow_prints_each_message_once_across_reset_and_restart(
     assert proc.returncode == 0
     assert rest == b""  # no duplicates after the last expected line
     assert "Traceback" not in err and "restarted" in err
+
+
+def test_the_standalone_simulator_says_when_its_port_is_taken(taken_port: int) -> None:
+    result = subprocess.run(
+        [NOTIGATE, "simulator", "--port", str(taken_port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -138,7 +138,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = parser(env).parse_args(argv)
     if args.command == "simulator":
         setup_logging(args.log_level)
-        asyncio.run(_simulate(args))
+        try:
+            asyncio.run(_simulate(args))
+        except OSError as exc:  # the port is taken (sandbox mode uses 8081 too)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            print(
+                f"notigate: simulator cannot listen on {args.host}:{args.port}: {reason}",
+                file=sys.stderr,
+            )
+            return 2
         return 0
     if args.command == "sandbox":
         return sandbox_cli.run(args)
