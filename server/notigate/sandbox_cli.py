@@ -136,8 +136,8 @@ def add_commands(
     p.add_argument("--clear", action="store_true", help="deliver to the chat again")
 
 
-class SimulatorUnreachable(Exception):
-    """The simulator did not answer (not running, wrong URL)."""
+class SimulatorError(Exception):
+    """The simulator did not answer, or not as a simulator does (wrong URL, not running)."""
 
 
 def _request(
@@ -155,14 +155,14 @@ def _request(
         detail = exc.read().decode(errors="replace").strip()
         if exc.code == 404:
             detail = "not a notigate Bot API simulator (no /_sim endpoints)"
-        raise SimulatorUnreachable(f"HTTP {exc.code}: {detail}") from exc
+        raise SimulatorError(f"HTTP {exc.code}: {detail}") from exc
     except http.client.HTTPException as exc:
-        raise SimulatorUnreachable("no HTTP answer (is that the simulator's port?)") from exc
+        raise SimulatorError("no HTTP answer (is that the simulator's port?)") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         if isinstance(reason, OSError) and reason.strerror:
             reason = reason.strerror
-        raise SimulatorUnreachable(str(reason)) from exc
+        raise SimulatorError(str(reason)) from exc
 
 
 def _messages_url(base: str, after: int, chat: str | None, wait_s: float, instance: str) -> str:
@@ -197,7 +197,7 @@ def _print(message: Mapping[str, Any], as_json: bool) -> None:
     )
 
 
-def _unreachable(url: str, exc: SimulatorUnreachable) -> None:
+def _unreachable(url: str, exc: SimulatorError) -> None:
     print(
         f"notigate: sandbox simulator at {url}: {exc}\n"
         "  Is `notigate serve --sandbox` running? Its startup log names the simulator's URL "
@@ -218,7 +218,7 @@ def _messages(args: argparse.Namespace) -> int:
                 _messages_url(args.url, after, args.chat, wait_s, instance),
                 timeout_s=wait_s + 10.0,
             )
-        except SimulatorUnreachable as exc:
+        except SimulatorError as exc:
             if not args.follow:
                 _unreachable(args.url, exc)
                 return 1
@@ -257,7 +257,7 @@ def _fail_chat(args: argparse.Namespace) -> int:
     try:
         if args.clear:
             answer, _ = _request(f"{base}/_sim/unblock", body={"chat_id": args.chat})
-            state = "delivered again" if answer.get("was_blocked") else "not failing anyway"
+            state = "delivered again" if answer.get("was_blocked") else "was not failing"
             print(f"chat {args.chat}: {state}")
             return 0
         status, description = CHAT_ERRORS[args.error]
@@ -265,7 +265,7 @@ def _fail_chat(args: argparse.Namespace) -> int:
             f"{base}/_sim/block",
             body={"chat_id": args.chat, "status": status, "description": description},
         )
-    except SimulatorUnreachable as exc:
+    except SimulatorError as exc:
         _unreachable(args.url, exc)
         return 1
     print(f"chat {args.chat}: sends now fail with {status} {description!r}")
