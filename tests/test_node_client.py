@@ -47,6 +47,8 @@ async def test_node_example_sends_and_reads_stats(
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
+    # No warnings either (examples/node/package.json declares gen/'s ES modules).
+    assert err.decode().strip() == ""
     sent, stats = (json.loads(line) for line in out.decode().splitlines())
     assert sent["duplicate"] is False
     assert stats["totalEnqueued"] >= 1

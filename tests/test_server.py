@@ -192,7 +192,12 @@ async def test_serve_command_sandbox_end_to_end(tmp_path: Path) -> None:
     """`notigate serve --sandbox` with the embedded Valkey: send, deliver, SIGTERM."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "REDIS_URL")}
-    env.update(NOTIGATE_LISTEN=f"127.0.0.1:{port}", NOTIGATE_DATA_DIR=str(tmp_path))
+    # Port 0: the default 127.0.0.1:8081 may be taken by someone's sandbox.
+    env.update(
+        NOTIGATE_LISTEN=f"127.0.0.1:{port}",
+        NOTIGATE_DATA_DIR=str(tmp_path),
+        NOTIGATE_SANDBOX_LISTEN="127.0.0.1:0",
+    )
     notigate = str(Path(sys.executable).parent / "notigate")
     proc = subprocess.Popen(
         [notigate, "serve", "--sandbox"],

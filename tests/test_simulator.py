@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -567,3 +569,109 @@ async def test_control_endpoints(_sim: BotApiSimulator, _sim_http: aiohttp.Clien
     assert (await post("reset"))[0] == 200
     assert await get("messages") == [] and await get("requests") == []
     assert (await _call(_sim_http, _sim, "sendMessage", chat_id="2", text="x"))[0] == 200
+
+
+async def test_messages_carry_wall_clock_time_and_a_sequence_that_survives_reset(
+    _sim: BotApiSimulator, _sim_http: aiohttp.ClientSession
+) -> None:
+    before = time.time()
+    _, body = await _call(_sim_http, _sim, "sendMessage", chat_id="1", text="one")
+    after = time.time()
+    [first] = _sim.messages
+    assert before <= first.date <= after
+    assert body["result"]["date"] == int(first.date)
+    _sim.reset()
+    await _call(_sim_http, _sim, "sendMessage", chat_id="1", text="two")
+    [second] = _sim.messages
+    assert second.seq == first.seq + 1  # a reader's cursor stays valid across a reset
+
+
+async def test_messages_endpoint_filters_by_cursor_and_chat(
+    _sim: BotApiSimulator, _sim_http: aiohttp.ClientSession
+) -> None:
+    _sim.configure(enforce_limits=False)  # two sends to chat 1 within a second
+    for chat, text in (("1", "a"), ("2", "b"), ("1", "c"), ("-5", "d")):
+        await _call(_sim_http, _sim, "sendMessage", chat_id=chat, text=text)
+    url = f"{_sim.base_url}/_sim/messages"
+
+    async def get(query: str) -> list[dict[str, Any]]:
+        async with _sim_http.get(f"{url}?{query}") as resp:
+            assert resp.status == 200
+            assert resp.headers["X-Notigate-Simulator"] == _sim.instance
+            data: list[dict[str, Any]] = await resp.json()
+            return data
+
+    everything = await get("")
+    assert [m["text"] for m in everything] == ["a", "b", "c", "d"]
+    seqs = [m["seq"] for m in everything]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert [m["text"] for m in await get(f"after={seqs[1]}")] == ["c", "d"]
+    assert [m["text"] for m in await get("chat_id=1")] == ["a", "c"]
+    assert [m["text"] for m in await get(f"chat_id=1&after={seqs[0]}")] == ["c"]
+    assert await get(f"after={seqs[-1]}") == []
+    assert all(isinstance(m["date"], float) for m in everything)
+    for bad in ("after=x", "after=-1", "wait=soon", "wait=nan"):
+        async with _sim_http.get(f"{url}?{bad}") as resp:
+            assert resp.status == 400, bad
+
+
+async def test_messages_long_poll_answers_with_the_first_matching_message(
+    _sim: BotApiSimulator, _sim_http: aiohttp.ClientSession
+) -> None:
+    url = f"{_sim.base_url}/_sim/messages"
+
+    async def poll() -> list[dict[str, Any]]:
+        async with _sim_http.get(f"{url}?chat_id=7&wait=30") as resp:
+            data: list[dict[str, Any]] = await resp.json()
+            return data
+
+    waiting = asyncio.create_task(poll())
+    await _call(_sim_http, _sim, "sendMessage", chat_id="8", text="not for the poll")
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # another chat's message does not answer it
+    await _call(_sim_http, _sim, "sendMessage", chat_id="7", text="for the poll")
+    [message] = await asyncio.wait_for(waiting, 20)
+    assert message["text"] == "for the poll"
+    # Nothing new: the wait runs out and the answer is empty.
+    async with _sim_http.get(f"{url}?after={message['seq']}&wait=0.05") as resp:
+        assert await resp.json() == []
+    # A cursor from another simulator instance means nothing here: answered at once
+    # (well before its 60 s wait), so that the reader can start over.
+    query = f"after={message['seq']}&wait=60&instance=another"
+    async with asyncio.timeout(20), _sim_http.get(f"{url}?{query}") as resp:
+        assert await resp.json() == []
+        assert resp.headers["X-Notigate-Simulator"] == _sim.instance
+
+
+async def test_block_with_status_and_unblock(
+    _sim: BotApiSimulator, _sim_http: aiohttp.ClientSession
+) -> None:
+    base = f"{_sim.base_url}/_sim"
+
+    async def post(path: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        async with _sim_http.post(f"{base}/{path}", json=payload) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    assert (await post("block", {"chat_id": "21", "status": 400}))[0] == 200
+    assert (await post("block", {"chat_id": "22"}))[0] == 200
+    assert (await post("block", {"chat_id": "23", "status": 403, "description": "x"}))[0] == 200
+    for status in (500, "403", True):
+        assert (await post("block", {"chat_id": "24", "status": status}))[0] == 400
+    answers = {
+        chat: await _call(_sim_http, _sim, "sendMessage", chat_id=chat, text="x")
+        for chat in ("21", "22", "23", "24")
+    }
+    assert answers["21"] == (
+        400,
+        {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+    )
+    assert answers["22"][1]["description"] == "Forbidden: bot was blocked by the user"
+    assert answers["23"][1] == {"ok": False, "error_code": 403, "description": "x"}
+    assert answers["24"][0] == 200  # the rejected block changed nothing
+
+    assert await post("unblock", {"chat_id": "21"}) == (200, {"ok": True, "was_blocked": True})
+    assert await post("unblock", {"chat_id": "21"}) == (200, {"ok": True, "was_blocked": False})
+    async with _sim_http.post(f"{base}/unblock", json={}) as resp:
+        assert resp.status == 400 and "chat_id" in await resp.text()
+    assert (await _call(_sim_http, _sim, "sendMessage", chat_id="21", text="x"))[0] == 200
+    assert (await _call(_sim_http, _sim, "sendMessage", chat_id="22", text="x"))[0] == 403

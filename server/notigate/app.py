@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -26,7 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from notigate import handlers, security, wakeups
-from notigate.config import Settings
+from notigate.config import ConfigError, Settings
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
@@ -64,6 +65,8 @@ class Gateway:
         self.port = 0
         self.redis_url = settings.redis_url or ""
         self.api_url = settings.telegram_api_url
+        # Root URL of the sandbox's Bot API simulator ("" outside sandbox mode).
+        self.sandbox_url = ""
         self.health: HealthMonitor | None = None
         self.dispatcher: Dispatcher | None = None
         self.queue: Queue | None = None
@@ -98,6 +101,9 @@ class Gateway:
         # Refused before anything starts: a second gateway on the port would take a share
         # of the connections, one on the data dir a second Valkey on the same files.
         check_listen_free(s.listen)
+        if s.sandbox:
+            # Next: a taken port is the likeliest startup failure and costs nothing to find.
+            token = await self._start_sandbox(token or SANDBOX_TOKEN)
         if not self.redis_url:
             # Only the embedded store is local: replicas on one REDIS_URL share no files.
             lock = DataDirLock(s.data_dir)
@@ -107,20 +113,6 @@ class Gateway:
             await valkey.start()
             self._stack.push_async_callback(valkey.stop)
             self.redis_url = valkey.url
-        if s.sandbox:
-            from notigate.simulator import BotApiSimulator, SimulatorConfig
-
-            token = token or SANDBOX_TOKEN
-            sim = BotApiSimulator(tokens=[token], config=SimulatorConfig())
-            await sim.start(host="127.0.0.1", port=0)
-            self._stack.push_async_callback(sim.stop)
-            self.api_url = sim.base_url
-            log.warning(
-                "SANDBOX MODE: messages go to the built-in Bot API simulator at %s, "
-                "not to Telegram (what it received: %s/_sim/messages)",
-                self.api_url,
-                self.api_url,
-            )
         if not token:
             raise RuntimeError("no bot token")
 
@@ -238,6 +230,39 @@ class Gateway:
             "mutual TLS" if s.tls_client_ca_file else "TLS" if credentials else "plaintext",
             ", bearer tokens required" if auth is not None else "",
         )
+
+    async def _start_sandbox(self, token: str) -> str:
+        """Serve the Bot API simulator on ``sandbox_listen`` and deliver to it."""
+        from notigate.sandbox_cli import command_hint, url_for
+        from notigate.simulator import BotApiSimulator, SimulatorConfig
+
+        listen = self.settings.sandbox_listen
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        sim = BotApiSimulator(tokens=[token], config=SimulatorConfig())
+        try:
+            await sim.start(host=host, port=int(port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = "the port is in use (another sandbox gateway or `notigate simulator`?)"
+            else:
+                reason = str(exc)
+            raise ConfigError(
+                f"the sandbox's Bot API simulator cannot listen on {listen}: {reason}; "
+                "choose another address with NOTIGATE_SANDBOX_LISTEN or --sandbox-listen "
+                "(port 0 picks a free one)"
+            ) from exc
+        self._stack.push_async_callback(sim.stop)
+        self.api_url = sim.base_url
+        self.sandbox_url = url_for(host, sim.port)
+        log.warning(
+            "SANDBOX MODE: messages go to the built-in Bot API simulator at %s, not to "
+            "Telegram; see what it received with `%s`, make a chat fail with `%s`",
+            self.sandbox_url,
+            command_hint("messages", self.sandbox_url),
+            command_hint("fail-chat ID", self.sandbox_url),
+        )
+        return token
 
     async def stop(self) -> None:
         """Graceful shutdown; concurrent and repeated calls wait for the same one."""

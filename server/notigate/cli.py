@@ -1,10 +1,11 @@
 """The gateway's subcommands of ``notigate``: ``serve`` and ``simulator``.
 
 The ``notigate`` command itself belongs to the client package (:mod:`notigate_client.cli`,
-with send, send-file, stats, job, jobs, retry, cancel and health); this package adds its
-commands through the ``notigate.commands`` entry point, :func:`add_commands`. Exit codes:
-0 success, 1 the server refused or is not serving (for ``serve``: its port or data dir is
-taken), 2 bad usage or configuration.
+with send, send-file, stats, job, jobs, retry, cancel and health); this package adds
+``serve``, ``simulator`` and ``sandbox`` (see :mod:`notigate.sandbox_cli`) through the
+``notigate.commands`` entry point, :func:`add_commands`. Exit codes: 0 success, 1 the server
+refused or is not serving (for ``serve``: its port or data dir is taken), 2 bad usage or
+configuration.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from notigate import sandbox_cli
 from notigate.config import ConfigError, Settings, from_env
 from notigate.errors import StartupRefused
 from notigate.logs import setup_logging
@@ -51,6 +54,11 @@ def _add_serve(sub: Subparsers) -> None:
         help="deliver to the built-in Bot API simulator (no Telegram)",
     )
     p.add_argument(
+        "--sandbox-listen",
+        help="host:port of the sandbox's Bot API simulator, port 0 for any free one "
+        "(NOTIGATE_SANDBOX_LISTEN, default 127.0.0.1:8081)",
+    )
+    p.add_argument(
         "--metrics-listen",
         help="host:port of the Prometheus /metrics endpoint (NOTIGATE_METRICS_LISTEN)",
     )
@@ -83,6 +91,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     """Add ``serve`` and ``simulator`` (the ``notigate.commands`` entry point)."""
     _add_serve(sub)
     _add_simulator(sub)
+    sandbox_cli.add_commands(sub, env)
 
 
 async def _serve(settings: Settings) -> None:
@@ -115,7 +124,15 @@ async def _simulate(args: argparse.Namespace) -> None:
 
 def _run_simulator(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     setup_logging(args.log_level)
-    asyncio.run(_simulate(args))
+    try:
+        asyncio.run(_simulate(args))
+    except OSError as exc:  # the port is taken (sandbox mode uses 8081 too)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(
+            f"notigate: simulator cannot listen on {args.host}:{args.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -131,6 +148,7 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             global_rate=args.global_rate,
             concurrency=args.concurrency,
             sandbox=args.sandbox,
+            sandbox_listen=args.sandbox_listen,
             metrics_listen=args.metrics_listen,
             log_format=args.log_format,
         )
@@ -150,6 +168,9 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except StartupRefused as exc:
         print(f"notigate: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # found at startup, e.g. the sandbox's port in use
+        print(f"notigate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

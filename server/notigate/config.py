@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_API_URL = "https://api.telegram.org"
+# Where sandbox mode serves its Bot API simulator: the port `notigate simulator` uses too,
+# so the README's sandbox commands find it without flags.
+DEFAULT_SANDBOX_LISTEN = "127.0.0.1:8081"
 
 
 class ConfigError(ValueError):
@@ -61,6 +64,8 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     data_dir: Path = Path("data")
     sandbox: bool = False
+    # host:port of the sandbox's Bot API simulator (port 0: any free one).
+    sandbox_listen: str = DEFAULT_SANDBOX_LISTEN
     queue_name: str = "default"
     limits: Limits = field(default_factory=Limits)
     # allow_paid_broadcast on every send and the bot-wide limit raised to match.
@@ -153,6 +158,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "TELEGRAM_API_URL": ("telegram_api_url", "str"),
     "NOTIGATE_LISTEN": ("listen", "str"),
     "NOTIGATE_DATA_DIR": ("data_dir", "path"),
+    "NOTIGATE_SANDBOX_LISTEN": ("sandbox_listen", "str"),
     "NOTIGATE_QUEUE": ("queue_name", "str"),
     "NOTIGATE_PAID_BROADCAST": ("paid_broadcast", "bool"),
     "NOTIGATE_CONCURRENCY": ("concurrency", "int1"),
@@ -251,6 +257,12 @@ def validate(settings: Settings) -> None:
     host, sep, port = settings.listen.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"NOTIGATE_LISTEN must be host:port, got {settings.listen!r}")
+    host, sep, port = settings.sandbox_listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(
+            f"NOTIGATE_SANDBOX_LISTEN must be host:port (port 0: any free one), "
+            f"got {settings.sandbox_listen!r}"
+        )
     if settings.limits.global_rate < 1:
         raise ConfigError("NOTIGATE_GLOBAL_RATE must be >= 1")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):

@@ -61,6 +61,7 @@ class BotApiSimulator(SimulatorState):
             await runner.cleanup()
             raise
         self._runner = runner
+        self.readers_may_wait = True
         self._host = host
         self._port = int(runner.addresses[0][1])
 
@@ -81,6 +82,8 @@ class BotApiSimulator(SimulatorState):
         """Stop serving and close open connections."""
         runner, self._runner = self._runner, None
         self._port = None
+        # Waiting long polls would hold up the runner's cleanup for up to a minute.
+        self.release_readers()
         if runner is not None:
             await runner.cleanup()
 

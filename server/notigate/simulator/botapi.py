@@ -97,11 +97,12 @@ def _send(
         if wait > 0.0:
             return _fail(state, method, chat_id, now, too_many_requests(wait))
     message_id = state.next_message_id(chat.key)
+    wall = time.time()
     message: dict[str, Any] = {
         "message_id": message_id,
         "from": state.bot_user(token),
         "chat": chat.as_dict(),
-        "date": int(time.time()),
+        "date": int(wall),
     }
     message.update(extra)
     thread_id = params.get("message_thread_id")
@@ -111,7 +112,7 @@ def _send(
     markup = params.get("reply_markup")
     if isinstance(markup, dict) and "inline_keyboard" in markup:
         message["reply_markup"] = markup
-    state.accept(chat_id, text, message_id, params, now, method)
+    state.accept(chat_id, text, message_id, params, now, method, date=wall)
     return ok_response(message)
 
 

@@ -1,4 +1,8 @@
-"""Control endpoints (``/_sim/...``) for tests that run the simulator in another process."""
+"""Control endpoints (``/_sim/...``): what the simulator received, and scripted faults.
+
+Used by tests and benchmarks that run the simulator in another process, and by the
+``notigate sandbox`` commands.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ from aiohttp import web
 from notigate.simulator.botapi import STATE_KEY
 from notigate.simulator.config import SimulatorConfig
 
-__all__ = ["add_control_routes"]
+__all__ = ["INSTANCE_HEADER", "MAX_WAIT_S", "add_control_routes"]
+
+# Names the simulator instance in /_sim/messages answers (see SimulatorState.instance).
+INSTANCE_HEADER = "X-Notigate-Simulator"
+# Longest long-poll of /_sim/messages?wait=...: below common proxy and client timeouts.
+MAX_WAIT_S = 60.0
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -42,9 +51,36 @@ def _required(data: dict[str, Any], name: str) -> Any:
     return data[name]
 
 
+def _query_number(request: web.Request, name: str, kind: type[int] | type[float]) -> float:
+    raw = request.query.get(name, "0")
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be a number >= 0, got {raw!r}") from None
+    if not value >= 0:  # also rejects NaN
+        raise web.HTTPBadRequest(text=f"{name} must be a number >= 0, got {raw!r}")
+    return value
+
+
 async def _messages(request: web.Request) -> web.Response:
+    """Accepted sends, oldest first.
+
+    Query: ``after`` (only ``seq`` greater than this), ``chat_id`` (only this chat),
+    ``wait`` (seconds, at most :data:`MAX_WAIT_S`: when nothing matches, answer as soon
+    as something does, or with ``[]`` when the time is up), ``instance`` (the
+    :data:`INSTANCE_HEADER` the cursor came from: another one answers at once, since
+    that cursor means nothing here).
+    """
     state = request.app[STATE_KEY]
-    return _json([dataclasses.asdict(m) for m in state.messages])
+    after = int(_query_number(request, "after", int))
+    wait = min(_query_number(request, "wait", float), MAX_WAIT_S)
+    chat_id = request.query.get("chat_id") or None
+    if request.query.get("instance", state.instance) != state.instance:
+        wait = 0.0
+    found = await state.wait_messages(after, chat_id, wait)
+    response = _json([dataclasses.asdict(m) for m in found])
+    response.headers[INSTANCE_HEADER] = state.instance
+    return response
 
 
 async def _requests(request: web.Request) -> web.Response:
@@ -85,14 +121,27 @@ async def _accept(request: web.Request) -> web.Response:
 
 
 async def _block(request: web.Request) -> web.Response:
+    """``{"chat_id", "status"?: 403 | 400, "description"?}``: sends to the chat fail so."""
     data = await _body(request)
     chat_id = str(_required(data, "chat_id"))
-    state = request.app[STATE_KEY]
-    if "description" in data:
-        state.block_chat(chat_id, str(data["description"]))
-    else:
-        state.block_chat(chat_id)
+    status = data.get("status", 403)
+    description = data.get("description")
+    if not isinstance(status, int) or isinstance(status, bool):
+        return _json({"error": "status must be 400 or 403"}, status=400)
+    try:
+        request.app[STATE_KEY].block_chat(
+            chat_id, None if description is None else str(description), status
+        )
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
     return _json({"ok": True})
+
+
+async def _unblock(request: web.Request) -> web.Response:
+    """``{"chat_id"}``: serve the chat again; ``was_blocked`` says whether it was."""
+    chat_id = str(_required(await _body(request), "chat_id"))
+    was_blocked = request.app[STATE_KEY].unblock_chat(chat_id)
+    return _json({"ok": True, "was_blocked": was_blocked})
 
 
 async def _migrate(request: web.Request) -> web.Response:
@@ -128,5 +177,6 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_sim/tokens/revoke", _revoke)
     app.router.add_post("/_sim/tokens/accept", _accept)
     app.router.add_post("/_sim/block", _block)
+    app.router.add_post("/_sim/unblock", _unblock)
     app.router.add_post("/_sim/migrate", _migrate)
     app.router.add_post("/_sim/storm", _storm)

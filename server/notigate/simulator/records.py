@@ -13,7 +13,11 @@ class SentMessage:
     """One accepted send (sendMessage, or sendPhoto/sendDocument with the caption as text).
 
     ``params`` holds every request parameter, decoded (JSON-encoded form fields become
-    dicts, lists, ints and bools). ``received_at`` is ``time.monotonic()`` at acceptance.
+    dicts, lists, ints and bools). ``received_at`` is ``time.monotonic()`` at acceptance,
+    for measuring intervals; ``date`` is the wall clock (``time.time()``) at the same
+    moment, for people. ``seq`` numbers the simulator's accepted sends from 1 and is never
+    reused, not even after a reset: a reader that remembers the last ``seq`` it saw
+    misses nothing and sees nothing twice.
     """
 
     chat_id: str
@@ -21,6 +25,8 @@ class SentMessage:
     message_id: int
     params: dict[str, Any]
     received_at: float
+    date: float
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import math
 import random
 import time
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -20,6 +23,8 @@ __all__ = ["Fault", "SimulatorState"]
 MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
 CHAT_NOT_FOUND = "Bad Request: chat not found"
 BLOCKED = "Forbidden: bot was blocked by the user"
+# The answers block_chat can script, with the description Telegram gives by default.
+_CHAT_FAULTS = {403: BLOCKED, 400: CHAT_NOT_FOUND}
 _SERVER_ERRORS = ((500, "Internal Server Error"), (502, "Bad Gateway"))
 
 
@@ -56,8 +61,10 @@ class SimulatorState:
     """Tokens, records, scripted faults, limits and message ids of one simulator.
 
     Attributes:
-        messages: accepted sends, in acceptance order.
+        messages: accepted sends, in acceptance order (``seq`` ascending).
         requests: every Bot API request with its HTTP status.
+        instance: a random id of this simulator; a reader polling by ``seq`` sees it
+            change when the simulator was restarted and ``seq`` began again at 1.
     """
 
     def __init__(self, tokens: Iterable[str], config: SimulatorConfig | None = None) -> None:
@@ -68,11 +75,18 @@ class SimulatorState:
         self.messages: list[SentMessage] = []
         self.requests: list[RequestRecord] = []
         self._status_counts: Counter[int] = Counter()
-        self._blocked: dict[str, str] = {}
+        self._blocked: dict[str, Fault] = {}
         self._migrated: dict[str, int] = {}
         self._storm_until = 0.0
         self._storm_retry_after = 1
         self._message_ids: dict[str, int] = {}
+        self._seq = 0
+        # Futures of long-polling readers, woken by the next accepted send. Futures rather
+        # than one asyncio.Event: each is made by its reader's running loop.
+        self._waiters: list[asyncio.Future[None]] = []
+        # False while the server stops: a long poll must not hold up its shutdown.
+        self.readers_may_wait = True
+        self.instance = uuid.uuid4().hex
         self.limiter = SendLimiter()
 
     # -- configuration and scripted faults ---------------------------------------------
@@ -105,9 +119,23 @@ class SimulatorState:
         """Whether requests with this token are served."""
         return token in self._tokens
 
-    def block_chat(self, chat_id: str, description: str = BLOCKED) -> None:
-        """Answer 403 ``description`` to sends to ``chat_id``."""
-        self._blocked[chat_id] = description
+    def block_chat(self, chat_id: str, description: str | None = None, status: int = 403) -> None:
+        """Answer sends to ``chat_id`` with ``status`` (403 or 400) and ``description``.
+
+        The default descriptions are Telegram's: 403 "Forbidden: bot was blocked by the
+        user", 400 "Bad Request: chat not found".
+
+        Raises:
+            ValueError: ``status`` is neither 400 nor 403.
+        """
+        default = _CHAT_FAULTS.get(status)
+        if default is None:
+            raise ValueError(f"status must be 400 or 403, got {status}")
+        self._blocked[chat_id] = Fault(status, default if description is None else description)
+
+    def unblock_chat(self, chat_id: str) -> bool:
+        """Serve sends to ``chat_id`` again; False when it was not blocked."""
+        return self._blocked.pop(chat_id, None) is not None
 
     def migrate_chat(self, old_chat_id: str, new_chat_id: str) -> None:
         """Answer sends to ``old_chat_id`` with 400 and ``migrate_to_chat_id``.
@@ -187,7 +215,7 @@ class SimulatorState:
             return None
         blocked = self._blocked.get(chat_id)
         if blocked is not None:
-            return Fault(403, blocked)
+            return blocked
         if chat_id in config.missing_chats:
             return Fault(400, CHAT_NOT_FOUND)
         new_id = self._migrated.get(chat_id)
@@ -209,7 +237,53 @@ class SimulatorState:
         params: dict[str, Any],
         now: float,
         method: str,
+        date: float | None = None,
     ) -> None:
-        """Record an accepted send."""
-        self.messages.append(SentMessage(chat_id, text, message_id, params, now))
+        """Record an accepted send (``date``: wall-clock time, default now)."""
+        self._seq += 1
+        wall = time.time() if date is None else date
+        self.messages.append(SentMessage(chat_id, text, message_id, params, now, wall, self._seq))
         self.record(method, chat_id, 200, now)
+        self._wake_readers()
+
+    def _wake_readers(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def release_readers(self) -> None:
+        """Answer every waiting long poll now, and later ones at once (before a stop)."""
+        self.readers_may_wait = False
+        self._wake_readers()
+
+    # -- reading what was accepted --------------------------------------------------------
+
+    def messages_after(self, after: int = 0, chat_id: str | None = None) -> list[SentMessage]:
+        """Accepted sends with ``seq > after`` (to ``chat_id`` only, if given), oldest first."""
+        start = bisect.bisect_right(self.messages, after, key=lambda m: m.seq)
+        found = self.messages[start:]
+        if chat_id is not None:
+            found = [m for m in found if m.chat_id == chat_id]
+        return found
+
+    async def wait_messages(
+        self, after: int = 0, chat_id: str | None = None, timeout_s: float = 0.0
+    ) -> list[SentMessage]:
+        """:meth:`messages_after`, waiting up to ``timeout_s`` for one when there is none."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not (found := self.messages_after(after, chat_id)):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not self.readers_may_wait:
+                break
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                break
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        return found
