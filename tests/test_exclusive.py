@@ -48,6 +48,7 @@ class Serve:
             if k not in ("BOT_TOKEN", "REDIS_URL") and not k.startswith("NOTIGATE_")
         }
         env["NOTIGATE_SHUTDOWN_GRACE_S"] = "2"
+        env["NOTIGATE_SANDBOX_LISTEN"] = "127.0.0.1:0"  # never the shared default port
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
