@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
@@ -23,7 +22,6 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from redis import exceptions as redis_errors
@@ -33,33 +31,30 @@ from notigate.errors import StartupRefused
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
+# Run by a fresh interpreter between this process and valkey-server: it asks the kernel to
+# SIGTERM it when the gateway dies (PR_SET_PDEATHSIG = 1, kept across execv), checks the
+# gateway did not die first, then becomes valkey-server. A preexec_fn could do the same
+# without the interpreter, but forking a process that already runs threads (gRPC's) is
+# unsafe: the child can inherit their locks and state, and did fail that way.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 15, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking the kernel to SIGTERM the child when this process dies.
+def _die_with_parent(command: list[str]) -> list[str]:
+    """``command`` wrapped so that the kernel SIGTERMs it when this process dies.
 
-    The death signal follows the *thread* that forked, so the child must be started
+    The death signal follows the *thread* that started the child, so it must be started
     from a thread that lives as long as the gateway: the event loop's (never from
-    ``asyncio.to_thread``). None where ``prctl`` does not exist.
+    ``asyncio.to_thread``). Unchanged where ``prctl`` does not exist.
     """
     if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    parent = os.getpid()
-    sigterm = int(signal.SIGTERM)
-
-    def preexec() -> None:
-        # Runs in the forked child: no allocations beyond what ctypes needs, no locks.
-        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)  # the gateway died before prctl took effect: nobody would signal
-
-    return preexec
+        return command
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
 
 
 def _runs_on(pid: int, binary: Path, data_dir: Path) -> bool:
@@ -198,10 +193,7 @@ class EmbeddedValkey:
         self.socket.unlink(missing_ok=True)
         # From this (the loop's) thread: see _die_with_parent.
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-            self.command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent(),
+            _die_with_parent(self.command()), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
