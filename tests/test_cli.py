@@ -17,9 +17,9 @@ import pytest
 from notigate.app import Gateway
 from notigate.simulator import BotApiSimulator
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from notigate_client.cli import main
+from notigate_client.cli import main, parser
 from notigate_client.cli.commands import format_job, format_stats, job_row
-from tests.conftest import Stub, free_port, wait_state
+from tests.conftest import Stub, free_port, job_state, wait_state
 
 NOTIGATE = Path(sys.executable).parent / "notigate"
 
@@ -308,3 +308,63 @@ def test_stats_show_retention_when_the_gateway_reports_it() -> None:
     assert "failed 3 (newest 1000 kept)" in shown
     assert "finished jobs are kept at most 7d" in shown
     assert "kept" not in format_stats(pb.GetStatsResponse(completed=100))
+
+
+async def test_retry_every_failed_job_of_a_chat_counts_and_confirms(
+    gateway: tuple[Gateway, Stub],
+    simulator: BotApiSimulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gw, stub = gateway
+    simulator.block_chat("31")
+    simulator.block_chat("32")
+    ids = [
+        (await stub.Send(pb.SendRequest(chat_id=c, text="x"))).job_id for c in ["31", "31", "32"]
+    ]
+    for job_id in ids:
+        await wait_state(stub, job_id, pb.JOB_STATE_FAILED)
+    args = ["retry", "--all-failed", "--chat", "31", "--target", target(gw)]
+
+    # Without a terminal to ask on and without --yes: counted, nothing changed.
+    code, out, err = await cli(capsys, *args)
+    assert code == 1
+    assert out.splitlines() == [f"2 failed jobs of chat 31 (jobs {ids[0]}, {ids[1]})"]
+    assert "--yes" in err
+    for job_id in ids:
+        assert await job_state(stub, job_id) == pb.JOB_STATE_FAILED
+
+    simulator.unblock_chat("31")
+    code, out, _ = await cli(capsys, *args, "--yes")
+    assert code == 0 and out.splitlines()[-1] == "retried 2 jobs"
+    await wait_state(stub, ids[0], pb.JOB_STATE_COMPLETED)
+    await wait_state(stub, ids[1], pb.JOB_STATE_COMPLETED)
+    assert await job_state(stub, ids[2]) == pb.JOB_STATE_FAILED  # another chat's
+
+    code, out, _ = await cli(capsys, *args, "--yes")
+    assert code == 0 and out.strip() == "no failed jobs of chat 31: nothing to retry"
+    code, _, err = await cli(capsys, "retry", "--chat", "31", ids[2], "--target", target(gw))
+    assert code == 2 and "--all-failed" in err
+
+
+async def test_cancel_every_delayed_job(
+    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, stub = gateway
+    later = pb.SendRequest(chat_id="41", text="later")
+    later.delay.FromSeconds(3600)
+    ids = [(await stub.Send(later)).job_id for _ in range(3)]
+    code, out, _ = await cli(
+        capsys, "cancel", "--all", "--state", "delayed", "--yes", "--target", target(gw)
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        f"3 delayed jobs (jobs {', '.join(ids)})",
+        "cancelled 3 jobs",
+    ]
+    for job_id in ids:
+        assert await job_state(stub, job_id) == pb.JOB_STATE_CANCELLED
+
+
+def test_the_first_of_several_tokens_is_the_clients() -> None:
+    args = parser({"NOTIGATE_API_TOKEN": " tok-a , tok-b"}).parse_args(["stats"])
+    assert args.token == "tok-a"

@@ -55,8 +55,10 @@ def _connection_flags(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--token",
-        default=env.get("NOTIGATE_API_TOKEN") or None,
-        help="bearer token (NOTIGATE_API_TOKEN)",
+        # The gateway reads a comma-separated list from the same variable (rotation): the
+        # first is the one to use.
+        default=env.get("NOTIGATE_API_TOKEN", "").split(",")[0].strip() or None,
+        help="bearer token (NOTIGATE_API_TOKEN; its first entry when it lists several)",
     )
     g.add_argument("--tls", action="store_true", help="use TLS with the system's roots")
     g.add_argument(
@@ -298,14 +300,59 @@ def _jobs(args: argparse.Namespace, client: NotificationClient) -> int:
 
 
 def _retry(args: argparse.Namespace, client: NotificationClient) -> int:
+    if args.all_failed:
+        return _bulk(args, client, "retry", "failed")
+    if args.chat:
+        print("notigate: --chat selects jobs for --all-failed", file=sys.stderr)
+        return 2
     job = client.retry_job(args.job_id)
     print(f"job {job.job_id}: {_state(job.state)}")
     return 0
 
 
 def _cancel(args: argparse.Namespace, client: NotificationClient) -> int:
+    if args.all:
+        return _bulk(args, client, "cancel", args.state or "waiting and delayed")
+    if args.chat or args.state:
+        print("notigate: --chat and --state select jobs for --all", file=sys.stderr)
+        return 2
     job = client.cancel_job(args.job_id)
     print(f"job {job.job_id}: {_state(job.state)}")
+    return 0
+
+
+# One RetryJobs/CancelJobs call acts on at most this many jobs (the server's bound).
+_BULK_MAX = 10_000
+
+
+def _bulk(args: argparse.Namespace, client: NotificationClient, verb: str, what: str) -> int:
+    """Retry or cancel every job of a filter: count first, confirm, then act."""
+    state = None if verb == "retry" else args.state
+    call = client.retry_jobs if verb == "retry" else client.cancel_jobs
+    counted = call(state, args.chat, validate_only=True)
+    scope = f"{what} jobs" + (f" of chat {args.chat}" if args.chat else "")
+    if counted.count == 0:
+        print(f"no {scope}: nothing to {verb}")
+        return 0
+    sample = ", ".join(counted.sample_job_ids)
+    more = ", …" if counted.count > len(counted.sample_job_ids) else ""
+    print(f"{counted.count:,} {scope} (jobs {sample}{more})")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"notigate: not confirmed; add --yes to {verb} them", file=sys.stderr)
+            return 1
+        answer = input(f"{verb} all {counted.count:,}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing changed")
+            return 1
+    done = 0
+    # Bounded by the count confirmed: jobs that fail again at once are not retried twice.
+    while done < counted.count:
+        reply = call(state, args.chat)
+        done += reply.count
+        if reply.count < _BULK_MAX:
+            break
+    print(f"{'retried' if verb == 'retry' else 'cancelled'} {done:,} jobs")
     return 0
 
 
@@ -468,11 +515,24 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    p = add("retry", "queue a failed job again", _retry)
-    p.add_argument("job_id")
+    p = add("retry", "queue a failed job again, or every failed job (--all-failed)", _retry)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("job_id", nargs="?")
+    which.add_argument(
+        "--all-failed", action="store_true", help="every failed job: counts, asks, then retries"
+    )
+    p.add_argument("--chat", help="with --all-failed: only this chat's jobs")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
-    p = add("cancel", "cancel a job not yet sent", _cancel)
-    p.add_argument("job_id")
+    p = add("cancel", "cancel a job not yet sent, or every one of a filter (--all)", _cancel)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("job_id", nargs="?")
+    which.add_argument(
+        "--all", action="store_true", help="every waiting/delayed job: counts, asks, cancels"
+    )
+    p.add_argument("--state", choices=["waiting", "delayed"], help="with --all: only this state")
+    p.add_argument("--chat", help="with --all: only this chat's jobs")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
     p = add("health", "exit 0 only when the gateway is SERVING")
     p.add_argument("--service", default="", help="service name to check (default: the server)")
