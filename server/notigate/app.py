@@ -12,7 +12,6 @@ dir that another process holds (see :mod:`notigate.exclusive`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 from contextlib import AsyncExitStack
@@ -40,6 +39,9 @@ from notigate.worker import Dispatcher
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+# How long stopped background tasks (health, wakeups, metrics) get to end at shutdown.
+_TASK_STOP_S = 5.0
 
 # Not a secret: the token the sandbox simulator accepts.
 SANDBOX_TOKEN = "100000:notigate-sandbox-token"  # noqa: S105
@@ -283,9 +285,17 @@ class Gateway:
         await asyncio.gather(*drains)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a task whose cancellation a library swallowed must not hold the
+            # process up forever (the stack below still closes what it would use).
+            _, stuck = await asyncio.wait(self._tasks, timeout=_TASK_STOP_S)
+            for task in stuck:
+                log.warning("background task %s did not stop; leaving it", task.get_name())
+            for task in self._tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "background task %s had failed", task.get_name(), exc_info=task.exception()
+                    )
         await self._stack.aclose()
         log.info("notigate stopped")
 

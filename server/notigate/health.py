@@ -138,8 +138,9 @@ class HealthMonitor:
         self._token_changed.set()
 
     async def shutting_down(self) -> None:
-        """Report NOT_SERVING from now on."""
+        """Report NOT_SERVING from now on, and end :meth:`run`."""
         self._shutting_down = True
+        self._token_changed.set()
         await self.publish()
 
     async def check_redis(self) -> None:
@@ -200,7 +201,10 @@ class HealthMonitor:
         """Check Redis every interval; re-check a rejected token every few seconds."""
         token_period = max(TOKEN_RECHECK_S, self.interval_s)
         since_token = token_period
-        while True:
+        # Ends on shutting_down(), not only on cancellation: redis-py can swallow a
+        # cancellation that lands in a command (redis/redis-py#2028), and the timeout below
+        # would then turn every later one into a TimeoutError that the loop survives.
+        while not self._shutting_down:
             await self.check_redis()
             if not self.token_ok and since_token >= token_period:
                 since_token = 0.0
