@@ -132,9 +132,9 @@ _PRIORITY = {
 _MAX_USER_ID = (1 << 40) - 1
 
 
-def _at(text: str, i: int) -> str:
-    # std::string reads as '\0' at its end, which TDLib's loops rely on.
-    return text[i] if i < len(text) else "\0"
+# std::string reads as '\0' at its end, which TDLib's loops rely on; the parsers walk the text
+# with this padding so that t[i + k] past the end reads the same.
+_PAD = "\0\0\0\0"
 
 
 def _ascii_lower(s: str) -> str:
@@ -235,11 +235,13 @@ class _Open(NamedTuple):
     piece: int  # index of the first output piece inside it
 
 
-def _finish(text: str, raw: list[_Ent]) -> ParsedText:
+def _finish(text: str, raw: list[_Ent], with_entities: bool) -> ParsedText:
     """Sort entities like TDLib (offset, longer first, type priority) and convert offsets from
     code points to UTF-16 code units."""
+    first = min((e.offset for e in raw), default=len(text))
+    if not with_entities:
+        return ParsedText(text, (), first)
     items = [(e.offset, e.length, e.kind, e.argument) for e in raw]
-    first = min((offset for offset, _, _, _ in items), default=len(text))
     if not text.isascii() and items:
         bounds = sorted({b for offset, length, _, _ in items for b in (offset, offset + length)})
         units: dict[int, int] = {}
@@ -272,90 +274,91 @@ _HTML_TAGS = frozenset(_HTML_SIMPLE) | {"a", "tg-emoji", "tg-time", "pre", "code
 _HTML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _HTML_SCAN = re.compile("[&<]")
 _TAG_NAME_END = re.compile("[ \t\r\n\0\v>]")
+_SIMPLE_TAG = re.compile("<(/?)([A-Za-z][A-Za-z-]*)>")
 
 
-def _decode_html_entity(text: str, pos: int) -> tuple[int, int]:
-    """(code point, position after the entity) of the reference at ``pos``; code 0: none."""
-    end = pos + 1
-    code = 0
-    if _at(text, end) == "#":
-        end += 1
-        if _at(text, end) == "x":
-            end += 1
-            while _at(text, end) in _HEX:
-                code = code * 16 + int(text[end], 16)
-                end += 1
-        else:
-            while _at(text, end) in _DIGITS:
-                code = code * 10 + int(text[end])
-                end += 1
-        # Long spellings are refused before they could overflow TDLib's uint32.
-        if code == 0 or code >= 0x10FFFF or end - pos >= 10:
+_ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]*)|#([0-9]*)|([A-Za-z]*))(;?)")
+
+
+def _decode_html_entity(t: str, pos: int) -> tuple[int, int]:
+    """(code point, position after the entity) of the reference at ``pos``; code 0: none.
+
+    decode_html_entity: "&#x" + hex digits, "&#" + digits (1..0x10FFFE, under 10 characters
+    in all) or one of four names, then an optional ';'.
+    """
+    match = _ENTITY.match(t, pos)
+    if match is None:  # cannot happen: every group may be empty
+        return 0, pos
+    hex_digits, digits, name, _ = match.groups()
+    number = hex_digits if hex_digits is not None else digits
+    if number is not None:
+        end = match.end(2 if hex_digits is None else 1)
+        # A spelling of 10 characters or more is refused, so int() never sees a long one.
+        if not number or end - pos >= 10:
+            return 0, pos
+        code = int(number, 16 if hex_digits is not None else 10)
+        if code == 0 or code >= 0x10FFFF:
             return 0, pos
     else:
-        while _at(text, end) in _ALPHA:
-            end += 1
-        named = _HTML_NAMED.get(text[pos + 1 : end])
+        named = _HTML_NAMED.get(name)
         if named is None:
             return 0, pos  # unsupported named entities stay in the text as written
         code = ord(named)
-    if _at(text, end) == ";":
-        end += 1
-    return code, end
+    return code, match.end()
 
 
-def _html_attributes(text: str, i: int, tag: str, begin: int) -> tuple[int, str, int]:
+def _html_attributes(t: str, i: int, tag: str, begin: int) -> tuple[int, str, int]:
     """Parse a start tag's attributes from ``i``; return (index of '>', argument, date)."""
     argument, date = "", 0
-    while _at(text, i) != ">":
-        while _at(text, i) != "\0" and _at(text, i) in _SPACE:
+    while t[i] != ">":
+        while t[i] != "\0" and t[i] in _SPACE:
             i += 1
-        if _at(text, i) == ">":
+        if t[i] == ">":
             break
         name_begin = i
-        while _at(text, i) not in _SPACE and _at(text, i) not in "=>/\"'":
+        while t[i] not in _SPACE and t[i] not in "=>/\"'":
             i += 1
-        name = text[name_begin:i]
+        name = t[name_begin:i]
         if not name:
             raise _Fail(begin, f'Empty attribute name in the tag "{tag}"')
-        while _at(text, i) != "\0" and _at(text, i) in _SPACE:
+        while t[i] != "\0" and t[i] in _SPACE:
             i += 1
-        if _at(text, i) != "=":
-            if _at(text, i) == "\0":
+        if t[i] != "=":
+            if t[i] == "\0":
                 raise _Fail(begin, f'Unclosed start tag "{tag}"')
             if tag == "blockquote" and name == "expandable":
                 argument = "1"
             continue
         i += 1
-        while _at(text, i) != "\0" and _at(text, i) in _SPACE:
+        while t[i] != "\0" and t[i] in _SPACE:
             i += 1
-        if _at(text, i) == "\0":
+        if t[i] == "\0":
             raise _Fail(begin, f'Unclosed start tag "{tag}"')
-        quote = text[i]
+        quote = t[i]
         if quote not in "'\"":
             # A name token: letters, digits, periods or hyphens, not case sensitive.
             token_begin = i
-            while _at(text, i) in _ALNUM or _at(text, i) in ".-":
+            while t[i] in _ALNUM or t[i] in ".-":
                 i += 1
-            value = _ascii_lower(text[token_begin:i])
-            if _at(text, i) not in _SPACE and _at(text, i) != ">":
+            value = _ascii_lower(t[token_begin:i])
+            if t[i] not in _SPACE and t[i] != ">":
                 raise _Fail(token_begin, "Unexpected end of name token")
         else:
             i += 1
             chars: list[str] = []
-            while _at(text, i) != quote and _at(text, i) != "\0":
-                if text[i] == "&":
-                    code, end = _decode_html_entity(text, i)
+            while t[i] != quote and t[i] != "\0":
+                if t[i] == "&":
+                    code, end = _decode_html_entity(t, i)
                     if code:
                         chars.append(chr(code))
                         i = end
                         continue
-                chars.append(text[i])
+                chars.append(t[i])
                 i += 1
-            if _at(text, i) == quote:
+            if t[i] == quote:
                 i += 1
             value = "".join(chars)
-        if _at(text, i) == "\0":
+        if t[i] == "\0":
             raise _Fail(begin, "Unclosed start tag")
         if tag == "a" and name == "href":
             argument = value
@@ -426,16 +429,20 @@ def _html_close(
         ents.append(_Ent("ExpandableBlockQuote" if argument else "BlockQuote", offset, length, ""))
 
 
-def parse_html(text: str) -> ParsedText:
-    """Parse ``text`` as Telegram's HTML parse mode does; raise :class:`EntityParseError`."""
+def parse_html(text: str, *, with_entities: bool = True) -> ParsedText:
+    """Parse ``text`` as Telegram's HTML parse mode does; raise :class:`EntityParseError`.
+
+    ``with_entities=False`` skips building the entity list (validation needs only the text).
+    """
     try:
-        return _parse_html(text)
+        return _parse_html(text, with_entities)
     except _Fail as fail:
         raise _error(text, fail) from None
 
 
-def _parse_html(text: str) -> ParsedText:
+def _parse_html(text: str, with_entities: bool) -> ParsedText:
     n = len(text)
+    t = text + _PAD
     out: list[str] = []
     olen = 0
     ents: list[_Ent] = []
@@ -444,16 +451,16 @@ def _parse_html(text: str) -> ParsedText:
     surrogate_at = -1
     i = 0
     while i < n:
-        match = _HTML_SCAN.search(text, i)
+        match = _HTML_SCAN.search(t, i, n)
         j = match.start() if match else n
         if j > i:
-            out.append(text[i:j])
+            out.append(t[i:j])
             olen += j - i
             i = j
             if i == n:
                 break
-        if text[i] == "&":
-            code, end = _decode_html_entity(text, i)
+        if t[i] == "&":
+            code, end = _decode_html_entity(t, i)
             if code:
                 if 0xD800 <= code <= 0xDFFF and surrogate_at < 0:
                     surrogate_at = i
@@ -465,16 +472,32 @@ def _parse_html(text: str) -> ParsedText:
             i = end
             continue
         begin = i
+        simple = _SIMPLE_TAG.match(t, i)
+        if simple is not None:
+            # <name> and </name>: what the general code below decides for them, cheaper.
+            tag = _ascii_lower(simple.group(2))
+            if not simple.group(1):
+                if tag in _HTML_TAGS and tag != "span":
+                    stack.append((tag, "", 0, olen, len(out), begin))
+                    i = simple.end()
+                    continue
+            elif stack and stack[-1][0] == tag:
+                tag, argument, date, offset, piece, start = stack.pop()
+                if olen > offset:
+                    content = "".join(out[piece:]) if tag == "a" and not argument else ""
+                    _html_close(ents, tag, argument, date, offset, olen - offset, content, start)
+                i = simple.end()
+                continue
         i += 1
-        if _at(text, i) != "/":
-            match = _TAG_NAME_END.search(text, i)
+        if t[i] != "/":
+            match = _TAG_NAME_END.search(t, i)
             i = match.start() if match else n
-            if _at(text, i) == "\0":
+            if t[i] == "\0":
                 raise _Fail(begin, "Unclosed start tag")
-            tag = _ascii_lower(text[begin + 1 : i])
+            tag = _ascii_lower(t[begin + 1 : i])
             if tag not in _HTML_TAGS:
                 raise _Fail(begin, f'Unsupported start tag "{tag}"')
-            i, argument, date = _html_attributes(text, i, tag, begin)
+            i, argument, date = _html_attributes(t, i, tag, begin)
             if tag == "span" and argument != "spoiler":
                 raise _Fail(begin, 'Tag "span" must have class "tg-spoiler"')
             stack.append((tag, argument, date, olen, len(out), begin))
@@ -482,12 +505,12 @@ def _parse_html(text: str) -> ParsedText:
             continue
         if not stack:
             raise _Fail(begin, "Unexpected end tag")
-        while _at(text, i) not in _SPACE and _at(text, i) != ">":
+        while t[i] not in _SPACE and t[i] != ">":
             i += 1
-        end_tag = _ascii_lower(text[begin + 2 : i])
-        while _at(text, i) in _SPACE and _at(text, i) != "\0":
+        end_tag = _ascii_lower(t[begin + 2 : i])
+        while t[i] in _SPACE and t[i] != "\0":
             i += 1
-        if _at(text, i) != ">":
+        if t[i] != ">":
             raise _Fail(begin, "Unclosed end tag")
         tag, argument, date, offset, piece, start = stack.pop()
         if end_tag and end_tag != tag:
@@ -499,9 +522,6 @@ def _parse_html(text: str) -> ParsedText:
     if stack:
         tag = stack[-1][0]
         raise _Fail(stack[-1][5], f'Can\'t find end tag corresponding to start tag "{tag}"', None)
-    for entity in ents:
-        if entity.kind == "Code":
-            entity.argument = ""
     if surrogate_at >= 0:
         raise _Fail(
             surrogate_at,
@@ -509,7 +529,10 @@ def _parse_html(text: str) -> ParsedText:
             "unmatched surrogate code units",
             None,
         )
-    return _finish("".join(out), ents)
+    for entity in ents:
+        if entity.kind == "Code":
+            entity.argument = ""
+    return _finish("".join(out), ents, with_entities)
 
 
 # -- MarkdownV2 ---------------------------------------------------------------------------
@@ -525,33 +548,35 @@ def _reserved(offset: int, char: str) -> _Fail:
     )
 
 
-def _mdv2_url(text: str, i: int) -> tuple[int, str]:
+def _mdv2_url(t: str, i: int) -> tuple[int, str]:
     """Read a link from ``i`` (just after '(') up to ')', undoing backslash escapes."""
     begin = i
     chars: list[str] = []
-    n = len(text)
-    while i < n and text[i] != ")":
-        if text[i] == "\\" and 0 < ord(_at(text, i + 1)) <= 126:
-            chars.append(text[i + 1])
+    n = len(t) - len(_PAD)
+    while i < n and t[i] != ")":
+        if t[i] == "\\" and 0 < ord(t[i + 1]) <= 126:
+            chars.append(t[i + 1])
             i += 2
             continue
-        chars.append(text[i])
+        chars.append(t[i])
         i += 1
-    if _at(text, i) != ")":
+    if t[i] != ")":
         raise _Fail(begin, "Can't find end of a URL")
     return i, "".join(chars)
 
 
-def parse_markdown_v2(text: str) -> ParsedText:
-    """Parse ``text`` as Telegram's MarkdownV2 parse mode does; raise :class:`EntityParseError`."""
+def parse_markdown_v2(text: str, *, with_entities: bool = True) -> ParsedText:
+    """Parse ``text`` as Telegram's MarkdownV2 parse mode does; raise :class:`EntityParseError`
+    (``with_entities`` as for :func:`parse_html`)."""
     try:
-        return _parse_markdown_v2(text)
+        return _parse_markdown_v2(text, with_entities)
     except _Fail as fail:
         raise _error(text, fail) from None
 
 
-def _parse_markdown_v2(text: str) -> ParsedText:
+def _parse_markdown_v2(text: str, with_entities: bool) -> ParsedText:
     n = len(text)
+    t = text + _PAD
     out: list[str] = []
     olen = 0
     ents: list[_Ent] = []
@@ -562,10 +587,10 @@ def _parse_markdown_v2(text: str) -> ParsedText:
     i = 0
     while i < n:
         in_code = bool(stack) and stack[-1].kind in _CODE_TYPES
-        match = (_MDV2_CODE_SCAN if in_code else _MDV2_SCAN).search(text, i)
+        match = (_MDV2_CODE_SCAN if in_code else _MDV2_SCAN).search(t, i, n)
         j = match.start() if match else n
         if j > i:
-            chunk = text[i:j]
+            chunk = t[i:j]
             out.append(chunk)
             olen += j - i
             if chunk.strip("\r"):
@@ -573,9 +598,9 @@ def _parse_markdown_v2(text: str) -> ParsedText:
             i = j
             if i == n:
                 break
-        c = text[i]
+        c = t[i]
         if c == "\\":
-            nxt = _at(text, i + 1)
+            nxt = t[i + 1]
             if 0 < ord(nxt) <= 126:
                 out.append(nxt)
                 olen += 1
@@ -591,24 +616,24 @@ def _parse_markdown_v2(text: str) -> ParsedText:
         top = stack[-1].kind if stack else ""
         if not stack:
             is_end = False
-        elif have_blockquote and c == "\n" and _at(text, i + 1) != ">":
+        elif have_blockquote and c == "\n" and t[i + 1] != ">":
             is_end = True
         elif top == "Bold":
             is_end = c == "*"
         elif top == "Italic":
-            is_end = c == "_" and _at(text, i + 1) != "_"
+            is_end = c == "_" and t[i + 1] != "_"
         elif top == "Code":
             is_end = c == "`"
         elif top in ("Pre", "PreCode"):
-            is_end = c == "`" and _at(text, i + 1) == "`" and _at(text, i + 2) == "`"
+            is_end = c == "`" and t[i + 1] == "`" and t[i + 2] == "`"
         elif top in ("TextUrl", "CustomEmoji"):
             is_end = c == "]"
         elif top == "Underline":
-            is_end = c == "_" and _at(text, i + 1) == "_"
+            is_end = c == "_" and t[i + 1] == "_"
         elif top == "Strikethrough":
             is_end = c == "~"
         elif top == "Spoiler":
-            is_end = c == "|" and _at(text, i + 1) == "|"
+            is_end = c == "|" and t[i + 1] == "|"
         else:  # BlockQuote ends only at a line that does not start with '>'
             is_end = False
         if not is_end:
@@ -616,7 +641,7 @@ def _parse_markdown_v2(text: str) -> ParsedText:
             argument = ""
             kind: str | None
             if c == "_":
-                if _at(text, i + 1) == "_":
+                if t[i + 1] == "_":
                     kind = "Underline"
                     i += 1
                 else:
@@ -626,26 +651,26 @@ def _parse_markdown_v2(text: str) -> ParsedText:
             elif c == "~":
                 kind = "Strikethrough"
             elif c == "|":
-                if _at(text, i + 1) != "|":
+                if t[i + 1] != "|":
                     raise _reserved(i, c)
                 i += 1
                 kind = "Spoiler"
             elif c == "[":
                 kind = "TextUrl"
             elif c == "`":
-                if _at(text, i + 1) == "`" and _at(text, i + 2) == "`":
+                if t[i + 1] == "`" and t[i + 2] == "`":
                     i += 3
                     kind = "Pre"
                     language_end = i
-                    while _at(text, language_end) not in _SPACE and text[language_end] != "`":
+                    while t[language_end] not in _SPACE and t[language_end] != "`":
                         language_end += 1
-                    if i != language_end and language_end < n and text[language_end] != "`":
+                    if i != language_end and language_end < n and t[language_end] != "`":
                         kind = "PreCode"
-                        argument = text[i:language_end]
+                        argument = t[i:language_end]
                         i = language_end
                     # one line break right after the opening fence belongs to the markup
-                    if _at(text, i) in "\n\r":
-                        if _at(text, i + 1) in "\n\r" and text[i] != text[i + 1]:
+                    if t[i] in "\n\r":
+                        if t[i + 1] in "\n\r" and t[i] != t[i + 1]:
                             i += 2
                         else:
                             i += 1
@@ -653,7 +678,7 @@ def _parse_markdown_v2(text: str) -> ParsedText:
                 else:
                     kind = "Code"
             elif c == "!":
-                if _at(text, i + 1) != "[":
+                if t[i + 1] != "[":
                     raise _reserved(i, c)
                 i += 1
                 kind = "CustomEmoji"
@@ -694,10 +719,10 @@ def _parse_markdown_v2(text: str) -> ParsedText:
         elif kind in ("Pre", "PreCode"):
             i += 2
         elif kind == "TextUrl":
-            if _at(text, i + 1) != "(":
+            if t[i + 1] != "(":
                 url = "".join(out[piece:])  # the link's text is its URL
             else:
-                i, url = _mdv2_url(text, i + 2)
+                i, url = _mdv2_url(t, i + 2)
             user_id = _link_user_id(url)
             if user_id is not None:
                 kind, argument = "MentionName", str(user_id)
@@ -706,16 +731,16 @@ def _parse_markdown_v2(text: str) -> ParsedText:
             else:
                 skip = True
         elif kind == "CustomEmoji":
-            if _at(text, i + 1) != "(":
+            if t[i + 1] != "(":
                 raise _Fail(start, "The entity must contain a tg://emoji or tg://time URL", None)
-            i, url = _mdv2_url(text, i + 2)
+            i, url = _mdv2_url(t, i + 2)
             found = _emoji_or_date(url)
             if found is None:
                 raise _Fail(start, "Invalid tg://emoji or tg://time URL specified", None)
             kind, argument = found
         elif kind in ("BlockQuote", "ExpandableBlockQuote"):
             have_blockquote = False
-            out.append(text[i])
+            out.append(t[i])
             olen += 1
             can_start_blockquote = True
             skip = False
@@ -735,7 +760,7 @@ def _parse_markdown_v2(text: str) -> ParsedText:
             stack.pop()
     if stack:
         raise _Fail(stack[-1].start, f"Can't find end of {stack[-1].kind} entity")
-    return _finish("".join(out), ents)
+    return _finish("".join(out), ents, with_entities)
 
 
 # -- Markdown (legacy) --------------------------------------------------------------------
@@ -744,34 +769,35 @@ _MD_SCAN = re.compile(r"[\\_*`\[]")
 _MD_TYPES = {"_": "Italic", "*": "Bold", "`": "Code", "[": "TextUrl"}
 
 
-def parse_markdown(text: str) -> ParsedText:
+def parse_markdown(text: str, *, with_entities: bool = True) -> ParsedText:
     """Parse ``text`` as Telegram's legacy Markdown parse mode does; raise
-    :class:`EntityParseError`."""
+    :class:`EntityParseError` (``with_entities`` as for :func:`parse_html`)."""
     try:
-        return _parse_markdown(text)
+        return _parse_markdown(text, with_entities)
     except _Fail as fail:
         raise _error(text, fail) from None
 
 
-def _parse_markdown(text: str) -> ParsedText:
+def _parse_markdown(text: str, with_entities: bool) -> ParsedText:
     n = len(text)
+    t = text + _PAD
     out: list[str] = []
     olen = 0
     ents: list[_Ent] = []
     i = 0
     while i < n:
-        match = _MD_SCAN.search(text, i)
+        match = _MD_SCAN.search(t, i, n)
         j = match.start() if match else n
         if j > i:
-            out.append(text[i:j])
+            out.append(t[i:j])
             olen += j - i
             i = j
             if i == n:
                 break
-        c = text[i]
+        c = t[i]
         if c == "\\":
-            if _at(text, i + 1) in "_*`[":
-                out.append(text[i + 1])
+            if t[i + 1] in "_*`[":
+                out.append(t[i + 1])
                 olen += 1
                 i += 2
             else:
@@ -784,36 +810,36 @@ def _parse_markdown(text: str) -> ParsedText:
         is_pre = False
         language = ""
         i += 1
-        if c == "`" and _at(text, i) == "`" and _at(text, i + 1) == "`":
+        if c == "`" and t[i] == "`" and t[i + 1] == "`":
             i += 2
             is_pre = True
             language_end = i
-            while _at(text, language_end) not in _SPACE and text[language_end] != "`":
+            while t[language_end] not in _SPACE and t[language_end] != "`":
                 language_end += 1
-            if i != language_end and language_end < n and text[language_end] != "`":
-                language = text[i:language_end]
+            if i != language_end and language_end < n and t[language_end] != "`":
+                language = t[i:language_end]
                 i = language_end
-            if _at(text, i) in "\n\r":
-                if _at(text, i + 1) in "\n\r" and text[i] != text[i + 1]:
+            if t[i] in "\n\r":
+                if t[i + 1] in "\n\r" and t[i] != t[i + 1]:
                     i += 2
                 else:
                     i += 1
         offset = olen
         # Entity content is copied as written: legacy Markdown has no escapes inside.
-        end = text.find("```", i) if is_pre else text.find(end_char, i)
+        end = t.find("```", i, n) if is_pre else t.find(end_char, i, n)
         if end < 0:
             raise _Fail(begin, "Can't find end of the entity starting")
-        out.append(text[i:end])
+        out.append(t[i:end])
         olen += end - i
         i = end
         if olen != offset:
             kind, argument = _MD_TYPES[c], ""
             if c == "[":
-                if _at(text, i + 1) != "(":
-                    argument = text[begin + 1 : i]
+                if t[i + 1] != "(":
+                    argument = t[begin + 1 : i]
                 else:
-                    close = text.find(")", i + 2)
-                    argument = text[i + 2 : close if close >= 0 else n]
+                    close = t.find(")", i + 2, n)
+                    argument = t[i + 2 : close if close >= 0 else n]
                     i = close if close >= 0 else n
                 user_id = _link_user_id(argument)
                 if user_id is not None:
@@ -825,7 +851,7 @@ def _parse_markdown(text: str) -> ParsedText:
         if is_pre:
             i += 2
         i += 1
-    return _finish("".join(out), ents)
+    return _finish("".join(out), ents, with_entities)
 
 
 # -- after parsing: what Telegram keeps, counts and calls empty ----------------------------
@@ -872,18 +898,18 @@ def message_length(parsed: ParsedText | str) -> int:
     return len(text) - len(_REMOVED.findall(text))
 
 
-def parse(text: str, parse_mode: str | None) -> ParsedText:
+def parse(text: str, parse_mode: str | None, *, with_entities: bool = True) -> ParsedText:
     """Parse ``text`` in a Bot API parse mode (case-insensitive "HTML", "MarkdownV2",
     "Markdown"; None or "" for none); raise ValueError for another mode."""
     mode = (parse_mode or "").lower()
     if not mode:
         return ParsedText(text, (), len(text))
     if mode == "html":
-        return parse_html(text)
+        return parse_html(text, with_entities=with_entities)
     if mode == "markdownv2":
-        return parse_markdown_v2(text)
+        return parse_markdown_v2(text, with_entities=with_entities)
     if mode == "markdown":
-        return parse_markdown(text)
+        return parse_markdown(text, with_entities=with_entities)
     raise ValueError(f"unknown parse mode {parse_mode!r}")
 
 
@@ -908,7 +934,7 @@ def check_message_text(
     if size > MAX_RAW_BYTES:
         return TextProblem("raw_too_long", size)
     try:
-        parsed = parse(text, parse_mode)
+        parsed = parse(text, parse_mode, with_entities=False)
     except EntityParseError as exc:
         return TextProblem("markup", error=exc)
     if is_blank(parsed.text):
