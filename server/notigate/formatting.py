@@ -272,9 +272,10 @@ _HTML_SIMPLE = {
 }
 _HTML_TAGS = frozenset(_HTML_SIMPLE) | {"a", "tg-emoji", "tg-time", "pre", "code", "blockquote"}
 _HTML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_HTML_SCAN = re.compile("[&<]")
+_HTML_TOKEN = re.compile(
+    r"([^&<]+)|<([A-Za-z][A-Za-z-]*)>|</([A-Za-z][A-Za-z-]*)>|&(lt|gt|amp|quot)(?![A-Za-z]);?|[&<]"
+)
 _TAG_NAME_END = re.compile("[ \t\r\n\0\v>]")
-_SIMPLE_TAG = re.compile("<(/?)([A-Za-z][A-Za-z-]*)>")
 
 
 _ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]*)|#([0-9]*)|([A-Za-z]*))(;?)")
@@ -451,14 +452,33 @@ def _parse_html(text: str, with_entities: bool) -> ParsedText:
     surrogate_at = -1
     i = 0
     while i < n:
-        match = _HTML_SCAN.search(t, i, n)
-        j = match.start() if match else n
-        if j > i:
-            out.append(t[i:j])
-            olen += j - i
-            i = j
-            if i == n:
+        # Ordinary runs, <name>, </name> and the four named references are decided here, as
+        # the general code below would; anything else stops the run and takes that code.
+        for token in _HTML_TOKEN.finditer(t, i, n):
+            group = token.lastindex
+            if group == 1:
+                out.append(token.group(1))
+                olen += token.end() - token.start()
+            elif group == 2:
+                tag = _ascii_lower(token.group(2))
+                if tag not in _HTML_TAGS or tag == "span":
+                    break
+                stack.append((tag, "", 0, olen, len(out), token.start()))
+            elif group == 3:
+                if not stack or stack[-1][0] != _ascii_lower(token.group(3)):
+                    break
+                tag, argument, date, offset, piece, start = stack.pop()
+                if olen > offset:
+                    content = "".join(out[piece:]) if tag == "a" and not argument else ""
+                    _html_close(ents, tag, argument, date, offset, olen - offset, content, start)
+            elif group == 4:
+                out.append(_HTML_NAMED[token.group(4)])
+                olen += 1
+            else:
                 break
+        else:
+            break
+        i = token.start()
         if t[i] == "&":
             code, end = _decode_html_entity(t, i)
             if code:
@@ -472,22 +492,6 @@ def _parse_html(text: str, with_entities: bool) -> ParsedText:
             i = end
             continue
         begin = i
-        simple = _SIMPLE_TAG.match(t, i)
-        if simple is not None:
-            # <name> and </name>: what the general code below decides for them, cheaper.
-            tag = _ascii_lower(simple.group(2))
-            if not simple.group(1):
-                if tag in _HTML_TAGS and tag != "span":
-                    stack.append((tag, "", 0, olen, len(out), begin))
-                    i = simple.end()
-                    continue
-            elif stack and stack[-1][0] == tag:
-                tag, argument, date, offset, piece, start = stack.pop()
-                if olen > offset:
-                    content = "".join(out[piece:]) if tag == "a" and not argument else ""
-                    _html_close(ents, tag, argument, date, offset, olen - offset, content, start)
-                i = simple.end()
-                continue
         i += 1
         if t[i] != "/":
             match = _TAG_NAME_END.search(t, i)
