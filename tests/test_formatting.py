@@ -306,6 +306,19 @@ def test_empty_after_parsing() -> None:
     assert is_blank("\u200b\ufeff\u200d \U000e0041")
 
 
+def test_huge_numbers_are_refused_not_crashed_on() -> None:
+    digits = "1" * 5000  # int() refuses to read this many digits
+    problem = check_message_text(f'<tg-emoji emoji-id="{digits}">x</tg-emoji>', "HTML")
+    assert problem is not None and problem.error is not None
+    assert problem.error.message == "Invalid custom emoji identifier specified"
+    assert check_message_text(f'<tg-time unix="{digits}">x</tg-time>', "HTML") is None
+    problem = check_message_text(f"![x](tg://emoji?id={digits})", "MarkdownV2")
+    assert problem is not None and problem.error is not None
+    assert problem.error.message == "Invalid tg://emoji or tg://time URL specified"
+    assert check_message_text(f"[x](tg://user?id={digits})", "MarkdownV2") is None
+    assert parse_html("&#" + digits).text == "&#" + digits
+
+
 def test_plain_text_is_not_parsed() -> None:
     assert check_message_text("<b>unclosed * _ [ .", None) is None
     with pytest.raises(ValueError, match="parse mode"):

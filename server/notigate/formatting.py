@@ -143,8 +143,9 @@ def _ascii_lower(s: str) -> str:
 
 
 def _to_integer_safe(value: str, bits: int) -> int | None:
-    # td::to_integer_safe: the canonical decimal spelling of an in-range value only.
-    if not value.isascii() or not re.fullmatch(r"-?[0-9]+", value) or str(int(value)) != value:
+    # td::to_integer_safe: the canonical decimal spelling of an in-range value only. (The
+    # length check first: int() refuses strings of thousands of digits.)
+    if len(value) > 21 or not re.fullmatch(r"-?[0-9]+", value) or str(int(value)) != value:
         return None
     number = int(value)
     return number if -(1 << (bits - 1)) <= number < (1 << (bits - 1)) else None
@@ -372,8 +373,9 @@ def _html_attributes(t: str, i: int, tag: str, begin: int) -> tuple[int, str, in
         elif tag == "blockquote" and name == "expandable":
             argument = "1"
         elif tag == "tg-time" and name == "unix":
-            # td::to_integer: an optional '-' and the leading digits.
-            digits = re.match(r"-?[0-9]*", value)
+            # td::to_integer reads an optional '-' and the leading digits; only the sign
+            # matters here (a positive date makes an entity), so a few digits are enough.
+            digits = re.match(r"-?[0-9]{0,9}", value)
             number = digits.group() if digits else ""
             date = int(number) if number.lstrip("-") else 0
         elif tag == "tg-time" and name == "format":
