@@ -111,6 +111,38 @@ def test_text_rules() -> None:
     assert fields(vs) == ["text"] and "4,097 characters" in vs[0].description
 
 
+def test_text_is_checked_in_its_parse_mode() -> None:
+    md, html = pb.PARSE_MODE_MARKDOWN_V2, pb.PARSE_MODE_HTML
+    assert validate_send(ok(text=r"Version 1\.2 released\!", parse_mode=md)) == []
+    vs = validate_send(ok(text="Version 1.2 released!", parse_mode=md), prefix="messages[3].")
+    assert fields(vs) == ["messages[3].text"]
+    assert vs[0].description == (
+        "can't parse MarkdownV2 entities: Character '.' is reserved and must be escaped with "
+        "the preceding '\\' (character offset 9)"
+    )
+    # Without a parse mode the same text is plain, and so it is with an unknown one.
+    assert validate_send(ok(text="Version 1.2 released!")) == []
+    assert fields(validate_send(ok(text="<b>x", parse_mode=17))) == ["parse_mode"]
+    # 4,000 visible characters in 4,210 raw are accepted; the limit names what it counted.
+    text = "<b>" + "a" * 1000 + "</b><i>" + "b" * 3000 + "</i>" + "<u></u>" * 28
+    assert len(text) == 4210 and validate_send(ok(text=text, parse_mode=html)) == []
+    vs = validate_send(ok(text="<b>" + "a" * 4105 + "</b>", parse_mode=html))
+    assert [v.description for v in vs] == [
+        "text is 4,105 characters after HTML parsing (4,112 raw); Telegram allows 4096"
+    ]
+    vs = validate_send(ok(text="<i></i>" * 5000 + "x", parse_mode=html))
+    assert [v.description for v in vs] == [
+        "text is 35,001 bytes in UTF-8; Telegram accepts at most 32,768 before parsing"
+    ]
+    vs = validate_send(ok(text="<b>\u200b</b>", parse_mode=html))
+    assert [v.description for v in vs] == [
+        'text is empty after HTML parsing: Telegram says "text must be non-empty"'
+    ]
+    # Telegram's notion of empty, not Python's isspace: NEL shows, NBSP and U+2800 do not.
+    assert validate_send(ok(text="\u0085")) == []
+    assert fields(validate_send(ok(text="\u00a0\u2800"))) == ["text"]
+
+
 def test_lone_surrogate_rejected() -> None:
     # protobuf itself refuses to store a lone surrogate in a string field, so the check can
     # only be reached through the text rule directly.
