@@ -353,6 +353,16 @@ def test_escaped_html_in_a_tag_is_one_entity(text: str, tag: str) -> None:
     assert len(parsed.entities) == (1 if text else 0)
 
 
+@given(st.text(min_size=1), st.integers(1, 8))
+def test_plain_fast_path_agrees_with_the_general_rules(text: str, limit: int) -> None:
+    expected = None
+    if is_blank(text):
+        expected = ("empty", 0, None)
+    elif message_length(text) > limit:
+        expected = ("too_long", message_length(text), None)
+    assert check_message_text(text, None, limit=limit) == expected
+
+
 @given(st.text(alphabet=st.sampled_from("ab _*`[]()\\\n\r~|>#.!<&;/=\"'x#0"), max_size=40))
 def test_parsers_never_fail_otherwise(text: str) -> None:
     # Any text either parses or raises EntityParseError with a position inside the text.

@@ -888,9 +888,20 @@ def message_length(parsed: ParsedText | str) -> int:
     once control characters are cleaned out and leading (before the first entity) and
     trailing spaces and line breaks are trimmed."""
     if isinstance(parsed, str):
-        text, first = parsed, len(parsed)
-    else:
-        text, first = parsed.text, parsed.first_entity_start
+        return _length(parsed, len(parsed))
+    return _length(parsed.text, parsed.first_entity_start)
+
+
+def _may_shrink(text: str, utf8: bytes) -> bool:
+    """Whether ``text`` may hold a character Telegram removes; ``utf8`` is its encoding, or
+    empty for ASCII (searching bytes is much cheaper than a regex over the text)."""
+    if not utf8:
+        return "\r" in text
+    # Lead bytes of U+2028..U+202E and U+030A..U+033F; single bytes are found by memchr.
+    return b"\r" in utf8 or b"\xe2" in utf8 or b"\xcc" in utf8
+
+
+def _length(text: str, first_entity_start: int) -> int:
     if not text:
         return 0
     if text[-1] in _EDGE:
@@ -898,7 +909,7 @@ def message_length(parsed: ParsedText | str) -> int:
         if not text:
             return 0
     if text[0] in _EDGE:
-        text = text[min(len(text) - len(text.lstrip(_EDGE)), first) :]
+        text = text[min(len(text) - len(text.lstrip(_EDGE)), first_entity_start) :]
     if text.isascii():
         return len(text) - text.count("\r")
     return len(text) - len(_REMOVED.findall(text))
@@ -936,16 +947,25 @@ def check_message_text(
     text: str, parse_mode: str | None, *, limit: int = MAX_MESSAGE_LENGTH, allow_empty: bool = False
 ) -> TextProblem | None:
     """Check a non-empty message text (or caption: ``allow_empty``) as the Bot API does."""
-    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    ascii_text = text.isascii()
+    data = b"" if ascii_text else text.encode("utf-8", "surrogatepass")
+    size = len(data) if data else len(text)
     if size > MAX_RAW_BYTES:
         return TextProblem("raw_too_long", size)
-    try:
-        parsed = parse(text, parse_mode, with_entities=False)
-    except EntityParseError as exc:
-        return TextProblem("markup", error=exc)
-    if is_blank(parsed.text):
+    if not parse_mode:
+        if text and text[0] > " " and text[-1] > " " and not _may_shrink(text, data):
+            # The common case on the Send path: plain text that Telegram neither trims nor
+            # shortens (all it trims are control characters and spaces).
+            return TextProblem("too_long", len(text)) if len(text) > limit else None
+        plain, first = text, len(text)
+    else:
+        try:
+            plain, _, first = parse(text, parse_mode, with_entities=False)
+        except EntityParseError as exc:
+            return TextProblem("markup", error=exc)
+    if is_blank(plain):
         return None if allow_empty else TextProblem("empty")
-    length = message_length(parsed)
+    length = _length(plain, first)
     if length > limit:
         return TextProblem("too_long", length)
     return None
