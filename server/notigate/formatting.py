@@ -277,6 +277,7 @@ _HTML_TOKEN = re.compile(
     r"([^&<]+)|<([A-Za-z][A-Za-z-]*)>|</([A-Za-z][A-Za-z-]*)>|&(lt|gt|amp|quot)(?![A-Za-z]);?|[&<]"
 )
 _TAG_NAME_END = re.compile("[ \t\r\n\0\v>]")
+_ATTRIBUTE_NAME_END = re.compile("[ \t\r\n\0\v=>/\"']")
 
 
 _ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]*)|#([0-9]*)|([A-Za-z]*))(;?)")
@@ -309,6 +310,24 @@ def _decode_html_entity(t: str, pos: int) -> tuple[int, int]:
     return code, match.end()
 
 
+def _html_quoted(t: str, i: int, quote: str) -> tuple[str, int]:
+    """A quoted attribute value from ``i`` with its references decoded, and the position after
+    it (after the closing quote, or at the end of the text)."""
+    chars: list[str] = []
+    while t[i] != quote and t[i] != "\0":
+        if t[i] == "&":
+            code, end = _decode_html_entity(t, i)
+            if code:
+                chars.append(chr(code))
+                i = end
+                continue
+        chars.append(t[i])
+        i += 1
+    if t[i] == quote:
+        i += 1
+    return "".join(chars), i
+
+
 def _html_attributes(t: str, i: int, tag: str, begin: int) -> tuple[int, str, int]:
     """Parse a start tag's attributes from ``i``; return (index of '>', argument, date)."""
     argument, date = "", 0
@@ -318,8 +337,8 @@ def _html_attributes(t: str, i: int, tag: str, begin: int) -> tuple[int, str, in
         if t[i] == ">":
             break
         name_begin = i
-        while t[i] not in _SPACE and t[i] not in "=>/\"'":
-            i += 1
+        match = _ATTRIBUTE_NAME_END.search(t, i)
+        i = match.start() if match else len(t) - 1
         name = t[name_begin:i]
         if not name:
             raise _Fail(begin, f'Empty attribute name in the tag "{tag}"')
@@ -347,19 +366,11 @@ def _html_attributes(t: str, i: int, tag: str, begin: int) -> tuple[int, str, in
                 raise _Fail(token_begin, "Unexpected end of name token")
         else:
             i += 1
-            chars: list[str] = []
-            while t[i] != quote and t[i] != "\0":
-                if t[i] == "&":
-                    code, end = _decode_html_entity(t, i)
-                    if code:
-                        chars.append(chr(code))
-                        i = end
-                        continue
-                chars.append(t[i])
-                i += 1
-            if t[i] == quote:
-                i += 1
-            value = "".join(chars)
+            end = t.find(quote, i)
+            if end >= 0 and "&" not in t[i:end] and "\0" not in t[i:end]:
+                value, i = t[i:end], end + 1  # nothing to decode: the value as written
+            else:
+                value, i = _html_quoted(t, i, quote)
         if t[i] == "\0":
             raise _Fail(begin, "Unclosed start tag")
         if tag == "a" and name == "href":
@@ -557,8 +568,11 @@ def _reserved(offset: int, char: str) -> _Fail:
 def _mdv2_url(t: str, i: int) -> tuple[int, str]:
     """Read a link from ``i`` (just after '(') up to ')', undoing backslash escapes."""
     begin = i
-    chars: list[str] = []
     n = len(t) - len(_PAD)
+    close = t.find(")", i, n)
+    if close >= 0 and "\\" not in t[i:close]:
+        return close, t[i:close]  # no escapes: the first ')' ends it
+    chars: list[str] = []
     while i < n and t[i] != ")":
         if t[i] == "\\" and 0 < ord(t[i + 1]) <= 126:
             chars.append(t[i + 1])
