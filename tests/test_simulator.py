@@ -209,6 +209,77 @@ def test_check_html(text: str, ok: bool) -> None:
     assert (check_html(text) is None) is ok
 
 
+RESERVED_DOT = "Character '.' is reserved and must be escaped with the preceding '\\'"
+
+
+@pytest.mark.parametrize(
+    ("text", "parse_mode", "description"),
+    [
+        # Telegram refuses what a regex check let through: the '.' must be escaped.
+        (
+            "Version 1.2 released!",
+            "MarkdownV2",
+            f"Bad Request: can't parse entities: {RESERVED_DOT}",
+        ),
+        (
+            "*bold",
+            "MarkdownV2",
+            "Bad Request: can't parse entities: Can't find end of Bold entity at byte offset 0",
+        ),
+        (
+            "snake_case",
+            "Markdown",
+            "Bad Request: can't parse entities: Can't find end of the "
+            "entity starting at byte offset 5",
+        ),
+        (
+            "a < b",
+            "HTML",
+            'Bad Request: can\'t parse entities: Unsupported start tag "" at byte offset 2',
+        ),
+        ("<b></b>", "HTML", "Bad Request: text must be non-empty"),
+        (" \n ", None, "Bad Request: text must be non-empty"),
+        ("<b>" + "a" * 4097 + "</b>", "HTML", "Bad Request: message is too long"),
+        ("\U0001f600" * 4097, None, "Bad Request: message is too long"),
+        ("<i></i>" * 4682, "HTML", "Bad Request: text is too long"),  # over 32 KiB raw
+    ],
+)
+async def test_send_message_text_like_telegram(
+    _sim: BotApiSimulator,
+    _sim_http: aiohttp.ClientSession,
+    text: str,
+    parse_mode: str | None,
+    description: str,
+) -> None:
+    params = {"chat_id": "1", "text": text} | ({"parse_mode": parse_mode} if parse_mode else {})
+    status, body = await _call(_sim_http, _sim, "sendMessage", **params)
+    assert (status, body) == (400, {"ok": False, "error_code": 400, "description": description})
+    assert _sim.messages == []
+
+
+@pytest.mark.parametrize(
+    ("text", "parse_mode"),
+    [
+        (r"Version 1\.2 released\!", "MarkdownV2"),
+        ("`1.2` *bold* ||spoiler||", "MarkdownV2"),
+        ("Version 1.2 released!", "Markdown"),
+        ("AT&T &nbsp; <b>x</b>", "HTML"),
+        ("\U0001f600" * 4096, None),  # Telegram counts code points, not UTF-16 units
+        ("<b>" + "a" * 4000 + "</b>" + "<u></u>" * 30, "HTML"),
+    ],
+)
+async def test_send_message_accepts_what_telegram_accepts(
+    _sim: BotApiSimulator,
+    _sim_http: aiohttp.ClientSession,
+    text: str,
+    parse_mode: str | None,
+) -> None:
+    _sim.configure(enforce_limits=False)
+    params = {"chat_id": "1", "text": text} | ({"parse_mode": parse_mode} if parse_mode else {})
+    status, body = await _call(_sim_http, _sim, "sendMessage", **params)
+    assert status == 200, body
+
+
 # -- limits ----------------------------------------------------------------------------
 
 

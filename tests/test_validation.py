@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from notigate import formatting
 from notigate.validation import (
-    MAX_TEXT_UTF16,
+    MAX_TEXT_CHARS,
     PageToken,
     decode_page_token,
     encode_page_token,
-    utf16_length,
     validate_batch,
     validate_job_id,
     validate_list,
@@ -100,13 +100,47 @@ def test_invalid_chat_ids(chat_id: str) -> None:
 def test_text_rules() -> None:
     assert fields(validate_send(ok(text=""))) == ["text"]
     assert fields(validate_send(ok(text=" \n\t\u3000"))) == ["text"]
-    assert validate_send(ok(text="x" * MAX_TEXT_UTF16)) == []
-    assert fields(validate_send(ok(text="x" * (MAX_TEXT_UTF16 + 1)))) == ["text"]
-    # Astral characters count as two UTF-16 units: 2048 emoji fit, 2049 do not.
-    assert validate_send(ok(text="\U0001f600" * 2048)) == []
-    vs = validate_send(ok(text="\U0001f600" * 2049))
-    assert fields(vs) == ["text"] and "4098" in vs[0].description
-    assert utf16_length("a\U0001f600é") == 4
+    assert validate_send(ok(text="x" * MAX_TEXT_CHARS)) == []
+    vs = validate_send(ok(text="x" * (MAX_TEXT_CHARS + 1)))
+    assert fields(vs) == ["text"]
+    assert vs[0].description == "text is 4,097 characters; Telegram allows 4096"
+    # Telegram counts code points (TDLib's utf8_length), so an emoji counts once although it
+    # is two UTF-16 units: 4096 fit, 4097 do not.
+    assert validate_send(ok(text="\U0001f600" * 4096)) == []
+    vs = validate_send(ok(text="\U0001f600" * 4097))
+    assert fields(vs) == ["text"] and "4,097 characters" in vs[0].description
+
+
+def test_text_is_checked_in_its_parse_mode() -> None:
+    md, html = pb.PARSE_MODE_MARKDOWN_V2, pb.PARSE_MODE_HTML
+    assert validate_send(ok(text=r"Version 1\.2 released\!", parse_mode=md)) == []
+    vs = validate_send(ok(text="Version 1.2 released!", parse_mode=md), prefix="messages[3].")
+    assert fields(vs) == ["messages[3].text"]
+    assert vs[0].description == (
+        "can't parse MarkdownV2 entities: Character '.' is reserved and must be escaped with "
+        "the preceding '\\' (character offset 9)"
+    )
+    # Without a parse mode the same text is plain, and so it is with an unknown one.
+    assert validate_send(ok(text="Version 1.2 released!")) == []
+    assert fields(validate_send(ok(text="<b>x", parse_mode=17))) == ["parse_mode"]
+    # 4,000 visible characters in 4,210 raw are accepted; the limit names what it counted.
+    text = "<b>" + "a" * 1000 + "</b><i>" + "b" * 3000 + "</i>" + "<u></u>" * 28
+    assert len(text) == 4210 and validate_send(ok(text=text, parse_mode=html)) == []
+    vs = validate_send(ok(text="<b>" + "a" * 4105 + "</b>", parse_mode=html))
+    assert [v.description for v in vs] == [
+        "text is 4,105 characters after HTML parsing (4,112 raw); Telegram allows 4096"
+    ]
+    vs = validate_send(ok(text="<i></i>" * 5000 + "x", parse_mode=html))
+    assert [v.description for v in vs] == [
+        "text is 35,001 bytes in UTF-8; Telegram accepts at most 32,768 before parsing"
+    ]
+    vs = validate_send(ok(text="<b>\u200b</b>", parse_mode=html))
+    assert [v.description for v in vs] == [
+        'text is empty after HTML parsing: Telegram says "text must be non-empty"'
+    ]
+    # Telegram's notion of empty, not Python's isspace: NEL shows, NBSP and U+2800 do not.
+    assert validate_send(ok(text="\u0085")) == []
+    assert fields(validate_send(ok(text="\u00a0\u2800"))) == ["text"]
 
 
 def test_lone_surrogate_rejected() -> None:
@@ -418,7 +452,10 @@ def test_validate_send_never_raises_and_valid_means_invariants(req: pb.SendReque
     if violations:
         return
     assert req.chat_id and (req.chat_id.startswith("@") or int(req.chat_id) != 0)
-    assert req.text.strip() and utf16_length(req.text) <= MAX_TEXT_UTF16
+    mode = {1: "HTML", 2: "MarkdownV2", 3: "Markdown"}.get(req.parse_mode)
+    parsed = formatting.parse(req.text, mode)  # raises if the markup were malformed
+    assert not formatting.is_blank(parsed.text)
+    assert formatting.message_length(parsed) <= MAX_TEXT_CHARS
     assert req.parse_mode in pb.ParseMode.values()
     assert 0 <= req.priority <= 10
     assert 0 <= req.max_attempts <= 100

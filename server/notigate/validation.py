@@ -7,7 +7,8 @@ is valid. ``field`` is the proto field path relative to the request (``messages[
 
 The limits mirror the Telegram Bot API (sendMessage, InlineKeyboardMarkup, LinkPreviewOptions)
 so that a request accepted here fails at Telegram only for reasons we cannot see in advance
-(unknown chat, blocked bot, markup that does not parse).
+(unknown chat, blocked bot). Texts are parsed in their parse mode by :mod:`notigate.formatting`,
+a port of Telegram's own parser, so markup Telegram would refuse is refused here.
 
 This module also owns the ListJobs page token format (:func:`encode_page_token`,
 :func:`decode_page_token`) because validating a token means decoding it.
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 # googleapis-common-protos ships .pyi files but no py.typed marker, so mypy will not read them.
 from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyped,unused-ignore]
 
+from notigate import formatting
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 
 __all__ = [
@@ -39,12 +41,11 @@ __all__ = [
     "MAX_MAX_ATTEMPTS",
     "MAX_PAGE_SIZE",
     "MAX_PRIORITY",
-    "MAX_TEXT_UTF16",
+    "MAX_TEXT_CHARS",
     "FieldViolation",
     "PageToken",
     "decode_page_token",
     "encode_page_token",
-    "utf16_length",
     "validate_batch",
     "validate_bulk_filter",
     "validate_job_id",
@@ -54,7 +55,7 @@ __all__ = [
 
 FieldViolation: TypeAlias = BadRequest.FieldViolation
 
-MAX_TEXT_UTF16 = 4096
+MAX_TEXT_CHARS = formatting.MAX_MESSAGE_LENGTH
 MAX_PRIORITY = 10
 MAX_DELAY_S = 365 * 24 * 3600
 MAX_MAX_ATTEMPTS = 100
@@ -85,22 +86,16 @@ _PAGE_TOKEN = struct.Struct(">BBd")
 
 
 _PARSE_MODES = frozenset(pb.ParseMode.values())
+# Bot API names of the parse modes, and how violations name them.
+_MODE_NAMES: dict[int, str] = {
+    pb.PARSE_MODE_HTML: "HTML",
+    pb.PARSE_MODE_MARKDOWN_V2: "MarkdownV2",
+    pb.PARSE_MODE_MARKDOWN: "Markdown",
+}
 
 
 def _v(field: str, description: str) -> FieldViolation:
     return FieldViolation(field=field, description=description)
-
-
-def utf16_length(text: str) -> int:
-    """Length of ``text`` in UTF-16 code units, the unit Telegram counts message length in.
-
-    Characters outside the Basic Multilingual Plane (most emoji) count as two. ``text`` must
-    not contain lone surrogates.
-    """
-    if text.isascii():
-        return len(text)
-    # The codec runs in C; a per-character loop here was the cost of SendBatch.
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -162,27 +157,40 @@ def _validate_chat_id(chat_id: str, prefix: str) -> list[FieldViolation]:
     ]
 
 
-def _validate_text(text: str, prefix: str) -> list[FieldViolation]:
+def _validate_text(text: str, prefix: str, parse_mode: int = 0) -> list[FieldViolation]:
     if not text:
         return [_v(f"{prefix}text", "text is required")]
     if _has_lone_surrogate(text):
         return [_v(f"{prefix}text", "text contains a lone UTF-16 surrogate")]
-    if text.isspace():
-        return [_v(f"{prefix}text", "text must not consist only of whitespace")]
-    # Telegram counts message length in UTF-16 code units (its entity offsets use the same
-    # unit), so an emoji costs 2: counting code points would accept texts Telegram rejects.
-    # Telegram applies the limit after entity parsing; we count the raw text, markup included,
-    # which is stricter for HTML/Markdown texts but needs no parser.
-    length = utf16_length(text)
-    if length > MAX_TEXT_UTF16:
-        return [
-            _v(
-                f"{prefix}text",
-                f"text is {length} UTF-16 code units long; Telegram allows at most "
-                f"{MAX_TEXT_UTF16}",
-            )
-        ]
-    return []
+    # Telegram parses the markup first and applies its limits to what remains, counted in
+    # code points (not UTF-16 units): formatting.check_message_text does both as it does.
+    mode = _MODE_NAMES.get(parse_mode)
+    problem = formatting.check_message_text(text, mode)
+    if problem is None:
+        return []
+    after = f" after {mode} parsing" if mode else ""
+    if problem.kind == "raw_too_long":
+        description = (
+            f"text is {problem.size:,} bytes in UTF-8; Telegram accepts at most "
+            f"{formatting.MAX_RAW_BYTES:,} before parsing"
+        )
+    elif problem.error is not None:
+        description = (
+            f"can't parse {mode} entities: {problem.error.message} "
+            f"(character offset {problem.error.offset})"
+        )
+    elif problem.kind == "empty":
+        description = (
+            f'text is empty{after}: Telegram says "text must be non-empty"'
+            if mode
+            else "text must not consist only of whitespace or invisible characters"
+        )
+    else:
+        raw = f" ({len(text):,} raw)" if mode else ""
+        description = (
+            f"text is {problem.size:,} characters{after}{raw}; Telegram allows {MAX_TEXT_CHARS}"
+        )
+    return [_v(f"{prefix}text", description)]
 
 
 def _validate_duration(seconds: int, nanos: int, field: str) -> list[FieldViolation]:
@@ -295,7 +303,7 @@ def validate_send(
     p = prefix
     out: list[FieldViolation] = []
     out += _validate_chat_id(req.chat_id, p)
-    out += _validate_text(req.text, p)
+    out += _validate_text(req.text, p, req.parse_mode)
     if req.parse_mode not in _PARSE_MODES:
         out.append(_v(f"{p}parse_mode", f"unknown parse_mode {req.parse_mode}"))
     if not 0 <= req.priority <= MAX_PRIORITY:
