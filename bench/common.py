@@ -420,7 +420,7 @@ async def fill_notigate(
     (no server: nothing is delivered meanwhile). Returns the seconds it took."""
     from notigate.config import Limits, Settings
     from notigate.queue import NewJob, Queue
-    from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+    from notigate_client import pb
 
     settings = Settings(redis_url=env.redis_url, limits=Limits(private_rate=private_rate))
     queue = Queue(env.r(), settings)
@@ -516,7 +516,7 @@ def window_figures(times: Sequence[float], window: float = 1.0) -> dict[str, Any
 
 
 async def grpc_stub(target: str) -> tuple[Any, Any]:
-    from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+    from notigate_client import pb_grpc
 
     channel = grpc.aio.insecure_channel(target)
     return channel, pb_grpc.NotificationServiceStub(channel)
@@ -530,7 +530,7 @@ async def timed_sends(
     the Send call to the simulator accepting it, in ms (same CLOCK_MONOTONIC)."""
     import random
 
-    from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+    from notigate_client import pb
 
     sent: dict[str, float] = {}
     for k, chat in enumerate(chats):

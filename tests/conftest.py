@@ -16,8 +16,7 @@ from notigate.app import Gateway
 from notigate.config import Settings
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator, SimulatorConfig
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+from notigate_client import pb, pb_grpc
 
 Stub = pb_grpc.NotificationServiceStub
 

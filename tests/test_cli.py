@@ -16,7 +16,7 @@ import pytest
 
 from notigate.app import Gateway
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from notigate_client.cli import main, parser
 from notigate_client.cli.commands import format_job, format_stats, job_row
 from tests.conftest import Stub, free_port, job_state, wait_state

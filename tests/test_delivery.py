@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import (
     Stub,
     gateway_settings,

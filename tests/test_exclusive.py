@@ -26,7 +26,7 @@ from notigate.embedded import EmbeddedValkey
 from notigate.errors import StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import Stub, free_port, gateway_settings, running_gateway, wait_for
 
 NOTIGATE = str(Path(sys.executable).parent / "notigate")

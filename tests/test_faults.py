@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from notigate.embedded import EmbeddedValkey
 from notigate.keys import QueueKeys
 from notigate.simulator import BotApiSimulator, SimulatorConfig
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import TOKEN, Stub, free_port, wait_for
 
 pytestmark = pytest.mark.faults

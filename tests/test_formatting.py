@@ -24,7 +24,7 @@ from notigate.formatting import (
     parse_markdown_v2,
 )
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import Stub, wait_state
 from tests.tdlib_entity_cases import (
     TDLIB_HTML_ERRORS,

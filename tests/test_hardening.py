@@ -15,8 +15,7 @@ from redis.asyncio import Redis
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator
 from notigate.validation import validate_send
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+from notigate_client import pb, pb_grpc
 from tests.conftest import Stub, free_port, gateway_settings, running_gateway, wait_state
 
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}

@@ -13,7 +13,7 @@ from notigate.app import Gateway
 from notigate.embedded import EmbeddedValkey
 from notigate.metrics import GRPC_CODE_NAMES
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import Stub, gateway_settings, running_gateway, wait_for, wait_state
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

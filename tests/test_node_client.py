@@ -15,7 +15,7 @@ from pathlib import Path
 
 from notigate.app import Gateway
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import Stub, wait_for, wait_state
 
 ROOT = Path(__file__).resolve().parent.parent

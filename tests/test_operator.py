@@ -19,8 +19,7 @@ from notigate.embedded import EmbeddedValkey
 from notigate.health import TokenState
 from notigate.rpc_status import DETAILS_METADATA_KEY
 from notigate.simulator import BotApiSimulator
-from notigate_client import NotFoundError, from_rpc_error
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import NotFoundError, from_rpc_error, pb
 from tests.conftest import (
     TOKEN,
     Stub,

@@ -26,7 +26,7 @@ from notigate.config import ConfigError, Settings, from_env
 from notigate.embedded import EmbeddedValkey
 from notigate.sandbox_cli import DEFAULT_URL, command_hint, default_url, format_message
 from notigate.simulator import BotApiSimulator, SimulatorConfig
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import TOKEN, running_gateway, wait_state
 
 NOTIGATE = str(Path(sys.executable).parent / "notigate")

@@ -34,9 +34,7 @@ from notigate.app import Gateway
 from notigate.config import ConfigError, Settings, from_env
 from notigate.embedded import EmbeddedValkey, valkey_binary
 from notigate.simulator import BotApiSimulator, SimulatorConfig
-from notigate_client import AsyncNotificationClient, from_rpc_error
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+from notigate_client import AsyncNotificationClient, from_rpc_error, pb, pb_grpc
 from tests.conftest import free_port, gateway_settings, running_gateway, wait_for, wait_state
 
 SERVING: int = health_pb2.HealthCheckResponse.SERVING

@@ -22,7 +22,7 @@ from notigate.sender import (
 )
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate.transport import AiohttpRequest, FloodControlExceeded
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import TOKEN
 
 

@@ -20,7 +20,7 @@ from grpc_status import rpc_status
 
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import (
     TOKEN,
     Stub,

@@ -24,7 +24,7 @@ from notigate.validation import (
     validate_list,
     validate_send,
 )
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 
 def fields(violations: Sequence[Any]) -> list[str]:

@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 from notigate.app import Gateway
 from notigate.config import Settings
 from notigate.embedded import EmbeddedValkey
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 from tests.conftest import Stub, running_gateway, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

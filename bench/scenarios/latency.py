@@ -25,7 +25,7 @@ from bench.common import (
     running,
     timed_sends,
 )
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 NAME = "latency"
 TITLE = "Latency: Send to Bot API request (limit 30/s)"

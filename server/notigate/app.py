@@ -36,7 +36,7 @@ from notigate.queue import Queue
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.worker import Dispatcher
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 log = logging.getLogger(__name__)
 

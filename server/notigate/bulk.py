@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from notigate.queue import JobState, ListCursor, Queue
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 __all__ = ["MAX_JOBS_PER_CALL", "SAMPLE_SIZE", "BulkOutcome", "cancel_jobs", "retry_jobs"]
 

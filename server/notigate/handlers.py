@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError, Message
 from notigate import rpc_status
 from notigate.service import NotificationService
 from notigate.validation import FieldViolation
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["NotificationService"]
 

@@ -39,7 +39,7 @@ from notigate import __version__
 from notigate.errors import QueueUnavailable
 from notigate.health import HealthState, TokenState
 from notigate.queue import Queue, QueueStats
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 log = logging.getLogger(__name__)
 

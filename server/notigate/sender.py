@@ -32,7 +32,7 @@ from notigate.transport import (
     redact_url,
     reset_last_error,
 )
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 __all__ = [
     "Delivered",

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyped,unused-ignore]
 
 from notigate import formatting
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 __all__ = [
     "MAX_BATCH",

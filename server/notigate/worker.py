@@ -31,7 +31,7 @@ from notigate.sender import (
     TransientError,
     Unauthorized,
 )
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
+from notigate_client import pb
 
 log = logging.getLogger(__name__)
 
