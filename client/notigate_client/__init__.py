@@ -8,6 +8,7 @@ from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
 from notigate_client.client import AsyncNotificationClient, NotificationClient
 from notigate_client.errors import (
+    AlreadyExistsError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -19,6 +20,7 @@ from notigate_client.errors import (
 )
 
 __all__ = [
+    "AlreadyExistsError",
     "AsyncNotificationClient",
     "FailedPreconditionError",
     "InvalidArgumentError",
