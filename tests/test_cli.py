@@ -102,6 +102,22 @@ async def test_delay_and_idempotency_key(
     assert code == 0 and "cancelled" in out
 
 
+async def test_send_with_a_reused_idempotency_key_fails(
+    gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, stub = gateway
+    args = ["send", "--target", target(gw), "--chat", "6", "--idempotency-key", "k-2"]
+    code, first, _ = await cli(capsys, *args, "--text", "Order shipped")
+    assert code == 0
+    job_id = first.strip()
+    code, out, err = await cli(capsys, *args, "--text", "Order cancelled")
+    assert (code, out) == (1, "")
+    assert err.count("ALREADY_EXISTS") == 1 and err.count("\n") == 1
+    assert f"job {job_id}" in err and "'k-2'" in err
+    stats = await stub.GetStats(pb.GetStatsRequest())
+    assert stats.total_enqueued == 1
+
+
 async def test_invalid_send_prints_field_violations(
     gateway: tuple[Gateway, Stub], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,7 +18,8 @@ from notigate.validation import validate_send
 from notigate_client import pb, pb_grpc
 from tests.conftest import Stub, free_port, gateway_settings, running_gateway, wait_state
 
-ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
+# ALREADY_EXISTS: a valid request under an idempotency key an earlier, different one used.
+ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS}
 SEND = "/notigate.v1.NotificationService/Send"
 
 edge_text = st.one_of(
@@ -70,6 +71,8 @@ def send_requests(draw: st.DrawFn) -> pb.SendRequest:
 def fuzz(port: int) -> dict[str, int]:
     """Runs in a thread beside the event loop that serves the gateway."""
     outcomes: dict[str, int] = {}
+    # Idempotency key -> the first accepted request with it (deterministic serialization).
+    keys: dict[str, bytes] = {}
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.NotificationServiceStub(channel)
         raw = channel.unary_unary(SEND)  # bytes in, bytes out
@@ -89,8 +92,15 @@ def fuzz(port: int) -> dict[str, int]:
             code = call(stub.Send, request)
             outcomes[code.name] = outcomes.get(code.name, 0) + 1
             assert code in ALLOWED, (code, request)
-            # A request is accepted exactly when it is valid.
-            assert (code == grpc.StatusCode.OK) == (validate_send(request) == [])
+            # A request is accepted exactly when it is valid, and its key (if any) is new
+            # or came with this very request.
+            valid = validate_send(request) == []
+            key, body = request.idempotency_key, request.SerializeToString(deterministic=True)
+            reused = valid and bool(key) and keys.get(key, body) != body
+            assert (code == grpc.StatusCode.OK) == (valid and not reused), (code, request)
+            assert (code == grpc.StatusCode.ALREADY_EXISTS) == reused, (code, request)
+            if code == grpc.StatusCode.OK and key:
+                keys.setdefault(key, body)
 
         @settings(
             max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck)

@@ -125,16 +125,6 @@ async def test_group_window_allows_its_quota_then_paces(redis: Redis) -> None:
     assert opens_at is not None and opens_at - (await q.stats()).now_ms > 59_000
 
 
-async def test_idempotency_key_returns_first_job(redis: Redis) -> None:
-    q = await make_queue(redis)
-    [first] = await q.enqueue([job(key="order-1")])
-    [second] = await q.enqueue([job(key="order-1", body="other")])
-    assert second.job_id == first.job_id and second.duplicate and not first.duplicate
-    assert len(await drain(q)) == 1
-    stats = await q.stats()
-    assert stats.totals["enqueued"] == 1 and stats.totals["duplicates"] == 1
-
-
 async def test_complete_records_message_id(redis: Redis) -> None:
     q = await make_queue(redis)
     await q.enqueue([job()])

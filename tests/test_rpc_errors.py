@@ -16,6 +16,7 @@ import pytest
 from notigate import rpc_status
 from notigate.validation import validate_batch
 from notigate_client import (
+    AlreadyExistsError,
     AsyncNotificationClient,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -101,6 +102,39 @@ async def test_sync_client_maps_the_same(server: tuple[Servicer, str]) -> None:
     assert (err.resource_type, err.resource_name) == ("job", "42")
     assert err.reason == "JOB_NOT_FOUND"
     assert isinstance(err.__cause__, grpc.RpcError)
+
+
+async def test_already_exists_round_trip(server: tuple[Servicer, str]) -> None:
+    servicer, target = server
+    metadata = {"idempotency_key": "order-42", "job_id": "17", "index": "3"}
+    servicer.handler = aborting(
+        rpc_status.already_exists("job", "17", "messages[3]: key reused", metadata=metadata)
+    )
+
+    def call() -> AlreadyExistsError:
+        with NotificationClient(target, retries=3) as client:
+            with pytest.raises(AlreadyExistsError) as info:
+                client.send_request(pb.SendRequest(chat_id="1", text="x", idempotency_key="k"))
+            return info.value
+
+    err = await asyncio.to_thread(call)
+    assert err.code == grpc.StatusCode.ALREADY_EXISTS
+    assert err.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert (err.job_id, err.idempotency_key, err.index) == ("17", "order-42", 3)
+    assert err.metadata == metadata
+    assert str(err) == "ALREADY_EXISTS: messages[3]: key reused"
+    assert len(servicer.requests) == 1  # a conflict is not retried
+    assert isinstance(err, NotigateError) and isinstance(err.__cause__, grpc.RpcError)
+
+
+async def test_already_exists_without_an_existing_resource(server: tuple[Servicer, str]) -> None:
+    servicer, target = server
+    servicer.handler = aborting(rpc_status.already_exists("job", "", "reused", metadata={}))
+    async with AsyncNotificationClient(target) as client:
+        with pytest.raises(AlreadyExistsError) as info:
+            await client.send("1", "x")
+    assert (info.value.job_id, info.value.index, info.value.metadata) == ("", None, {})
+    assert info.value.reason == "IDEMPOTENCY_KEY_REUSED"
 
 
 @pytest.mark.parametrize(

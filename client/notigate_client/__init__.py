@@ -13,6 +13,7 @@ from notigate_client.client import (
     state_name,
 )
 from notigate_client.errors import (
+    AlreadyExistsError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -24,6 +25,7 @@ from notigate_client.errors import (
 )
 
 __all__ = [
+    "AlreadyExistsError",
     "AsyncNotificationClient",
     "FailedPreconditionError",
     "InvalidArgumentError",

@@ -5,6 +5,7 @@
     NotigateError                 any failed call (.code, .message, .reason, .metadata)
     ├── InvalidArgumentError      .violations: [(field, description), ...]
     ├── NotFoundError             .resource_type, .resource_name
+    ├── AlreadyExistsError        .job_id, .idempotency_key, .index (idempotency key reused)
     ├── FailedPreconditionError   .violations: [(type, subject, description), ...]
     ├── UnavailableError          .retry_after_s (retried automatically by the clients)
     ├── ResourceExhaustedError    .retry_after_s
@@ -29,6 +30,7 @@ from google.rpc import (  # type: ignore[import-untyped,unused-ignore]
 )
 
 __all__ = [
+    "AlreadyExistsError",
     "FailedPreconditionError",
     "InvalidArgumentError",
     "NotFoundError",
@@ -87,6 +89,30 @@ class NotFoundError(NotigateError):
         super().__init__(message, **kw)
         self.resource_type = resource_type
         self.resource_name = resource_name
+
+
+class AlreadyExistsError(NotigateError):
+    """What the request would create exists already.
+
+    For reason ``IDEMPOTENCY_KEY_REUSED`` the idempotency key was used before for a
+    different message: nothing was stored (for a batch: nothing of it). ``job_id`` is the
+    job the key was first used for, ``idempotency_key`` the key, and ``index`` the
+    position of the conflicting message in a batch (None for a single send).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str = "",
+        idempotency_key: str = "",
+        index: int | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.job_id = job_id
+        self.idempotency_key = idempotency_key
+        self.index = index
 
 
 class FailedPreconditionError(NotigateError):
@@ -176,6 +202,16 @@ def from_rpc_error(exc: grpc.RpcError) -> NotigateError:
             message,
             resource_type=extra.get("resource_type", ""),
             resource_name=extra.get("resource_name", ""),
+            **kw,
+        )
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        meta: dict[str, str] = kw.get("metadata", {})
+        index = meta.get("index", "")
+        return AlreadyExistsError(
+            message,
+            job_id=meta.get("job_id") or extra.get("resource_name", ""),
+            idempotency_key=meta.get("idempotency_key", ""),
+            index=int(index) if index.isdigit() else None,
             **kw,
         )
     if code == grpc.StatusCode.FAILED_PRECONDITION:

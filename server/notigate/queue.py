@@ -6,6 +6,7 @@ GetStats) are plain commands.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -17,7 +18,13 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from notigate.config import Settings
-from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
+from notigate.errors import (
+    IdempotencyKeyReused,
+    JobNotFound,
+    JobStateConflict,
+    QueueFull,
+    QueueUnavailable,
+)
 from notigate.keys import QueueKeys
 from notigate.scripts import Scripts
 
@@ -25,6 +32,9 @@ T = TypeVar("T")
 
 # Header of one message in enqueue.lua's packed argument (see its header).
 _JOB_HEADER = struct.Struct(">BddBBHI")
+# Bytes of SHA-256 kept as a request's fingerprint: 2^-128 makes a chance match of two
+# different requests under one key impossible in practice, at 16 bytes per stored key.
+FINGERPRINT_LEN = 16
 
 # The most entries the dequeue script promotes per set in one call, so one
 # call stays short even after a long outage left many due jobs.
@@ -56,7 +66,13 @@ _CODE_OF = {state: code for code, state in _STATE_CODES.items()}
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A validated message ready to be stored."""
+    """A validated message ready to be stored.
+
+    ``payload`` is the request as received, serialized deterministically: with an
+    idempotency key, its fingerprint (:func:`fingerprint`) decides whether a repeat of the
+    key is the same message, so it must not carry anything that differs between two
+    sends of one request (such as the time it arrived).
+    """
 
     chat_id: str
     priority: int
@@ -69,12 +85,48 @@ class NewJob:
     due_at_ms: int = 0
 
 
+def fingerprint(payload: bytes) -> bytes:
+    """What enqueue.lua stores with an idempotency key to recognise a repeat of the request.
+
+    Every field of the request counts: a legitimate repeat (a client's retry) is the same
+    request byte for byte, so any difference (text, chat, priority, delay, markup, even
+    max_attempts) means the caller asks for something the first job will not do, and
+    answering with the first job would drop that silently. The key itself is part of the
+    payload too, which changes nothing: both requests carry the same key by definition.
+    Only the payload is hashed, not the job's other fields: they are derived from it, and
+    one of them (the delay, for a message due at a fixed time) from the time of arrival.
+    """
+    return hashlib.sha256(payload).digest()[:FINGERPRINT_LEN]
+
+
+class EnqueueOutcome(StrEnum):
+    """What storing one message did."""
+
+    CREATED = "created"
+    # The key came before with the same request: ``job_id`` is that first job.
+    DUPLICATE = "duplicate"
+    # The key came before with a different request: nothing is stored for this message,
+    # ``job_id`` is the key's first job ("" when that is an unstored message of one batch).
+    KEY_REUSED = "key_reused"
+
+
+# The outcome codes enqueue.lua returns, by value. 3 (not stored, beside a conflict in an
+# all-or-nothing call) never reaches callers: that call raises.
+_OUTCOMES = (EnqueueOutcome.CREATED, EnqueueOutcome.DUPLICATE, EnqueueOutcome.KEY_REUSED)
+_CONFLICT = 2
+
+
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """Outcome of storing one message."""
 
     job_id: str
-    duplicate: bool
+    outcome: EnqueueOutcome = EnqueueOutcome.CREATED
+
+    @property
+    def duplicate(self) -> bool:
+        """The message repeated an earlier one and ``job_id`` is that earlier job."""
+        return self.outcome is EnqueueOutcome.DUPLICATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +248,19 @@ def _record(job_id: str, h: dict[bytes, bytes], default_max_attempts: int) -> Jo
     )
 
 
+def _batch_conflict(jobs: Sequence[NewJob], reply: list[Any]) -> IdempotencyKeyReused:
+    """The error for an all-or-nothing enqueue that met conflicts (``reply``: the script's)."""
+    conflicts = [i for i in range(len(jobs)) if reply[2 * i + 1] == _CONFLICT]
+    index = conflicts[0]
+    key = jobs[index].idempotency_key
+    job_id = reply[2 * index].decode()
+    # The key's first use is an earlier message of this batch, not stored either.
+    first = None if job_id else next(i for i, j in enumerate(jobs) if j.idempotency_key == key)
+    return IdempotencyKeyReused(
+        key, job_id, index=index, first_index=first, others=len(conflicts) - 1
+    )
+
+
 @asynccontextmanager
 async def _redis_errors() -> AsyncIterator[None]:
     """Turn redis-py's exceptions into the queue's own."""
@@ -233,8 +298,17 @@ class Queue:
 
     # -- producing -------------------------------------------------------------
 
-    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
-        """Store ``jobs`` atomically (one round trip); returns one result per job."""
+    async def enqueue(
+        self, jobs: Sequence[NewJob], *, all_or_nothing: bool = True
+    ) -> list[Enqueued]:
+        """Store ``jobs`` in one script call (one round trip); returns one result per job.
+
+        A job whose idempotency key was used for a different message is a conflict. With
+        ``all_or_nothing`` (a batch) any conflict stores nothing at all and raises
+        :class:`IdempotencyKeyReused` naming the first conflicting job's index. Without it
+        (independent messages sharing a call, e.g. concurrent Sends) only that job is left
+        out, reported as ``KEY_REUSED``, and the others are stored.
+        """
         k = self.keys
         args: list[Any] = [
             k.prefix,
@@ -243,6 +317,7 @@ class Queue:
             len(jobs),
         ]
         packed: list[bytes] = []
+        keyed = 0
         for job in jobs:
             chat = job.chat_id.encode()
             key = job.idempotency_key.encode()
@@ -260,11 +335,16 @@ class Queue:
                 key,
                 job.payload,
             )
-        args.append(b"".join(packed))
+            if key:
+                packed.append(fingerprint(job.payload))
+                keyed += 1
+        args += (b"".join(packed), 1 if all_or_nothing else 0, keyed)
         keys = [k.seq, k.waiting, k.ready, k.paced, k.delayed, k.stats, k.migrations]
         reply = await self._call("enqueue", keys, args)
+        if all_or_nothing and _CONFLICT in reply[1::2]:
+            raise _batch_conflict(jobs, reply)
         return [
-            Enqueued(job_id=reply[i].decode(), duplicate=bool(reply[i + 1]))
+            Enqueued(job_id=reply[i].decode(), outcome=_OUTCOMES[reply[i + 1]])
             for i in range(0, len(reply), 2)
         ]
 

@@ -8,6 +8,7 @@ code                 details
 ==================== ===========================================================
 INVALID_ARGUMENT     BadRequest (field violations), ErrorInfo
 NOT_FOUND            ResourceInfo, ErrorInfo
+ALREADY_EXISTS       ResourceInfo (the existing resource, when there is one), ErrorInfo
 FAILED_PRECONDITION  PreconditionFailure, ErrorInfo
 UNAVAILABLE          ErrorInfo, RetryInfo
 RESOURCE_EXHAUSTED   ErrorInfo, RetryInfo (when a retry delay is known)
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_DETAILS_BYTES",
     "Reason",
     "abort",
+    "already_exists",
     "failed_precondition",
     "internal",
     "invalid_argument",
@@ -74,6 +76,7 @@ class Reason(StrEnum):
     JOB_NOT_FOUND = "JOB_NOT_FOUND"
     JOB_NOT_CANCELLABLE = "JOB_NOT_CANCELLABLE"
     JOB_NOT_RETRYABLE = "JOB_NOT_RETRYABLE"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     REDIS_UNAVAILABLE = "REDIS_UNAVAILABLE"
     QUEUE_FULL = "QUEUE_FULL"
     AUTH_MISSING = "AUTH_MISSING"
@@ -163,6 +166,32 @@ def not_found(
         message or f"{resource_type} {name} not found",
         [info, _error_info(reason, {"resource_type": resource_type, "resource_name": name})],
     )
+
+
+def already_exists(
+    resource_type: str,
+    name: str,
+    message: str,
+    *,
+    reason: str = Reason.IDEMPOTENCY_KEY_REUSED,
+    metadata: Mapping[str, str] | None = None,
+) -> grpc.Status:
+    """ALREADY_EXISTS: what the request would create exists already, as ``name``.
+
+    The ResourceInfo names the existing resource (left out when ``name`` is "": nothing
+    exists to point at); the ErrorInfo carries ``reason`` and ``metadata``. For
+    IDEMPOTENCY_KEY_REUSED the resource is the key's first job and the metadata holds
+    ``idempotency_key``, ``job_id`` and, in a batch, ``index`` (of ``messages[i]``).
+    """
+    details: list[Any] = []
+    if name:
+        details.append(
+            error_details_pb2.ResourceInfo(
+                resource_type=resource_type, resource_name=name, description="already exists"
+            )
+        )
+    details.append(_error_info(reason, metadata))
+    return _status(code_pb2.ALREADY_EXISTS, message, details)
 
 
 def precondition_violation(type_: str, subject: str, description: str) -> Any:

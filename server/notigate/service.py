@@ -11,10 +11,24 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from notigate import bulk, rpc_status
 from notigate.config import Settings
-from notigate.errors import JobNotFound, JobStateConflict, QueueFull, QueueUnavailable
+from notigate.errors import (
+    IdempotencyKeyReused,
+    JobNotFound,
+    JobStateConflict,
+    QueueFull,
+    QueueUnavailable,
+)
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
-from notigate.queue import Enqueued, JobRecord, JobState, ListCursor, NewJob, Queue
+from notigate.queue import (
+    Enqueued,
+    EnqueueOutcome,
+    JobRecord,
+    JobState,
+    ListCursor,
+    NewJob,
+    Queue,
+)
 from notigate.validation import (
     FieldViolation,
     PageToken,
@@ -26,8 +40,7 @@ from notigate.validation import (
     validate_list,
     validate_send,
 )
-from notigate_client._proto.notigate.v1 import notification_pb2 as pb
-from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
+from notigate_client import pb, pb_grpc
 
 _STATE_TO_PB: dict[JobState, int] = {
     JobState.WAITING: pb.JOB_STATE_WAITING,
@@ -138,9 +151,12 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self.metrics = metrics or Metrics()
         self._on_enqueued = on_enqueued
         self._warnings = warnings
-        # Concurrent Sends share one enqueue script call (the script takes batches).
+        # Concurrent Sends share one enqueue script call (the script takes batches), each
+        # standing alone in it: one Send's reused idempotency key fails that Send only.
         self._sends: GroupCommit[NewJob, Enqueued] = GroupCommit(
-            queue.enqueue, max_items=settings.max_batch, linger_s=settings.send_linger_ms / 1000
+            lambda jobs: queue.enqueue(jobs, all_or_nothing=False),
+            max_items=settings.max_batch,
+            linger_s=settings.send_linger_ms / 1000,
         )
 
     @asynccontextmanager
@@ -162,6 +178,13 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             await rpc_status.abort(
                 context,
                 rpc_status.failed_precondition([violation], reason=reason, message=str(exc)),
+            )
+        except IdempotencyKeyReused as exc:
+            metadata = {"idempotency_key": exc.key, "job_id": exc.job_id}
+            if exc.index is not None:
+                metadata["index"] = str(exc.index)
+            await rpc_status.abort(
+                context, rpc_status.already_exists("job", exc.job_id, str(exc), metadata=metadata)
             )
         except QueueUnavailable as exc:
             await rpc_status.abort(context, rpc_status.unavailable(str(exc)))
@@ -193,14 +216,26 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             await rpc_status.abort(context, rpc_status.invalid_argument(violations))
 
     async def _enqueue(
-        self, context: grpc.aio.ServicerContext, requests: Sequence[pb.SendRequest]
+        self,
+        context: grpc.aio.ServicerContext,
+        requests: Sequence[pb.SendRequest],
+        *,
+        batch: bool = False,
     ) -> list[Enqueued]:
         async with self._errors(context):
             if len(requests) == 1:
-                results = [await self._sends.submit(new_job(requests[0]))]
+                [request] = requests
+                result = await self._sends.submit(new_job(request))
+                if result.outcome is EnqueueOutcome.KEY_REUSED:
+                    # Nothing was stored for it; for a batch of one, nothing of the batch.
+                    raise IdempotencyKeyReused(
+                        request.idempotency_key, result.job_id, index=0 if batch else None
+                    )
+                results = [result]
             else:
+                # All or nothing: a reused key anywhere in the batch stores nothing (raises).
                 results = await self.queue.enqueue([new_job(r) for r in requests])
-        self.metrics.jobs_enqueued.inc(sum(not r.duplicate for r in results))
+        self.metrics.jobs_enqueued.inc(sum(r.outcome is EnqueueOutcome.CREATED for r in results))
         self._on_enqueued()
         return results
 
@@ -217,7 +252,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
         if request.validate_only:
             return pb.SendBatchResponse()
-        results = await self._enqueue(context, request.messages)
+        results = await self._enqueue(context, request.messages, batch=True)
         return pb.SendBatchResponse(
             results=[pb.SendResponse(job_id=r.job_id, duplicate=r.duplicate) for r in results]
         )

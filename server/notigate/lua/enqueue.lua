@@ -20,10 +20,24 @@
              attempts (0 = the server's default at each retry decision), then the byte
              lengths of the chat id, the
              idempotency key ('' = none) and the payload (the SendRequest, serialized),
-             followed by those three strings. (One argument instead of six per message:
-             encoding the arguments was the client's largest cost in SendBatch.)
+             followed by those three strings and, when there is a key, the request's
+             16-byte fingerprint. (One argument instead of six per message: encoding the
+             arguments was the client's largest cost in SendBatch.)
+  ARGV[10]   '1': all or nothing (one SendBatch): if any message conflicts, nothing at all
+             is stored. '0': each message stands alone (concurrent Sends sharing this
+             call): a conflicting message is skipped, the others are stored.
+  ARGV[11]   how many messages have an idempotency key (0 skips the checks altogether)
 
-  Returns a flat array: job id, duplicate flag (0/1), for each message in order.
+  idem:<key> holds "<job id>:<fingerprint>" (a bare job id when stored before fingerprints
+  existed: such a key matches any request, as it did then).
+
+  Returns a flat array, job id and outcome for each message in order:
+    0 created;
+    1 duplicate: the key came before with the same request; the id is that first job's;
+    2 conflict: the key came before with a different request; the id is that first job's
+      ('' if it is an earlier message of this call that is not stored); nothing is stored
+      for this message.
+    3 not stored: all or nothing and another message conflicts; the id is ''.
   Rank = (10 - priority) * 2^44 + seq: lower is sent first, FIFO within a priority,
   exact in a double.
 ]]
@@ -52,6 +66,85 @@ local function earliest()
   return e
 end
 
+local CREATED, DUPLICATE, CONFLICT, NOT_STORED = 0, 1, 2, 3
+local FINGERPRINT_LEN = 16
+local all_or_nothing = ARGV[10] == '1'
+local keyed = tonumber(ARGV[11])
+local packed = ARGV[9]
+
+-- First pass, before anything is written: the verdict on every keyed message, so that
+-- all or nothing can refuse a batch whole. One GET per distinct key (no more than a
+-- single pass would make); a key seen again in this call is answered from these tables.
+--   key_fp[key]: the fingerprint the key stands for ('' = stored without one: matches all)
+--   key_id[key]: its stored job id; a key first used in this call gets its id when the
+--                second pass creates the job, and only if a later message needs it
+--                (wanted): for the many keys used once, one table entry is all they cost
+--   verdict[i]:  DUPLICATE or CONFLICT for a keyed message that creates no job
+local key_fp, key_id, wanted, verdict = {}, {}, {}, {}
+local conflicts = 0
+local pos = 1
+for i = 1, keyed > 0 and n or 0 do
+  -- Only the lengths: the header's first 18 bytes are priority, delay, due time and max
+  -- attempts.
+  local chat_len, idem_len, payload_len
+  chat_len, idem_len, payload_len, pos = struct.unpack('>BHI', packed, pos + 18)
+  if idem_len == 0 then
+    pos = pos + chat_len + payload_len
+  else
+    pos = pos + chat_len
+    local idem = string.sub(packed, pos, pos + idem_len - 1)
+    pos = pos + idem_len + payload_len
+    local fp = string.sub(packed, pos, pos + FINGERPRINT_LEN - 1)
+    pos = pos + FINGERPRINT_LEN
+    local known = key_fp[idem]
+    if not known then
+      local stored = redis.call('GET', prefix .. 'idem:' .. idem)
+      if stored then
+        -- Job ids are digits, so the first ':' ends the id whatever the fingerprint holds.
+        local sep = string.find(stored, ':', 1, true)
+        if sep then
+          key_id[idem], known = string.sub(stored, 1, sep - 1), string.sub(stored, sep + 1)
+        else
+          key_id[idem], known = stored, ''
+        end
+      end
+      key_fp[idem] = known or fp
+    elseif not key_id[idem] then
+      wanted[idem] = true
+    end
+    if known then
+      if known == '' or known == fp then
+        verdict[i] = DUPLICATE
+      else
+        verdict[i] = CONFLICT
+        conflicts = conflicts + 1
+      end
+    end
+  end
+end
+
+if all_or_nothing and conflicts > 0 then
+  local out = {}
+  pos = 1
+  for i = 1, n do
+    local chat_len, idem_len, payload_len
+    chat_len, idem_len, payload_len, pos = struct.unpack('>BHI', packed, pos + 18)
+    local id, outcome = '', NOT_STORED
+    if verdict[i] == CONFLICT then
+      local idem = string.sub(packed, pos + chat_len, pos + chat_len + idem_len - 1)
+      -- No id: the key's first use is an earlier message of this call.
+      id, outcome = key_id[idem] or '', CONFLICT
+    end
+    pos = pos + chat_len + idem_len + payload_len
+    if idem_len > 0 then
+      pos = pos + FINGERPRINT_LEN
+    end
+    out[#out + 1] = id
+    out[#out + 1] = outcome
+  end
+  return out
+end
+
 local before = earliest()
 local out = {}
 local touched = {} -- chat -> the smallest rank queued to it by this call
@@ -59,27 +152,31 @@ local created, duplicates = 0, 0
 local seq = tonumber(redis.call('GET', seq_key) or '0')
 local migrated = redis.call('EXISTS', migrations) == 1
 local newly_waiting = {}
-local packed = ARGV[9]
-local pos = 1
-for _ = 1, n do
+pos = 1
+for i = 1, n do
   local priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len
   priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len, pos =
     struct.unpack('>BddBBHI', packed, pos)
-  local chat = string.sub(packed, pos, pos + chat_len - 1)
-  pos = pos + chat_len
-  local idem = string.sub(packed, pos, pos + idem_len - 1)
-  pos = pos + idem_len
-  local payload = string.sub(packed, pos, pos + payload_len - 1)
-  pos = pos + payload_len
-  local existing = false
-  if idem ~= '' then
-    existing = redis.call('GET', prefix .. 'idem:' .. idem)
+  -- Strings are cut out only where needed: a duplicate needs its key alone.
+  local chat_at, idem_at = pos, pos + chat_len
+  local payload_at = idem_at + idem_len
+  local fp_at = payload_at + payload_len
+  pos = fp_at
+  if idem_len > 0 then
+    pos = pos + FINGERPRINT_LEN
   end
-  if existing then
-    out[#out + 1] = existing
-    out[#out + 1] = 1
-    duplicates = duplicates + 1
+  local idem = string.sub(packed, idem_at, payload_at - 1)
+  local v = verdict[i]
+  if v then
+    -- The first job of the key: stored earlier, or created above by this loop.
+    out[#out + 1] = key_id[idem]
+    out[#out + 1] = v
+    if v == DUPLICATE then
+      duplicates = duplicates + 1
+    end
   else
+    local chat = string.sub(packed, chat_at, idem_at - 1)
+    local payload = string.sub(packed, payload_at, fp_at - 1)
     seq = seq + 1
     local id = tostring(seq)
     local rank = job_rank(priority, seq)
@@ -113,11 +210,15 @@ for _ = 1, n do
     if priority > 0 then
       redis.call('HSET', jk, 'pr', priority)
     end
-    if idem ~= '' then
-      redis.call('SET', prefix .. 'idem:' .. idem, id, 'PX', idem_ttl)
+    if idem_len > 0 then
+      if wanted[idem] then
+        key_id[idem] = id
+      end
+      local fp = string.sub(packed, fp_at, pos - 1)
+      redis.call('SET', prefix .. 'idem:' .. idem, id .. ':' .. fp, 'PX', idem_ttl)
     end
     out[#out + 1] = id
-    out[#out + 1] = 0
+    out[#out + 1] = CREATED
     created = created + 1
   end
 end
