@@ -26,3 +26,16 @@ def test_client_imports_without_server_deps() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_gateway_uses_the_clients_public_modules_only() -> None:
+    """The stubs are the client's private layout: the gateway goes through ``pb``/``pb_grpc``."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "server"
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "notigate_client._" in path.read_text()
+    ]
+    assert offenders == []
