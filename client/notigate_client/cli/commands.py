@@ -27,19 +27,18 @@ from notigate_client import (
     NotigateError,
     health,
     pb,
+    state_name,
 )
 from notigate_client.cli.batchfile import parse_duration_s, parse_time
-from notigate_client.cli.registry import Subparsers
+from notigate_client.cli.registry import Handler, Subparsers
 from notigate_client.cli.sendfile import POLL_INTERVAL_S, send_file
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 CHUNK = 500
-_STATES = {
-    name: pb.JobState.Value(f"JOB_STATE_{name.upper()}")
-    for name in ("waiting", "delayed", "active", "completed", "failed", "cancelled")
-}
+_STATE_NAMES = sorted(state_name(v) for v in pb.JobState.values() if v)
 
-Handler = Callable[[argparse.Namespace, NotificationClient], int]
+# A command's work, given a connected client; _with_client makes it a registry Handler.
+ClientHandler = Callable[[argparse.Namespace, NotificationClient], int]
 
 
 # -- connection ------------------------------------------------------------------
@@ -281,10 +280,9 @@ def _job(args: argparse.Namespace, client: NotificationClient) -> int:
 
 
 def _jobs(args: argparse.Namespace, client: NotificationClient) -> int:
-    state = _STATES[args.state] if args.state else None
     # One more than asked for tells whether the listing was cut short.
     page = min(args.limit + 1, 1000)
-    jobs = list(islice(client.list_jobs(state, page_size=page), args.limit + 1))
+    jobs = list(islice(client.list_jobs(args.state, page_size=page), args.limit + 1))
     more = len(jobs) > args.limit
     del jobs[args.limit :]
     if args.json:
@@ -399,7 +397,7 @@ def _print_error(err: NotigateError) -> None:
         print(line, file=sys.stderr)
 
 
-def _with_client(handler: Handler) -> Callable[[argparse.Namespace, Mapping[str, str]], int]:
+def _with_client(handler: ClientHandler) -> Handler:
     """Run ``handler`` with a client for the command's connection flags; map errors to exits."""
 
     def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -455,7 +453,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     """Add the client subcommands to ``sub``; flag defaults come from ``env``."""
     conn = _connection_flags(env)
 
-    def add(name: str, help_: str, handler: Handler | None = None) -> argparse.ArgumentParser:
+    def add(name: str, help_: str, handler: ClientHandler | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, parents=[conn])
         if handler is not None:
             p.set_defaults(handler=_with_client(handler))
@@ -511,7 +509,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--json", action="store_true")
 
     p = add("jobs", "list jobs (every state, or one with --state)", _jobs)
-    p.add_argument("--state", choices=sorted(_STATES))
+    p.add_argument("--state", choices=_STATE_NAMES)
     p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
