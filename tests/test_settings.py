@@ -253,3 +253,9 @@ def test_the_readme_gives_every_variables_range() -> None:
         assert name is not None
         [row] = [r for r in rows if f"`{name}`" in r]
         assert all(f"`{v}`" in row for v in allowed), (name, row)
+
+
+def test_embedded_fsync_with_an_own_redis_is_noticed() -> None:
+    own = from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "NOTIGATE_EMBEDDED_FSYNC": "always"})
+    assert any("NOTIGATE_EMBEDDED_FSYNC has no effect with REDIS_URL" in n for n in own.notices)
+    assert from_env({"NOTIGATE_EMBEDDED_FSYNC": "always"}).notices == ()

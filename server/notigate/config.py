@@ -364,6 +364,10 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings
             except ConfigError as exc:
                 problems.extend(exc.problems)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("redis_url") and "embedded_fsync" in values:
+        notices.append(
+            "NOTIGATE_EMBEDDED_FSYNC has no effect with REDIS_URL: set appendfsync on that Redis"
+        )
     if "global_rate" in values:
         limit_values["global_rate"] = values.pop("global_rate")
     settings = Settings(**values, limits=Limits(**limit_values), notices=tuple(notices))

@@ -217,8 +217,11 @@ class EmbeddedValkey:
         try:
             while True:
                 if self._proc.poll() is not None:
-                    err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                    self._proc = None
+                    proc, self._proc = self._proc, None
+                    err = ""
+                    if proc.stderr:
+                        err = proc.stderr.read().decode(errors="replace")
+                        proc.stderr.close()
                     raise StartupRefused(
                         "the embedded Valkey exited at startup: "
                         f"{self._startup_error(err, log_start)} (log: {self.logfile})"
