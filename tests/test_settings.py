@@ -148,6 +148,7 @@ def test_both_ends_of_a_range_are_accepted(path: str, value: float) -> None:
         ("NOTIGATE_KEEP_AGE_S", "0"),
         ("NOTIGATE_SEND_LINGER_MS", "86400000"),
         ("NOTIGATE_PRIVATE_RATE", "0"),
+        ("NOTIGATE_GROUP_RATE", str(10**7)),
     ],
 )
 def test_absurd_values_are_refused(name: str, raw: str) -> None:

@@ -146,12 +146,13 @@ class Range:
 # missing) and the range to its README row.
 RANGES: dict[str, Range] = {
     # Telegram: about 30/s bot-wide (1000/s with paid broadcasts), 1/s per private
-    # chat, 20/min per group; higher values only earn 429s, 0 would never send.
-    "limits.global_rate": Range(1, 1000),
+    # chat, 20/min per group; against Telegram higher values only earn 429s. A million
+    # is as good as no limit, for a Bot API without Telegram's (the simulator).
+    "limits.global_rate": Range(1, 1_000_000),
     "limits.global_window_ms": Range(100, 60_000),
-    "limits.private_rate": Range(1, 100),
+    "limits.private_rate": Range(1, 1_000_000),
     "limits.private_window_ms": Range(100, 60_000),
-    "limits.group_rate": Range(1, 1000),
+    "limits.group_rate": Range(1, 1_000_000),
     "limits.group_window_ms": Range(1000, 3_600_000),
     "limits.global_margin_ms": Range(0, 1000),
     "limits.chat_margin_ms": Range(0, 1000),
