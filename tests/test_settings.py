@@ -73,14 +73,15 @@ def value_of(settings: Settings, path: str) -> Any:
 def outside(path: str, bounds: Range) -> list[float]:
     if is_float(path):
         below = bounds.low / 2 if bounds.low > 0 else -1.0
-        return [below, float(bounds.high) * 1.5, float(bounds.high) * 1e20]
-    return [int(bounds.low) - 1, int(bounds.high) + 1, 10**20]
+        values = [below, float(bounds.high) * 1.5, float(bounds.high) * 1e20]
+    else:
+        values = [int(bounds.low) - 1, int(bounds.high) + 1, 10**20]
+    return [v for v in values if v != bounds.off]
 
 
 def boundaries(path: str, bounds: Range) -> list[float]:
-    if is_float(path):
-        return [float(bounds.low), float(bounds.high)]
-    return [int(bounds.low), int(bounds.high)]
+    ends = [bounds.low, bounds.high] + ([] if bounds.off is None else [bounds.off])
+    return [float(v) for v in ends] if is_float(path) else [int(v) for v in ends]
 
 
 def number(value: float) -> str:
@@ -202,6 +203,12 @@ def test_settings_that_do_not_work_together_are_refused(
     [problem] = refused.value.problems
     for part in named:
         assert part in problem
+
+
+def test_a_range_may_have_a_value_that_turns_the_setting_off() -> None:
+    bounds = Range(10, 100, off=0)
+    assert [bounds.allows(v) for v in (0, 10, 100)] == [True, True, True]
+    assert [bounds.allows(v) for v in (-1, 1, 9, 101, float("nan"))] == [False] * 5
 
 
 def test_the_relations_hold_for_the_defaults() -> None:

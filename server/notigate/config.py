@@ -131,10 +131,16 @@ class Settings:
 @dataclass(frozen=True, slots=True)
 class Range:
     """The sane values of a numeric setting, both ends included; the unit is the
-    field name's suffix (``_ms``, ``_s``, ``_bytes``)."""
+    field name's suffix (``_ms``, ``_s``, ``_bytes``). ``off``: a value outside the range
+    that turns the setting off (e.g. 0: no limit)."""
 
     low: float
     high: float
+    off: float | None = None
+
+    def allows(self, value: float) -> bool:
+        # `low <= v <= high` is also False for NaN.
+        return self.low <= value <= self.high or (self.off is not None and value == self.off)
 
     def text(self) -> str:
         """``between 1000 and 600000``, as refusals say it."""
@@ -438,16 +444,14 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
     problems = []
     for path, bounds in RANGES.items():
         value = _value(settings, path)
-        # `not low <= v <= high` also refuses NaN.
-        if not bounds.low <= value <= bounds.high:
-            refusal = f"is out of range: must be {bounds.text()}{_unit(path)}"
+        if not bounds.allows(value):
+            off = "" if bounds.off is None else f", or {_number(bounds.off)} (off)"
+            refusal = f"is out of range: must be {bounds.text()}{_unit(path)}{off}"
             problems.append(f"{_named(path, value, flags)} {refusal}")
     for rel in RELATIONS:
         left, right = _value(settings, rel.left), _value(settings, rel.right)
         in_range = all(
-            RANGES[p].low <= v <= RANGES[p].high
-            for p, v in ((rel.left, left), (rel.right, right))
-            if p in RANGES
+            RANGES[p].allows(v) for p, v in ((rel.left, left), (rel.right, right)) if p in RANGES
         )
         if in_range and not rel.holds(left, right):
             bound = _named(rel.right, right, flags)
