@@ -426,3 +426,153 @@ async def test_sends_in_flight_when_redis_loses_its_data_mark_no_new_job(
     unrecorded = [e for e in logged if "the delivery is not recorded" in e]
     assert len(unrecorded) == N
     assert all("Telegram message 1" in e for e in unrecorded)  # each chat's first message
+
+
+class Proxy:
+    """A TCP forwarder standing for the store's address: :meth:`switch` moves it to another
+    server and drops every open connection, as a failover does to its clients."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def switch(self, target_port: int) -> None:
+        self.target_port = target_port
+        for writer in list(self._writers):
+            writer.close()
+
+    async def stop(self) -> None:
+        self.switch(self.target_port)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+@pytest.mark.faults
+async def test_a_failover_to_a_replica_that_was_behind_is_a_rollback_and_marks_no_new_job(
+    tmp_path: Path, simulator: BotApiSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    primary, replica = RedisServer(tmp_path / "primary"), RedisServer(tmp_path / "replica")
+    await primary.start()
+    await replica.start("--replicaof", "127.0.0.1", str(primary.port))
+    proxy = Proxy(primary.port)
+    await proxy.start()
+    p, r = Redis.from_url(primary.url), Redis.from_url(replica.url)
+    settings = Settings(
+        redis_url=proxy.url,
+        bot_token=TOKEN,
+        telegram_api_url=simulator.base_url,
+        listen="127.0.0.1:0",
+        health_interval_s=0.2,
+        shutdown_grace_s=1.0,
+    )
+    chats = [str(6000 + i) for i in range(N)]
+    try:
+        async with running_gateway(settings) as (gw, stub):
+            keys = gw.queue.keys if gw.queue else None
+            assert keys is not None
+            kept = [
+                (
+                    await stub.Send(
+                        pb.SendRequest(chat_id=c, text=f"kept {c}", delay=Duration(seconds=600))
+                    )
+                ).job_id
+                for c in chats
+            ]
+
+            async def replicated() -> bool:
+                return bool(await r.exists(keys.meta)) and await r.get(keys.seq) == await p.get(
+                    keys.seq
+                )
+
+            await wait_for(replicated)
+            await r.replicaof("NO", "ONE")  # the replica stops here: what follows it misses
+            simulator.configure(latency_s=2.0)
+            lost = [
+                (await stub.Send(pb.SendRequest(chat_id=c, text=f"lost {c}"))).job_id for c in chats
+            ]
+
+            async def all_active() -> bool:
+                return (await stub.GetStats(pb.GetStatsRequest())).active == N
+
+            await wait_for(all_active)
+            proxy.switch(replica.port)  # failover: the replica that was behind takes over
+            simulator.configure(latency_s=0.0)
+            new: dict[str, str] = {}
+            for chat in chats:
+                reply = await stub.Send(
+                    pb.SendRequest(chat_id=chat, text=f"new {chat}", delay=Duration(seconds=4)),
+                    timeout=10,
+                )
+                new[reply.job_id] = chat
+            assert min(int(i) for i in new) > max(int(i) for i in lost)
+
+            async def old_sends_done() -> bool:
+                return _sample(gw.metrics, "notigate_jobs_delivered_total") >= N
+
+            await wait_for(old_sends_done)
+
+            async def delivered_own() -> bool:
+                for job_id, chat in new.items():
+                    job = (await stub.GetJob(pb.GetJobRequest(job_id=job_id))).job
+                    if job.state != pb.JOB_STATE_COMPLETED:
+                        return False
+                    [sent] = [
+                        m
+                        for m in simulator.messages
+                        if m.chat_id == chat and m.message_id == job.telegram_message_id
+                    ]
+                    assert sent.text == f"new {chat}", job
+                return True
+
+            await wait_for(delivered_own, timeout_s=30)
+            for job_id in kept:  # what the replica had is still there
+                job = (await stub.GetJob(pb.GetJobRequest(job_id=job_id))).job
+                assert job.state == pb.JOB_STATE_DELAYED
+
+            async def rollback_reported() -> bool:
+                return _sample(gw.metrics, "notigate_store_data_loss_total", kind="rollback") == 1
+
+            await wait_for(rollback_reported)
+            assert _sample(gw.metrics, "notigate_store_data_loss_total", kind="reset") == 0
+            assert _sample(gw.metrics, "notigate_outcomes_orphaned_total", reason="no_job") == N
+    finally:
+        await p.aclose()
+        await r.aclose()
+        await proxy.stop()
+        replica.stop()
+        primary.stop()
+    logged = [r.getMessage() for r in errors(caplog)]
+    assert sum("went back" in e for e in logged) == 1
+    assert sum("the delivery is not recorded" in e for e in logged) == N
