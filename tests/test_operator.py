@@ -194,12 +194,12 @@ async def test_not_found_says_whether_retention_trimmed_the_job(
 
         newest = max(int(i) for i in ids)
         for call in (
-            stub.GetJob(pb.GetJobRequest(job_id="99999")),
-            stub.CancelJob(pb.CancelJobRequest(job_id="99999")),
-            stub.RetryJob(pb.RetryJobRequest(job_id="99999")),
+            stub.GetJob(pb.GetJobRequest(job_id="99999999999999")),
+            stub.CancelJob(pb.CancelJobRequest(job_id="99999999999999")),
+            stub.RetryJob(pb.RetryJobRequest(job_id="99999999999999")),
         ):
             exc = await _not_found(call)
-            assert exc.details() == f"no such job: 99999 (the newest job id is {newest})"
+            assert exc.details() == f"no such job: 99999999999999 (the newest job id is {newest})"
             assert _resource_info(exc).description == "never created"
 
 

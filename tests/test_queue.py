@@ -354,7 +354,7 @@ async def test_migration_moves_the_old_chats_queue_to_the_new_chat(redis: Redis)
     [already] = [r.job_id for r in await q.enqueue([job("-1004001", priority=7)])]
     [lease] = (await q.dequeue(1)).leases
     assert (lease.job_id, lease.chat_id) == (first, "-4001")
-    stale = Lease(lease.job_id, "0", lease.chat_id, 0, b"")
+    stale = Lease(lease.job_id, "0", lease.chat_id, 0, b"", lease.created_ms)
     assert await q.migrate(stale, "-1004001") == 0
     assert await q.migrate(lease, "-1004001") == 3
     assert not await redis.exists(f"{q.keys.prefix}q:-4001")

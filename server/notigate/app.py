@@ -35,6 +35,7 @@ from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
+from notigate.store_watch import StoreWatch
 from notigate.worker import Dispatcher
 from notigate_client import pb
 
@@ -218,6 +219,10 @@ class Gateway:
             asyncio.create_task(
                 wakeups.listen(pubsub_redis, queue.keys.wake_channel, dispatcher.wake),
                 name="notigate-wakeups",
+            ),
+            asyncio.create_task(
+                StoreWatch(queue, self.metrics).run(s.health_interval_s),
+                name="notigate-store-watch",
             ),
         ]
         if s.metrics_listen:

@@ -34,6 +34,7 @@ class QueueKeys:
     gpause: str
     recent_429: str
     wake_channel: str
+    meta: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -57,6 +58,8 @@ class QueueKeys:
             gpause=p + "gpause",
             recent_429=p + "recent429",
             wake_channel=p + "wake",
+            # The store's marker (store_watch.py): a random id and its creation time.
+            meta=p + "meta",
         )
 
     def job(self, job_id: str) -> str:

@@ -177,6 +177,24 @@ class Metrics:
             buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
+        self.store_data_loss = Counter(
+            "notigate_store_data_loss",
+            "Times the store was found to have lost data: reset = emptied (flushed, restarted"
+            " without persistence), rollback = went back (failover to a replica behind).",
+            ["kind"],
+            registry=r,
+        )
+        self.outcomes_orphaned = Counter(
+            "notigate_outcomes_orphaned",
+            "Deliveries that could not be recorded: the job is gone (no_job), or its id now"
+            " names another job (other_job); both follow a loss of the store's data.",
+            ["reason"],
+            registry=r,
+        )
+        for kind in ("reset", "rollback"):
+            self.store_data_loss.labels(kind=kind)
+        for reason in ("no_job", "other_job"):
+            self.outcomes_orphaned.labels(reason=reason)
         self.grpc_started = Counter(
             "grpc_server_started",
             "RPCs started on the server.",

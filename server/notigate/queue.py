@@ -7,8 +7,9 @@ GetStats) are plain commands.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -131,13 +132,16 @@ class Enqueued:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A job taken for delivery; ``token`` proves the lease is still ours."""
+    """A job taken for delivery; ``token`` proves the lease is still ours (unique across
+    the life of the store), ``created_ms`` names the job even once the lease is lost (an
+    id handed out again after the store lost its data belongs to a job created later)."""
 
     job_id: str
     token: str
     chat_id: str
     attempts: int
     payload: bytes
+    created_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,30 @@ class Selected:
     undecided: list[tuple[str, bytes]]
     # Where the next page starts; None when the index holds nothing further.
     cursor: ListCursor | None
+
+
+class Recorded(StrEnum):
+    """What recording one delivery did (complete.lua's codes)."""
+
+    UNDER_LEASE = "under_lease"
+    # The lease had expired (the job went back to a queue): recorded all the same, so
+    # the message is not sent again.
+    LEASE_LOST = "lease_lost"
+    ALREADY_COMPLETED = "already_completed"
+    # The job is gone: the store lost its data, or retention trimmed it meanwhile.
+    NO_SUCH_JOB = "no_such_job"
+    # The id now names another job (the store lost its data and handed the id out
+    # again): nothing was recorded, the delivery is known to this process only.
+    OTHER_JOB = "other_job"
+
+
+_RECORDED = {
+    1: Recorded.UNDER_LEASE,
+    2: Recorded.LEASE_LOST,
+    0: Recorded.ALREADY_COMPLETED,
+    -1: Recorded.NO_SUCH_JOB,
+    -2: Recorded.OTHER_JOB,
+}
 
 
 class RetryOutcome(StrEnum):
@@ -282,6 +310,12 @@ class Queue:
         self._scripts = Scripts(redis)
         self._chat_args = settings.limits.chat_args()
         self._keep_age_ms = settings.keep_age_s * 1000
+        # The highest job id this process was handed (created or leased): enqueue never
+        # hands out an id at or below it, and a store whose sequence is below it went back.
+        self.id_floor = 0
+        # Called with (the store's sequence, id_floor) when an enqueue found the store's
+        # sequence below this process's floor (see store_watch.py).
+        self.on_went_back: Callable[[int, int], None] = lambda _seq, _floor: None
 
     async def load(self) -> None:
         """Load the scripts into Redis (fails fast if Redis is unreachable)."""
@@ -338,15 +372,24 @@ class Queue:
             if key:
                 packed.append(fingerprint(job.payload))
                 keyed += 1
-        args += (b"".join(packed), 1 if all_or_nothing else 0, keyed)
+        floor = self.id_floor
+        args += (b"".join(packed), 1 if all_or_nothing else 0, keyed, floor)
         keys = [k.seq, k.waiting, k.ready, k.paced, k.delayed, k.stats, k.migrations]
         reply = await self._call("enqueue", keys, args)
-        if all_or_nothing and _CONFLICT in reply[1::2]:
-            raise _batch_conflict(jobs, reply)
-        return [
-            Enqueued(job_id=reply[i].decode(), outcome=_OUTCOMES[reply[i + 1]])
-            for i in range(0, len(reply), 2)
+        *pairs, went_back = reply
+        if int(went_back) >= 0:
+            self.on_went_back(int(went_back), floor)
+        if all_or_nothing and _CONFLICT in pairs[1::2]:
+            raise _batch_conflict(jobs, pairs)
+        results = [
+            Enqueued(job_id=pairs[i].decode(), outcome=_OUTCOMES[pairs[i + 1]])
+            for i in range(0, len(pairs), 2)
         ]
+        self._raise_floor(r.job_id for r in results if r.outcome is EnqueueOutcome.CREATED)
+        return results
+
+    def _raise_floor(self, job_ids: Iterable[str]) -> None:
+        self.id_floor = max(self.id_floor, *(int(i) for i in job_ids if i.isdigit()), 0)
 
     # -- consuming -------------------------------------------------------------
 
@@ -380,28 +423,32 @@ class Queue:
                 self._keep_age_ms,
                 _PROMOTE_BATCH,
                 s.limits.global_burst_ms,
+                secrets.token_hex(8),
             ],
         )
         wait = int(reply[0])
         leases = [
             Lease(
                 job_id=reply[i].decode(),
-                token=str(reply[i + 1]),
+                token=reply[i + 1].decode(),
                 chat_id=reply[i + 2].decode(),
                 attempts=int(reply[i + 3]),
-                payload=reply[i + 4],
+                created_ms=int(reply[i + 4]),
+                payload=reply[i + 5],
             )
-            for i in range(3, 3 + 5 * int(reply[2]), 5)
+            for i in range(3, 3 + 6 * int(reply[2]), 6)
         ]
+        self._raise_floor(lease.job_id for lease in leases)
         return Leased(leases=leases, wait_ms=None if wait < 0 else wait, blocked=bool(reply[1]))
 
     async def complete(self, lease: Lease, message_id: int) -> bool:
         """Record a delivery. Returns False when the lease had been lost meanwhile."""
         [recorded] = await self.complete_many([Delivery(lease, message_id)])
-        return recorded
+        return recorded is Recorded.UNDER_LEASE
 
-    async def complete_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
-        """Record many deliveries in one script call; True where the lease still held."""
+    async def complete_many(self, deliveries: Sequence[Delivery]) -> list[Recorded]:
+        """Record many deliveries in one script call, each on the job it was sent for
+        only (see :class:`Recorded`)."""
         k = self.keys
         args: list[Any] = [
             k.prefix,
@@ -411,7 +458,7 @@ class Queue:
             len(deliveries),
         ]
         for d in deliveries:
-            args += [d.lease.job_id, d.lease.token, d.message_id]
+            args += [d.lease.job_id, d.lease.token, d.lease.created_ms, d.message_id]
         codes = await self._call(
             "complete",
             [
@@ -426,7 +473,7 @@ class Queue:
             ],
             args,
         )
-        return [int(code) == 1 for code in codes]
+        return [_RECORDED[int(code)] for code in codes]
 
     async def retry(self, lease: Lease, error: str, backoff_ms: int) -> RetryOutcome:
         """Count a failed attempt; schedule the next or fail when attempts are used up."""
@@ -582,8 +629,8 @@ class Queue:
     # -- reading ---------------------------------------------------------------
 
     async def last_job_id(self) -> int:
-        """The newest job id handed out (0: none yet). Ids are sequential, so every id up
-        to it belonged to a job once."""
+        """The newest job id handed out (0: none yet). Ids only grow, so an id above it
+        was never handed out."""
         raw = await self._read(lambda: self.redis.get(self.keys.seq))
         return int(raw or 0)
 
