@@ -192,9 +192,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))
 
     async def _not_found(self, job_id: str) -> grpc.Status:
-        """NOT_FOUND saying whether the job was trimmed by retention or never existed.
+        """NOT_FOUND saying whether the job may have been trimmed by retention.
 
-        Job ids come from one sequence, so a missing id at or below it was trimmed.
+        Ids only grow but are not dense (they follow Redis's clock), so a missing id at
+        or below the newest was trimmed or never used; one above it was never created.
         """
         if not job_id.isdigit():
             return rpc_status.not_found("job", job_id)
@@ -204,8 +205,13 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             # The plain answer is still right; Redis being down is for the next call to say.
             return rpc_status.not_found("job", job_id)
         if int(job_id) <= newest:
-            message = f"job {job_id} no longer exists: {retention_text(self.settings)}"
-            return rpc_status.not_found("job", job_id, message, description="trimmed by retention")
+            message = (
+                f"no job {job_id}: trimmed by retention ({retention_text(self.settings)})"
+                " or never used (ids are not dense)"
+            )
+            return rpc_status.not_found(
+                "job", job_id, message, description="trimmed by retention or never used"
+            )
         message = f"no such job: {job_id} (the newest job id is {newest})"
         return rpc_status.not_found("job", job_id, message, description="never created")
 
