@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from notigate.config import ConfigError, from_env
 from notigate.embedded import EmbeddedValkey
 from notigate.sender import (
     Delivered,
@@ -337,3 +338,10 @@ async def test_a_flood_of_long_waits_pauses_the_bot_only_up_to_the_cap(
     assert "a flood across the bot; pause capped at 1500 ms" in _pause_warnings(stats)[0]
     # The flooded chats still wait their own retry_after in full.
     assert states == [pb.JOB_STATE_WAITING] * len(flooded)
+
+
+def test_the_bot_pause_cap_is_a_setting() -> None:
+    assert from_env({}).bot_pause_max_ms == 60_000
+    assert from_env({"NOTIGATE_BOT_PAUSE_MAX_MS": "5000"}).bot_pause_max_ms == 5_000
+    with pytest.raises(ConfigError):
+        from_env({"NOTIGATE_BOT_PAUSE_MAX_MS": "0"})

@@ -3,6 +3,10 @@
 PTB's default httpx transport costs about 2 ms of CPU per call; this one is several times
 cheaper, which matters because a gateway worker spends most of its time in Bot API calls.
 
+The gateway's sender calls :meth:`AiohttpRequest.exchange` and judges each answer itself
+(:mod:`notigate.answers`). The rest of this module serves PTB's own calls (``Bot`` methods
+on this transport), which go through :meth:`AiohttpRequest.do_request`:
+
 Error responses: PTB rewrites Telegram's ``description`` when it builds exceptions (it
 strips "Bad Request: " and re-capitalizes the rest). :func:`last_error_description` gives
 callers the description exactly as Telegram sent it for the latest failed call made by the
