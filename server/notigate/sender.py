@@ -168,9 +168,8 @@ class TelegramSender:
 
     async def send(self, request: pb.SendRequest, chat_id: str) -> Outcome:
         """Send ``request`` to ``chat_id`` (which may differ from ``request.chat_id``)."""
-        answer = await self._call(
-            "sendMessage",
-            {
+        try:
+            data = {
                 "chat_id": _chat_id(chat_id),
                 "text": request.text,
                 "parse_mode": _PARSE_MODES.get(request.parse_mode),
@@ -180,8 +179,11 @@ class TelegramSender:
                 "allow_paid_broadcast": request.allow_paid_broadcast or None,
                 "reply_markup": _reply_markup(request),
                 "link_preview_options": _link_preview(request),
-            },
-        )
+            }
+        except Exception as exc:
+            # The same message would fail the same way on every attempt.
+            return PermanentError(self._redact(f"cannot encode the message: {exc}"))
+        answer = await self._call("sendMessage", data)
         if not isinstance(answer, Accepted):
             return answer
         message_id = message_id_of(answer.result)
@@ -206,6 +208,9 @@ class TelegramSender:
             request_data = RequestData(
                 [RequestParameter.from_input(k, v) for k, v in data.items() if v is not None]
             )
+        except Exception as exc:
+            return PermanentError(self._redact(f"cannot encode the message: {exc}"))
+        try:
             status, body = await self._require_request().exchange(url, "POST", request_data)
         except Exception as exc:
             return self._classify(exc)
