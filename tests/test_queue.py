@@ -204,7 +204,7 @@ async def test_a_job_goes_back_with_its_rank_also_when_stored_by_an_older_versio
     await redis.hset(older, "r", 2**44 + int(ids[1]))  # the rank of priority 9
     leases = await drain(q)
     for lease in leases:
-        assert await q.defer(lease) is False
+        assert await q.defer(lease) == 0
     assert [x.job_id for x in await drain(q)] == [ids[1], ids[0], ids[2]]
 
 

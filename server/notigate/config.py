@@ -81,9 +81,13 @@ class Settings:
     keep_failed: int = 1_000
     keep_age_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 24 * 3600
-    # 429s from this many distinct chats within the window pause the whole bot.
+    # 429s with a short wait (<= bot_pause_max_ms) from this many distinct chats within
+    # the window pause the whole bot; so do 429s of any wait from bot_pause_flood_chats.
     bot_pause_chats: int = 3
     bot_pause_window_ms: int = 5_000
+    # The longest bot-wide pause; a longer retry_after is that chat's own flood wait.
+    bot_pause_max_ms: int = 60_000
+    bot_pause_flood_chats: int = 10
     send_connect_timeout_s: float = 5.0
     send_read_timeout_s: float = 15.0
     shutdown_grace_s: float = 10.0
@@ -170,6 +174,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
     "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
     "NOTIGATE_SEND_LINGER_MS": ("send_linger_ms", "int"),
+    "NOTIGATE_BOT_PAUSE_MAX_MS": ("bot_pause_max_ms", "int1"),
     "NOTIGATE_API_TOKEN": ("api_tokens", "tokens"),
     "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),
     "NOTIGATE_TLS_CERT": ("tls_cert_file", "path"),

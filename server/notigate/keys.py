@@ -32,6 +32,7 @@ class QueueKeys:
     glog: str
     gtat: str
     gpause: str
+    gpause_reason: str
     recent_429: str
     wake_channel: str
     meta: str
@@ -56,6 +57,7 @@ class QueueKeys:
             glog=p + "glog",
             gtat=p + "gtat",
             gpause=p + "gpause",
+            gpause_reason=p + "gpause:why",
             recent_429=p + "recent429",
             wake_channel=p + "wake",
             # The store's marker (store_watch.py): a random id and its creation time.

@@ -98,6 +98,17 @@ class _QueueCollector(Collector):
             "Time left in a bot-wide pause after 429s (0 when not paused).",
             value=paused_s,
         )
+        paused = snap.stats.paused_until_ms > snap.stats.now_ms
+        yield GaugeMetricFamily(
+            "notigate_bot_paused",
+            "1 while the whole bot is paused after 429s from several chats (GetStats says why).",
+            value=int(paused),
+        )
+        yield GaugeMetricFamily(
+            "notigate_bot_paused_until_seconds",
+            "Unix time the bot-wide pause ends (0 when not paused).",
+            value=snap.stats.paused_until_ms / 1000 if paused else 0.0,
+        )
 
 
 class _HealthCollector(Collector):

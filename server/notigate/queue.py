@@ -247,6 +247,8 @@ class QueueStats:
     paused_until_ms: int
     oldest_waiting_ms: int | None
     now_ms: int
+    # Why the whole bot is paused ("" while it is not).
+    paused_reason: str = ""
 
 
 def _int(value: bytes | None) -> int:
@@ -513,17 +515,26 @@ class Queue:
         )
         return int(code) == 1
 
-    async def defer(self, lease: Lease, pause_ms: int = 0) -> bool:
+    async def defer(self, lease: Lease, pause_ms: int = 0) -> int:
         """Give the job back without using an attempt.
 
-        ``pause_ms`` > 0 means Telegram answered 429: the chat is paused that long
-        (the whole bot too when several chats were rate-limited at once).
-        Returns True when the whole bot was paused.
+        ``pause_ms`` > 0 means Telegram answered 429: the chat is paused that long, and
+        the whole bot too when the 429s of several chats show a bot-wide limit (see
+        ``defer.lua``). Returns how long the whole bot was paused (ms; 0 = it was not).
         """
         k, s = self.keys, self.settings
-        code = await self._call(
+        reply = await self._call(
             "defer",
-            [k.active, k.waiting, k.ready, k.paced, k.stats, k.recent_429, k.gpause],
+            [
+                k.active,
+                k.waiting,
+                k.ready,
+                k.paced,
+                k.stats,
+                k.recent_429,
+                k.gpause,
+                k.gpause_reason,
+            ],
             [
                 k.prefix,
                 lease.job_id,
@@ -532,9 +543,13 @@ class Queue:
                 s.bot_pause_chats,
                 s.bot_pause_window_ms,
                 *self._chat_args,
+                s.bot_pause_max_ms,
+                s.bot_pause_flood_chats,
             ],
         )
-        return int(code) == 2
+        if isinstance(reply, list) and int(reply[0]) == 2:
+            return int(reply[1])
+        return 0
 
     async def migrate(self, lease: Lease, new_chat_id: str) -> int:
         """The job's group became a supergroup: move the job, and every job still queued
@@ -727,6 +742,7 @@ class Queue:
                 pipe.get(k.gpause)
                 pipe.zrange(k.waiting, 0, 0, withscores=True)
                 pipe.time()
+                pipe.get(k.gpause_reason)
                 return list(await pipe.execute())
 
         reply = await self._read(read)
@@ -742,4 +758,5 @@ class Queue:
             paused_until_ms=_int(reply[n + 1]),
             oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
             now_ms=now_ms,
+            paused_reason=_text(reply[n + 4]),
         )

@@ -28,6 +28,7 @@ from notigate.queue import (
     ListCursor,
     NewJob,
     Queue,
+    QueueStats,
 )
 from notigate.validation import (
     FieldViolation,
@@ -89,6 +90,25 @@ def _timestamp(ms: int) -> Timestamp:
     ts = Timestamp()
     ts.FromMilliseconds(ms)
     return ts
+
+
+def bot_pause_warning(stats: QueueStats) -> str | None:
+    """What GetStats says while the whole bot is paused after 429s (None when it is not)."""
+    if stats.paused_until_ms <= stats.now_ms:
+        return None
+    until = Timestamp()
+    until.FromMilliseconds(stats.paused_until_ms)
+    left_s = (stats.paused_until_ms - stats.now_ms) / 1000
+    reason = stats.paused_reason or "429s from several chats"
+    return (
+        f"the whole bot is paused until {until.ToJsonString()} ({left_s:.1f} s left): "
+        f"{reason}; queued messages wait and nothing is lost. If it keeps happening, lower "
+        "NOTIGATE_GLOBAL_RATE"
+    )
+
+
+def _present(warning: str | None) -> list[str]:
+    return [] if warning is None else [warning]
 
 
 def job_to_pb(record: JobRecord) -> pb.Job:
@@ -338,7 +358,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             total_cancelled=t.get("cancelled", 0),
             total_duplicates=t.get("duplicates", 0),
             global_rate=self.settings.global_rate,
-            warnings=list(self._warnings()),
+            warnings=[*self._warnings(), *_present(bot_pause_warning(stats))],
             retention=pb.Retention(
                 keep_completed=self.settings.keep_completed,
                 keep_failed=self.settings.keep_failed,

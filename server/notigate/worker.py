@@ -260,15 +260,28 @@ class Dispatcher:
                     "job %s delivered to %s in %.0f ms", job, lease.chat_id, elapsed_ms, extra=extra
                 )
             case RateLimited(retry_after_s=retry_after):
+                # The chat waits its retry_after in full; the queue decides whether the
+                # 429s so far show a bot-wide limit, and pauses the bot (capped) if so.
                 pause_ms = max(1, math.ceil(retry_after * 1000))
-                bot_paused = await self.queue.defer(lease, pause_ms)
-                log.warning(
-                    "job %s: 429 from Telegram, %s paused for %d ms",
-                    job,
-                    "the whole bot" if bot_paused else f"chat {lease.chat_id}",
-                    pause_ms,
-                    extra={**extra, "pause_ms": pause_ms},
-                )
+                bot_pause_ms = await self.queue.defer(lease, pause_ms)
+                if bot_pause_ms:
+                    log.warning(
+                        "job %s: 429 from Telegram, chat %s paused for %d ms and the whole "
+                        "bot for %d ms (429s from several chats)",
+                        job,
+                        lease.chat_id,
+                        pause_ms,
+                        bot_pause_ms,
+                        extra={**extra, "pause_ms": pause_ms},
+                    )
+                else:
+                    log.warning(
+                        "job %s: 429 from Telegram, chat %s paused for %d ms",
+                        job,
+                        lease.chat_id,
+                        pause_ms,
+                        extra={**extra, "pause_ms": pause_ms},
+                    )
             case PermanentError(description=description):
                 await self.queue.fail(lease, description)
                 self.metrics.jobs_failed.inc()
