@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 
 from notigate import connection_limits, handlers, security, wakeups
 from notigate.config import ConfigError, Settings
+from notigate.decoding import DecodingInterceptor
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
@@ -168,6 +169,7 @@ class Gateway:
         auth = security.auth_interceptor(s)
         if auth is not None:
             interceptors.append(auth)
+        interceptors.append(DecodingInterceptor())  # innermost: wraps the real handlers
         connection_limits.ensure_descriptors(s)
         server = grpc.aio.server(
             interceptors=interceptors, options=connection_limits.server_options(s)
