@@ -97,6 +97,18 @@ class Settings:
     # Under concurrent Sends, wait this long to gather more of them into one enqueue call.
     send_linger_ms: int = 2
     max_message_bytes: int = 1 << 20
+    # Connection limits on the gRPC port (notigate.connection_limits); 0 turns off the
+    # idle, age and connection-count limits.
+    grpc_handshake_timeout_ms: int = 10_000
+    grpc_max_connections: int = 1_000
+    grpc_max_connection_idle_ms: int = 300_000
+    grpc_max_connection_age_ms: int = 3_600_000
+    grpc_max_connection_age_grace_ms: int = 30_000
+    grpc_keepalive_time_ms: int = 60_000
+    grpc_keepalive_timeout_ms: int = 20_000
+    grpc_min_ping_interval_ms: int = 10_000
+    grpc_max_ping_strikes: int = 2
+    grpc_max_concurrent_streams: int = 100
     # Bearer tokens accepted by the API (empty: no authentication).
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     # Serve reflection without a token even when api_tokens is set.
@@ -182,6 +194,16 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_TLS_CLIENT_CA": ("tls_client_ca_file", "path"),
     "NOTIGATE_METRICS_LISTEN": ("metrics_listen", "str"),
     "NOTIGATE_LOG_FORMAT": ("log_format", "str"),
+    "NOTIGATE_GRPC_HANDSHAKE_TIMEOUT_MS": ("grpc_handshake_timeout_ms", "int1"),
+    "NOTIGATE_GRPC_MAX_CONNECTIONS": ("grpc_max_connections", "int"),
+    "NOTIGATE_GRPC_MAX_CONNECTION_IDLE_MS": ("grpc_max_connection_idle_ms", "int"),
+    "NOTIGATE_GRPC_MAX_CONNECTION_AGE_MS": ("grpc_max_connection_age_ms", "int"),
+    "NOTIGATE_GRPC_MAX_CONNECTION_AGE_GRACE_MS": ("grpc_max_connection_age_grace_ms", "int"),
+    "NOTIGATE_GRPC_KEEPALIVE_TIME_MS": ("grpc_keepalive_time_ms", "int1"),
+    "NOTIGATE_GRPC_KEEPALIVE_TIMEOUT_MS": ("grpc_keepalive_timeout_ms", "int1"),
+    "NOTIGATE_GRPC_MIN_PING_INTERVAL_MS": ("grpc_min_ping_interval_ms", "int"),
+    "NOTIGATE_GRPC_MAX_PING_STRIKES": ("grpc_max_ping_strikes", "int"),
+    "NOTIGATE_GRPC_MAX_CONCURRENT_STREAMS": ("grpc_max_concurrent_streams", "int1"),
 }
 _ENV_LIMITS: dict[str, str] = {
     "NOTIGATE_GLOBAL_RATE": "global_rate",
