@@ -72,3 +72,44 @@ def test_setup_twice_keeps_one_handler(stream: io.StringIO) -> None:
     setup_logging("info", "json", stream=stream)
     logging.getLogger("notigate").info("once")
     assert len(stream.getvalue().splitlines()) == 1
+
+
+HOSTILE = "evil\n2026-01-01 00:00:00,000 INFO    notigate: forged\r\x1b[2J\u202e\x85"
+
+
+def test_text_lines_escape_what_strangers_send(stream: io.StringIO) -> None:
+    setup_logging("info", "text", stream=stream)
+    log = logging.getLogger("notigate.sender")
+    # A Telegram description and a chat id as they might come back: one record, one line.
+    log.warning("Telegram said %s", HOSTILE, extra={"chat_id": "1 outcome=delivered\n"})
+    out = stream.getvalue()
+    assert out.count("\n") == 1 and "\x1b" not in out and "\u202e" not in out
+    assert "evil\\n2026-01-01" in out and "\\r\\x1b[2J\\u202e\\x85" in out
+    # Quoted: the space cannot make the value read as a second field.
+    assert out.rstrip("\n").endswith(' chat_id="1 outcome=delivered\\n"')
+
+
+def test_text_tracebacks_keep_their_lines_but_cannot_forge_a_record(
+    stream: io.StringIO,
+) -> None:
+    setup_logging("info", "text", stream=stream)
+    try:
+        raise ValueError(HOSTILE)
+    except ValueError:
+        logging.getLogger("notigate.worker").exception("send failed")
+    lines = stream.getvalue().splitlines()
+    assert "send failed" in lines[0]
+    # Only the record itself starts in column 0; the traceback is indented and inert.
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert any("Traceback (most recent call last):" in line for line in lines[1:])
+    assert "\x1b" not in stream.getvalue()
+
+
+def test_json_lines_escape_what_json_would_leave_raw(stream: io.StringIO) -> None:
+    setup_logging("info", "json", stream=stream)
+    logging.getLogger("notigate.sender").warning("%s", HOSTILE, extra={"chat_id": "\u2028"})
+    out = stream.getvalue()
+    assert out.count("\n") == 1
+    assert all(c.isprintable() for c in out.rstrip("\n"))
+    entry = json.loads(out)
+    assert entry["msg"] == HOSTILE and entry["chat_id"] == "\u2028"  # the same text, decoded

@@ -176,8 +176,9 @@ async def test_not_found_says_whether_retention_trimmed_the_job(
         [trimmed] = set(ids) - {job.job_id for job in listed.jobs}
 
         expected = (
-            f"job {trimmed} no longer exists: finished jobs are kept for 1 hour, and only "
-            "the newest 2 completed, 2 cancelled and 1,000 failed"
+            f"no job {trimmed}: trimmed by retention (finished jobs are kept for 1 hour, and "
+            "only the newest 2 completed, 2 cancelled and 1,000 failed) or never used (ids "
+            "are not dense)"
         )
         for call in (
             stub.GetJob(pb.GetJobRequest(job_id=trimmed)),
@@ -188,18 +189,18 @@ async def test_not_found_says_whether_retention_trimmed_the_job(
             assert exc.details() == expected
             info = _resource_info(exc)
             assert (info.resource_type, info.resource_name) == ("job", trimmed)
-            assert info.description == "trimmed by retention"
+            assert info.description == "trimmed by retention or never used"
             err = from_rpc_error(exc)
             assert isinstance(err, NotFoundError) and err.resource_name == trimmed
 
         newest = max(int(i) for i in ids)
         for call in (
-            stub.GetJob(pb.GetJobRequest(job_id="99999")),
-            stub.CancelJob(pb.CancelJobRequest(job_id="99999")),
-            stub.RetryJob(pb.RetryJobRequest(job_id="99999")),
+            stub.GetJob(pb.GetJobRequest(job_id="99999999999999")),
+            stub.CancelJob(pb.CancelJobRequest(job_id="99999999999999")),
+            stub.RetryJob(pb.RetryJobRequest(job_id="99999999999999")),
         ):
             exc = await _not_found(call)
-            assert exc.details() == f"no such job: 99999 (the newest job id is {newest})"
+            assert exc.details() == f"no such job: 99999999999999 (the newest job id is {newest})"
             assert _resource_info(exc).description == "never created"
 
 

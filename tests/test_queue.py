@@ -204,7 +204,7 @@ async def test_a_job_goes_back_with_its_rank_also_when_stored_by_an_older_versio
     await redis.hset(older, "r", 2**44 + int(ids[1]))  # the rank of priority 9
     leases = await drain(q)
     for lease in leases:
-        assert await q.defer(lease) is False
+        assert await q.defer(lease) == 0
     assert [x.job_id for x in await drain(q)] == [ids[1], ids[0], ids[2]]
 
 
@@ -354,7 +354,7 @@ async def test_migration_moves_the_old_chats_queue_to_the_new_chat(redis: Redis)
     [already] = [r.job_id for r in await q.enqueue([job("-1004001", priority=7)])]
     [lease] = (await q.dequeue(1)).leases
     assert (lease.job_id, lease.chat_id) == (first, "-4001")
-    stale = Lease(lease.job_id, "0", lease.chat_id, 0, b"")
+    stale = Lease(lease.job_id, "0", lease.chat_id, 0, b"", lease.created_ms)
     assert await q.migrate(stale, "-1004001") == 0
     assert await q.migrate(lease, "-1004001") == 3
     assert not await redis.exists(f"{q.keys.prefix}q:-4001")

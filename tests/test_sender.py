@@ -233,17 +233,16 @@ async def test_get_me_returns_the_username(_sim_sender: TelegramSender) -> None:
     assert await _sim_sender.get_me() == "notigate_sandbox_bot"
 
 
-async def test_ptb_debug_logs_do_not_show_the_token(
+async def test_debug_logs_do_not_show_the_token(
     _sim: BotApiSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="telegram")
+    caplog.set_level(logging.DEBUG)
     sender = TelegramSender(TOKEN, _sim.base_url)
     await sender.start()
     try:
         assert isinstance(await sender.send(_request(), "42"), Delivered)
     finally:
         await sender.close()
-    assert any("/bot<token>" in r.getMessage() for r in caplog.records)
     assert not any("TEST-TOKEN" in r.getMessage() for r in caplog.records)
 
 

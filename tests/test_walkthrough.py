@@ -42,6 +42,8 @@ BUF = ROOT / "node_modules" / ".bin" / "buf"
 SETUP = {"source .venv/bin/activate", "npm ci"}
 GRPC_ADDRESS = "localhost:50051"
 SIM_URL = "http://127.0.0.1:8081"
+# The job id the README's grpcurl lines show; the test puts its first job's id there.
+EXAMPLE_JOB = "290012345678"
 _CAPTURE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")
 
 
@@ -110,6 +112,8 @@ class Shell:
     gateway: Gateway
     stub: Stub
     variables: dict[str, str] = field(default_factory=dict)
+    # The id of the first job sent, standing in for the README's example id.
+    first_job: str = ""
 
     @property
     def env(self) -> dict[str, str]:
@@ -137,6 +141,8 @@ class Shell:
         await self.settle()
         line = command.replace(GRPC_ADDRESS, f"127.0.0.1:{self.gateway.port}")
         line = line.replace(SIM_URL, self.gateway.sandbox_url)
+        if self.first_job:
+            line = line.replace(EXAMPLE_JOB, self.first_job)
         capture = _CAPTURE.match(line)
         proc = await asyncio.create_subprocess_exec(
             "bash",
@@ -188,7 +194,7 @@ async def test_sandbox_walkthrough_runs_as_written(
 
     readme = README.read_text()
     first_send = next(c for c in outputs if c.startswith("notigate send "))
-    assert outputs[first_send].strip() == "1"
+    assert outputs[first_send].strip().isdigit()
     # The README shows the line `notigate sandbox messages` prints; only the time differs.
     [example] = re.findall(r"^# (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  chat .*)$", readme, re.M)
     shape = re.escape(example[19:])
@@ -225,22 +231,23 @@ async def test_grpcurl_walkthrough_runs_as_written(
     shell = Shell(gw, stub)
     # As the section says: a failing chat, so that RetryJob finds a failed job.
     await shell.run("notigate sandbox fail-chat 123456789")
-    sends = 0
+    sent: list[int] = []
     for command in grpcurl_commands():
         if command in SETUP:
             continue
         out = await shell.run(command)
         if command.startswith("grpcurl ") and command.endswith("/Send"):
-            sends += 1
-            assert f'"job_id": "{sends}"' in out
+            sent.append(int(json.loads(out)["job_id"]))
+            assert sent == sorted(set(sent))  # ids only grow
+            shell.first_job = str(sent[0])
         if command.endswith("/RetryJob"):
-            assert '"job_id": "1"' in out
+            assert f'"job_id": "{sent[0]}"' in out
         if command.endswith("/RetryJobs") or command.endswith("/CancelJobs"):
-            assert '"count": "1"' in out  # job 1 failed again; the send_at job cancelled
+            assert '"count": "1"' in out  # the first job failed again; the send_at job cancelled
         if command.endswith("/SendBatch"):
             assert json.loads(out) == {}
     stats = await stub.GetStats(pb.GetStatsRequest())
     assert stats.total_enqueued == 3  # two Sends through grpcurl, one through buf curl
     assert stats.cancelled == 1  # the send_at job, by CancelJobs
-    assert stats.failed == 2  # job 1 (after RetryJob and RetryJobs) and buf curl's
+    assert stats.failed == 2  # the first job (after RetryJob and RetryJobs) and buf curl's
     assert stats.total_failed == 4

@@ -25,8 +25,9 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from notigate import handlers, security, wakeups
+from notigate import connection_limits, handlers, security, wakeups
 from notigate.config import ConfigError, Settings
+from notigate.decoding import DecodingInterceptor
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
@@ -35,6 +36,7 @@ from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
+from notigate.store_watch import StoreWatch
 from notigate.worker import Dispatcher
 from notigate_client import pb
 
@@ -168,14 +170,10 @@ class Gateway:
         auth = security.auth_interceptor(s)
         if auth is not None:
             interceptors.append(auth)
+        interceptors.append(DecodingInterceptor())  # innermost: wraps the real handlers
+        connection_limits.ensure_descriptors(s)
         server = grpc.aio.server(
-            interceptors=interceptors,
-            options=[
-                ("grpc.max_receive_message_length", s.max_message_bytes),
-                ("grpc.max_send_message_length", 4 * s.max_message_bytes),
-                # grpc's default SO_REUSEPORT lets a second server bind the same port.
-                ("grpc.so_reuseport", 0),
-            ],
+            interceptors=interceptors, options=connection_limits.server_options(s)
         )
         service = NotificationService(
             queue,
@@ -218,6 +216,10 @@ class Gateway:
             asyncio.create_task(
                 wakeups.listen(pubsub_redis, queue.keys.wake_channel, dispatcher.wake),
                 name="notigate-wakeups",
+            ),
+            asyncio.create_task(
+                StoreWatch(queue, self.metrics).run(s.health_interval_s),
+                name="notigate-store-watch",
             ),
         ]
         if s.metrics_listen:

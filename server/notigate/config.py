@@ -89,9 +89,13 @@ class Settings:
     keep_failed: int = 1_000
     keep_age_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 24 * 3600
-    # 429s from this many distinct chats within the window pause the whole bot.
+    # 429s with a short wait (<= bot_pause_max_ms) from this many distinct chats within
+    # the window pause the whole bot; so do 429s of any wait from bot_pause_flood_chats.
     bot_pause_chats: int = 3
     bot_pause_window_ms: int = 5_000
+    # The longest bot-wide pause; a longer retry_after is that chat's own flood wait.
+    bot_pause_max_ms: int = 60_000
+    bot_pause_flood_chats: int = 10
     send_connect_timeout_s: float = 5.0
     send_read_timeout_s: float = 15.0
     shutdown_grace_s: float = 10.0
@@ -101,6 +105,18 @@ class Settings:
     # Under concurrent Sends, wait this long to gather more of them into one enqueue call.
     send_linger_ms: int = 2
     max_message_bytes: int = 1 << 20
+    # Connection limits on the gRPC port (notigate.connection_limits); 0 turns off the
+    # idle, age and connection-count limits.
+    grpc_handshake_timeout_ms: int = 10_000
+    grpc_max_connections: int = 1_000
+    grpc_max_connection_idle_ms: int = 300_000
+    grpc_max_connection_age_ms: int = 3_600_000
+    grpc_max_connection_age_grace_ms: int = 30_000
+    grpc_keepalive_time_ms: int = 60_000
+    grpc_keepalive_timeout_ms: int = 20_000
+    grpc_min_ping_interval_ms: int = 10_000
+    grpc_max_ping_strikes: int = 2
+    grpc_max_concurrent_streams: int = 100
     # Bearer tokens accepted by the API (empty: no authentication).
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     # Serve reflection without a token even when api_tokens is set.
@@ -178,6 +194,8 @@ RANGES: dict[str, Range] = {
     "idempotency_ttl_s": Range(60, 30 * 24 * 3600),
     "bot_pause_chats": Range(1, 1000),
     "bot_pause_window_ms": Range(100, 3_600_000),
+    "bot_pause_max_ms": Range(1000, 300_000),
+    "bot_pause_flood_chats": Range(1, 1000),
     "send_connect_timeout_s": Range(0.1, 120),
     "send_read_timeout_s": Range(1, 600),
     "shutdown_grace_s": Range(0.1, 3600),
@@ -187,6 +205,17 @@ RANGES: dict[str, Range] = {
     "max_batch": Range(1, 1000),
     "send_linger_ms": Range(0, 1000),
     "max_message_bytes": Range(64 << 10, 64 << 20),
+    # The gRPC port's connection limits (notigate.connection_limits); 0 turns some off.
+    "grpc_handshake_timeout_ms": Range(1000, 120_000),
+    "grpc_max_connections": Range(10, 100_000, off=0),
+    "grpc_max_connection_idle_ms": Range(10_000, 86_400_000, off=0),
+    "grpc_max_connection_age_ms": Range(60_000, 86_400_000, off=0),
+    "grpc_max_connection_age_grace_ms": Range(1000, 600_000),
+    "grpc_keepalive_time_ms": Range(10_000, 7_200_000),
+    "grpc_keepalive_timeout_ms": Range(1000, 60_000),
+    "grpc_min_ping_interval_ms": Range(1000, 300_000),
+    "grpc_max_ping_strikes": Range(1, 10, off=0),
+    "grpc_max_concurrent_streams": Range(10, 1000),
 }
 
 
@@ -279,6 +308,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
     "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
     "NOTIGATE_SEND_LINGER_MS": ("send_linger_ms", "int"),
+    "NOTIGATE_BOT_PAUSE_MAX_MS": ("bot_pause_max_ms", "int1"),
     "NOTIGATE_API_TOKEN": ("api_tokens", "tokens"),
     "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),
     "NOTIGATE_TLS_CERT": ("tls_cert_file", "path"),
@@ -287,6 +317,16 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_METRICS_LISTEN": ("metrics_listen", "str"),
     "NOTIGATE_LOG_FORMAT": ("log_format", "str"),
     "NOTIGATE_EMBEDDED_FSYNC": ("embedded_fsync", "str"),
+    "NOTIGATE_GRPC_HANDSHAKE_TIMEOUT_MS": ("grpc_handshake_timeout_ms", "int1"),
+    "NOTIGATE_GRPC_MAX_CONNECTIONS": ("grpc_max_connections", "int"),
+    "NOTIGATE_GRPC_MAX_CONNECTION_IDLE_MS": ("grpc_max_connection_idle_ms", "int"),
+    "NOTIGATE_GRPC_MAX_CONNECTION_AGE_MS": ("grpc_max_connection_age_ms", "int"),
+    "NOTIGATE_GRPC_MAX_CONNECTION_AGE_GRACE_MS": ("grpc_max_connection_age_grace_ms", "int"),
+    "NOTIGATE_GRPC_KEEPALIVE_TIME_MS": ("grpc_keepalive_time_ms", "int1"),
+    "NOTIGATE_GRPC_KEEPALIVE_TIMEOUT_MS": ("grpc_keepalive_timeout_ms", "int1"),
+    "NOTIGATE_GRPC_MIN_PING_INTERVAL_MS": ("grpc_min_ping_interval_ms", "int"),
+    "NOTIGATE_GRPC_MAX_PING_STRIKES": ("grpc_max_ping_strikes", "int"),
+    "NOTIGATE_GRPC_MAX_CONCURRENT_STREAMS": ("grpc_max_concurrent_streams", "int1"),
 }
 _ENV_LIMITS: dict[str, str] = {
     "NOTIGATE_GLOBAL_RATE": "global_rate",

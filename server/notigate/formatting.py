@@ -142,9 +142,10 @@ def check_message_text(
     if size > MAX_RAW_BYTES:
         return TextProblem("raw_too_long", size)
     if not parse_mode:
-        if text and text[0] > " " and text[-1] > " " and not _may_shrink(text, data):
+        if text and text[0] not in _BLANK_SET and text[-1] > " " and not _may_shrink(text, data):
             # The common case on the Send path: plain text that Telegram neither trims nor
-            # shortens (all it trims are control characters and spaces).
+            # shortens (all it trims are control characters and spaces), and that is not
+            # blank (a blank text starts with a blank character, such as U+00A0).
             return TextProblem("too_long", len(text)) if len(text) > limit else None
         plain, first = text, len(text)
     else:

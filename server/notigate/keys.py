@@ -32,8 +32,10 @@ class QueueKeys:
     glog: str
     gtat: str
     gpause: str
+    gpause_reason: str
     recent_429: str
     wake_channel: str
+    meta: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -55,8 +57,11 @@ class QueueKeys:
             glog=p + "glog",
             gtat=p + "gtat",
             gpause=p + "gpause",
+            gpause_reason=p + "gpause:why",
             recent_429=p + "recent429",
             wake_channel=p + "wake",
+            # The store's marker (store_watch.py): a random id and its creation time.
+            meta=p + "meta",
         )
 
     def job(self, job_id: str) -> str:

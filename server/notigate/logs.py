@@ -4,18 +4,33 @@ Extra fields given as ``log.info(..., extra={"job_id": ..., "elapsed_ms": ...})`
 ``key=value`` suffixes in text and keys in JSON. Every record passes :class:`RedactSecrets`
 on the handler, so the bot token and API tokens never reach the output, whichever library
 logged them (PTB and aiohttp put the token inside request URLs).
+
+Much of what gets logged comes from strangers (method paths, metadata, chat ids,
+Telegram's error descriptions), so neither format lets a record forge another line or
+reach the terminal: text lines show control and other non-printable characters as
+backslash escapes (``\\n``, ``\\x1b``, ``\\u202e``) and quote extra values that contain
+spaces; JSON escapes them as ``\\uXXXX``. A traceback keeps its line breaks, indented by
+two spaces, so that every line starting in column 0 is a record.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["EXTRA_FIELDS", "JsonFormatter", "RedactSecrets", "TextFormatter", "setup_logging"]
+__all__ = [
+    "EXTRA_FIELDS",
+    "JsonFormatter",
+    "RedactSecrets",
+    "TextFormatter",
+    "escape",
+    "setup_logging",
+]
 
 REDACTED = "<redacted>"
 # The extra fields the package logs; only these are copied from a record, so that
@@ -56,6 +71,54 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """``text`` on one line and inert in a terminal: non-printables as backslash escapes."""
+    if text.isprintable():  # the common case, and cheap
+        return text
+    return "".join(c if c.isprintable() else _escape_char(c) for c in text)
+
+
+def _indented(text: str) -> str:
+    # Indented, so that only a record starts in column 0: an exception message with a
+    # line break (from a stranger's input) cannot pass for a record of its own.
+    return "\n".join("  " + escape(line) for line in text.split("\n"))
+
+
+def _field(value: Any) -> str:
+    text = escape(str(value))
+    # Quoted when a space or quote could make one value read as several key=value fields.
+    if " " in text or '"' in text or not text:
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+# What json.dumps(ensure_ascii=False) leaves raw: DEL, C1 controls, separators, format chars.
+_JSON_UNSAFE = re.compile(r"[^\x00-\x7e]|\x7f")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {name: record.__dict__[name] for name in EXTRA_FIELDS if name in record.__dict__}
 
@@ -67,12 +130,19 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)  # cached, as the base does
+        # A copy: other handlers (a test's capture) see the record as it was logged.
+        clean = logging.makeLogRecord(record.__dict__)
+        clean.msg, clean.args, clean.exc_info = escape(record.getMessage()), None, None
+        clean.exc_text = _indented(record.exc_text) if record.exc_text else None
+        clean.stack_info = _indented(record.stack_info) if record.stack_info else None
+        line = super().format(clean)
         extras = _extras(record)
         if not extras:
             return line
         head, sep, tail = line.partition("\n")  # keep a traceback below the fields
-        fields = " ".join(f"{k}={v}" for k, v in extras.items())
+        fields = " ".join(f"{k}={_field(v)}" for k, v in extras.items())
         return f"{head} {fields}{sep}{tail}"
 
 
@@ -91,7 +161,8 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exc"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # Valid JSON still: these characters can only stand inside its strings.
+        return _JSON_UNSAFE.sub(_json_escape, json.dumps(entry, ensure_ascii=False, default=str))
 
 
 def setup_logging(

@@ -12,6 +12,7 @@ written for it apply unchanged.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,6 +21,9 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -97,6 +101,17 @@ class _QueueCollector(Collector):
             "notigate_queue_bot_paused_seconds",
             "Time left in a bot-wide pause after 429s (0 when not paused).",
             value=paused_s,
+        )
+        paused = snap.stats.paused_until_ms > snap.stats.now_ms
+        yield GaugeMetricFamily(
+            "notigate_bot_paused",
+            "1 while the whole bot is paused after 429s from several chats (GetStats says why).",
+            value=int(paused),
+        )
+        yield GaugeMetricFamily(
+            "notigate_bot_paused_until_seconds",
+            "Unix time the bot-wide pause ends (0 when not paused).",
+            value=snap.stats.paused_until_ms / 1000 if paused else 0.0,
         )
 
 
@@ -177,6 +192,24 @@ class Metrics:
             buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
+        self.store_data_loss = Counter(
+            "notigate_store_data_loss",
+            "Times the store was found to have lost data: reset = emptied (flushed, restarted"
+            " without persistence), rollback = went back (failover to a replica behind).",
+            ["kind"],
+            registry=r,
+        )
+        self.outcomes_orphaned = Counter(
+            "notigate_outcomes_orphaned",
+            "Deliveries that could not be recorded: the job is gone (no_job), or its id now"
+            " names another job (other_job); both follow a loss of the store's data.",
+            ["reason"],
+            registry=r,
+        )
+        for kind in ("reset", "rollback"):
+            self.store_data_loss.labels(kind=kind)
+        for reason in ("no_job", "other_job"):
+            self.outcomes_orphaned.labels(reason=reason)
         self.grpc_started = Counter(
             "grpc_server_started",
             "RPCs started on the server.",
@@ -266,66 +299,135 @@ class MetricsServer:
             self._runner = None
 
 
-_Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+_Behavior = Callable[..., Any]
+_Labels = tuple[str, str, str]
+
+UNKNOWN_METHOD: _Labels = ("unknown", "unknown", "unknown")
+"""``grpc_type``/``grpc_service``/``grpc_method`` of a call to a method the gateway does not
+serve: its path is the caller's choice and would make unbounded series."""
+
+
+def _grpc_type(method: MethodDescriptor) -> str:
+    if method.client_streaming:
+        return "bidi_stream" if method.server_streaming else "client_stream"
+    return "server_stream" if method.server_streaming else "unary"
+
+
+_API = pb.DESCRIPTOR.services_by_name["NotificationService"]
+
+
+def _served_services() -> list[ServiceDescriptor]:
+    return [
+        _API,
+        health_pb2.DESCRIPTOR.services_by_name["Health"],
+        reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+    ]
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
-    """Counts and times unary calls by service, method and status code.
+    """Counts and times every call by type, service, method and status code.
 
-    Streaming methods (reflection, health Watch) pass through uncounted. Put it first in
-    the interceptor list so that calls rejected by later interceptors (auth) are counted.
-    Unknown methods are not counted either: their names would be attacker-chosen labels.
+    Put it first in the interceptor list so that calls rejected by later interceptors
+    (auth) are counted. A call to a method outside ``services`` (default: the ones the
+    gateway serves) is counted under :data:`UNKNOWN_METHOD`, whatever it was answered
+    (UNIMPLEMENTED, or UNAUTHENTICATED before the lookup). Streams are counted when they end.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(
+        self, metrics: Metrics, services: Iterable[ServiceDescriptor] | None = None
+    ) -> None:
         self.metrics = metrics
-        # As go-grpc-prometheus does: every method's series exist from the start at 0, so
-        # rate() and absent() work before its first call.
-        service = pb.DESCRIPTOR.services_by_name["NotificationService"]
-        for method in service.methods:
-            if method.client_streaming or method.server_streaming:
-                continue
-            labels = ("unary", service.full_name, method.name)
-            metrics.grpc_started.labels(*labels)
-            metrics.grpc_handled.labels(*labels, "OK")
-            metrics.grpc_handling.labels(*labels)
+        self._labels: dict[str, _Labels] = {}
+        for service in _served_services() if services is None else services:
+            for method in service.methods:
+                labels = (_grpc_type(method), service.full_name, method.name)
+                self._labels[f"/{service.full_name}/{method.name}"] = labels
+                # As go-grpc-prometheus does: the gateway's unary series exist from the
+                # start at 0, so rate() and absent() work before the first call.
+                if service.full_name == _API.full_name:
+                    metrics.grpc_started.labels(*labels)
+                    metrics.grpc_handled.labels(*labels, "OK")
+                    metrics.grpc_handling.labels(*labels)
+
+    def _record(self, labels: _Labels, code: Any, started: float) -> None:
+        name = GRPC_CODE_NAMES.get(code, str(code))
+        self.metrics.grpc_handled.labels(*labels, name).inc()
+        self.metrics.grpc_handling.labels(*labels).observe(time.perf_counter() - started)
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
+        labels = self._labels.get(handler_call_details.method or "", UNKNOWN_METHOD)
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        full: str = handler_call_details.method
-        service, _, method = full.lstrip("/").rpartition("/")
-        labels = ("unary", service, method)
-        behavior: _Behavior = handler.unary_unary
-        metrics = self.metrics
+        if handler is None:  # grpc answers UNIMPLEMENTED itself
+            self.metrics.grpc_started.labels(*labels).inc()
+            self._record(labels, grpc.StatusCode.UNIMPLEMENTED, time.perf_counter())
+            return None
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._observed(handler.unary_unary, labels),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._observed(handler.unary_stream, labels),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._observed(handler.stream_unary, labels),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._observed(handler.stream_stream, labels),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
 
-        async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _observed(self, behavior: _Behavior, labels: _Labels) -> _Behavior:
+        """``behavior`` counted and timed, in its own shape (coroutine or async generator)."""
+        metrics = self.metrics
+        record = self._record
+
+        def outcome(context: grpc.aio.ServicerContext, exc: BaseException | None) -> Any:
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                return grpc.StatusCode.CANCELLED
+            # abort() raises after setting the code; any other exception is UNKNOWN.
+            fallback = grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+            return context.code() or fallback
+
+        if inspect.isasyncgenfunction(behavior):
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                metrics.grpc_started.labels(*labels).inc()
+                failure: BaseException | None = None
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except BaseException as exc:
+                    failure = exc
+                    raise
+                finally:
+                    record(labels, outcome(context, failure), started)
+
+            return stream
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             metrics.grpc_started.labels(*labels).inc()
-            code: Any = grpc.StatusCode.UNKNOWN
+            failure: BaseException | None = None
             try:
-                response = await behavior(request, context)
-                code = context.code() or grpc.StatusCode.OK
-                return response
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except BaseException:
-                # abort() raises after setting the code; any other exception is UNKNOWN.
-                code = context.code() or grpc.StatusCode.UNKNOWN
+                return await behavior(request, context)
+            except BaseException as exc:
+                failure = exc
                 raise
             finally:
-                name = GRPC_CODE_NAMES.get(code, str(code))
-                metrics.grpc_handled.labels(*labels, name).inc()
-                metrics.grpc_handling.labels(*labels).observe(time.perf_counter() - started)
+                record(labels, outcome(context, failure), started)
 
-        return grpc.unary_unary_rpc_method_handler(
-            observed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return call

@@ -7,8 +7,9 @@ GetStats) are plain commands.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -131,13 +132,16 @@ class Enqueued:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A job taken for delivery; ``token`` proves the lease is still ours."""
+    """A job taken for delivery; ``token`` proves the lease is still ours (unique across
+    the life of the store), ``created_ms`` names the job even once the lease is lost (an
+    id handed out again after the store lost its data belongs to a job created later)."""
 
     job_id: str
     token: str
     chat_id: str
     attempts: int
     payload: bytes
+    created_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +187,30 @@ class Selected:
     cursor: ListCursor | None
 
 
+class Recorded(StrEnum):
+    """What recording one delivery did (complete.lua's codes)."""
+
+    UNDER_LEASE = "under_lease"
+    # The lease had expired (the job went back to a queue): recorded all the same, so
+    # the message is not sent again.
+    LEASE_LOST = "lease_lost"
+    ALREADY_COMPLETED = "already_completed"
+    # The job is gone: the store lost its data, or retention trimmed it meanwhile.
+    NO_SUCH_JOB = "no_such_job"
+    # The id now names another job (the store lost its data and handed the id out
+    # again): nothing was recorded, the delivery is known to this process only.
+    OTHER_JOB = "other_job"
+
+
+_RECORDED = {
+    1: Recorded.UNDER_LEASE,
+    2: Recorded.LEASE_LOST,
+    0: Recorded.ALREADY_COMPLETED,
+    -1: Recorded.NO_SUCH_JOB,
+    -2: Recorded.OTHER_JOB,
+}
+
+
 class RetryOutcome(StrEnum):
     """What a transient failure led to."""
 
@@ -219,6 +247,8 @@ class QueueStats:
     paused_until_ms: int
     oldest_waiting_ms: int | None
     now_ms: int
+    # Why the whole bot is paused ("" while it is not).
+    paused_reason: str = ""
 
 
 def _int(value: bytes | None) -> int:
@@ -282,6 +312,12 @@ class Queue:
         self._scripts = Scripts(redis)
         self._chat_args = settings.limits.chat_args()
         self._keep_age_ms = settings.keep_age_s * 1000
+        # The highest job id this process was handed (created or leased): enqueue never
+        # hands out an id at or below it, and a store whose sequence is below it went back.
+        self.id_floor = 0
+        # Called with (the store's sequence, id_floor) when an enqueue found the store's
+        # sequence below this process's floor (see store_watch.py).
+        self.on_went_back: Callable[[int, int], None] = lambda _seq, _floor: None
 
     async def load(self) -> None:
         """Load the scripts into Redis (fails fast if Redis is unreachable)."""
@@ -338,15 +374,24 @@ class Queue:
             if key:
                 packed.append(fingerprint(job.payload))
                 keyed += 1
-        args += (b"".join(packed), 1 if all_or_nothing else 0, keyed)
+        floor = self.id_floor
+        args += (b"".join(packed), 1 if all_or_nothing else 0, keyed, floor)
         keys = [k.seq, k.waiting, k.ready, k.paced, k.delayed, k.stats, k.migrations]
         reply = await self._call("enqueue", keys, args)
-        if all_or_nothing and _CONFLICT in reply[1::2]:
-            raise _batch_conflict(jobs, reply)
-        return [
-            Enqueued(job_id=reply[i].decode(), outcome=_OUTCOMES[reply[i + 1]])
-            for i in range(0, len(reply), 2)
+        *pairs, went_back = reply
+        if int(went_back) >= 0:
+            self.on_went_back(int(went_back), floor)
+        if all_or_nothing and _CONFLICT in pairs[1::2]:
+            raise _batch_conflict(jobs, pairs)
+        results = [
+            Enqueued(job_id=pairs[i].decode(), outcome=_OUTCOMES[pairs[i + 1]])
+            for i in range(0, len(pairs), 2)
         ]
+        self._raise_floor(r.job_id for r in results if r.outcome is EnqueueOutcome.CREATED)
+        return results
+
+    def _raise_floor(self, job_ids: Iterable[str]) -> None:
+        self.id_floor = max(self.id_floor, *(int(i) for i in job_ids if i.isdigit()), 0)
 
     # -- consuming -------------------------------------------------------------
 
@@ -380,28 +425,32 @@ class Queue:
                 self._keep_age_ms,
                 _PROMOTE_BATCH,
                 s.limits.global_burst_ms,
+                secrets.token_hex(8),
             ],
         )
         wait = int(reply[0])
         leases = [
             Lease(
                 job_id=reply[i].decode(),
-                token=str(reply[i + 1]),
+                token=reply[i + 1].decode(),
                 chat_id=reply[i + 2].decode(),
                 attempts=int(reply[i + 3]),
-                payload=reply[i + 4],
+                created_ms=int(reply[i + 4]),
+                payload=reply[i + 5],
             )
-            for i in range(3, 3 + 5 * int(reply[2]), 5)
+            for i in range(3, 3 + 6 * int(reply[2]), 6)
         ]
+        self._raise_floor(lease.job_id for lease in leases)
         return Leased(leases=leases, wait_ms=None if wait < 0 else wait, blocked=bool(reply[1]))
 
     async def complete(self, lease: Lease, message_id: int) -> bool:
         """Record a delivery. Returns False when the lease had been lost meanwhile."""
         [recorded] = await self.complete_many([Delivery(lease, message_id)])
-        return recorded
+        return recorded is Recorded.UNDER_LEASE
 
-    async def complete_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
-        """Record many deliveries in one script call; True where the lease still held."""
+    async def complete_many(self, deliveries: Sequence[Delivery]) -> list[Recorded]:
+        """Record many deliveries in one script call, each on the job it was sent for
+        only (see :class:`Recorded`)."""
         k = self.keys
         args: list[Any] = [
             k.prefix,
@@ -411,7 +460,7 @@ class Queue:
             len(deliveries),
         ]
         for d in deliveries:
-            args += [d.lease.job_id, d.lease.token, d.message_id]
+            args += [d.lease.job_id, d.lease.token, d.lease.created_ms, d.message_id]
         codes = await self._call(
             "complete",
             [
@@ -426,7 +475,7 @@ class Queue:
             ],
             args,
         )
-        return [int(code) == 1 for code in codes]
+        return [_RECORDED[int(code)] for code in codes]
 
     async def retry(self, lease: Lease, error: str, backoff_ms: int) -> RetryOutcome:
         """Count a failed attempt; schedule the next or fail when attempts are used up."""
@@ -466,17 +515,26 @@ class Queue:
         )
         return int(code) == 1
 
-    async def defer(self, lease: Lease, pause_ms: int = 0) -> bool:
+    async def defer(self, lease: Lease, pause_ms: int = 0) -> int:
         """Give the job back without using an attempt.
 
-        ``pause_ms`` > 0 means Telegram answered 429: the chat is paused that long
-        (the whole bot too when several chats were rate-limited at once).
-        Returns True when the whole bot was paused.
+        ``pause_ms`` > 0 means Telegram answered 429: the chat is paused that long, and
+        the whole bot too when the 429s of several chats show a bot-wide limit (see
+        ``defer.lua``). Returns how long the whole bot was paused (ms; 0 = it was not).
         """
         k, s = self.keys, self.settings
-        code = await self._call(
+        reply = await self._call(
             "defer",
-            [k.active, k.waiting, k.ready, k.paced, k.stats, k.recent_429, k.gpause],
+            [
+                k.active,
+                k.waiting,
+                k.ready,
+                k.paced,
+                k.stats,
+                k.recent_429,
+                k.gpause,
+                k.gpause_reason,
+            ],
             [
                 k.prefix,
                 lease.job_id,
@@ -485,9 +543,13 @@ class Queue:
                 s.bot_pause_chats,
                 s.bot_pause_window_ms,
                 *self._chat_args,
+                s.bot_pause_max_ms,
+                s.bot_pause_flood_chats,
             ],
         )
-        return int(code) == 2
+        if isinstance(reply, list) and int(reply[0]) == 2:
+            return int(reply[1])
+        return 0
 
     async def migrate(self, lease: Lease, new_chat_id: str) -> int:
         """The job's group became a supergroup: move the job, and every job still queued
@@ -582,8 +644,8 @@ class Queue:
     # -- reading ---------------------------------------------------------------
 
     async def last_job_id(self) -> int:
-        """The newest job id handed out (0: none yet). Ids are sequential, so every id up
-        to it belonged to a job once."""
+        """The newest job id handed out (0: none yet). Ids only grow, so an id above it
+        was never handed out."""
         raw = await self._read(lambda: self.redis.get(self.keys.seq))
         return int(raw or 0)
 
@@ -680,6 +742,7 @@ class Queue:
                 pipe.get(k.gpause)
                 pipe.zrange(k.waiting, 0, 0, withscores=True)
                 pipe.time()
+                pipe.get(k.gpause_reason)
                 return list(await pipe.execute())
 
         reply = await self._read(read)
@@ -695,4 +758,5 @@ class Queue:
             paused_until_ms=_int(reply[n + 1]),
             oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
             now_ms=now_ms,
+            paused_reason=_text(reply[n + 4]),
         )

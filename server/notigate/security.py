@@ -7,7 +7,9 @@
 * :func:`server_credentials` builds TLS (or, with a client CA, mutual TLS) credentials
   from the certificate files named in the settings.
 
-The presented token is never logged nor echoed in an error message.
+The presented token is never logged nor echoed in an error message. Rejections are logged
+at debug one by one, and as at most one warning per ``log_interval_s`` with their count, so
+a stranger's retries cannot flood the log.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ __all__ = [
     "HEALTH_PREFIX",
     "REFLECTION_PREFIXES",
     "BearerAuthInterceptor",
+    "RejectionLog",
     "auth_interceptor",
     "plaintext_token_warning",
     "server_credentials",
@@ -47,6 +51,37 @@ _SCHEME = "bearer"
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
+# Rejected calls are summed up in one warning at most this often.
+REJECTION_LOG_INTERVAL_S = 60.0
+
+
+class RejectionLog:
+    """One warning per interval at most, counting the rejections it stands for."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._count = 0
+        self._last: float | None = None
+
+    def rejected(self, method: str, peer: str, reason: rpc_status.Reason) -> None:
+        log.debug("rejected %s from %s: %s", method, peer, reason.value)
+        self._count += 1
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval_s:
+            return
+        log.warning(
+            "rejected %d call(s) without a valid bearer token since the last such warning "
+            "(at most one per %.0f s; the latest: %s from %s, %s)",
+            self._count,
+            self._interval_s,
+            method,
+            peer,
+            reason.value,
+        )
+        self._count = 0
+        self._last = now
+
 
 class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
     """Rejects RPCs without a valid ``authorization: Bearer <token>`` with UNAUTHENTICATED.
@@ -54,12 +89,19 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
     Args:
         tokens: the accepted tokens (at least one).
         open_prefixes: method paths (``/package.Service/``) that need no token.
+        log_interval_s: the shortest time between two warnings about rejected calls.
 
     The status carries a google.rpc ErrorInfo with reason ``AUTH_MISSING`` (no header, or
     not a bearer token) or ``AUTH_INVALID`` (a bearer token that matches none).
     """
 
-    def __init__(self, tokens: Iterable[str], *, open_prefixes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        tokens: Iterable[str],
+        *,
+        open_prefixes: Sequence[str] = (),
+        log_interval_s: float = REJECTION_LOG_INTERVAL_S,
+    ) -> None:
         # Tokens are kept only as keyed digests: equal length for every candidate, so
         # compare_digest takes the same time whatever the presented token's length, and
         # no plaintext token sits in this object for a repr or a debugger to show.
@@ -68,6 +110,7 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
         if not self._digests:
             raise ValueError("BearerAuthInterceptor needs at least one token")
         self._open_prefixes = tuple(open_prefixes)
+        self._rejections = RejectionLog(log_interval_s)
 
     def _digest(self, token: str) -> bytes:
         return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
@@ -105,10 +148,12 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
             return await continuation(handler_call_details)
         # Rejected before the method is looked up, so a caller without a token cannot
         # probe which methods exist (no UNIMPLEMENTED vs UNAUTHENTICATED difference).
-        return _rejecting_handler(method, reason)
+        return _rejecting_handler(method, reason, self._rejections)
 
 
-def _rejecting_handler(method: str, reason: rpc_status.Reason) -> grpc.RpcMethodHandler:
+def _rejecting_handler(
+    method: str, reason: rpc_status.Reason, rejections: RejectionLog
+) -> grpc.RpcMethodHandler:
     message = (
         "missing bearer token: send metadata 'authorization: Bearer <token>'"
         if reason == rpc_status.Reason.AUTH_MISSING
@@ -117,7 +162,7 @@ def _rejecting_handler(method: str, reason: rpc_status.Reason) -> grpc.RpcMethod
     status = rpc_status.unauthenticated(message, reason=reason)
 
     async def reject(_requests: Any, context: grpc.aio.ServicerContext) -> None:
-        log.info("rejected %s from %s: %s", method, context.peer(), reason.value)
+        rejections.rejected(method, context.peer(), reason)
         await rpc_status.abort(context, status)
 
     # A stream-stream handler serves every kind of call: on the wire each RPC is a pair

@@ -1,37 +1,36 @@
 """Deliver one message through the Bot API and classify what happened.
 
-:meth:`TelegramSender.send` never raises for Telegram or transport errors; it returns an
-:data:`Outcome` the worker turns into a retry, a pause, a migration or a final state.
+:meth:`TelegramSender.send` never raises, whatever the Bot API or the network does; it
+returns an :data:`Outcome` the worker turns into a retry, a pause, a migration or a final
+state. Parameters are encoded by python-telegram-bot (``RequestData``, its types for
+keyboards and link previews) and sent on :class:`~notigate.transport.AiohttpRequest`; the
+answer is judged by :func:`notigate.answers.classify_answer`, on its JSON envelope rather
+than on PTB's reading of the HTTP status (which fails on a 200 without ``result``).
 """
 
 from __future__ import annotations
 
-import datetime as dtm
+import dataclasses
 import logging
 import re
-import warnings
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import telegram
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import NetworkError, TimedOut
+from telegram.request import RequestData
+from telegram.request._requestparameter import RequestParameter
 
-from notigate.transport import (
-    AiohttpRequest,
-    FloodControlExceeded,
-    last_error_description,
-    redact_url,
-    reset_last_error,
+from notigate.answers import Accepted, classify_answer, message_id_of
+from notigate.outcomes import (
+    Delivered,
+    Migrated,
+    Outcome,
+    PermanentError,
+    RateLimited,
+    TransientError,
+    Unauthorized,
 )
+from notigate.transport import AiohttpRequest, redact_url
 from notigate_client import pb
 
 __all__ = [
@@ -45,50 +44,7 @@ __all__ = [
     "Unauthorized",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """Telegram accepted the message."""
-
-    message_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimited:
-    """429: wait ``retry_after_s`` before sending to this chat again (not a failed attempt)."""
-
-    retry_after_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Migrated:
-    """The group became a supergroup; resend to ``new_chat_id``."""
-
-    new_chat_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PermanentError:
-    """400/403: retrying will not help. ``description`` is Telegram's text, verbatim."""
-
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class TransientError:
-    """5xx, timeout, connection failure or anything unexpected: retry with backoff."""
-
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unauthorized:
-    """401/404: the token is wrong or revoked; stop delivering."""
-
-    description: str
-
-
-Outcome = Delivered | RateLimited | Migrated | PermanentError | TransientError | Unauthorized
+log = logging.getLogger(__name__)
 
 _PARSE_MODES: dict[int, str] = {
     pb.PARSE_MODE_HTML: "HTML",
@@ -96,23 +52,6 @@ _PARSE_MODES: dict[int, str] = {
     pb.PARSE_MODE_MARKDOWN: "Markdown",
 }
 _NUMERIC_CHAT = re.compile(r"-?[0-9]+")
-# PTB logs its base URL, which contains the token, at DEBUG when a Bot is built.
-_PTB_LOGGER = logging.getLogger("telegram.Bot")
-
-
-class _RedactToken(logging.Filter):
-    """Rewrites log records of PTB's Bot logger so the token never reaches a handler."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self._token in message:
-            record.msg = message.replace(self._token, "<token>")
-            record.args = None
-        return True
 
 
 def _chat_id(chat_id: str) -> int | str:
@@ -163,33 +102,6 @@ def _link_preview(request: pb.SendRequest) -> telegram.LinkPreviewOptions | None
     )
 
 
-def _retry_after_s(exc: RetryAfter) -> float:
-    if isinstance(exc, FloodControlExceeded):
-        return float(exc.retry_after_s)
-    # Reading the attribute warns unless PTB_TIMEDELTA is set; its type differs too.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    if isinstance(value, dtm.timedelta):
-        return value.total_seconds()
-    return float(value)
-
-
-class _GatewayBot(telegram.Bot):
-    """A Bot whose sendMessage returns Telegram's raw result.
-
-    The gateway needs only the message id; building a ``telegram.Message`` from
-    the answer cost more CPU than the HTTP request itself (py-spy: 17% of a
-    delivery). Requests, error mapping (RetryAfter, ChatMigrated, Forbidden...)
-    and parameter encoding are PTB's own, through ``Bot._post``.
-    """
-
-    async def send_message_raw(self, data: dict[str, Any]) -> dict[str, Any]:
-        """POST sendMessage with ``data`` (None values dropped) and return the result."""
-        result = await self._post("sendMessage", data)
-        return cast(dict[str, Any], result)
-
-
 class TelegramSender:
     """One bot token's connection to the Bot API (``api_url`` is the root, without ``/bot``).
 
@@ -216,12 +128,10 @@ class TelegramSender:
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._request: AiohttpRequest | None = None
-        self._bot: _GatewayBot | None = None
-        self._log_filter = _RedactToken(token)
 
     async def start(self) -> None:
-        """Open the HTTP pool and build the Bot; makes no request (no getMe)."""
-        if self._bot is not None:
+        """Open the HTTP pool; makes no request (no getMe)."""
+        if self._request is not None:
             return
         request = AiohttpRequest(
             connection_pool_size=self._pool_size,
@@ -231,83 +141,97 @@ class TelegramSender:
             pool_timeout=self._connect_timeout_s,
         )
         await request.initialize()
-        _PTB_LOGGER.addFilter(self._log_filter)
-        # The same request object serves getUpdates too, so PTB builds no httpx client.
-        self._bot = _GatewayBot(
-            self._token,
-            base_url=f"{self._api_url}/bot",
-            request=request,
-            get_updates_request=request,
-        )
         self._request = request
 
     async def close(self) -> None:
         """Close the HTTP pool; :meth:`start` may be called again afterwards."""
         request, self._request = self._request, None
-        self._bot = None
         if request is not None:
             await request.shutdown()
-        _PTB_LOGGER.removeFilter(self._log_filter)
 
-    def _require_bot(self) -> _GatewayBot:
-        if self._bot is None:
+    def _require_request(self) -> AiohttpRequest:
+        if self._request is None:
             raise RuntimeError("TelegramSender.start() was not called")
-        return self._bot
+        return self._request
 
     async def get_me(self) -> Outcome | str:
         """The bot's username, or the outcome (usually Unauthorized/TransientError)."""
-        bot = self._require_bot()
-        reset_last_error()
-        try:
-            user = await bot.get_me()
-        except Exception as exc:
-            return self._classify(exc)
-        return user.username or ""
+        answer = await self._call("getMe", {})
+        if not isinstance(answer, Accepted):
+            return answer
+        result = answer.result
+        if isinstance(result, dict):
+            username = result.get("username")
+            return username if isinstance(username, str) else ""
+        # ok without a User: Telegram took the token, which is all a health check asks.
+        return ""
 
     async def send(self, request: pb.SendRequest, chat_id: str) -> Outcome:
         """Send ``request`` to ``chat_id`` (which may differ from ``request.chat_id``)."""
-        bot = self._require_bot()
-        reset_last_error()
         try:
-            message = await bot.send_message_raw(
-                {
-                    "chat_id": _chat_id(chat_id),
-                    "text": request.text,
-                    "parse_mode": _PARSE_MODES.get(request.parse_mode),
-                    "message_thread_id": request.message_thread_id or None,
-                    "disable_notification": request.disable_notification or None,
-                    "protect_content": request.protect_content or None,
-                    "allow_paid_broadcast": request.allow_paid_broadcast or None,
-                    "reply_markup": _reply_markup(request),
-                    "link_preview_options": _link_preview(request),
-                }
+            data = {
+                "chat_id": _chat_id(chat_id),
+                "text": request.text,
+                "parse_mode": _PARSE_MODES.get(request.parse_mode),
+                "message_thread_id": request.message_thread_id or None,
+                "disable_notification": request.disable_notification or None,
+                "protect_content": request.protect_content or None,
+                "allow_paid_broadcast": request.allow_paid_broadcast or None,
+                "reply_markup": _reply_markup(request),
+                "link_preview_options": _link_preview(request),
+            }
+        except Exception as exc:
+            # The same message would fail the same way on every attempt.
+            return PermanentError(self._redact(f"cannot encode the message: {exc}"))
+        answer = await self._call("sendMessage", data)
+        if not isinstance(answer, Accepted):
+            return answer
+        message_id = message_id_of(answer.result)
+        if message_id is None:
+            # Telegram said ok: the message went out (or is about to). Sending it again
+            # would duplicate it, and failing it would invite the caller to resend it; so
+            # it counts as delivered, with message id 0 for "not known".
+            log.warning(
+                "Telegram accepted a message to %s without a usable message_id in its "
+                "answer (result %s); recorded as delivered with message id 0, not resent",
+                chat_id,
+                _shape(answer.result),
+                extra={"chat_id": chat_id},
+            )
+            return Delivered(0)
+        return Delivered(message_id)
+
+    async def _call(self, method: str, data: dict[str, Any]) -> Accepted | Outcome:
+        """POST ``method`` with ``data`` (None values dropped) and classify the answer."""
+        url = f"{self._api_url}/bot{self._token}/{method}"
+        try:
+            request_data = RequestData(
+                [RequestParameter.from_input(k, v) for k, v in data.items() if v is not None]
             )
         except Exception as exc:
+            return PermanentError(self._redact(f"cannot encode the message: {exc}"))
+        try:
+            status, body = await self._require_request().exchange(url, "POST", request_data)
+        except Exception as exc:
             return self._classify(exc)
-        return Delivered(int(message["message_id"]))
+        answer = classify_answer(status, body)
+        if isinstance(answer, PermanentError | TransientError | Unauthorized):
+            return dataclasses.replace(answer, description=self._redact(answer.description))
+        return answer
 
     def _redact(self, text: str) -> str:
         return redact_url(text.replace(self._token, "<token>"))
 
-    def _description(self, exc: TelegramError, prefix: str = "") -> str:
-        raw = last_error_description()
-        return self._redact(raw if raw is not None else f"{prefix}{exc.message}")
-
     def _classify(self, exc: Exception) -> Outcome:
-        # Order matters: RetryAfter, ChatMigrated, BadRequest and TimedOut subclass
-        # NetworkError in some PTB versions, so the generic classes come last.
-        if isinstance(exc, RetryAfter):
-            return RateLimited(_retry_after_s(exc))
-        if isinstance(exc, ChatMigrated):
-            return Migrated(str(exc.new_chat_id))
-        if isinstance(exc, InvalidToken):
-            return Unauthorized(self._description(exc))
-        if isinstance(exc, Forbidden):
-            return PermanentError(self._description(exc))
-        if isinstance(exc, BadRequest):
-            return PermanentError(self._description(exc, "Bad Request: "))
+        """A request that got no answer: always worth another attempt."""
         if isinstance(exc, TimedOut):
             return TransientError(self._redact(f"Timed out: {exc.message}"))
-        if isinstance(exc, TelegramError):
-            return TransientError(self._description(exc))
+        if isinstance(exc, NetworkError):
+            return TransientError(self._redact(exc.message))
         return TransientError(self._redact(f"unexpected {type(exc).__name__}: {exc}"))
+
+
+def _shape(result: Any) -> str:
+    if isinstance(result, dict):
+        return "an object with fields " + (", ".join(sorted(map(str, result))) or "none")
+    return repr(result)[:60]

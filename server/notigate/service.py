@@ -28,6 +28,7 @@ from notigate.queue import (
     ListCursor,
     NewJob,
     Queue,
+    QueueStats,
 )
 from notigate.validation import (
     FieldViolation,
@@ -89,6 +90,25 @@ def _timestamp(ms: int) -> Timestamp:
     ts = Timestamp()
     ts.FromMilliseconds(ms)
     return ts
+
+
+def bot_pause_warning(stats: QueueStats) -> str | None:
+    """What GetStats says while the whole bot is paused after 429s (None when it is not)."""
+    if stats.paused_until_ms <= stats.now_ms:
+        return None
+    until = Timestamp()
+    until.FromMilliseconds(stats.paused_until_ms)
+    left_s = (stats.paused_until_ms - stats.now_ms) / 1000
+    reason = stats.paused_reason or "429s from several chats"
+    return (
+        f"the whole bot is paused until {until.ToJsonString()} ({left_s:.1f} s left): "
+        f"{reason}; queued messages wait and nothing is lost. If it keeps happening, lower "
+        "NOTIGATE_GLOBAL_RATE"
+    )
+
+
+def _present(warning: str | None) -> list[str]:
+    return [] if warning is None else [warning]
 
 
 def job_to_pb(record: JobRecord) -> pb.Job:
@@ -192,9 +212,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))
 
     async def _not_found(self, job_id: str) -> grpc.Status:
-        """NOT_FOUND saying whether the job was trimmed by retention or never existed.
+        """NOT_FOUND saying whether the job may have been trimmed by retention.
 
-        Job ids come from one sequence, so a missing id at or below it was trimmed.
+        Ids only grow but are not dense (they follow Redis's clock), so a missing id at
+        or below the newest was trimmed or never used; one above it was never created.
         """
         if not job_id.isdigit():
             return rpc_status.not_found("job", job_id)
@@ -204,8 +225,13 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             # The plain answer is still right; Redis being down is for the next call to say.
             return rpc_status.not_found("job", job_id)
         if int(job_id) <= newest:
-            message = f"job {job_id} no longer exists: {retention_text(self.settings)}"
-            return rpc_status.not_found("job", job_id, message, description="trimmed by retention")
+            message = (
+                f"no job {job_id}: trimmed by retention ({retention_text(self.settings)})"
+                " or never used (ids are not dense)"
+            )
+            return rpc_status.not_found(
+                "job", job_id, message, description="trimmed by retention or never used"
+            )
         message = f"no such job: {job_id} (the newest job id is {newest})"
         return rpc_status.not_found("job", job_id, message, description="never created")
 
@@ -332,7 +358,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             total_cancelled=t.get("cancelled", 0),
             total_duplicates=t.get("duplicates", 0),
             global_rate=self.settings.global_rate,
-            warnings=list(self._warnings()),
+            warnings=[*self._warnings(), *_present(bot_pause_warning(stats))],
             retention=pb.Retention(
                 keep_completed=self.settings.keep_completed,
                 keep_failed=self.settings.keep_failed,

@@ -3,6 +3,10 @@
 PTB's default httpx transport costs about 2 ms of CPU per call; this one is several times
 cheaper, which matters because a gateway worker spends most of its time in Bot API calls.
 
+The gateway's sender calls :meth:`AiohttpRequest.exchange` and judges each answer itself
+(:mod:`notigate.answers`). The rest of this module serves PTB's own calls (``Bot`` methods
+on this transport), which go through :meth:`AiohttpRequest.do_request`:
+
 Error responses: PTB rewrites Telegram's ``description`` when it builds exceptions (it
 strips "Bad Request: " and re-capitalizes the rest). :func:`last_error_description` gives
 callers the description exactly as Telegram sent it for the latest failed call made by the
@@ -169,6 +173,36 @@ class AiohttpRequest(BaseRequest):
         """Perform one call; see :meth:`telegram.request.BaseRequest.do_request`.
 
         Raises:
+            FloodControlExceeded: a 429 answer with ``retry_after``.
+            TimedOut: connect, pool or read timeout.
+            NetworkError: any other transport failure (the token is redacted from the text).
+        """
+        status, body = await self.exchange(
+            url, method, request_data, read_timeout, connect_timeout, pool_timeout
+        )
+        if not 200 <= status <= 299:
+            _last_error_body.set(body)
+            if status == 429:
+                flood = _flood_control(body)
+                if flood is not None:
+                    raise flood
+        return status, body
+
+    async def exchange(
+        self,
+        url: str,
+        method: str = "POST",
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """One HTTP request: the status and body as they came, whatever they say.
+
+        For callers that judge the answer themselves (the sender does; PTB's own parsing
+        trusts the HTTP status and fails on a 200 without ``result``).
+
+        Raises:
             TimedOut: connect, pool or read timeout.
             NetworkError: any other transport failure (the token is redacted from the text).
         """
@@ -202,12 +236,6 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut(f"Timed out: aiohttp.{type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             raise NetworkError(redact_url(f"aiohttp.{type(exc).__name__}: {exc}")) from None
-        if not 200 <= status <= 299:
-            _last_error_body.set(body)
-            if status == 429:
-                flood = _flood_control(body)
-                if flood is not None:
-                    raise flood
         return status, body
 
 

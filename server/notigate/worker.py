@@ -20,7 +20,7 @@ from notigate.config import Settings
 from notigate.errors import QueueFull, QueueUnavailable
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
-from notigate.queue import Delivery, Lease, Queue, RetryOutcome
+from notigate.queue import Delivery, Lease, Queue, Recorded, RetryOutcome
 from notigate.sender import (
     Delivered,
     Migrated,
@@ -81,7 +81,7 @@ class Dispatcher:
         self._stopping = False
         self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._completions: GroupCommit[Delivery, bool] = GroupCommit(queue.complete_many)
+        self._completions: GroupCommit[Delivery, Recorded] = GroupCommit(queue.complete_many)
 
     # -- control ---------------------------------------------------------------
 
@@ -250,22 +250,38 @@ class Dispatcher:
         extra = {"job_id": job, "chat_id": lease.chat_id, "elapsed_ms": round(elapsed_ms)}
         match outcome:
             case Delivered(message_id=message_id):
-                await self._completions.submit(Delivery(lease, message_id))
+                recorded = await self._completions.submit(Delivery(lease, message_id))
                 self.metrics.jobs_delivered.inc()
                 self.metrics.delivery_duration.observe(elapsed_ms / 1000)
+                if recorded in (Recorded.NO_SUCH_JOB, Recorded.OTHER_JOB):
+                    self._orphaned(lease, message_id, recorded, extra)
+                    return
                 log.info(
                     "job %s delivered to %s in %.0f ms", job, lease.chat_id, elapsed_ms, extra=extra
                 )
             case RateLimited(retry_after_s=retry_after):
+                # The chat waits its retry_after in full; the queue decides whether the
+                # 429s so far show a bot-wide limit, and pauses the bot (capped) if so.
                 pause_ms = max(1, math.ceil(retry_after * 1000))
-                bot_paused = await self.queue.defer(lease, pause_ms)
-                log.warning(
-                    "job %s: 429 from Telegram, %s paused for %d ms",
-                    job,
-                    "the whole bot" if bot_paused else f"chat {lease.chat_id}",
-                    pause_ms,
-                    extra={**extra, "pause_ms": pause_ms},
-                )
+                bot_pause_ms = await self.queue.defer(lease, pause_ms)
+                if bot_pause_ms:
+                    log.warning(
+                        "job %s: 429 from Telegram, chat %s paused for %d ms and the whole "
+                        "bot for %d ms (429s from several chats)",
+                        job,
+                        lease.chat_id,
+                        pause_ms,
+                        bot_pause_ms,
+                        extra={**extra, "pause_ms": pause_ms},
+                    )
+                else:
+                    log.warning(
+                        "job %s: 429 from Telegram, chat %s paused for %d ms",
+                        job,
+                        lease.chat_id,
+                        pause_ms,
+                        extra={**extra, "pause_ms": pause_ms},
+                    )
             case PermanentError(description=description):
                 await self.queue.fail(lease, description)
                 self.metrics.jobs_failed.inc()
@@ -286,6 +302,22 @@ class Dispatcher:
                     moved,
                     extra={**extra, "new_chat_id": new_chat},
                 )
+
+    def _orphaned(
+        self, lease: Lease, message_id: int, recorded: Recorded, extra: dict[str, object]
+    ) -> None:
+        """A delivery the store has no job for any more: this log line is its only record."""
+        other = recorded is Recorded.OTHER_JOB
+        self.metrics.outcomes_orphaned.labels(reason="other_job" if other else "no_job").inc()
+        log.error(
+            "job %s was delivered to %s as Telegram message %d, but %s; the delivery is "
+            "not recorded (did the store lose its data?)",
+            lease.job_id,
+            lease.chat_id,
+            message_id,
+            "its id now names another job, left untouched" if other else "the job is gone",
+            extra={**extra, "message_id": message_id, "orphaned": recorded.value},
+        )
 
     async def _retry(self, lease: Lease, description: str, extra: dict[str, object]) -> None:
         attempt = lease.attempts + 1

@@ -3,7 +3,10 @@
   Record deliveries: each job becomes completed with Telegram's message id.
   Many deliveries share one call (the workers group-commit them). A delivery
   is a fact, so it is recorded even when the lease was lost (the job is then
-  taken out of whatever queue it went back to, so it is not sent again).
+  taken out of whatever queue it went back to, so it is not sent again), but
+  only on the job that was sent: the caller names it by id and creation time.
+  A job of that id created at another time is another job (the store lost its
+  data and the id was handed out again): it is left untouched.
 
   KEYS[1] active      zset  leased job ids
   KEYS[2] completed   zset  completed job ids, score = delivery time (ms)
@@ -17,11 +20,13 @@
   ARGV[1]    key prefix (with the hash tag)
   ARGV[2]    completed jobs kept; ARGV[3] their maximum age ms (0 = no limit)
   ARGV[4..8] private rate, private window ms, group rate, group window ms, chat margin ms
-  ARGV[9]    n, the number of deliveries; then for each delivery i (0-based), at 10 + 3*i:
-             job id, lease token, Telegram message id
+  ARGV[9]    n, the number of deliveries; then for each delivery i (0-based), at 10 + 4*i:
+             job id, lease token, the job's creation time (ms, as the lease read it),
+             Telegram message id
 
   Returns one code per delivery: 1 = recorded under the caller's lease, 2 = recorded
-  although the lease had been lost, 0 = already completed, -1 = no such job.
+  although the lease had been lost (same job), 0 = already completed, -1 = no such
+  job, -2 = the id names another job now: nothing recorded.
 ]]
 local active, completed, waiting, delayed, failed, ready, paced, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -36,13 +41,15 @@ local now = time_ms()
 local out = {}
 local sent = 0
 for i = 0, n - 1 do
-  local base = 10 + 3 * i
+  local base = 10 + 4 * i
   local id, token = ARGV[base], ARGV[base + 1]
   local jk = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jk, 's', 'tk', 'ch')
+  local f = redis.call('HMGET', jk, 's', 'tk', 'ch', 'c')
   local state, chat = f[1], f[3]
   if not state then
     out[#out + 1] = -1
+  elseif f[4] ~= ARGV[base + 2] then
+    out[#out + 1] = -2
   elseif state == COMPLETED then
     out[#out + 1] = 0
   else
@@ -58,7 +65,7 @@ for i = 0, n - 1 do
       redis.call('ZREM', prefix .. 'q:' .. chat, id)
       place_chat(ready, paced, chat, now, lim)
     end
-    redis.call('HSET', jk, 'm', ARGV[base + 2], 'd', now)
+    redis.call('HSET', jk, 'm', ARGV[base + 3], 'd', now)
     finish(completed, jk, id, COMPLETED, now)
     sent = sent + 1
   end

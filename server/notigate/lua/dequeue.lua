@@ -27,8 +27,15 @@
   ARGV[15]    the most entries promoted per set in one call (bounds the script's run time)
   ARGV[16]    burst span ms: bot-wide sends are also spaced evenly (GCRA), at most as
               many as fit in this span at the bot-wide rate may go back to back
+  ARGV[17]    a random nonce, new for every call: the lease tokens are "<nonce>:<n>"
 
-  Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts, payload}.
+  Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts,
+  creation time (ms), payload}.
+
+  Why tokens from a nonce and not a per-job counter: a counter starts again when the
+  store loses its data, so a lease taken before the loss could match one taken after,
+  on whatever job then holds the id. A nonce-based token is unique across the life of
+  the store and beyond it.
   wait_ms: 0 = more may be leased now; > 0 = the next event (slot, pacing, due
   job, lease expiry) is that far away; -1 = nothing is scheduled.
   blocked: 1 when the bot-wide limit or pause stopped the leasing (a new job could
@@ -55,6 +62,7 @@ local lim = limits_from(ARGV, 7)
 local max_stalls = tonumber(ARGV[12])
 local keep_failed, failed_age = tonumber(ARGV[13]), tonumber(ARGV[14])
 local batch = tonumber(ARGV[15])
+local nonce = ARGV[17]
 local interval = (gwindow + gmargin) / grate
 local burst = math.max(1, math.floor(tonumber(ARGV[16]) / interval))
 local tolerance = (burst - 1) * interval
@@ -128,15 +136,16 @@ else
       tat = math.max(tat, now - catch_up) + interval
       record_send(prefix .. 'w:' .. chat, rate, window, lim.margin, now)
       redis.call('ZREM', waiting, id)
-      local token = redis.call('HINCRBY', jk, 'tk', 1)
-      redis.call('HSET', jk, 's', ACTIVE, 'u', now)
+      local token = nonce .. ':' .. taken
+      redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
       redis.call('ZADD', active, now + lease, id)
-      local fields = redis.call('HMGET', jk, 'a', 'p')
+      local fields = redis.call('HMGET', jk, 'a', 'c', 'p')
       out[#out + 1] = id
       out[#out + 1] = token
       out[#out + 1] = chat
       out[#out + 1] = fields[1] or 0
-      out[#out + 1] = fields[2]
+      out[#out + 1] = fields[2] or 0
+      out[#out + 1] = fields[3]
       taken = taken + 1
     end
     place_chat(ready, paced, chat, now, lim)

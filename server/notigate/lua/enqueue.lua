@@ -27,6 +27,7 @@
              is stored. '0': each message stands alone (concurrent Sends sharing this
              call): a conflicting message is skipped, the others are stored.
   ARGV[11]   how many messages have an idempotency key (0 skips the checks altogether)
+  ARGV[12]   the highest job id the calling gateway has been handed (0 = none yet)
 
   idem:<key> holds "<job id>:<fingerprint>" (a bare job id when stored before fingerprints
   existed: such a key matches any request, as it did then).
@@ -38,8 +39,17 @@
       ('' if it is an earlier message of this call that is not stored); nothing is stored
       for this message.
     3 not stored: all or nothing and another message conflicts; the id is ''.
-  Rank = (10 - priority) * 2^44 + seq: lower is sent first, FIFO within a priority,
-  exact in a double.
+  then one more element: the stored sequence when it was below ARGV[12] (the store went
+  back: it lost writes the caller had seen), else -1.
+
+  Job ids are never handed out twice, even by a store that lost its data: the next id
+  is the greatest of seq + 1, the caller's highest id + 1 and Redis's clock, counted in
+  1/10,000 s since 2026-01-01 UTC. A store that was flushed, restarted without
+  persistence or replaced by a replica that was behind thus starts above every id it
+  handed out before, as long as ids were not taken faster than 10,000 per second on
+  average (and Redis's clock did not go back). Rank = (10 - priority) * 2^44 + id:
+  lower is sent first, FIFO within a priority, exact in a double; clock-based ids stay
+  below 2^44 until about 2081.
 ]]
 local seq_key, waiting, ready, paced, delayed, stats, migrations =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -51,6 +61,20 @@ local idem_ttl = tonumber(ARGV[2])
 local lim = limits_from(ARGV, 3)
 local n = tonumber(ARGV[8])
 local now = time_ms()
+
+local ID_EPOCH_S, IDS_PER_S = 1767225600, 10000
+local stored_seq = tonumber(redis.call('GET', seq_key) or '0')
+local caller_floor = tonumber(ARGV[12] or '0')
+local went_back = -1
+if stored_seq < caller_floor then
+  went_back = stored_seq
+end
+local function id_base()
+  local t = redis.call('TIME')
+  local clock = (tonumber(t[1]) - ID_EPOCH_S) * IDS_PER_S + math.floor(tonumber(t[2]) / 100)
+  -- The last id taken: the next is one above it.
+  return math.max(stored_seq, caller_floor, clock - 1)
+end
 
 local function earliest()
   if redis.call('ZCARD', ready) > 0 then
@@ -142,6 +166,7 @@ if all_or_nothing and conflicts > 0 then
     out[#out + 1] = id
     out[#out + 1] = outcome
   end
+  out[#out + 1] = went_back
   return out
 end
 
@@ -149,7 +174,7 @@ local before = earliest()
 local out = {}
 local touched = {} -- chat -> the smallest rank queued to it by this call
 local created, duplicates = 0, 0
-local seq = tonumber(redis.call('GET', seq_key) or '0')
+local seq = id_base()
 local migrated = redis.call('EXISTS', migrations) == 1
 local newly_waiting = {}
 pos = 1
@@ -178,7 +203,8 @@ for i = 1, n do
     local chat = string.sub(packed, chat_at, idem_at - 1)
     local payload = string.sub(packed, payload_at, fp_at - 1)
     seq = seq + 1
-    local id = tostring(seq)
+    -- Not tostring: it rounds to 14 significant digits.
+    local id = string.format('%d', seq)
     local rank = job_rank(priority, seq)
     local target = chat
     if migrated then
@@ -250,4 +276,5 @@ end
 if earliest() < before then
   wake()
 end
+out[#out + 1] = went_back
 return out

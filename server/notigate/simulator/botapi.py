@@ -1,7 +1,8 @@
 """Bot API method handlers: ``/bot{token}/{method}``.
 
 Order of checks for the send methods, as the gateway's tests rely on it: token, latency,
-storm 429, random 5xx, blocked/missing/migrated chat, validation, limits, accept.
+storm 429, random 5xx, blocked/rate-limited/missing/migrated chat, a scripted odd answer
+that is not a delivery, validation, limits, accept (then a scripted odd answer that is).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _send(
     fault = state.scripted_fault(chat_id, now)
     if fault is not None:
         return _fail(state, method, chat_id, now, fault)
+    answer = state.scripted_answer(chat_id)
+    if answer is not None and not answer.deliver:
+        state.record(method, chat_id, answer.status, now)
+        return answer.response()
     if raw_chat is not None and chat_id is None:
         return _fail(state, method, None, now, Fault(400, CHAT_NOT_FOUND))
     if not chat_id:
@@ -113,6 +118,8 @@ def _send(
     if isinstance(markup, dict) and "inline_keyboard" in markup:
         message["reply_markup"] = markup
     state.accept(chat_id, text, message_id, params, now, method, date=wall)
+    if answer is not None:
+        return answer.response()
     return ok_response(message)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from notigate.simulator.answers import ChatAnswer, answer_shape
 from notigate.simulator.botapi import STATE_KEY
 from notigate.simulator.config import SimulatorConfig
 
@@ -166,6 +167,61 @@ async def _storm(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+def _int_field(data: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer")
+    return value
+
+
+async def _rate_limit_chat(request: web.Request) -> web.Response:
+    """``{"chat_id", "retry_after"}``: sends to the chat get 429 with that wait."""
+    data = await _body(request)
+    chat_id = str(_required(data, "chat_id"))
+    try:
+        retry_after = _int_field(data, "retry_after")
+        request.app[STATE_KEY].rate_limit_chat(chat_id, retry_after)
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    return _json({"ok": True})
+
+
+async def _answer(request: web.Request) -> web.Response:
+    """Script an odd answer for sends to one chat.
+
+    ``{"chat_id", "shape", "error_code"?, "status"?, "description"?}`` for a named shape
+    (see :data:`notigate.simulator.answers.SHAPES`), or ``{"chat_id", "status", "body",
+    "content_type"?, "deliver"?}`` for a raw one (``body`` as text).
+    """
+    data = await _body(request)
+    chat_id = str(_required(data, "chat_id"))
+    try:
+        if "shape" in data:
+            description = data.get("description")
+            answer = answer_shape(
+                str(data["shape"]),
+                error_code=_int_field(data, "error_code", 400),
+                status=_int_field(data, "status") if "status" in data else None,
+                description=None if description is None else str(description),
+            )
+        else:
+            deliver = data.get("deliver", False)
+            if not isinstance(deliver, bool):
+                raise ValueError("deliver must be a boolean")
+            answer = ChatAnswer(
+                _int_field(data, "status"),
+                str(_required(data, "body")).encode(),
+                str(data.get("content_type", "application/json")),
+                deliver,
+            )
+        if not 100 <= answer.status <= 599:
+            raise ValueError("status must be an HTTP status (100..599)")
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    request.app[STATE_KEY].script_answer(chat_id, answer)
+    return _json({"ok": True})
+
+
 def add_control_routes(app: web.Application) -> None:
     """Register the ``/_sim`` endpoints on ``app`` (which must hold the state)."""
     app.router.add_get("/_sim/messages", _messages)
@@ -180,3 +236,5 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_sim/unblock", _unblock)
     app.router.add_post("/_sim/migrate", _migrate)
     app.router.add_post("/_sim/storm", _storm)
+    app.router.add_post("/_sim/rate_limit_chat", _rate_limit_chat)
+    app.router.add_post("/_sim/answer", _answer)

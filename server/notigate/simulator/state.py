@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from notigate.simulator.answers import ChatAnswer
 from notigate.simulator.config import SimulatorConfig, config_with
 from notigate.simulator.limits import SendLimiter
 from notigate.simulator.records import RequestRecord, SentMessage
@@ -76,6 +77,7 @@ class SimulatorState:
         self.requests: list[RequestRecord] = []
         self._status_counts: Counter[int] = Counter()
         self._blocked: dict[str, Fault] = {}
+        self._chat_answers: dict[str, ChatAnswer] = {}
         self._migrated: dict[str, int] = {}
         self._storm_until = 0.0
         self._storm_retry_after = 1
@@ -134,8 +136,32 @@ class SimulatorState:
         self._blocked[chat_id] = Fault(status, default if description is None else description)
 
     def unblock_chat(self, chat_id: str) -> bool:
-        """Serve sends to ``chat_id`` again; False when it was not blocked."""
-        return self._blocked.pop(chat_id, None) is not None
+        """Serve sends to ``chat_id`` normally again (no block, no scripted answer or
+        429); False when none was set."""
+        answer = self._chat_answers.pop(chat_id, None)
+        return self._blocked.pop(chat_id, None) is not None or answer is not None
+
+    def rate_limit_chat(self, chat_id: str, retry_after: int) -> None:
+        """Answer every send to ``chat_id`` with 429 and ``retry_after`` (that chat's own
+        flood wait: other chats are served) until :meth:`unblock_chat` or :meth:`reset`.
+
+        Raises:
+            ValueError: ``retry_after`` < 1.
+        """
+        if retry_after < 1:
+            raise ValueError(f"retry_after must be >= 1, got {retry_after}")
+        self._blocked[chat_id] = too_many_requests(retry_after)
+
+    def script_answer(self, chat_id: str, answer: ChatAnswer) -> None:
+        """Answer every send to ``chat_id`` with ``answer`` (see
+        :mod:`notigate.simulator.answers`) until :meth:`unblock_chat` or :meth:`reset`.
+        With ``answer.deliver`` the send goes through every check and is recorded as
+        accepted first, as a message Telegram sent but answered oddly about."""
+        self._chat_answers[chat_id] = answer
+
+    def scripted_answer(self, chat_id: str | None) -> ChatAnswer | None:
+        """The odd answer scripted for ``chat_id``, if any."""
+        return None if chat_id is None else self._chat_answers.get(chat_id)
 
     def migrate_chat(self, old_chat_id: str, new_chat_id: str) -> None:
         """Answer sends to ``old_chat_id`` with 400 and ``migrate_to_chat_id``.
@@ -156,6 +182,7 @@ class SimulatorState:
         self.requests.clear()
         self._status_counts.clear()
         self._blocked.clear()
+        self._chat_answers.clear()
         self._migrated.clear()
         self._storm_until = 0.0
         self.limiter.clear()

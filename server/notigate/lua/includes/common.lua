@@ -4,8 +4,9 @@
     prefix   key prefix with the queue's hash tag, e.g. "{notigate:default}:"
   Key layout (see server/notigate/keys.py):
     <prefix>job:<id>   hash   p payload, ch chat, pr priority, s state (one letter, below), a attempts,
-                              ma max attempts, st stalls, tk lease token, c/u/d/due times (ms),
-                              e last error, m Telegram message id; pr/a/st/tk absent = 0,
+                              ma max attempts, st stalls, tk lease token (unique, see
+                              dequeue.lua), c/u/d/due times (ms), e last error, m Telegram
+                              message id; pr/a/st absent = 0, tk absent = never leased,
                               u/due absent = c
     <prefix>q:<chat>   zset   the chat's waiting job ids, score = rank
     <prefix>w:<chat>   list   the chat's recent send times (ms), newest first
@@ -124,7 +125,9 @@ end
 
 -- The job's state if `token` still holds its lease, else nil: a worker whose
 -- lease expired (and whose job may be leased again elsewhere) must not decide
--- the job's fate.
+-- the job's fate. Tokens are unique across the life of the store (dequeue.lua),
+-- so a token matches only the job, and the lease, it was minted for: never a job
+-- that took over the id after the store lost its data.
 local function leased(jk, token)
   local f = redis.call('HMGET', jk, 's', 'tk')
   if f[1] == ACTIVE and f[2] == token then
