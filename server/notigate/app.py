@@ -86,6 +86,11 @@ class Gateway:
         self._stop_requested = asyncio.Event()
         self._stop_task: asyncio.Future[None] | None = None
 
+    @property
+    def tasks(self) -> Supervisor:
+        """The supervisor of the gateway's background loops."""
+        return self._tasks
+
     async def __aenter__(self) -> Gateway:
         try:
             await self._start()

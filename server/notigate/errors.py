@@ -127,28 +127,28 @@ class QueueFull(StoreError):
 _UNAVAILABLE: dict[str, tuple[RedisErrorKind, str]] = {
     "READONLY": (
         RedisErrorKind.READONLY,
-        "Redis is a read-only replica (a failover may be in progress); retry",
+        "Redis is a read-only replica (a failover may be in progress)",
     ),
     "MISCONF": (
         RedisErrorKind.MISCONF,
-        "Redis cannot persist to disk and refuses writes (MISCONF); retry",
+        "Redis cannot persist to disk and refuses writes (MISCONF)",
     ),
-    "LOADING": (RedisErrorKind.LOADING, "Redis is loading its dataset; retry"),
-    "BUSY": (RedisErrorKind.BUSY, "Redis is busy running a script; retry"),
+    "LOADING": (RedisErrorKind.LOADING, "Redis is loading its dataset"),
+    "BUSY": (RedisErrorKind.BUSY, "Redis is busy running a script"),
     "MASTERDOWN": (
         RedisErrorKind.REPLICATION,
-        "Redis has lost the link to its primary (MASTERDOWN); retry",
+        "Redis has lost the link to its primary (MASTERDOWN)",
     ),
     "NOREPLICAS": (
         RedisErrorKind.REPLICATION,
-        "Redis has too few replicas to accept writes (NOREPLICAS); retry",
+        "Redis has too few replicas to accept writes (NOREPLICAS)",
     ),
-    "TRYAGAIN": (RedisErrorKind.CLUSTER, "the Redis cluster is resharding (TRYAGAIN); retry"),
-    "CLUSTERDOWN": (RedisErrorKind.CLUSTER, "the Redis cluster is down (CLUSTERDOWN); retry"),
+    "TRYAGAIN": (RedisErrorKind.CLUSTER, "the Redis cluster is resharding (TRYAGAIN)"),
+    "CLUSTERDOWN": (RedisErrorKind.CLUSTER, "the Redis cluster is down (CLUSTERDOWN)"),
     # A SCRIPT FLUSH between loading a script and calling it: the next call loads it again.
-    "NOSCRIPT": (RedisErrorKind.SCRIPT, "a Redis script was flushed meanwhile; retry"),
+    "NOSCRIPT": (RedisErrorKind.SCRIPT, "a Redis script was flushed meanwhile"),
 }
-_CONNECTION_MESSAGE = "Redis is unreachable or not answering in time; retry"
+_CONNECTION_MESSAGE = "Redis is unreachable or not answering in time"
 
 
 def redis_error_code(exc: BaseException) -> str:

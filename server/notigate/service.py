@@ -195,7 +195,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             )
         except QueueUnavailable as exc:
             self.metrics.redis_error(exc.kind)
-            await rpc_status.abort(context, rpc_status.unavailable(str(exc)))
+            await rpc_status.abort(context, rpc_status.unavailable(f"{exc}; retry"))
         except QueueFull as exc:
             self.metrics.redis_error(exc.kind)
             await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))

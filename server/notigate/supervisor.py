@@ -68,6 +68,11 @@ class Supervisor:
         self._loops[name] = entry
         entry.task = asyncio.create_task(self._run(entry), name=name)
 
+    @property
+    def names(self) -> list[str]:
+        """The loops started so far, in order."""
+        return list(self._loops)
+
     def running(self, name: str) -> bool:
         """True while loop ``name`` runs (False during a restart backoff or after stop)."""
         entry = self._loops.get(name)
