@@ -211,3 +211,27 @@ async def test_health_is_not_serving_while_the_dispatcher_does_not_run(
         metrics = await scrape(gw.metrics_port)
         assert value(metrics, "notigate_health_reason", reason="dispatcher_not_running") == 1
         assert value(metrics, "notigate_health_reason", reason="store_not_writable") == 0
+
+
+async def test_a_delivery_whose_recording_meets_readonly_is_recorded_after_not_resent(
+    own_redis: RedisServer, simulator: BotApiSimulator
+) -> None:
+    """Redis turns read-only while Telegram is accepting the message: the outcome is
+    recorded once Redis takes writes again, and the message is not sent a second time
+    when its lease expires."""
+    simulator.configure(latency_s=1.0)
+    settings = gateway_settings(own_redis, simulator, lease_ms=4000)  # type: ignore[arg-type]
+    async with running_gateway(settings) as (_gw, stub):
+        job_id = await send(stub, "exactly once")
+        await wait_state(stub, job_id, pb.JOB_STATE_ACTIVE)
+        await own_redis.become_replica()
+
+        async def telegram_has_it() -> bool:
+            return any(m.text == "exactly once" for m in simulator.messages)
+
+        await wait_for(telegram_has_it)
+        await asyncio.sleep(0.5)  # recording fails meanwhile
+        await own_redis.become_primary()
+        job = await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
+        assert job.attempts <= 1 and job.stalls == 0
+    assert [m.text for m in simulator.messages] == ["exactly once"]

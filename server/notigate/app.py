@@ -135,8 +135,8 @@ class Gateway:
         self.queue = queue = Queue(redis, s)
         try:
             await queue.load()
-        except QueueUnavailable:
-            log.warning("Redis is not reachable yet; NOT_SERVING until it is")
+        except QueueUnavailable as exc:
+            log.warning("Redis cannot serve yet (%s); NOT_SERVING until it can", exc)
 
         sender = TelegramSender(
             token,

@@ -277,7 +277,7 @@ class HealthMonitor:
         if now is not None and (before is None or before.kind is not now.kind):
             log.error("Redis refuses writes: %s; %s", now, _STORE_ADVICE[now.kind])
         elif now is None and before is not None and self.redis_ok:
-            log.warning("Redis accepts writes again")
+            log.info("Redis accepts writes again")
         if self.redis_ok and self.store_error is None and not was_ok:
             await self.check_eviction_policy()
 

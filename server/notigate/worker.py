@@ -187,13 +187,15 @@ class Dispatcher:
 
     async def _dispatch(self) -> None:
         spell = Spell("leasing jobs", logger=log, count=self.metrics.redis_error)
+        # The heartbeat beats where a turn shows progress (a dequeue answered or failed, a
+        # wait ended), not at the top of the loop: a loop that fails every turn goes stale.
         while not self._stopping:
-            self._beat()
             if not self._enabled.is_set():
                 # Paused (the token was rejected): still alive, so wait in short turns.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_IDLE_WAIT_S):
                         await self._enabled.wait()
+                self._beat()
                 continue
             if self._stopping:
                 return
