@@ -235,3 +235,31 @@ async def test_a_delivery_whose_recording_meets_readonly_is_recorded_after_not_r
         job = await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
         assert job.attempts <= 1 and job.stalls == 0
     assert [m.text for m in simulator.messages] == ["exactly once"]
+
+
+async def test_a_job_whose_stored_message_is_damaged_fails_alone(
+    redis: Redis,
+    valkey: EmbeddedValkey,
+    simulator: BotApiSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The job's task does not die with an exception (its lease would expire and the job
+    come back again and again): the job fails with a reason, the others are delivered."""
+    async with running_gateway(gateway_settings(valkey, simulator)) as (gw, stub):
+        assert gw.dispatcher is not None
+        gw.dispatcher.pause()
+        bad = await send(stub, "damaged")
+        good = await send(stub, "intact")
+        await redis.hset(KEYS.job(bad), "p", b"\x0a\xff\xff\xff\xff\x0f")  # type: ignore[misc]
+        gw.dispatcher.resume()
+        await wait_state(stub, good, pb.JOB_STATE_COMPLETED)
+
+        async def failed() -> bool:
+            return await redis.hget(KEYS.job(bad), "s") == b"f"  # type: ignore[misc]
+
+        await wait_for(failed)
+        error = await redis.hget(KEYS.job(bad), "e")  # type: ignore[misc]
+        assert error == b"the stored message cannot be decoded"
+        assert gw.tasks.restarts("notigate-dispatch") == 0
+    assert [m.text for m in simulator.messages] == ["intact"]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

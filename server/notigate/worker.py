@@ -20,6 +20,8 @@ import random
 import time
 from collections.abc import Callable
 
+from google.protobuf.message import DecodeError
+
 from notigate.config import Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
@@ -278,6 +280,11 @@ class Dispatcher:
         """Send the job; an unexpected failure is a transient error (the job is retried)."""
         try:
             request = pb.SendRequest.FromString(lease.payload)
+        except DecodeError:
+            # Stored by enqueue from a parsed request: only a damaged store gets here.
+            log.error("job %s: its stored message cannot be decoded", lease.job_id)
+            return PermanentError(description="the stored message cannot be decoded")
+        try:
             if self.settings.paid_broadcast:
                 request.allow_paid_broadcast = True
             return await self._send(request, lease.chat_id)
