@@ -89,3 +89,19 @@ async def test_cancelling_a_lingering_writer_cancels_its_callers() -> None:
     commit._writer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_a_write_with_the_wrong_number_of_results_fails_its_callers_not_the_writer() -> None:
+    """Its callers get an error, not a cancellation (which would end a delivery task as if
+    it had been cancelled), and the next write still runs."""
+    calls = 0
+
+    async def write(items: Sequence[str]) -> list[str]:
+        nonlocal calls
+        calls += 1
+        return [] if calls == 1 else list(items)
+
+    commit: GroupCommit[str, str] = GroupCommit(write)
+    with pytest.raises(RuntimeError, match="0 results for 1 items"):
+        await commit.submit("lost")
+    assert await commit.submit("next") == "next"

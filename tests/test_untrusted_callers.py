@@ -123,7 +123,12 @@ async def test_undecodable_requests_are_invalid_argument_on_every_service(
                 assert [field for field, _ in err.violations] == [""], name  # type: ignore[attr-defined]
         # Nothing was stored, and the services still answer valid requests.
         assert (await stub.GetStats(pb.GetStatsRequest(), metadata=AUTH)).total_enqueued == 0
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The gateway's and grpc's records only: asyncio may log about an earlier test's garbage.
+    errors = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name.split(".")[0] in ("notigate", "grpc")
+    ]
     assert errors == [], [r.getMessage() for r in errors]
     undecodable = [r for r in caplog.records if "undecodable request" in r.getMessage()]
     assert len(undecodable) == 4 and all(r.levelno == logging.DEBUG for r in undecodable)

@@ -1,9 +1,10 @@
 """The gateway's lifecycle: Redis (own or embedded), Bot API, gRPC server, workers.
 
 Startup is an async context manager that cleans up whatever it started when a
-later step fails. Shutdown: health NOT_SERVING -> stop leasing -> in-flight
-sends finish (or go back to the queue) while the gRPC server drains -> Redis
-closed -> embedded services stopped.
+later step fails. Every background loop runs under one :class:`Supervisor` (restarted
+when it fails). Shutdown: health NOT_SERVING -> stop leasing -> in-flight
+sends finish (or go back to the queue) while the gRPC server drains -> the other
+loops cancelled -> Redis closed -> embedded services stopped.
 
 Before starting anything, startup refuses a listen address or an embedded data
 dir that another process holds (see :mod:`notigate.exclusive`).
@@ -37,6 +38,7 @@ from notigate.queue import Queue
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.store_watch import StoreWatch
+from notigate.supervisor import Supervisor
 from notigate.worker import Dispatcher
 from notigate_client import pb
 
@@ -79,9 +81,17 @@ class Gateway:
         self.metrics_port = 0
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        # Owns every background loop: add one with self._tasks.start(name, coroutine_fn).
+        self._tasks = Supervisor(
+            on_restart=lambda name: self.metrics.task_restarts.labels(name).inc()
+        )
         self._stop_requested = asyncio.Event()
         self._stop_task: asyncio.Future[None] | None = None
+
+    @property
+    def tasks(self) -> Supervisor:
+        """The supervisor of the gateway's background loops."""
+        return self._tasks
 
     async def __aenter__(self) -> Gateway:
         try:
@@ -127,8 +137,8 @@ class Gateway:
         self.queue = queue = Queue(redis, s)
         try:
             await queue.load()
-        except QueueUnavailable:
-            log.warning("Redis is not reachable yet; NOT_SERVING until it is")
+        except QueueUnavailable as exc:
+            log.warning("Redis cannot serve yet (%s); NOT_SERVING until it can", exc)
 
         sender = TelegramSender(
             token,
@@ -148,6 +158,9 @@ class Gateway:
             sender,
             interval_s=s.health_interval_s,
             on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
+            probe_key=queue.keys.prefix + "health-probe",
+            dispatcher_live=dispatcher.live,
+            on_redis_error=self.metrics.redis_error,
         )
         dispatcher.on_token_rejected = health.token_rejected
         self.metrics.watch_health(health.state)
@@ -210,22 +223,22 @@ class Gateway:
 
         if not health.token_ok:
             dispatcher.pause()
-        dispatcher.start()
-        self._tasks = [
-            asyncio.create_task(health.run(), name="notigate-health"),
-            asyncio.create_task(
-                wakeups.listen(pubsub_redis, queue.keys.wake_channel, dispatcher.wake),
-                name="notigate-wakeups",
+        tasks = self._tasks
+        dispatcher.start(tasks)
+        tasks.start("notigate-health", health.run)
+        tasks.start(
+            "notigate-wakeups",
+            lambda: wakeups.listen(
+                pubsub_redis,
+                queue.keys.wake_channel,
+                dispatcher.wake,
+                on_redis_error=self.metrics.redis_error,
             ),
-            asyncio.create_task(
-                StoreWatch(queue, self.metrics).run(s.health_interval_s),
-                name="notigate-store-watch",
-            ),
-        ]
+        )
+        watch = StoreWatch(queue, self.metrics)
+        tasks.start("notigate-store-watch", lambda: watch.run(s.health_interval_s))
         if s.metrics_listen:
-            self._tasks.append(
-                asyncio.create_task(self.metrics.refresh_queue(queue), name="notigate-metrics")
-            )
+            tasks.start("notigate-metrics", lambda: self.metrics.refresh_queue(queue))
         host = s.listen.rpartition(":")[0]
         log.info(
             "notigate listening on %s:%d (%s%s)",
@@ -277,6 +290,8 @@ class Gateway:
 
     async def _shutdown(self) -> None:
         grace = self.settings.shutdown_grace_s
+        # From here a loop that ends (health's, on shutting_down) is not started again.
+        self._tasks.wind_down()
         if self.health is not None:
             await self.health.shutting_down()
         drains = []
@@ -285,19 +300,9 @@ class Gateway:
         if self._server is not None:
             drains.append(self._server.stop(grace))
         await asyncio.gather(*drains)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            # Bounded: a task whose cancellation a library swallowed must not hold the
-            # process up forever (the stack below still closes what it would use).
-            _, stuck = await asyncio.wait(self._tasks, timeout=_TASK_STOP_S)
-            for task in stuck:
-                log.warning("background task %s did not stop; leaving it", task.get_name())
-            for task in self._tasks:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    log.error(
-                        "background task %s had failed", task.get_name(), exc_info=task.exception()
-                    )
+        # Bounded: a task whose cancellation a library swallowed must not hold the
+        # process up forever (the stack below still closes what it would use).
+        await self._tasks.stop(timeout_s=_TASK_STOP_S)
         await self._stack.aclose()
         log.info("notigate stopped")
 

@@ -4,12 +4,22 @@ NotigateError
 ├── JobNotFound          -> NOT_FOUND
 ├── JobStateConflict     -> FAILED_PRECONDITION
 ├── IdempotencyKeyReused -> ALREADY_EXISTS
-├── QueueUnavailable     -> UNAVAILABLE         (Redis unreachable or timing out)
-├── QueueFull            -> RESOURCE_EXHAUSTED  (Redis out of memory)
+├── StoreError           -> INTERNAL            (a Redis error that is a bug: a script error)
+│   ├── QueueUnavailable -> UNAVAILABLE         (unreachable, timing out, read-only, MISCONF,
+│   │                                            LOADING, BUSY, MASTERDOWN, TRYAGAIN, ...)
+│   └── QueueFull        -> RESOURCE_EXHAUSTED  (Redis out of memory)
 └── StartupRefused       -> (no RPC: ``notigate serve`` prints it and exits 1)
+
+:func:`store_error` turns any redis-py exception into one of the StoreErrors, with a
+:class:`RedisErrorKind` for logs and metrics and a message fit for a client (no class
+names, no Redis internals beyond the error code an operator can look up).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+from redis import exceptions as redis_errors
 
 
 class NotigateError(Exception):
@@ -76,12 +86,101 @@ class IdempotencyKeyReused(NotigateError):
         self.others = others
 
 
-class QueueUnavailable(NotigateError):
-    """Redis cannot be reached or did not answer in time."""
+class RedisErrorKind(StrEnum):
+    """What kind of Redis error it was: the ``kind`` label of notigate_redis_errors_total."""
+
+    CONNECTION = "connection"  # unreachable, timing out, refused the password
+    READONLY = "readonly"  # a replica (a failover in progress, or REDIS_URL names a replica)
+    MISCONF = "misconf"  # cannot persist (disk full, dir not writable): refuses writes
+    LOADING = "loading"  # loading its dataset after a restart
+    BUSY = "busy"  # a long script or function holds it
+    OOM = "oom"  # maxmemory reached
+    REPLICATION = "replication"  # MASTERDOWN, NOREPLICAS: replica link or min-replicas
+    CLUSTER = "cluster"  # TRYAGAIN, CLUSTERDOWN: a cluster reshards or lost a slot
+    SCRIPT = "script"  # a script failed (NOSCRIPT after a flush, or a bug)
+    OTHER = "other"  # anything else (an unexpected reply: a bug or a misconfiguration)
 
 
-class QueueFull(NotigateError):
+class StoreError(NotigateError):
+    """A Redis command failed. Instances of this class itself are unexpected (a bug)."""
+
+    def __init__(self, message: str, kind: RedisErrorKind = RedisErrorKind.OTHER) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class QueueUnavailable(StoreError):
+    """Redis cannot serve the request now (unreachable, read-only, busy...); retry later."""
+
+    def __init__(self, message: str, kind: RedisErrorKind = RedisErrorKind.CONNECTION) -> None:
+        super().__init__(message, kind)
+
+
+class QueueFull(StoreError):
     """Redis refused the write because it is out of memory."""
+
+    def __init__(self, message: str, kind: RedisErrorKind = RedisErrorKind.OOM) -> None:
+        super().__init__(message, kind)
+
+
+# Error codes Redis answers while it cannot serve for a while: a retry will succeed.
+_UNAVAILABLE: dict[str, tuple[RedisErrorKind, str]] = {
+    "READONLY": (
+        RedisErrorKind.READONLY,
+        "Redis is a read-only replica (a failover may be in progress)",
+    ),
+    "MISCONF": (
+        RedisErrorKind.MISCONF,
+        "Redis cannot persist to disk and refuses writes (MISCONF)",
+    ),
+    "LOADING": (RedisErrorKind.LOADING, "Redis is loading its dataset"),
+    "BUSY": (RedisErrorKind.BUSY, "Redis is busy running a script"),
+    "MASTERDOWN": (
+        RedisErrorKind.REPLICATION,
+        "Redis has lost the link to its primary (MASTERDOWN)",
+    ),
+    "NOREPLICAS": (
+        RedisErrorKind.REPLICATION,
+        "Redis has too few replicas to accept writes (NOREPLICAS)",
+    ),
+    "TRYAGAIN": (RedisErrorKind.CLUSTER, "the Redis cluster is resharding (TRYAGAIN)"),
+    "CLUSTERDOWN": (RedisErrorKind.CLUSTER, "the Redis cluster is down (CLUSTERDOWN)"),
+    # A SCRIPT FLUSH between loading a script and calling it: the next call loads it again.
+    "NOSCRIPT": (RedisErrorKind.SCRIPT, "a Redis script was flushed meanwhile"),
+}
+_CONNECTION_MESSAGE = "Redis is unreachable or not answering in time"
+
+
+def redis_error_code(exc: BaseException) -> str:
+    """The error code of a Redis error reply (``READONLY``, ``MISCONF``, ``ERR``...), or "".
+
+    redis-py strips the code from the message of the classes it knows (keeping it in
+    ``status_code``) and leaves it in front of the others; a script that failed on a
+    command keeps that command's code.
+    """
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, str) and code:
+        return code
+    head = str(exc).split(" ", 1)[0]
+    return head if head.isupper() and head.isalpha() else ""
+
+
+def store_error(exc: BaseException) -> StoreError:
+    """The StoreError for a redis-py exception (``exc``), classified by its error code."""
+    if isinstance(exc, StoreError):
+        return exc
+    code = redis_error_code(exc)
+    if code in _UNAVAILABLE:
+        kind, message = _UNAVAILABLE[code]
+        return QueueUnavailable(message, kind)
+    if code == "OOM" or isinstance(exc, redis_errors.OutOfMemoryError):
+        return QueueFull("Redis is out of memory (maxmemory reached)")
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
+        return QueueUnavailable(_CONNECTION_MESSAGE)
+    detail = str(exc)[:300]
+    if "script" in detail or "user_script" in detail:
+        return StoreError(f"a Redis script failed: {detail}", RedisErrorKind.SCRIPT)
+    return StoreError(f"unexpected Redis error: {detail}", RedisErrorKind.OTHER)
 
 
 class StartupRefused(NotigateError):

@@ -62,6 +62,10 @@ class GroupCommit(Generic[T, R]):
                 self._last_write_size = len(batch)
                 try:
                     results = await self._write([item for item, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(
+                            f"group write returned {len(results)} results for {len(batch)} items"
+                        )
                 except Exception as exc:
                     # Handed to every waiter of this batch; the next batch still runs.
                     for _, future in batch:
@@ -71,9 +75,12 @@ class GroupCommit(Generic[T, R]):
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
+                batch = []
         except BaseException:
-            # Cancelled while lingering or mid-write: nobody may wait forever.
+            # Cancelled while lingering or mid-write: nobody may wait forever. Waiters
+            # get the cancellation as their own (they cannot know whether it was stored).
             for _, future in batch + self._pending:
-                future.cancel()
+                if not future.done():
+                    future.cancel()
             self._pending = []
             raise

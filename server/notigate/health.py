@@ -1,4 +1,10 @@
-"""gRPC health: SERVING only while Redis answers and Telegram accepts the token."""
+"""gRPC health: SERVING only while Redis accepts writes, the dispatcher runs and Telegram
+accepts the token.
+
+Redis is probed with a write, not only a PING: a read-only replica (READONLY) or a Redis
+that cannot persist (MISCONF) answers PING and refuses every Send. The dispatcher proves
+it runs by a heartbeat it updates every turn of its loop, including while it waits.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from grpc_health.v1.health import aio as health_aio
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from notigate.errors import RedisErrorKind, StoreError, store_error
 from notigate.sender import TelegramSender, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,40 @@ def token_rejected_warning(description: str) -> str:
     )
 
 
+# What each kind of Redis error means for the operator, and what to do about it.
+_STORE_ADVICE: dict[RedisErrorKind, str] = {
+    RedisErrorKind.CONNECTION: "check REDIS_URL, the network and that Redis runs",
+    RedisErrorKind.READONLY: (
+        "REDIS_URL names a read-only replica (as during a failover, until the new primary "
+        "takes over); point it at the primary, or at an endpoint that follows failovers"
+    ),
+    RedisErrorKind.MISCONF: (
+        "Redis's last background save failed (a full disk, an unwritable dir): free disk "
+        "space or fix its dir; writes resume after its next successful save"
+    ),
+    RedisErrorKind.LOADING: "Redis is loading its dataset after a restart; wait for it",
+    RedisErrorKind.BUSY: ("a long script holds Redis; SCRIPT KILL ends it if it wrote nothing yet"),
+    RedisErrorKind.OOM: (
+        "Redis reached maxmemory; delivery goes on and frees memory; raise maxmemory"
+    ),
+    RedisErrorKind.REPLICATION: "check Redis's replication (its primary link, min-replicas)",
+    RedisErrorKind.CLUSTER: "check the Redis cluster's state",
+    RedisErrorKind.SCRIPT: "see the gateway's log for the script error",
+    RedisErrorKind.OTHER: "see the gateway's log for the error",
+}
+
+
+class HealthReason(Enum):
+    """Why health is NOT_SERVING (the ``reason`` label of notigate_health_reason)."""
+
+    REDIS_UNREACHABLE = "redis_unreachable"
+    STORE_NOT_WRITABLE = "store_not_writable"
+    DISPATCHER_NOT_RUNNING = "dispatcher_not_running"
+    BOT_TOKEN_REJECTED = "bot_token_rejected"  # noqa: S105 (a label, not a secret)
+    BOT_TOKEN_UNCHECKED = "bot_token_unchecked"  # noqa: S105
+    SHUTTING_DOWN = "shutting_down"
+
+
 class TokenState(Enum):
     """What Telegram last said about the bot token."""
 
@@ -52,6 +93,7 @@ class HealthState:
     serving: bool
     redis_ok: bool
     token: TokenState
+    reasons: frozenset[HealthReason] = frozenset()
 
 
 class HealthMonitor:
@@ -65,13 +107,23 @@ class HealthMonitor:
         *,
         interval_s: float,
         on_token: Callable[[bool], None],
+        probe_key: str = "notigate:health-probe",
+        dispatcher_live: Callable[[], bool] = lambda: True,
+        on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
     ) -> None:
         self.servicer = servicer
         self.redis = redis
         self.sender = sender
         self.interval_s = interval_s
         self._on_token = on_token
+        self._probe_key = probe_key
+        self._dispatcher_live = dispatcher_live
+        self._on_redis_error = on_redis_error
+        # Redis answered the last probe at all (PING)...
         self.redis_ok = False
+        # ... and why it refused the probe's write (None: the write went through).
+        self.store_error: StoreError | None = None
+        self.dispatcher_ok = True
         self.token = TokenState.UNKNOWN
         self._token_warning = ""
         # The last reason getMe got no answer ("" after an answer): logged once per streak.
@@ -89,12 +141,41 @@ class HealthMonitor:
     @property
     def serving(self) -> bool:
         """True while the gateway can accept and deliver messages."""
-        return self.redis_ok and self.token_ok and not self._shutting_down
+        return not self.reasons
+
+    @property
+    def reasons(self) -> frozenset[HealthReason]:
+        """Why health is NOT_SERVING (empty while SERVING)."""
+        out: set[HealthReason] = set()
+        if not self.redis_ok:
+            out.add(HealthReason.REDIS_UNREACHABLE)
+        elif self.store_error is not None:
+            out.add(HealthReason.STORE_NOT_WRITABLE)
+        if not self.dispatcher_ok:
+            out.add(HealthReason.DISPATCHER_NOT_RUNNING)
+        if self.token is TokenState.REJECTED:
+            out.add(HealthReason.BOT_TOKEN_REJECTED)
+        elif self.token is TokenState.UNKNOWN:
+            out.add(HealthReason.BOT_TOKEN_UNCHECKED)
+        if self._shutting_down:
+            out.add(HealthReason.SHUTTING_DOWN)
+        return frozenset(out)
 
     @property
     def warnings(self) -> list[str]:
         """Operational warnings for GetStats, each with what to do about it."""
         out = list(self._redis_warnings)
+        if self.store_error is not None:
+            kind = self.store_error.kind
+            out.append(
+                f"Redis refuses writes ({self.store_error}): health is NOT_SERVING, Sends "
+                f"answer UNAVAILABLE and delivery waits; {_STORE_ADVICE[kind]}"
+            )
+        if not self.dispatcher_ok:
+            out.append(
+                "the delivery loop is not running (no heartbeat): health is NOT_SERVING and "
+                "queued messages wait; it is restarted automatically, see the gateway's log"
+            )
         if self.token is TokenState.REJECTED:
             out.append(self._token_warning)
         elif self.token is TokenState.UNKNOWN and self._unreachable:
@@ -106,7 +187,10 @@ class HealthMonitor:
 
     def state(self) -> HealthState:
         """The current readings (for the health gauges)."""
-        return HealthState(serving=self.serving, redis_ok=self.redis_ok, token=self.token)
+        reasons = self.reasons
+        return HealthState(
+            serving=not reasons, redis_ok=self.redis_ok, token=self.token, reasons=reasons
+        )
 
     async def publish(self) -> None:
         """Push the current status to the health service (only on change)."""
@@ -118,11 +202,29 @@ class HealthMonitor:
             await self.servicer.set(name, status)
         log.log(
             logging.INFO if status == SERVING else logging.WARNING,
-            "health: %s (redis %s, bot token %s)",
+            "health: %s (redis %s, bot token %s, dispatcher %s)",
             "SERVING" if status == SERVING else "NOT_SERVING",
-            "ok" if self.redis_ok else "unreachable",
+            self._redis_text(),
             self.token.value,
+            "running" if self.dispatcher_ok else "not running",
         )
+
+    def _redis_text(self) -> str:
+        if not self.redis_ok:
+            return "unreachable"
+        if self.store_error is not None:
+            return f"refuses writes: {self.store_error.kind}"
+        return "ok"
+
+    def check_dispatcher(self) -> None:
+        """Read the dispatcher's liveness (its heartbeat); log a change."""
+        live = self._dispatcher_live()
+        if live != self.dispatcher_ok and not self._shutting_down:
+            if live:
+                log.info("the delivery loop runs again")
+            else:
+                log.error("the delivery loop is not running (no heartbeat)")
+        self.dispatcher_ok = live
 
     def token_rejected(self, description: str) -> None:
         """Telegram answered 401: stop delivering until the token works again.
@@ -144,18 +246,39 @@ class HealthMonitor:
         await self.publish()
 
     async def check_redis(self) -> None:
-        """PING Redis; on recovery, re-check its eviction policy."""
-        was_ok = self.redis_ok
+        """PING Redis, then write the probe key; on recovery, re-check its eviction policy.
+
+        A write that fails leaves Redis reachable but the store unwritable (READONLY,
+        MISCONF, OOM...); an error reply to PING itself (LOADING, BUSY, MISCONF) counts as
+        unwritable too, as every write would meet it.
+        """
+        was_ok = self.redis_ok and self.store_error is None
+        before = self.store_error
         try:
             await self.redis.ping()
             self.redis_ok = True
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
-            self.redis_ok = False
-        except redis_errors.ResponseError as exc:
-            # LOADING, MASTERDOWN... Redis is up but cannot serve yet.
-            log.debug("Redis not ready: %s", exc)
-            self.redis_ok = False
-        if self.redis_ok and not was_ok:
+            # Expires by itself: a probe of a stopped gateway must not linger.
+            await self.redis.set(self._probe_key, b"1", px=60_000)
+            self.store_error = None
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            error = store_error(exc)
+            if error.kind is RedisErrorKind.CONNECTION:
+                self.redis_ok = False
+                self.store_error = None
+            else:  # LOADING comes as a ConnectionError; Redis is up
+                self.redis_ok = True
+                self.store_error = error
+            self._on_redis_error(error.kind)
+        except redis_errors.RedisError as exc:
+            self.redis_ok = True
+            self.store_error = store_error(exc)
+            self._on_redis_error(self.store_error.kind)
+        now = self.store_error
+        if now is not None and (before is None or before.kind is not now.kind):
+            log.error("Redis refuses writes: %s; %s", now, _STORE_ADVICE[now.kind])
+        elif now is None and before is not None and self.redis_ok:
+            log.info("Redis accepts writes again")
+        if self.redis_ok and self.store_error is None and not was_ok:
             await self.check_eviction_policy()
 
     async def check_eviction_policy(self) -> None:
@@ -206,6 +329,7 @@ class HealthMonitor:
         # would then turn every later one into a TimeoutError that the loop survives.
         while not self._shutting_down:
             await self.check_redis()
+            self.check_dispatcher()
             if not self.token_ok and since_token >= token_period:
                 since_token = 0.0
                 await self.check_token()

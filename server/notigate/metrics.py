@@ -40,9 +40,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from notigate import __version__
-from notigate.errors import QueueUnavailable
-from notigate.health import HealthState, TokenState
+from notigate.errors import RedisErrorKind, StoreError
+from notigate.health import HealthReason, HealthState, TokenState
 from notigate.queue import Queue, QueueStats
+from notigate.supervisor import Spell
 from notigate_client import pb
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,18 @@ class _HealthCollector(Collector):
         state = self.source()
         yield GaugeMetricFamily(
             "notigate_health_serving",
-            "1 while grpc.health.v1 reports SERVING (Redis answers, Telegram accepts the token).",
+            "1 while grpc.health.v1 reports SERVING (Redis accepts writes, the dispatcher "
+            "runs, Telegram accepts the token); why not: notigate_health_reason.",
             value=int(state.serving),
         )
+        reasons = GaugeMetricFamily(
+            "notigate_health_reason",
+            "1 for each reason health is NOT_SERVING now, 0 for the others.",
+            labels=["reason"],
+        )
+        for reason in HealthReason:
+            reasons.add_metric([reason.value], int(reason in state.reasons))
+        yield reasons
         yield GaugeMetricFamily(
             "notigate_redis_up", "1 while Redis answers PING.", value=int(state.redis_ok)
         )
@@ -229,6 +239,20 @@ class Metrics:
             buckets=_GRPC_BUCKETS,
             registry=r,
         )
+        self.redis_errors = Counter(
+            "notigate_redis_errors",
+            "Redis errors met by the gateway's background work and its calls, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in RedisErrorKind:
+            self.redis_errors.labels(kind=kind.value)
+        self.task_restarts = Counter(
+            "notigate_task_restarts",
+            "Background loops started again after they failed or ended unexpectedly.",
+            ["task"],
+            registry=r,
+        )
         self._queue = _QueueCollector()
         r.register(self._queue)
         self._health = _HealthCollector()
@@ -249,14 +273,21 @@ class Metrics:
         """Replace the queue snapshot served at scrape time (None: unknown, not served)."""
         self._queue.snapshot = None if stats is None else _Snapshot(stats)
 
+    def redis_error(self, kind: RedisErrorKind) -> None:
+        """Count one Redis error of ``kind``."""
+        self.redis_errors.labels(kind=kind.value).inc()
+
     async def refresh_queue(self, queue: Queue, interval_s: float = 1.0) -> None:
         """Read the queue's stats every ``interval_s`` until cancelled."""
+        spell = Spell("reading queue metrics", logger=log, count=self.redis_error)
         while True:
             try:
                 self.set_queue_stats(await queue.stats())
-            except QueueUnavailable:
+                spell.succeeded()
+            except StoreError as exc:
                 # Stale depths would look healthy; better no gauge than a wrong one.
                 self.set_queue_stats(None)
+                spell.failed(exc)
             await asyncio.sleep(interval_s)
 
     def exposition(self) -> bytes:

@@ -23,8 +23,7 @@ from notigate.errors import (
     IdempotencyKeyReused,
     JobNotFound,
     JobStateConflict,
-    QueueFull,
-    QueueUnavailable,
+    store_error,
 )
 from notigate.keys import QueueKeys
 from notigate.scripts import Scripts
@@ -293,13 +292,13 @@ def _batch_conflict(jobs: Sequence[NewJob], reply: list[Any]) -> IdempotencyKeyR
 
 @asynccontextmanager
 async def _redis_errors() -> AsyncIterator[None]:
-    """Turn redis-py's exceptions into the queue's own."""
+    """Turn every redis-py exception into the queue's own (see :func:`store_error`):
+    QueueUnavailable for whatever passes (READONLY, MISCONF, BUSY...), QueueFull, or a
+    plain StoreError for a bug."""
     try:
         yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-        raise QueueUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
-    except redis_errors.OutOfMemoryError as exc:
-        raise QueueFull("Redis is out of memory (maxmemory reached)") from exc
+    except redis_errors.RedisError as exc:
+        raise store_error(exc) from exc
 
 
 class Queue:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from notigate.errors import (
     JobStateConflict,
     QueueFull,
     QueueUnavailable,
+    StoreError,
 )
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
@@ -66,6 +68,10 @@ _DEFAULT_PAGE_SIZE = 100
 _RETRYABLE = [pb.JOB_STATE_FAILED]
 _CANCELLABLE = [pb.JOB_STATE_WAITING, pb.JOB_STATE_DELAYED]
 _SPANS = ((86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second"))
+# Distinct unexpected Redis errors logged in full; later repeats only count in the metric.
+_LOGGED_STORE_BUGS_MAX = 100
+
+log = logging.getLogger(__name__)
 
 
 def _span(seconds: int) -> str:
@@ -171,6 +177,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self.metrics = metrics or Metrics()
         self._on_enqueued = on_enqueued
         self._warnings = warnings
+        self._logged_store_bugs: set[str] = set()
         # Concurrent Sends share one enqueue script call (the script takes batches), each
         # standing alone in it: one Send's reused idempotency key fails that Send only.
         self._sends: GroupCommit[NewJob, Enqueued] = GroupCommit(
@@ -207,9 +214,24 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 context, rpc_status.already_exists("job", exc.job_id, str(exc), metadata=metadata)
             )
         except QueueUnavailable as exc:
-            await rpc_status.abort(context, rpc_status.unavailable(str(exc)))
+            self.metrics.redis_error(exc.kind)
+            await rpc_status.abort(context, rpc_status.unavailable(f"{exc}; retry"))
         except QueueFull as exc:
+            self.metrics.redis_error(exc.kind)
             await rpc_status.abort(context, rpc_status.resource_exhausted(str(exc)))
+        except StoreError as exc:
+            # A bug (a script error): the detail goes to the log once, not to the client.
+            self.metrics.redis_error(exc.kind)
+            detail = str(exc)
+            if (
+                detail not in self._logged_store_bugs
+                and len(self._logged_store_bugs) < _LOGGED_STORE_BUGS_MAX
+            ):
+                self._logged_store_bugs.add(detail)
+                log.error("unexpected Redis error (%s): %s", exc.kind, detail, exc_info=exc)
+            await rpc_status.abort(
+                context, rpc_status.internal("internal error in the queue store (logged)")
+            )
 
     async def _not_found(self, job_id: str) -> grpc.Status:
         """NOT_FOUND saying whether the job may have been trimmed by retention.
@@ -221,7 +243,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             return rpc_status.not_found("job", job_id)
         try:
             newest = await self.queue.last_job_id()
-        except (QueueUnavailable, QueueFull):
+        except StoreError:
             # The plain answer is still right; Redis being down is for the next call to say.
             return rpc_status.not_found("job", job_id)
         if int(job_id) <= newest:

@@ -9,32 +9,53 @@ until its own next timer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from notigate.errors import RedisErrorKind, store_error
+from notigate.supervisor import Spell
+
 log = logging.getLogger(__name__)
 
 
-async def listen(redis: Redis, channel: str, on_wake: Callable[[], None]) -> None:
-    """Call ``on_wake`` for every wake message; reconnect after Redis outages."""
-    delay = 0.1
+async def listen(
+    redis: Redis,
+    channel: str,
+    on_wake: Callable[[], None],
+    *,
+    on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
+) -> None:
+    """Call ``on_wake`` for every wake message; resubscribe after any Redis error.
+
+    Never returns: a lost subscription only delays idle replicas (their timers still fire),
+    so every Redis error is retried with backoff, logged once per spell.
+    """
+    spell = Spell("listening for wake messages", logger=log, count=on_redis_error)
     while True:
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
             # Anything may have become due while we were not subscribed.
             on_wake()
-            delay = 0.1
+            spell.succeeded()
             while True:
                 message = await pubsub.get_message(timeout=30.0)
                 if message is not None:
                     on_wake()
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-            log.debug("wake subscription lost (%s); resubscribing", type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        except (redis_errors.RedisError, OSError) as exc:
+            error = store_error(exc)
+            if error.kind is RedisErrorKind.CONNECTION and not spell.active:
+                # A Redis restart or an idle connection dropped: routine, resubscribe.
+                log.debug("wake subscription lost (%s); resubscribing", error)
+                spell.failures += 1
+                on_redis_error(error.kind)
+            else:
+                spell.failed(error)
+            await asyncio.sleep(spell.delay_s(0.1, 1.0))
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(redis_errors.RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -4,6 +4,10 @@ One dispatcher coroutine per process leases as many jobs as there are free
 send slots, then sleeps until the queue's next event (the script says when),
 a local Send, or a wake message published by another replica. Each leased job
 is sent by its own task; its outcome is one script call.
+
+Both loops run under a :class:`~notigate.supervisor.Supervisor` and survive every Redis
+error (logged once per spell, counted, retried with backoff); a job's task never raises.
+The dispatcher's heartbeat (:meth:`Dispatcher.live`) tells health whether it still runs.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import random
 import time
 from collections.abc import Callable
 
+from google.protobuf.message import DecodeError
+
 from notigate.config import Settings
-from notigate.errors import QueueFull, QueueUnavailable
+from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
 from notigate.queue import Delivery, Lease, Queue, Recorded, RetryOutcome
@@ -31,6 +37,7 @@ from notigate.sender import (
     TransientError,
     Unauthorized,
 )
+from notigate.supervisor import Spell, Supervisor
 from notigate_client import pb
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,10 @@ log = logging.getLogger(__name__)
 _IDLE_WAIT_S = 2.0
 _REDIS_RETRY_S = (0.05, 1.0)
 _MIN_BLOCKED_WAIT_MS = 5
+# An outcome whose recording fails other than by a Redis error (a bug) is tried this often.
+_RECORD_BUG_ATTEMPTS = 5
+DISPATCH_TASK = "notigate-dispatch"
+RENEW_TASK = "notigate-renew"
 # The `outcome` label of notigate_telegram_requests_total.
 _OUTCOME_LABELS: dict[type, str] = {
     Delivered: "delivered",
@@ -80,8 +91,16 @@ class Dispatcher:
         self._enabled.set()
         self._stopping = False
         self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
         self._completions: GroupCommit[Delivery, Recorded] = GroupCommit(queue.complete_many)
+        self._supervisor: Supervisor | None = None
+        # loop.time() of the dispatch loop's last turn (0: not started).
+        self._heartbeat = 0.0
+        # Longest a healthy turn takes: a wait, plus a dequeue that times out and is retried
+        # once (connect and read timeouts each).
+        self._stale_after_s = 2 * _IDLE_WAIT_S + 4 * settings.redis_timeout_s + 2.0
+        # Outcomes known but not recorded yet: at shutdown a sent message is not given back.
+        self._outcomes: dict[str, tuple[Outcome, float]] = {}
+        self._record_spell = Spell("recording outcomes", logger=log, count=self.metrics.redis_error)
 
     # -- control ---------------------------------------------------------------
 
@@ -104,12 +123,29 @@ class Dispatcher:
         self._enabled.set()
         self._wake.set()
 
-    def start(self) -> None:
-        """Start the dispatcher and the lease renewer."""
-        self._tasks = [
-            asyncio.create_task(self._dispatch(), name="notigate-dispatch"),
-            asyncio.create_task(self._renew_leases(), name="notigate-renew"),
-        ]
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start the dispatcher and the lease renewer under ``supervisor`` (default: one of
+        their own)."""
+        if supervisor is None:
+            supervisor = Supervisor(
+                on_restart=lambda name: self.metrics.task_restarts.labels(name).inc()
+            )
+        self._supervisor = supervisor
+        self._beat()
+        supervisor.start(DISPATCH_TASK, self._dispatch)
+        supervisor.start(RENEW_TASK, self._renew_leases)
+
+    def live(self) -> bool:
+        """True while the dispatch loop runs and turned recently (its heartbeat is fresh)."""
+        if self._supervisor is None or self._stopping:
+            return False
+        if not self._supervisor.running(DISPATCH_TASK):
+            return False
+        age = asyncio.get_running_loop().time() - self._heartbeat
+        return age <= self._stale_after_s
+
+    def _beat(self) -> None:
+        self._heartbeat = asyncio.get_running_loop().time()
 
     async def stop(self, grace_s: float) -> None:
         """Stop leasing; let sends in flight finish for up to ``grace_s``.
@@ -120,37 +156,49 @@ class Dispatcher:
         self._stopping = True
         self._enabled.set()
         self._wake.set()
-        dispatch, renew = self._tasks or (None, None)
-        if dispatch is not None:
+        if self._supervisor is not None:
             # Let a dequeue in progress return rather than cancel it: its script
             # runs anyway, and the jobs it leased would wait for their leases
             # to expire. What it returns is sent within the grace period.
-            done, _ = await asyncio.wait([dispatch], timeout=grace_s)
-            if not done:
-                dispatch.cancel()
+            await self._supervisor.stop([DISPATCH_TASK], grace_s=grace_s)
         pending = [task for _, task in self._inflight.values()]
         if pending:
             log.info("waiting for %d sends in flight", len(pending))
             await asyncio.wait(pending, timeout=grace_s)
-        if renew is not None:
-            renew.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._supervisor is not None:
+            await self._supervisor.stop([RENEW_TASK])
         leftovers = list(self._inflight.values())
+        outcomes = dict(self._outcomes)  # their tasks forget them when cancelled
         for _, task in leftovers:
             task.cancel()
         await asyncio.gather(*(t for _, t in leftovers), return_exceptions=True)
+        given_back = 0
         for lease, _ in leftovers:
-            with contextlib.suppress(QueueUnavailable, QueueFull):
-                await self.queue.defer(lease)
-        if leftovers:
-            log.warning("gave %d unfinished sends back to the queue", len(leftovers))
+            known = outcomes.get(lease.job_id)
+            with contextlib.suppress(StoreError):
+                if known is None:
+                    await self.queue.defer(lease)
+                    given_back += 1
+                else:
+                    # Sent already: giving it back would send it again.
+                    await self._apply(lease, *known)
+        if given_back:
+            log.warning("gave %d unfinished sends back to the queue", given_back)
 
     # -- loops -----------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        failures = 0
+        spell = Spell("leasing jobs", logger=log, count=self.metrics.redis_error)
+        # The heartbeat beats where a turn shows progress (a dequeue answered or failed, a
+        # wait ended), not at the top of the loop: a loop that fails every turn goes stale.
         while not self._stopping:
-            await self._enabled.wait()
+            if not self._enabled.is_set():
+                # Paused (the token was rejected): still alive, so wait in short turns.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_IDLE_WAIT_S):
+                        await self._enabled.wait()
+                self._beat()
+                continue
             if self._stopping:
                 return
             # Cleared before looking: a wake that comes meanwhile is not lost, and a
@@ -163,16 +211,13 @@ class Dispatcher:
                 continue
             try:
                 leased = await self.queue.dequeue(free)
-            except (QueueUnavailable, QueueFull) as exc:
-                failures += 1
-                delay = min(_REDIS_RETRY_S[0] * 2**failures, _REDIS_RETRY_S[1])
-                if failures == 1:
-                    log.warning("cannot lease jobs: %s; retrying", exc)
-                await asyncio.sleep(delay)
+            except StoreError as exc:
+                spell.failed(exc)
+                self._beat()
+                await asyncio.sleep(spell.delay_s(*_REDIS_RETRY_S))
                 continue
-            if failures:
-                log.info("Redis is back; leasing again")
-                failures = 0
+            spell.succeeded()
+            self._beat()
             for lease in leased.leases:
                 task = asyncio.create_task(self._deliver(lease))
                 self._inflight[lease.job_id] = (lease, task)
@@ -198,30 +243,54 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
+        self._beat()
 
     async def _renew_leases(self) -> None:
         period = self.settings.lease_ms / 3000
+        spell = Spell("renewing leases", logger=log, count=self.metrics.redis_error)
         while True:
             await asyncio.sleep(period)
             leases = [lease for lease, _ in self._inflight.values()]
             try:
                 await self.queue.extend(leases)
-            except (QueueUnavailable, QueueFull):
-                log.warning("cannot renew %d leases: Redis unavailable", len(leases))
+            except StoreError as exc:
+                spell.failed(exc)
+            else:
+                spell.succeeded()
 
     # -- one job ---------------------------------------------------------------
 
     async def _deliver(self, lease: Lease) -> None:
+        """Send one job and record the outcome; never raises (but is cancellable)."""
         started = time.monotonic()
         try:
-            request = pb.SendRequest.FromString(lease.payload)
-            if self.settings.paid_broadcast:
-                request.allow_paid_broadcast = True
-            outcome: Outcome = await self._send(request, lease.chat_id)
+            outcome = await self._attempt(lease)
+            self._outcomes[lease.job_id] = (outcome, started)
             await self._record(lease, outcome, started)
+        except Exception:
+            # _attempt and _record handle everything they expect; this is a last resort,
+            # the job's lease then expires and the job is tried again.
+            log.exception("job %s: delivery task failed", lease.job_id)
         finally:
+            self._outcomes.pop(lease.job_id, None)
             self._inflight.pop(lease.job_id, None)
             self._wake.set()
+
+    async def _attempt(self, lease: Lease) -> Outcome:
+        """Send the job; an unexpected failure is a transient error (the job is retried)."""
+        try:
+            request = pb.SendRequest.FromString(lease.payload)
+        except DecodeError:
+            # Stored by enqueue from a parsed request: only a damaged store gets here.
+            log.error("job %s: its stored message cannot be decoded", lease.job_id)
+            return PermanentError(description="the stored message cannot be decoded")
+        try:
+            if self.settings.paid_broadcast:
+                request.allow_paid_broadcast = True
+            return await self._send(request, lease.chat_id)
+        except Exception as exc:
+            log.exception("job %s: unexpected error while sending", lease.job_id)
+            return TransientError(description=f"unexpected error while sending: {exc!r}"[:500])
 
     async def _send(self, request: pb.SendRequest, chat_id: str) -> Outcome:
         started = time.perf_counter()
@@ -230,18 +299,40 @@ class Dispatcher:
         return outcome
 
     async def _record(self, lease: Lease, outcome: Outcome, started: float) -> None:
-        """Store the outcome; while Redis is down keep trying, so a delivered
-        message is not sent a second time when its lease expires."""
+        """Store the outcome; while Redis fails (whatever the error) keep trying, so a
+        delivered message is not sent a second time when its lease expires. The lease
+        renewer keeps the lease meanwhile; at shutdown, stop() cancels this."""
+        spell = self._record_spell
+        bugs = 0
         delay = _REDIS_RETRY_S[0]
         while True:
             try:
                 await self._apply(lease, outcome, started)
+                spell.succeeded()
                 return
-            except (QueueUnavailable, QueueFull):
-                if self._stopping:
+            except StoreError as exc:
+                spell.failed(exc)
+                delay = spell.delay_s(*_REDIS_RETRY_S)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
                     raise
-                await asyncio.sleep(delay)
+                # A write this call waited for was cancelled, not this task: try again.
                 delay = min(delay * 2, _REDIS_RETRY_S[1])
+            except Exception:
+                bugs += 1
+                if bugs >= _RECORD_BUG_ATTEMPTS:
+                    log.exception(
+                        "job %s: cannot record its outcome (%s); giving up, its lease will expire",
+                        lease.job_id,
+                        type(outcome).__name__,
+                    )
+                    return
+                log.warning(
+                    "job %s: recording its outcome failed; retrying", lease.job_id, exc_info=True
+                )
+                delay = min(delay * 2, _REDIS_RETRY_S[1])
+            await asyncio.sleep(delay)
 
     async def _apply(self, lease: Lease, outcome: Outcome, started: float) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
