@@ -33,6 +33,7 @@ from notigate import security
 from notigate.app import Gateway
 from notigate.config import ConfigError, Settings, from_env
 from notigate.embedded import EmbeddedValkey, valkey_binary
+from notigate.errors import StartupRefused
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import AsyncNotificationClient, from_rpc_error, pb, pb_grpc
 from tests.conftest import free_port, gateway_settings, running_gateway, wait_for, wait_state
@@ -439,7 +440,7 @@ async def test_rediss_with_a_private_ca(
         candidate = TlsRedis(tmp_path / f"redis-{len(tried)}", binary, certs)
         try:
             await candidate.start()
-        except RuntimeError:
+        except StartupRefused:  # e.g. a build without TLS
             log = candidate.data_dir / "server.log"
             text = log.read_text() if log.exists() else ""
             if "TLS" not in text:

@@ -123,7 +123,7 @@ class Gateway:
             lock = DataDirLock(s.data_dir)
             lock.acquire()
             self._stack.callback(lock.release)
-            valkey = EmbeddedValkey(s.data_dir / "valkey")
+            valkey = EmbeddedValkey(s.data_dir / "valkey", appendfsync=s.embedded_fsync)
             await valkey.start()
             self._stack.push_async_callback(valkey.stop)
             self.redis_url = valkey.url

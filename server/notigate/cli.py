@@ -4,8 +4,9 @@ The ``notigate`` command itself belongs to the client package (:mod:`notigate_cl
 with send, send-file, stats, job, jobs, retry, cancel and health); this package adds
 ``serve``, ``simulator`` and ``sandbox`` (see :mod:`notigate.sandbox_cli`) through the
 ``notigate.commands`` entry point, :func:`add_commands`. Exit codes: 0 success, 1 the server
-refused or is not serving (for ``serve``: its port or data dir is taken), 2 bad usage or
-configuration.
+refused or is not serving (for ``serve``: its port or data dir is taken, or the data dir
+cannot be written), 2 bad usage or configuration (a setting out of its range, all of them
+named).
 """
 
 from __future__ import annotations

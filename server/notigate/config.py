@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,15 @@ DEFAULT_SANDBOX_LISTEN = "127.0.0.1:8081"
 
 
 class ConfigError(ValueError):
-    """A setting is missing or malformed."""
+    """Settings are missing, malformed or out of range: one line per problem, all of them."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            text = problems[0]
+        else:
+            text = f"{len(problems)} settings are wrong:" + "".join(f"\n  {p}" for p in problems)
+        super().__init__(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,8 @@ class Settings:
     # host:port of the Prometheus /metrics endpoint (None: off).
     metrics_listen: str | None = None
     log_format: str = "text"
+    # The embedded Valkey's appendfsync: everysec (default), always, or no (see README).
+    embedded_fsync: str = "everysec"
     # What from_env noticed but could not log (logging is set up after it runs), e.g. a
     # deprecated variable; `serve` logs each as a warning at startup.
     notices: tuple[str, ...] = field(default=(), compare=False)
@@ -132,6 +142,117 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the object itself is frozen)."""
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The sane values of a numeric setting, both ends included; the unit is the
+    field name's suffix (``_ms``, ``_s``, ``_bytes``). ``off``: a value outside the range
+    that turns the setting off (e.g. 0: no limit)."""
+
+    low: float
+    high: float
+    off: float | None = None
+
+    def allows(self, value: float) -> bool:
+        # `low <= v <= high` is also False for NaN.
+        return self.low <= value <= self.high or (self.off is not None and value == self.off)
+
+    def text(self) -> str:
+        """``between 1000 and 600000``, as refusals say it."""
+        return f"between {_number(self.low)} and {_number(self.high)}"
+
+
+# Every numeric setting, by field ("limits." for Limits): a value outside its range is
+# refused at startup. A new numeric setting adds one line here (a test checks none is
+# missing) and the range to its README row.
+RANGES: dict[str, Range] = {
+    # Telegram: about 30/s bot-wide (1000/s with paid broadcasts), 1/s per private
+    # chat, 20/min per group; against Telegram higher values only earn 429s. A million
+    # is as good as no limit, for a Bot API without Telegram's (the simulator).
+    "limits.global_rate": Range(1, 1_000_000),
+    "limits.global_window_ms": Range(100, 60_000),
+    "limits.private_rate": Range(1, 1_000_000),
+    "limits.private_window_ms": Range(100, 60_000),
+    "limits.group_rate": Range(1, 1_000_000),
+    "limits.group_window_ms": Range(1000, 3_600_000),
+    "limits.global_margin_ms": Range(0, 1000),
+    "limits.chat_margin_ms": Range(0, 1000),
+    "limits.global_burst_ms": Range(0, 1000),
+    "paid_broadcast_rate": Range(1, 1000),
+    # Each send in flight holds a connection (a file descriptor).
+    "concurrency": Range(1, 1024),
+    # Renewed every third; longer leases only delay the recovery of a crashed gateway's jobs.
+    "lease_ms": Range(1000, 600_000),
+    "max_stalls": Range(1, 100),
+    "max_attempts": Range(1, 100),
+    "backoff_base_ms": Range(10, 600_000),
+    "backoff_max_ms": Range(100, 86_400_000),
+    "keep_completed": Range(0, 10_000_000),
+    "keep_failed": Range(0, 10_000_000),
+    "keep_age_s": Range(60, 365 * 24 * 3600),
+    "idempotency_ttl_s": Range(60, 30 * 24 * 3600),
+    "bot_pause_chats": Range(1, 1000),
+    "bot_pause_window_ms": Range(100, 3_600_000),
+    "bot_pause_max_ms": Range(1000, 300_000),
+    "bot_pause_flood_chats": Range(1, 1000),
+    "send_connect_timeout_s": Range(0.1, 120),
+    "send_read_timeout_s": Range(1, 600),
+    "shutdown_grace_s": Range(0.1, 3600),
+    "redis_timeout_s": Range(0.05, 60),
+    "health_interval_s": Range(0.05, 60),
+    # The API's own limit per SendBatch (validation.MAX_BATCH).
+    "max_batch": Range(1, 1000),
+    "send_linger_ms": Range(0, 1000),
+    "max_message_bytes": Range(64 << 10, 64 << 20),
+    # The gRPC port's connection limits (notigate.connection_limits); 0 turns some off.
+    "grpc_handshake_timeout_ms": Range(1000, 120_000),
+    "grpc_max_connections": Range(10, 100_000, off=0),
+    "grpc_max_connection_idle_ms": Range(10_000, 86_400_000, off=0),
+    "grpc_max_connection_age_ms": Range(60_000, 86_400_000, off=0),
+    "grpc_max_connection_age_grace_ms": Range(1000, 600_000),
+    "grpc_keepalive_time_ms": Range(10_000, 7_200_000),
+    "grpc_keepalive_timeout_ms": Range(1000, 60_000),
+    "grpc_min_ping_interval_ms": Range(1000, 300_000),
+    "grpc_max_ping_strikes": Range(1, 10, off=0),
+    "grpc_max_concurrent_streams": Range(10, 1000),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """``left`` must be ``op`` ``factor * right`` (``op``: "<=" or ">="), because ``why``."""
+
+    left: str
+    op: str
+    right: str
+    why: str
+    factor: float = 1
+
+    def holds(self, left: float, right: float) -> bool:
+        bound = self.factor * right
+        return left <= bound if self.op == "<=" else left >= bound
+
+
+# Settings that are each in range but do not work together.
+RELATIONS: tuple[Relation, ...] = (
+    Relation("backoff_base_ms", "<=", "backoff_max_ms", "the backoff's cap is its largest step"),
+    # Renewals start every third of the lease: one that takes the whole Redis timeout
+    # must still land before the lease ends, or a slow Redis makes live sends look stalled.
+    Relation(
+        "lease_ms",
+        ">=",
+        "redis_timeout_s",
+        "a renewal, a third into the lease, may take the whole Redis timeout",
+        factor=1500,
+    ),
+)
+
+# Settings with a fixed set of values.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "log_format": ("text", "json"),
+    "embedded_fsync": ("everysec", "always", "no"),
+}
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
@@ -181,6 +302,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_LEASE_MS": ("lease_ms", "int1"),
     "NOTIGATE_MAX_ATTEMPTS": ("max_attempts", "int1"),
     "NOTIGATE_BACKOFF_BASE_MS": ("backoff_base_ms", "int"),
+    "NOTIGATE_BACKOFF_MAX_MS": ("backoff_max_ms", "int"),
     "NOTIGATE_KEEP_COMPLETED": ("keep_completed", "int"),
     "NOTIGATE_KEEP_FAILED": ("keep_failed", "int"),
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
@@ -194,6 +316,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_TLS_CLIENT_CA": ("tls_client_ca_file", "path"),
     "NOTIGATE_METRICS_LISTEN": ("metrics_listen", "str"),
     "NOTIGATE_LOG_FORMAT": ("log_format", "str"),
+    "NOTIGATE_EMBEDDED_FSYNC": ("embedded_fsync", "str"),
     "NOTIGATE_GRPC_HANDSHAKE_TIMEOUT_MS": ("grpc_handshake_timeout_ms", "int1"),
     "NOTIGATE_GRPC_MAX_CONNECTIONS": ("grpc_max_connections", "int"),
     "NOTIGATE_GRPC_MAX_CONNECTION_IDLE_MS": ("grpc_max_connection_idle_ms", "int"),
@@ -225,7 +348,8 @@ ENV_VARS: tuple[str, ...] = (*_ENV, *_ENV_LIMITS, *_DEPRECATED)
 """Every environment variable :func:`from_env` reads."""
 
 
-def _convert(name: str, kind: str, raw: str) -> Any:
+def _convert(name: str, kind: str, raw: str, bounds: Range | None = None) -> Any:
+    """``raw`` as a value of ``kind``; with ``bounds``, checking them is left to ``_problems``."""
     if kind == "str":
         # An empty value means "not set", as in most deployments.
         return raw or None
@@ -235,18 +359,36 @@ def _convert(name: str, kind: str, raw: str) -> Any:
         return Path(raw) if raw else None
     if kind == "bool":
         return _parse_bool(name, raw)
+    if bounds is not None:
+        return _parse_ranged(name, kind, raw, bounds)
     if kind == "float":
         return _parse_float(name, raw)
     return _parse_int(name, raw, minimum=1 if kind == "int1" else 0)
 
 
+def _parse_ranged(name: str, kind: str, raw: str, bounds: Range) -> float:
+    number = "a number" if kind == "float" else "an integer"
+    try:
+        return float(raw) if kind == "float" else int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {number} {bounds.text()}, got {raw!r}") from None
+
+
 def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build Settings from environment variables; ``overrides`` (CLI flags) win."""
+    """Build Settings from environment variables; ``overrides`` (CLI flags) win.
+
+    Raises :class:`ConfigError` listing every problem found, not only the first.
+    """
     source = os.environ if env is None else env
     values: dict[str, Any] = {}
     notices: list[str] = []
+    problems: list[str] = []
     for name, (attr, kind) in _ENV.items():
-        value = _convert(name, kind, source[name]) if name in source else None
+        try:
+            value = _convert(name, kind, source[name], RANGES.get(attr)) if name in source else None
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         if value is not None:
             values[attr] = value
     for old, new in _DEPRECATED.items():
@@ -262,39 +404,123 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings
     limit_values: dict[str, int] = {}
     for name, attr in _ENV_LIMITS.items():
         if name in source:
-            minimum = 0 if attr.endswith("margin_ms") else 1
-            limit_values[attr] = _parse_int(name, source[name], minimum=minimum)
+            try:
+                limit_values[attr] = _convert(
+                    name, "int", source[name], RANGES.get(f"limits.{attr}")
+                )
+            except ConfigError as exc:
+                problems.extend(exc.problems)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("redis_url") and "embedded_fsync" in values:
+        notices.append(
+            "NOTIGATE_EMBEDDED_FSYNC has no effect with REDIS_URL: set appendfsync on that Redis"
+        )
     if "global_rate" in values:
         limit_values["global_rate"] = values.pop("global_rate")
     settings = Settings(**values, limits=Limits(**limit_values), notices=tuple(notices))
-    validate(settings)
+    problems += _problems(settings, flags={k for k, v in overrides.items() if v is not None})
+    if problems:
+        raise ConfigError(*problems)
     return settings
 
 
 def validate(settings: Settings) -> None:
-    """Reject settings that cannot work, with a message naming the setting."""
+    """Reject settings that cannot work: one :class:`ConfigError` naming every problem."""
+    problems = _problems(settings)
+    if problems:
+        raise ConfigError(*problems)
+
+
+_FIELD_VARS: dict[str, str] = {
+    **{attr: name for name, (attr, _) in _ENV.items()},
+    **{f"limits.{attr}": name for name, attr in _ENV_LIMITS.items()},
+}
+
+
+def env_var(path: str) -> str | None:
+    """The environment variable of a setting (``lease_ms``, ``limits.group_rate``), if any."""
+    return _FIELD_VARS.get(path)
+
+
+def _label(path: str, flags: Set[str] = frozenset()) -> str:
+    """How a refusal names a setting: its flag when that set it, else its variable.
+    (Every flag of ``serve`` mirrors a variable; an override without one is a field.)"""
+    name = env_var(path)
+    attr = path.removeprefix("limits.")
+    if name is not None and attr in flags:
+        return f"--{attr.replace('_', '-')}"
+    return name or path
+
+
+def _named(path: str, value: Any, flags: Set[str] = frozenset()) -> str:
+    """``NOTIGATE_LEASE_MS=1``, or ``--concurrency=0 (NOTIGATE_CONCURRENCY)`` from a flag."""
+    label = _label(path, flags)
+    name = env_var(path)
+    text = f"{label}={_number(value)}"
+    return f"{text} ({name})" if name and label != name else text
+
+
+def _value(settings: Settings, path: str) -> Any:
+    owner: Any = settings
+    for part in path.split("."):
+        owner = getattr(owner, part)
+    return owner
+
+
+def _unit(path: str) -> str:
+    for suffix, unit in (("_ms", " ms"), ("_s", " s"), ("_bytes", " bytes")):
+        if path.endswith(suffix):
+            return unit
+    return ""
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
+    problems = []
+    for path, bounds in RANGES.items():
+        value = _value(settings, path)
+        if not bounds.allows(value):
+            off = "" if bounds.off is None else f", or {_number(bounds.off)} (off)"
+            refusal = f"is out of range: must be {bounds.text()}{_unit(path)}{off}"
+            problems.append(f"{_named(path, value, flags)} {refusal}")
+    for rel in RELATIONS:
+        left, right = _value(settings, rel.left), _value(settings, rel.right)
+        in_range = all(
+            RANGES[p].allows(v) for p, v in ((rel.left, left), (rel.right, right)) if p in RANGES
+        )
+        if in_range and not rel.holds(left, right):
+            bound = _named(rel.right, right, flags)
+            if rel.factor != 1:
+                bound = f"{_number(rel.factor * right)} ({_number(rel.factor)} * {bound})"
+            problems.append(f"{_named(rel.left, left, flags)} must be {rel.op} {bound}: {rel.why}")
+    for attr, allowed in CHOICES.items():
+        value = getattr(settings, attr)
+        if value not in allowed:
+            options = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+            problems.append(f"{_label(attr, flags)} must be {options}, got {value!r}")
     url = settings.telegram_api_url
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"TELEGRAM_API_URL must be an http(s) URL, got {url!r}")
+        problems.append(f"TELEGRAM_API_URL must be an http(s) URL, got {url!r}")
     if settings.redis_url is not None and not settings.redis_url.startswith(
         ("redis://", "rediss://", "unix://")
     ):
-        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+        problems.append("REDIS_URL must start with redis://, rediss:// or unix://")
     host, sep, port = settings.listen.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ConfigError(f"NOTIGATE_LISTEN must be host:port, got {settings.listen!r}")
+        problems.append(f"NOTIGATE_LISTEN must be host:port, got {settings.listen!r}")
     host, sep, port = settings.sandbox_listen.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(
+        problems.append(
             f"NOTIGATE_SANDBOX_LISTEN must be host:port (port 0: any free one), "
             f"got {settings.sandbox_listen!r}"
         )
-    if settings.limits.global_rate < 1:
-        raise ConfigError("NOTIGATE_GLOBAL_RATE must be >= 1")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
-        raise ConfigError("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
+        problems.append("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
     if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
-        raise ConfigError("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
-    if settings.log_format not in ("text", "json"):
-        raise ConfigError(f"NOTIGATE_LOG_FORMAT must be text or json, got {settings.log_format!r}")
+        problems.append("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
+    return problems

@@ -1,8 +1,15 @@
 """The bundled Valkey server, started when no REDIS_URL is configured.
 
 It runs as a child process with append-only persistence under the data
-directory (fsync every second), listens on a Unix socket only, and uses
-``noeviction`` so queued jobs are never evicted under memory pressure.
+directory, listens on a Unix socket only, and uses ``noeviction`` so queued jobs
+are never evicted under memory pressure.
+
+Durability follows ``appendfsync`` (``NOTIGATE_EMBEDDED_FSYNC``): with ``everysec``
+(the default) Valkey answers a write before the append-only file reaches the disk,
+so a power loss or a kernel crash can lose the last second of acknowledged jobs, and
+a write that fails on a full disk is only retried from memory (lost if Valkey stops
+before space is freed). With ``always`` Valkey writes and fsyncs before it answers
+and exits rather than answer after a failed write: an acknowledged job is on disk.
 
 It never outlives its gateway: on Linux the kernel sends it SIGTERM when the
 gateway dies, even by ``kill -9`` (``PR_SET_PDEATHSIG``; SIGTERM so it still
@@ -28,6 +35,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from notigate.errors import StartupRefused
+from notigate.exclusive import check_writable, data_dir_refusal
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +179,7 @@ class EmbeddedValkey:
             "--save", "",
             "--maxmemory-policy", "noeviction",
             "--daemonize", "no",
-            "--logfile", str(self.data_dir / "valkey.log"),
+            "--logfile", str(self.logfile),
             # For the next start to find a server that outlived its gateway, and to
             # verify it by its command line (kept intact: no process title).
             "--pidfile", str(self.pidfile),
@@ -183,14 +191,22 @@ class EmbeddedValkey:
 
         The caller must own the data dir (see :class:`notigate.exclusive.DataDirLock`):
         a valkey-server still running on it then belongs to no live gateway, and is
-        stopped first.
+        stopped first. Raises :class:`StartupRefused`, one line, when the data dir cannot
+        be written or the server does not come up.
         """
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         # A socket path over 107 bytes cannot be bound; fall back to TCP.
         if not self.port and len(str(self.socket)) > 100:
-            raise RuntimeError(f"data dir path too long for a Unix socket: {self.data_dir}")
+            raise StartupRefused(
+                f"data dir path too long for a Unix socket: {self.data_dir}; choose a "
+                "shorter --data-dir / NOTIGATE_DATA_DIR"
+            )
+        try:
+            self._check_files()
+        except OSError as exc:
+            raise data_dir_refusal(self.data_dir, exc) from exc
         await self.stop_orphan()
         self.socket.unlink(missing_ok=True)
+        log_start = self._log_size()
         # From this (the loop's) thread: see _die_with_parent.
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
             _die_with_parent(self.command()), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -201,18 +217,78 @@ class EmbeddedValkey:
         try:
             while True:
                 if self._proc.poll() is not None:
-                    err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                    raise RuntimeError(f"valkey-server exited at startup: {err.strip()}")
+                    proc, self._proc = self._proc, None
+                    err = ""
+                    if proc.stderr:
+                        err = proc.stderr.read().decode(errors="replace")
+                        proc.stderr.close()
+                    raise StartupRefused(
+                        "the embedded Valkey exited at startup: "
+                        f"{self._startup_error(err, log_start)} (log: {self.logfile})"
+                    )
                 try:
                     if await client.ping():
                         break
                 except (redis_errors.ConnectionError, redis_errors.BusyLoadingError) as exc:
                     if loop.time() > deadline:
-                        raise RuntimeError("valkey-server did not start in time") from exc
+                        await self.stop()
+                        raise StartupRefused(
+                            f"the embedded Valkey did not answer within {timeout_s:g} s "
+                            f"(log: {self.logfile})"
+                        ) from exc
                 await asyncio.sleep(0.02)
         finally:
             await client.aclose()
-        log.info("embedded Valkey running (data in %s, appendonly)", self.data_dir)
+        log.info(
+            "embedded Valkey running (data in %s, appendonly, appendfsync %s)",
+            self.data_dir,
+            self.appendfsync,
+        )
+
+    @property
+    def logfile(self) -> Path:
+        """The server's log (it writes its startup errors there, once the log is open)."""
+        return self.data_dir / "valkey.log"
+
+    def _check_files(self) -> None:
+        """Raise :class:`OSError` unless Valkey can write everything it needs here: new
+        files in the dir (socket, pid file, AOF rewrites) and appending to those it
+        keeps (log, append-only files). Found now, the refusal names the path; found by
+        Valkey, it is an exit code and a line in a log."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(self.data_dir)
+        aof_dir = self.data_dir / "appendonlydir"
+        if aof_dir.exists():
+            check_writable(aof_dir)
+            kept = [p for p in aof_dir.iterdir() if p.is_file()]
+        else:
+            kept = []
+        for path in (self.logfile, *kept):
+            if path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+
+    def _log_size(self) -> int:
+        try:
+            return self.logfile.stat().st_size
+        except OSError:
+            return 0
+
+    def _startup_error(self, stderr: str, log_start: int) -> str:
+        """One line from what Valkey said: its stderr (configuration errors) or the
+        warnings it logged since ``log_start``."""
+        lines = [
+            line.strip()
+            for line in stderr.splitlines()
+            if line.strip() and not line.startswith(("***", ">>>", "Reading the configuration"))
+        ]
+        if not lines:
+            with contextlib.suppress(OSError), self.logfile.open("rb") as f:
+                f.seek(log_start)
+                logged = f.read().decode(errors="replace").splitlines()
+                # "<pid>:M <date> # <message>": '#' marks a warning.
+                lines = [line.partition(" # ")[2] for line in logged if " # " in line]
+        text = "; ".join(lines[-2:]) if lines else "no reason given"
+        return text if len(text) <= 300 else text[:297] + "..."
 
     async def stop_orphan(self, timeout_s: float = 10.0) -> None:
         """Stop a valkey-server left running on this data dir by an earlier gateway.

@@ -21,6 +21,48 @@ from notigate.errors import StartupRefused
 LOCK_NAME = "notigate.lock"
 _TCP_LISTEN = "0A"
 
+# What an operator should read for the errors a data dir gives; others keep strerror.
+_DATA_DIR_PROBLEMS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit reached",
+    errno.EEXIST: "not a directory",
+    errno.ENOTDIR: "not a directory",
+}
+
+
+def data_dir_refusal(directory: Path, exc: OSError) -> StartupRefused:
+    """The one-line refusal for a data dir that cannot be written: the path that failed
+    (``directory`` when the error names none), why, and this user when it lacks rights."""
+    problem = _DATA_DIR_PROBLEMS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        problem += f" for this user (uid {os.geteuid()})"
+    failed = os.fsdecode(exc.filename) if exc.filename else str(directory)
+    return StartupRefused(
+        f"cannot write to {failed}: {problem}; the gateway and its embedded Valkey keep "
+        "their files in the data dir: fix that or choose another --data-dir / "
+        "NOTIGATE_DATA_DIR"
+    )
+
+
+def check_writable(directory: Path) -> None:
+    """Raise :class:`OSError` naming ``directory`` unless a file can be created and
+    written in it (a read-only or full file system, missing rights, a file in its place)."""
+    probe = directory / f".notigate-write-test-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(directory)) from exc
+
 
 def describe_pid(pid: int) -> str:
     """``pid 123 (notigate serve --listen ...)``, or just ``pid 123`` when unreadable."""
@@ -138,7 +180,7 @@ class DataDirLock:
             # orphaned child would keep holding it for a dead gateway.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise StartupRefused(f"cannot use data dir {self.directory}: {exc.strerror}") from exc
+            raise data_dir_refusal(self.directory, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -154,8 +196,12 @@ class DataDirLock:
             # No locking on this file system: running unprotected could corrupt the data.
             os.close(fd)
             raise StartupRefused(f"cannot lock data dir {self.directory}: {exc.strerror}") from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # e.g. a full disk
+            os.close(fd)
+            raise data_dir_refusal(self.directory, exc) from exc
         self._fd = fd
 
     def release(self) -> None:
