@@ -35,7 +35,19 @@ __all__ = [
 REDACTED = "<redacted>"
 # The extra fields the package logs; only these are copied from a record, so that
 # LogRecord internals never leak into the output.
-EXTRA_FIELDS = ("job_id", "chat_id", "elapsed_ms", "attempt", "outcome", "pause_ms")
+EXTRA_FIELDS = (
+    "job_id",
+    "chat_id",
+    "new_chat_id",
+    "message_id",
+    "elapsed_ms",
+    "attempt",
+    "outcome",
+    "pause_ms",
+    "orphaned",
+    "queue",
+    "data_loss",
+)
 # Libraries that log request URLs (with the token) at DEBUG/INFO.
 # Request URLs contain the bot token; grpc logs every event loop lookup at DEBUG.
 _NOISY = ("httpx", "telegram", "aiohttp.access", "grpc._cython.cygrpc")

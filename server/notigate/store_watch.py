@@ -115,4 +115,6 @@ class StoreWatch:
     def _report(self, kind: str, message: str, *args: object) -> None:
         self._reported_floor = self._queue.id_floor
         self._metrics.store_data_loss.labels(kind=kind).inc()
-        log.error(message, *args, extra={"data_loss": kind})
+        log.error(
+            message, *args, extra={"data_loss": kind, "queue": self._queue.settings.queue_name}
+        )
