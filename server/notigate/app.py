@@ -21,14 +21,14 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from notigate import connection_limits, handlers, security, wakeups
 from notigate.config import ConfigError, Settings
-from notigate.decoding import DecodingInterceptor
+from notigate.decoding import GuardedRegistrar
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
@@ -183,7 +183,6 @@ class Gateway:
         auth = security.auth_interceptor(s)
         if auth is not None:
             interceptors.append(auth)
-        interceptors.append(DecodingInterceptor())  # innermost: wraps the real handlers
         connection_limits.ensure_descriptors(s)
         server = grpc.aio.server(
             interceptors=interceptors, options=connection_limits.server_options(s)
@@ -196,14 +195,18 @@ class Gateway:
             metrics=self.metrics,
         )
         handlers.register(service, server)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            [
-                pb.DESCRIPTOR.services_by_name["NotificationService"].full_name,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            server,
+        # Through a registrar that guards their request decoding (notigate.decoding).
+        guarded = GuardedRegistrar(server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guarded)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(
+                [
+                    pb.DESCRIPTOR.services_by_name["NotificationService"].full_name,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ]
+            ),
+            guarded,
         )
         credentials = security.server_credentials(s)
         try:

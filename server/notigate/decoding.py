@@ -2,18 +2,21 @@
 
 grpcio answers a request its deserializer cannot parse with UNKNOWN ("Unexpected <class
 'DecodeError'>", an internal class name) and logs an ERROR traceback per call, so any
-stranger could fill the log and make the server look broken. :class:`DecodingInterceptor`
-(innermost, next to the handlers) wraps the deserializer of whatever handler a call
-resolves to, the gateway's own, grpc.health.v1's and reflection's alike: bytes that do not
-parse become a stand-in that the wrapped behaviour answers with INVALID_ARGUMENT and a
-BadRequest naming the whole request, logged at debug only.
+stranger could fill the log and make the server look broken. Every handler the gateway
+serves, its own, grpc.health.v1's and reflection's alike, is registered with a deserializer
+that cannot raise: bytes that do not parse become a stand-in that the guarded behaviour
+answers with INVALID_ARGUMENT and a BadRequest naming the whole request, logged at debug.
+
+The handlers are wrapped once, when they are registered (:class:`GuardedRegistrar` stands
+in for the server while a library's ``add_*_to_server`` runs), not per call: a server
+interceptor doing the same cost about 15 % of Send's throughput.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, NoReturn
 
 import grpc
@@ -21,12 +24,11 @@ import grpc
 from notigate import rpc_status
 from notigate.validation import FieldViolation
 
-__all__ = ["DecodingInterceptor", "Undecodable", "guarded", "safe_deserializer"]
+__all__ = ["GuardedRegistrar", "Undecodable", "guard_handler", "guarded", "safe_deserializer"]
 
 log = logging.getLogger(__name__)
 
 Deserializer = Callable[[bytes], Any]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
 
 class Undecodable:
@@ -96,7 +98,10 @@ def guarded(behavior: Callable[..., Any], *, streaming_request: bool) -> Callabl
     return call
 
 
-def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def guard_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` answering undecodable requests with INVALID_ARGUMENT."""
+    if handler.request_deserializer is None:
+        return handler  # it parses nothing
     deserializer = safe_deserializer(handler.request_deserializer)
     serializer = handler.response_serializer
     if handler.unary_unary is not None:
@@ -116,13 +121,41 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     )
 
 
-class DecodingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unused-ignore]
-    """Makes every handler answer undecodable requests with INVALID_ARGUMENT; put it last."""
+class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc,unused-ignore]
+    """A library's generic handler whose method handlers come out guarded, each wrapped
+    the first time it is looked up."""
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler  # unknown method, or one that parses nothing
-        return _wrap(handler)
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        known = self._guarded.get(method)
+        if known is None or known[0] is not handler:
+            known = (handler, guard_handler(handler))
+            self._guarded[method] = known
+        return known[1]
+
+
+class GuardedRegistrar:
+    """Stands in for ``server`` while generated ``add_*_to_server`` code registers a
+    service: what it registers is guarded (see the module's docstring)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, generic_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_GuardedGenericHandler(handler) for handler in generic_handlers)
+        )
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self._server.add_registered_method_handlers(
+            service_name, {name: guard_handler(h) for name, h in method_handlers.items()}
+        )

@@ -4,7 +4,7 @@ The generated ``add_NotificationServiceServicer_to_server`` lets grpcio answer
 a request whose bytes are not a valid protobuf with UNKNOWN or INTERNAL, which tells a
 client the server is broken rather than its input. Here each method decodes its request
 through :mod:`notigate.decoding`, so the service answers INVALID_ARGUMENT with a BadRequest
-naming the whole request even on a server without the decoding interceptor.
+naming the whole request, as the health and reflection services do.
 """
 
 from __future__ import annotations
