@@ -158,7 +158,7 @@ class Gateway:
             sender,
             interval_s=s.health_interval_s,
             on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
-            probe_key=queue.keys.prefix + "health-probe",
+            probe_key=queue.keys.health_probe,
             dispatcher_live=dispatcher.live,
             on_redis_error=self.metrics.redis_error,
         )

@@ -21,6 +21,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from notigate.errors import RedisErrorKind, StoreError, store_error
+from notigate.keys import QueueKeys
 from notigate.sender import TelegramSender, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class HealthMonitor:
         *,
         interval_s: float,
         on_token: Callable[[bool], None],
-        probe_key: str = "notigate:health-probe",
+        probe_key: str = QueueKeys.for_queue("default").health_probe,
         dispatcher_live: Callable[[], bool] = lambda: True,
         on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
     ) -> None:
@@ -246,19 +247,17 @@ class HealthMonitor:
         await self.publish()
 
     async def check_redis(self) -> None:
-        """PING Redis, then write the probe key; on recovery, re-check its eviction policy.
+        """Write the probe key (one round trip); on recovery, re-check the eviction policy.
 
-        A write that fails leaves Redis reachable but the store unwritable (READONLY,
-        MISCONF, OOM...); an error reply to PING itself (LOADING, BUSY, MISCONF) counts as
-        unwritable too, as every write would meet it.
+        An error reply leaves Redis reachable but the store unwritable (READONLY, MISCONF,
+        OOM, LOADING, BUSY...); only a failed connection makes Redis unreachable.
         """
         was_ok = self.redis_ok and self.store_error is None
         before = self.store_error
         try:
-            await self.redis.ping()
-            self.redis_ok = True
             # Expires by itself: a probe of a stopped gateway must not linger.
             await self.redis.set(self._probe_key, b"1", px=60_000)
+            self.redis_ok = True
             self.store_error = None
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             error = store_error(exc)

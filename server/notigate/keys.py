@@ -36,6 +36,7 @@ class QueueKeys:
     recent_429: str
     wake_channel: str
     meta: str
+    health_probe: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -62,6 +63,8 @@ class QueueKeys:
             wake_channel=p + "wake",
             # The store's marker (store_watch.py): a random id and its creation time.
             meta=p + "meta",
+            # Written by every health check: a store that refuses writes is not healthy.
+            health_probe=p + "health-probe",
         )
 
     def job(self, job_id: str) -> str:

@@ -141,7 +141,9 @@ class _HealthCollector(Collector):
             reasons.add_metric([reason.value], int(reason in state.reasons))
         yield reasons
         yield GaugeMetricFamily(
-            "notigate_redis_up", "1 while Redis answers PING.", value=int(state.redis_ok)
+            "notigate_redis_up",
+            "1 while Redis answers (the health probe gets a reply, even an error).",
+            value=int(state.redis_ok),
         )
         if state.token is not TokenState.UNKNOWN:  # no answer from Telegram yet: neither 0 nor 1
             yield GaugeMetricFamily(
