@@ -25,7 +25,7 @@ import time
 
 from redis import exceptions as redis_errors
 
-from notigate.errors import QueueFull, QueueUnavailable
+from notigate.errors import StoreError
 from notigate.metrics import Metrics
 from notigate.queue import Queue
 
@@ -64,7 +64,7 @@ class StoreWatch:
             self._wake.clear()
             try:
                 await self.check()
-            except (QueueUnavailable, QueueFull, redis_errors.RedisError) as exc:
+            except (StoreError, redis_errors.RedisError) as exc:
                 # Redis being away is the health monitor's to report; look again later.
                 log.debug("cannot check the store for lost data: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -75,7 +75,10 @@ class StoreWatch:
         """Look once: report (log, count) a loss of data since the last look."""
         floor = self._queue.id_floor  # read before the sequence: every id in it is stored
         redis, keys = self._queue.redis, self._queue.keys
-        raw = await redis.hget(keys.meta, "id")
+        async with redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hget(keys.meta, "id")
+            pipe.get(keys.seq)
+            raw, raw_seq = await pipe.execute()
         seen = self.store_id
         current = await self._create_marker() if raw is None else _text(raw)
         self.store_id = current
@@ -88,7 +91,7 @@ class StoreWatch:
                 floor,
             )
             return
-        seq = int(await redis.get(keys.seq) or 0)
+        seq = int(raw_seq or 0)
         if seq < floor and floor > self._reported_floor:
             went_back = (seq, floor)
         if went_back is not None and went_back[1] > self._reported_floor:
