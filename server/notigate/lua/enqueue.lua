@@ -62,18 +62,13 @@ local lim = limits_from(ARGV, 3)
 local n = tonumber(ARGV[8])
 local now = time_ms()
 
-local ID_EPOCH_S, IDS_PER_S = 1767225600, 10000
+-- 2026-01-01 UTC, and 10 ids per ms (10,000 per second) of Redis's clock.
+local ID_EPOCH_MS, IDS_PER_MS = 1767225600000, 10
 local stored_seq = tonumber(redis.call('GET', seq_key) or '0')
 local caller_floor = tonumber(ARGV[12] or '0')
 local went_back = -1
 if stored_seq < caller_floor then
   went_back = stored_seq
-end
-local function id_base()
-  local t = redis.call('TIME')
-  local clock = (tonumber(t[1]) - ID_EPOCH_S) * IDS_PER_S + math.floor(tonumber(t[2]) / 100)
-  -- The last id taken: the next is one above it.
-  return math.max(stored_seq, caller_floor, clock - 1)
 end
 
 local function earliest()
@@ -174,7 +169,8 @@ local before = earliest()
 local out = {}
 local touched = {} -- chat -> the smallest rank queued to it by this call
 local created, duplicates = 0, 0
-local seq = id_base()
+-- The last id taken: the next is one above it.
+local seq = math.max(stored_seq, caller_floor, (now - ID_EPOCH_MS) * IDS_PER_MS - 1)
 local migrated = redis.call('EXISTS', migrations) == 1
 local newly_waiting = {}
 pos = 1
