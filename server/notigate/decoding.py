@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import grpc
 
 from notigate import rpc_status
+from notigate.method_handlers import rewrap
 from notigate.validation import FieldViolation
 
 __all__ = ["GuardedRegistrar", "Undecodable", "guard_handler", "guarded", "safe_deserializer"]
@@ -102,22 +103,10 @@ def guard_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """``handler`` answering undecodable requests with INVALID_ARGUMENT."""
     if handler.request_deserializer is None:
         return handler  # it parses nothing
-    deserializer = safe_deserializer(handler.request_deserializer)
-    serializer = handler.response_serializer
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            guarded(handler.unary_unary, streaming_request=False), deserializer, serializer
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            guarded(handler.unary_stream, streaming_request=False), deserializer, serializer
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(
-            guarded(handler.stream_unary, streaming_request=True), deserializer, serializer
-        )
-    return grpc.stream_stream_rpc_method_handler(
-        guarded(handler.stream_stream, streaming_request=True), deserializer, serializer
+    return rewrap(
+        handler,
+        lambda behavior, streaming: guarded(behavior, streaming_request=streaming),
+        safe_deserializer(handler.request_deserializer),
     )
 
 

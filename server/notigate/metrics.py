@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from notigate import __version__
 from notigate.errors import RedisErrorKind, StoreError
 from notigate.health import HealthReason, HealthState, TokenState
+from notigate.method_handlers import Behavior, rewrap
 from notigate.queue import Queue, QueueStats
 from notigate.supervisor import Spell
 from notigate_client import pb
@@ -332,7 +333,6 @@ class MetricsServer:
             self._runner = None
 
 
-_Behavior = Callable[..., Any]
 _Labels = tuple[str, str, str]
 
 UNKNOWN_METHOD: _Labels = ("unknown", "unknown", "unknown")
@@ -398,31 +398,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,unuse
             self.metrics.grpc_started.labels(*labels).inc()
             self._record(labels, grpc.StatusCode.UNIMPLEMENTED, time.perf_counter())
             return None
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._observed(handler.unary_unary, labels),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._observed(handler.unary_stream, labels),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._observed(handler.stream_unary, labels),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._observed(handler.stream_stream, labels),
-            handler.request_deserializer,
-            handler.response_serializer,
-        )
+        return rewrap(handler, lambda behavior, _streaming: self._observed(behavior, labels))
 
-    def _observed(self, behavior: _Behavior, labels: _Labels) -> _Behavior:
+    def _observed(self, behavior: Behavior, labels: _Labels) -> Behavior:
         """``behavior`` counted and timed, in its own shape (coroutine or async generator)."""
         metrics = self.metrics
         record = self._record
