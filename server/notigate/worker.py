@@ -355,24 +355,19 @@ class Dispatcher:
                 # 429s so far show a bot-wide limit, and pauses the bot (capped) if so.
                 pause_ms = max(1, math.ceil(retry_after * 1000))
                 bot_pause_ms = await self.queue.defer(lease, pause_ms)
-                if bot_pause_ms:
-                    log.warning(
-                        "job %s: 429 from Telegram, chat %s paused for %d ms and the whole "
-                        "bot for %d ms (429s from several chats)",
-                        job,
-                        lease.chat_id,
-                        pause_ms,
-                        bot_pause_ms,
-                        extra={**extra, "pause_ms": pause_ms},
-                    )
-                else:
-                    log.warning(
-                        "job %s: 429 from Telegram, chat %s paused for %d ms",
-                        job,
-                        lease.chat_id,
-                        pause_ms,
-                        extra={**extra, "pause_ms": pause_ms},
-                    )
+                bot = (
+                    f" and the whole bot for {bot_pause_ms} ms (429s from several chats)"
+                    if bot_pause_ms
+                    else ""
+                )
+                log.warning(
+                    "job %s: 429 from Telegram, chat %s paused for %d ms%s",
+                    job,
+                    lease.chat_id,
+                    pause_ms,
+                    bot,
+                    extra={**extra, "pause_ms": pause_ms},
+                )
             case PermanentError(description=description):
                 await self.queue.fail(lease, description)
                 self.metrics.jobs_failed.inc()
