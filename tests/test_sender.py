@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import telegram
-from telegram.error import RetryAfter
 
 from notigate.sender import (
     Delivered,
@@ -21,7 +20,7 @@ from notigate.sender import (
     Unauthorized,
 )
 from notigate.simulator import BotApiSimulator, SimulatorConfig
-from notigate.transport import AiohttpRequest, FloodControlExceeded
+from notigate.transport import AiohttpRequest
 from notigate_client import pb
 from tests.conftest import TOKEN
 
@@ -152,12 +151,6 @@ async def test_rate_limited(_sim: BotApiSimulator, _sim_sender: TelegramSender) 
     assert await _sim_sender.send(_request(), "42") == RateLimited(retry_after_s=1.0)
     _sim.rate_limit_storm(seconds=600.0, retry_after=9)
     assert await _sim_sender.send(_request(), "43") == RateLimited(retry_after_s=9.0)
-
-
-def test_flood_control_is_a_retry_after() -> None:
-    exc = FloodControlExceeded(3, "Too Many Requests: retry after 3")
-    assert isinstance(exc, RetryAfter)
-    assert exc.retry_after_s == 3
 
 
 async def test_migrated(_sim: BotApiSimulator, _sim_sender: TelegramSender) -> None:

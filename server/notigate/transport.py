@@ -5,100 +5,28 @@ cheaper, which matters because a gateway worker spends most of its time in Bot A
 
 The gateway's sender calls :meth:`AiohttpRequest.exchange` and judges each answer itself
 (:mod:`notigate.answers`). The rest of this module serves PTB's own calls (``Bot`` methods
-on this transport), which go through :meth:`AiohttpRequest.do_request`:
-
-Error responses: PTB rewrites Telegram's ``description`` when it builds exceptions (it
-strips "Bad Request: " and re-capitalizes the rest). :func:`last_error_description` gives
-callers the description exactly as Telegram sent it for the latest failed call made by the
-current task.
-
-Flood control: PTB 22.x warns (PTBDeprecationWarning) whenever it *builds* a RetryAfter,
-which under ``-W error`` replaces the 429 with an unrelated exception. For 429 answers this
-transport raises :class:`FloodControlExceeded`, a RetryAfter built without the warning.
+on this transport) through :meth:`AiohttpRequest.do_request`, which is the same request.
 """
 
 from __future__ import annotations
 
-import datetime as dtm
-import json
 import re
-from contextvars import ContextVar
-from typing import Any
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-__all__ = [
-    "AiohttpRequest",
-    "FloodControlExceeded",
-    "last_error_description",
-    "redact_url",
-    "reset_last_error",
-]
+__all__ = ["AiohttpRequest", "redact_url"]
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _BOT_PATH = re.compile(r"/bot[^/\s]+/")
-# Set per task by do_request, so concurrent senders never see each other's errors.
-_last_error_body: ContextVar[bytes | None] = ContextVar("notigate_last_error_body", default=None)
-
-
-class FloodControlExceeded(RetryAfter):
-    """A :class:`telegram.error.RetryAfter` for a 429 answer, built without PTB's warning.
-
-    Attributes:
-        retry_after_s: Telegram's ``retry_after`` in seconds.
-        description: Telegram's description, verbatim.
-    """
-
-    __slots__ = ("description", "retry_after_s")
-
-    def __init__(self, retry_after_s: int, description: str) -> None:
-        # Skips RetryAfter.__init__, whose only extra work is the warning-emitting message.
-        TelegramError.__init__(self, f"Flood control exceeded. Retry in {retry_after_s} seconds")
-        self._retry_after = dtm.timedelta(seconds=retry_after_s)
-        self.retry_after_s = retry_after_s
-        self.description = description
-
-    def __reduce__(self) -> tuple[type, tuple[int, str]]:  # type: ignore[override]
-        return self.__class__, (self.retry_after_s, self.description)
-
-
-def _flood_control(body: bytes) -> FloodControlExceeded | None:
-    try:
-        data: Any = json.loads(body)
-        retry_after = data["parameters"]["retry_after"]
-        description = data.get("description") or "Too Many Requests"
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    if isinstance(retry_after, int) and not isinstance(retry_after, bool) and retry_after > 0:
-        return FloodControlExceeded(retry_after, str(description))
-    return None
 
 
 def redact_url(text: str) -> str:
     """Replace the token inside any ``/bot<token>/`` path in ``text`` with ``<token>``."""
     return _BOT_PATH.sub("/bot<token>/", text)
-
-
-def reset_last_error() -> None:
-    """Forget the error body remembered for the current task."""
-    _last_error_body.set(None)
-
-
-def last_error_description() -> str | None:
-    """Telegram's ``description`` of the latest non-2xx answer seen by the current task."""
-    body = _last_error_body.get()
-    if body is None:
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    description = data.get("description") if isinstance(data, dict) else None
-    return description if isinstance(description, str) else None
 
 
 def _pick(value: ODVInput[float], default: float | None) -> float | None:
@@ -170,23 +98,11 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        """Perform one call; see :meth:`telegram.request.BaseRequest.do_request`.
-
-        Raises:
-            FloodControlExceeded: a 429 answer with ``retry_after``.
-            TimedOut: connect, pool or read timeout.
-            NetworkError: any other transport failure (the token is redacted from the text).
-        """
-        status, body = await self.exchange(
+        """Perform one call; see :meth:`telegram.request.BaseRequest.do_request` (PTB judges
+        the answer). ``write_timeout`` is covered by the read timeout."""
+        return await self.exchange(
             url, method, request_data, read_timeout, connect_timeout, pool_timeout
         )
-        if not 200 <= status <= 299:
-            _last_error_body.set(body)
-            if status == 429:
-                flood = _flood_control(body)
-                if flood is not None:
-                    raise flood
-        return status, body
 
     async def exchange(
         self,
