@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from notigate.config import Settings
 from notigate.metrics import Metrics
-from notigate.queue import Delivery, JobState, Lease, NewJob, Queue, Recorded, RetryOutcome
+from notigate.queue import CompletedSend, JobState, Lease, NewJob, Queue, Recorded, RetryOutcome
 from notigate.simulator import BotApiSimulator
 from notigate.store_watch import StoreWatch
 from notigate_client import pb
@@ -91,9 +91,9 @@ async def test_a_lease_from_before_a_flush_touches_no_job_after_it(redis: Redis)
     await ids(q2, 2)
     [current] = (await q2.dequeue(1)).leases
     before = {r.job_id: r for r in [await q2.get(current.job_id)]}
-    assert await q.complete_many([Delivery(stale, 1)]) == [Recorded.NO_SUCH_JOB]
+    assert await q.complete_many([CompletedSend(stale, 1)]) == [Recorded.NO_SUCH_JOB]
     assert not await q.fail(stale, "gone")
-    assert await q.retry(stale, "gone", 10) is RetryOutcome.IGNORED
+    assert await q.retry(stale, "gone", 10) is RetryOutcome.LEASE_LOST
     assert not await q.defer(stale, 1000)
     assert await q.migrate(stale, "-100999") == 0
     assert await q.extend([stale]) == 0
@@ -124,11 +124,11 @@ async def _job_at_the_same_id(redis: Redis) -> tuple[Queue, Lease, Lease]:
 
 async def test_a_delivery_is_never_recorded_on_another_job_of_the_same_id(redis: Redis) -> None:
     q, old, new = await _job_at_the_same_id(redis)
-    assert await q.complete_many([Delivery(old, 41)]) == [Recorded.OTHER_JOB]
+    assert await q.complete_many([CompletedSend(old, 41)]) == [Recorded.OTHER_JOB]
     record = await q.get(new.job_id)
     assert record is not None and record.state is JobState.ACTIVE and record.message_id == 0
-    assert await q.complete_many([Delivery(new, 42)]) == [Recorded.UNDER_LEASE]
-    assert await q.complete_many([Delivery(old, 41)]) == [Recorded.OTHER_JOB]
+    assert await q.complete_many([CompletedSend(new, 42)]) == [Recorded.UNDER_LEASE]
+    assert await q.complete_many([CompletedSend(old, 41)]) == [Recorded.OTHER_JOB]
     record = await q.get(new.job_id)
     assert record is not None and record.message_id == 42
 
@@ -144,7 +144,7 @@ async def test_an_old_token_decides_nothing_about_another_job_of_the_same_id(
         case "fail":
             assert not await q.fail(old, "not this job")
         case "retry":
-            assert await q.retry(old, "not this job", 10) is RetryOutcome.IGNORED
+            assert await q.retry(old, "not this job", 10) is RetryOutcome.LEASE_LOST
         case "defer":
             assert not await q.defer(old, 60_000)
         case "migrate":
@@ -169,7 +169,7 @@ async def test_the_same_job_whose_lease_expired_still_records_its_delivery(redis
     await ids(q, 1)
     [lease] = (await q.dequeue(1)).leases
     await q.defer(lease)  # back to waiting, as after an expired lease
-    assert await q.complete_many([Delivery(lease, 9)]) == [Recorded.LEASE_LOST]
+    assert await q.complete_many([CompletedSend(lease, 9)]) == [Recorded.LEASE_LOST]
     record = await q.get(lease.job_id)
     assert record is not None and record.state is JobState.COMPLETED and record.message_id == 9
     assert (await q.dequeue(1)).leases == []  # not sent again

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
 from notigate.embedded import EmbeddedValkey
-from notigate.keys import QueueKeys
+from notigate.queue.keys import QueueKeys
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
 from tests.conftest import TOKEN, Stub, free_port, wait_for

@@ -16,8 +16,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from redis.asyncio import Redis
 
-from notigate import scripts
 from notigate.app import Gateway
+from notigate.queue.scripts.produce import Enqueue
 from notigate_client import AlreadyExistsError, AsyncNotificationClient, pb
 from tests.conftest import Stub
 
@@ -174,7 +174,7 @@ async def keys_per_enqueue_call(
     """Run ``work()`` and return its result with, for each enqueue script call Redis ran
     meanwhile, the idempotency keys it looked up (seen through MONITOR, which lists a
     script's own commands right after the call)."""
-    sha = hashlib.sha1(scripts.source("enqueue").encode()).hexdigest()
+    sha = hashlib.sha1(Enqueue.text().encode()).hexdigest()
     marker = f"end-of-{sha}"
     calls: list[list[str]] = []
     watching = asyncio.Event()

@@ -80,7 +80,7 @@ async def test_global_limit_spaces_sends_and_counts_a_sliding_window(redis: Redi
         leased = await q.dequeue(10)
         await asyncio.sleep((leased.wait_ms or 0) / 1000 + 0.005)
         assert len((await q.dequeue(10)).leases) == 1
-    sends = [int(t) for t in await redis.lrange(q.keys.glog, 0, -1)]
+    sends = [int(t) for t in await redis.lrange(q.keys.global_log, 0, -1)]
     assert all(a - b >= 100 for a, b in itertools.pairwise(sends))
 
 

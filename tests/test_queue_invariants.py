@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from notigate.config import Limits, Settings
 from notigate.errors import IdempotencyKeyReused, JobNotFound, JobStateConflict
-from notigate.queue import Delivery, EnqueueOutcome, JobState, Lease, NewJob, Queue
+from notigate.queue import CompletedSend, EnqueueOutcome, JobState, Lease, NewJob, Queue
 
 # Private chats paced at 1 per 50 ms, groups 2 per 80 ms: pacing and pauses happen often.
 LIMITS = Limits(
@@ -132,7 +132,7 @@ async def test_random_operations_keep_ready_and_paced_consistent(redis: Redis, s
                 # A send to this chat is answered with its new id.
                 await q.migrate(lease, MIGRATED[lease.chat_id])
             elif op == "complete":
-                await q.complete_many([Delivery(lease, message_id=step)])
+                await q.complete_many([CompletedSend(lease, message_id=step)])
             elif op == "retry":
                 await q.retry(lease, "HTTP 502", backoff_ms=rng.choice([0, 20]))
             else:
@@ -143,7 +143,7 @@ async def test_random_operations_keep_ready_and_paced_consistent(redis: Redis, s
         if not await redis.zcard(q.keys.waiting) and not await redis.zcard(q.keys.delayed):
             break
         for lease in (await q.dequeue(50)).leases:
-            await q.complete_many([Delivery(lease, message_id=1)])
+            await q.complete_many([CompletedSend(lease, message_id=1)])
         await check_invariants(redis, q)
         await asyncio.sleep(0.01)
     stats = await q.stats()

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from notigate.app import Gateway
 from notigate.embedded import EmbeddedValkey
-from notigate.keys import QueueKeys
+from notigate.queue.keys import QueueKeys
 from notigate.simulator import BotApiSimulator
 from notigate_client import pb
 from tests.conftest import Stub, gateway_settings, running_gateway, wait_for, wait_state
@@ -152,7 +152,7 @@ async def test_a_script_error_while_leasing_is_logged_once_and_delivery_resumes(
     """A key of the wrong type makes the dequeue script fail on every call."""
     caplog.set_level(logging.INFO, logger="notigate")
     async with running_gateway(gateway_settings(valkey, simulator)) as (gw, stub):
-        await redis.hset(KEYS.gtat, "not", "a string")  # type: ignore[misc]
+        await redis.hset(KEYS.global_tat, "not", "a string")  # type: ignore[misc]
         ids = [await send(stub, f"held {i}") for i in range(3)]
 
         async def logged() -> bool:
@@ -163,7 +163,7 @@ async def test_a_script_error_while_leasing_is_logged_once_and_delivery_resumes(
         for job_id in ids:
             job = (await stub.GetJob(pb.GetJobRequest(job_id=job_id))).job
             assert job.state == pb.JOB_STATE_WAITING
-        await redis.delete(KEYS.gtat)
+        await redis.delete(KEYS.global_tat)
         for job_id in ids:
             await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
         assert gw.tasks.running("notigate-dispatch") and gw.tasks.restarts("notigate-dispatch") == 0

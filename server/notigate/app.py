@@ -22,9 +22,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from notigate import connection_limits, handlers, security, wakeups
 from notigate.config import ConfigError, Settings
@@ -34,7 +31,7 @@ from notigate.errors import QueueUnavailable, StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
 from notigate.health import HealthMonitor
 from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
-from notigate.queue import Queue
+from notigate.queue import Queue, redis_client
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.store_watch import StoreWatch
@@ -49,18 +46,6 @@ _TASK_STOP_S = 5.0
 
 # Not a secret: the token the sandbox simulator accepts.
 SANDBOX_TOKEN = "100000:notigate-sandbox-token"  # noqa: S105
-
-
-def redis_client(url: str, settings: Settings, *, for_pubsub: bool = False) -> Redis:
-    """A client that fails fast: a stopped Redis must give UNAVAILABLE, not a hang."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=settings.redis_timeout_s,
-        socket_timeout=None if for_pubsub else settings.redis_timeout_s,
-        # One immediate retry rides over a connection that Redis closed (restart).
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=0 if for_pubsub else 30,
-    )
 
 
 class Gateway:
@@ -146,6 +131,7 @@ class Gateway:
             pool_size=s.concurrency,
             connect_timeout_s=s.send_connect_timeout_s,
             read_timeout_s=s.send_read_timeout_s,
+            paid_broadcast=s.paid_broadcast,
         )
         await sender.start()
         self._stack.push_async_callback(sender.close)
@@ -190,7 +176,6 @@ class Gateway:
         service = NotificationService(
             queue,
             s,
-            on_enqueued=dispatcher.wake,
             warnings=lambda: health.warnings,
             metrics=self.metrics,
         )
@@ -235,6 +220,7 @@ class Gateway:
                 pubsub_redis,
                 queue.keys.wake_channel,
                 dispatcher.wake,
+                origin=queue.origin,
                 on_redis_error=self.metrics.redis_error,
             ),
         )

@@ -50,16 +50,6 @@ class Limits:
     # the bot-wide rate go back to back (1 at 30/s, 19 at 1000/s).
     global_burst_ms: int = 20
 
-    def chat_args(self) -> list[int]:
-        """The per-chat part of a script's ARGV, in the order the scripts read it."""
-        return [
-            self.private_rate,
-            self.private_window_ms,
-            self.group_rate,
-            self.group_window_ms,
-            self.chat_margin_ms,
-        ]
-
 
 @dataclass(frozen=True, slots=True)
 class Settings:

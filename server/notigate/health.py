@@ -21,7 +21,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from notigate.errors import RedisErrorKind, StoreError, store_error
-from notigate.keys import QueueKeys
+from notigate.queue.keys import QueueKeys
 from notigate.sender import TelegramSender, Unauthorized
 
 log = logging.getLogger(__name__)

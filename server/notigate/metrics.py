@@ -219,6 +219,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.late_completions = Counter(
+            "notigate_jobs_late_completion",
+            "Deliveries recorded after their lease was lost (a slow send, a paused"
+            " process): the job had gone back to the queue and may have been sent twice.",
+            registry=r,
+        )
         for kind in ("reset", "rollback"):
             self.store_data_loss.labels(kind=kind)
         for reason in ("no_job", "other_job"):

@@ -168,14 +168,12 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         queue: Queue,
         settings: Settings,
         *,
-        on_enqueued: Callable[[], None] = lambda: None,
         warnings: Callable[[], Sequence[str]] = tuple,
         metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self._on_enqueued = on_enqueued
         self._warnings = warnings
         self._logged_store_bugs: set[str] = set()
         # Concurrent Sends share one enqueue script call (the script takes batches), each
@@ -284,7 +282,6 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 # All or nothing: a reused key anywhere in the batch stores nothing (raises).
                 results = await self.queue.enqueue([new_job(r) for r in requests])
         self.metrics.jobs_enqueued.inc(sum(r.outcome is EnqueueOutcome.CREATED for r in results))
-        self._on_enqueued()
         return results
 
     async def Send(
@@ -329,7 +326,6 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         await self._invalid(context, validate_job_id(request.job_id))
         async with self._errors(context):
             record = await self.queue.requeue(request.job_id)
-        self._on_enqueued()
         return pb.RetryJobResponse(job=job_to_pb(record))
 
     async def ListJobs(
@@ -405,8 +401,6 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             outcome = await bulk.retry_jobs(
                 self.queue, request.filter.chat_id, validate_only=request.validate_only
             )
-        if outcome.count and not request.validate_only:
-            self._on_enqueued()
         return pb.RetryJobsResponse(count=outcome.count, sample_job_ids=outcome.sample)
 
     async def CancelJobs(

@@ -3,7 +3,9 @@
 The queue scripts PUBLISH on the queue's wake channel when a job became due
 earlier than anything else (a Send, a retry, a returned job); every replica
 subscribes, so an idle one starts delivering at once instead of sleeping
-until its own next timer.
+until its own next timer. A message carries the publishing gateway's origin
+(:attr:`notigate.queue.Queue.origin`): that gateway woke its own workers already,
+so it skips its own messages.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ async def listen(
     channel: str,
     on_wake: Callable[[], None],
     *,
+    origin: str = "",
     on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
 ) -> None:
-    """Call ``on_wake`` for every wake message; resubscribe after any Redis error.
+    """Call ``on_wake`` for every wake message but those of ``origin``; resubscribe
+    after any Redis error.
 
     Never returns: a lost subscription only delays idle replicas (their timers still fire),
     so every Redis error is retried with backoff, logged once per spell.
@@ -42,9 +46,10 @@ async def listen(
             # Anything may have become due while we were not subscribed.
             on_wake()
             spell.succeeded()
+            own = origin.encode()
             while True:
                 message = await pubsub.get_message(timeout=30.0)
-                if message is not None:
+                if message is not None and message["data"] != own:
                     on_wake()
         except (redis_errors.RedisError, OSError) as exc:
             error = store_error(exc)

@@ -26,7 +26,7 @@ from notigate.config import Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
-from notigate.queue import Delivery, Lease, Queue, Recorded, RetryOutcome
+from notigate.queue import CompletedSend, Lease, Queue, Recorded, RetryOutcome
 from notigate.sender import (
     Delivered,
     Migrated,
@@ -81,6 +81,8 @@ class Dispatcher:
         metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        # The queue wakes this gateway's workers when a change it made is due first.
+        queue.on_wake = self.wake
         self.metrics = metrics or Metrics()
         self.sender = sender
         self.settings = settings
@@ -91,7 +93,7 @@ class Dispatcher:
         self._enabled.set()
         self._stopping = False
         self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
-        self._completions: GroupCommit[Delivery, Recorded] = GroupCommit(queue.complete_many)
+        self._completions: GroupCommit[CompletedSend, Recorded] = GroupCommit(queue.complete_many)
         self._supervisor: Supervisor | None = None
         # loop.time() of the dispatch loop's last turn (0: not started).
         self._heartbeat = 0.0
@@ -285,8 +287,6 @@ class Dispatcher:
             log.error("job %s: its stored message cannot be decoded", lease.job_id)
             return PermanentError(description="the stored message cannot be decoded")
         try:
-            if self.settings.paid_broadcast:
-                request.allow_paid_broadcast = True
             return await self._send(request, lease.chat_id)
         except Exception as exc:
             log.exception("job %s: unexpected error while sending", lease.job_id)
@@ -341,11 +341,14 @@ class Dispatcher:
         extra = {"job_id": job, "chat_id": lease.chat_id, "elapsed_ms": round(elapsed_ms)}
         match outcome:
             case Delivered(message_id=message_id):
-                recorded = await self._completions.submit(Delivery(lease, message_id))
+                recorded = await self._completions.submit(CompletedSend(lease, message_id))
                 self.metrics.jobs_delivered.inc()
                 self.metrics.delivery_duration.observe(elapsed_ms / 1000)
                 if recorded in (Recorded.NO_SUCH_JOB, Recorded.OTHER_JOB):
                     self._orphaned(lease, message_id, recorded, extra)
+                    return
+                if recorded is Recorded.LEASE_LOST:
+                    self._late(lease, message_id, elapsed_ms, extra)
                     return
                 log.info(
                     "job %s delivered to %s in %.0f ms", job, lease.chat_id, elapsed_ms, extra=extra
@@ -403,6 +406,22 @@ class Dispatcher:
             message_id,
             "its id now names another job, left untouched" if other else "the job is gone",
             extra={**extra, "message_id": message_id, "orphaned": recorded.value},
+        )
+
+    def _late(
+        self, lease: Lease, message_id: int, elapsed_ms: float, extra: dict[str, object]
+    ) -> None:
+        """A delivery recorded after its lease was lost: the job had gone back to the
+        queue meanwhile and may have been sent a second time by then."""
+        self.metrics.late_completions.inc()
+        log.warning(
+            "job %s delivered to %s as Telegram message %d after its lease was lost "
+            "(%.0f ms after leasing); recorded, but it may have been sent twice",
+            lease.job_id,
+            lease.chat_id,
+            message_id,
+            elapsed_ms,
+            extra={**extra, "message_id": message_id},
         )
 
     async def _retry(self, lease: Lease, description: str, extra: dict[str, object]) -> None:

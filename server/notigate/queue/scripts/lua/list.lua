@@ -6,11 +6,12 @@
 
   KEYS[1] index   zset   the state's job ids (score: a time in ms, see queue.py)
 
-  ARGV[1] key prefix (with the hash tag)
-  ARGV[2] limit: the most jobs to return
-  ARGV[3] '1' = highest score first, '0' = lowest first
-  ARGV[4] score of the previous page's last job ('' = from the start)
-  ARGV[5] id of the previous page's last job
+  ARGV[1] prefix       key prefix (with the hash tag)
+  ARGV[2] config       the static configuration (not read here)
+  ARGV[3] limit        the most jobs to return
+  ARGV[4] desc         '1' = highest score first, '0' = lowest first
+  ARGV[5] after_score  score of the previous page's last job ('' = from the start)
+  ARGV[6] after_id     id of the previous page's last job
 
   Returns {more, then per job: id, score, its hash as a flat field/value array}:
   more = 1 when jobs follow this page. Ids of equal score are in byte order, as Redis
@@ -18,14 +19,14 @@
 ]]
 local index = KEYS[1]
 local prefix = ARGV[1]
-local limit = tonumber(ARGV[2])
-local desc = ARGV[3] == '1'
+local limit = tonumber(ARGV[3])
+local desc = ARGV[4] == '1'
 
--- @include common
+-- @include keyset
 
 local start = 0
-if ARGV[4] ~= '' then
-  start = keyset_start(index, ARGV[4], ARGV[5], desc)
+if ARGV[5] ~= '' then
+  start = keyset_start(index, ARGV[5], ARGV[6], desc)
 end
 
 local page

@@ -10,13 +10,15 @@
   KEYS[1] index       zset  the state's job ids
   KEYS[2] migrations  hash  old chat id -> new chat id
 
-  ARGV[1] key prefix (with the hash tag)
-  ARGV[2] limit: the most index entries examined
-  ARGV[3] score of the previous page's last entry ('' = from the start)
-  ARGV[4] id of the previous page's last entry
-  ARGV[5] chat id ('' = every job)
-  ARGV[6] 0 = list every sure match; k > 0 = only count them and list the k smallest ids
-          (validate_only: parsing a long reply is most of a page's cost in the client)
+  ARGV[1] prefix       key prefix (with the hash tag)
+  ARGV[2] config       the static configuration (not read here)
+  ARGV[3] limit        the most index entries examined
+  ARGV[4] after_score  score of the previous page's last entry ('' = from the start)
+  ARGV[5] after_id     id of the previous page's last entry
+  ARGV[6] chat         chat id ('' = every job)
+  ARGV[7] sample       0 = list every sure match; k > 0 = only count them and list the
+                       k smallest ids (validate_only: parsing a long reply is most of a
+                       page's cost in the client)
 
   Returns {more, last id, last score, matched, n, then n ids, then pairs of id, payload}:
   more = 1 when entries follow this page; last id/score are the page's last entry (the
@@ -27,15 +29,15 @@
 ]]
 local index, migrations = KEYS[1], KEYS[2]
 local prefix = ARGV[1]
-local limit = tonumber(ARGV[2])
-local chat = ARGV[5]
-local keep = tonumber(ARGV[6])
+local limit = tonumber(ARGV[3])
+local chat = ARGV[6]
+local keep = tonumber(ARGV[7])
 
--- @include common
+-- @include keyset
 
 local start = 0
-if ARGV[3] ~= '' then
-  start = keyset_start(index, ARGV[3], ARGV[4], false)
+if ARGV[4] ~= '' then
+  start = keyset_start(index, ARGV[4], ARGV[5], false)
 end
 local page = redis.call('ZRANGE', index, start, start + limit - 1, 'WITHSCORES')
 local out = { 0, '', '', 0, 0 }

@@ -14,28 +14,28 @@
   KEYS[4] paced       zset  chats held by pacing or a pause
   KEYS[5] migrations  hash  old chat id -> new chat id
 
-  ARGV[1]    key prefix (with the hash tag)
-  ARGV[2]    job id
-  ARGV[3]    lease token
-  ARGV[4]    the new chat id
-  ARGV[5..9] private rate, private window ms, group rate, group window ms, chat margin ms
+  ARGV[1] prefix    key prefix (with the hash tag)
+  ARGV[2] config    the static configuration (JSON; the per-chat limits)
+  ARGV[3] job_id    job id
+  ARGV[4] token     lease token
+  ARGV[5] new_chat  the new chat id
 
-  Returns the number of jobs moved to the new chat (the leased one included),
-  0 = ignored (the lease was lost), -1 = no such job.
+  Returns {code, moved}: code OK with the number of jobs moved to the new chat (the
+  leased one included), LEASE_LOST or JOB_NOT_FOUND.
 ]]
 local active, waiting, ready, paced, migrations = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local prefix = ARGV[1]
+local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local id, token, new_chat = ARGV[3], ARGV[4], ARGV[5]
 
--- @include common
+-- @include time_ms
+-- @include check_lease
+-- @include to_waiting
+-- @include place_chat
 
-local id, token, new_chat = ARGV[2], ARGV[3], ARGV[4]
-local lim = limits_from(ARGV, 5)
 local jk = prefix .. 'job:' .. id
-if redis.call('EXISTS', jk) == 0 then
-  return -1
-end
-if not leased(jk, token) then
-  return 0
+local refused = check_lease(jk, token)
+if refused then
+  return { refused, 0 }
 end
 local now = time_ms()
 local old = redis.call('HGET', jk, 'ch')
@@ -51,7 +51,7 @@ redis.call('HSET', migrations, old, new_chat)
 
 redis.call('ZREM', active, id)
 redis.call('HSET', jk, 'ch', new_chat)
-to_waiting(waiting, id, new_chat, now)
+to_waiting(prefix, waiting, id, new_chat, now)
 local moved = 1
 local old_queue = prefix .. 'q:' .. old
 local new_queue = prefix .. 'q:' .. new_chat
@@ -62,6 +62,6 @@ for i = 1, #queued, 2 do
   moved = moved + 1
 end
 redis.call('DEL', old_queue)
-place_chat(ready, paced, old, now, lim)
-place_chat(ready, paced, new_chat, now, lim)
-return moved
+place_chat(prefix, ready, paced, old, now, cfg)
+place_chat(prefix, ready, paced, new_chat, now, cfg)
+return { OK, moved }

@@ -1,13 +1,16 @@
 """Redis key names of one queue, all under one hash tag.
 
-Every key a script touches either comes from here through KEYS or is built in
-Lua from ``prefix`` (per-job and per-chat keys); all share the ``{notigate:<queue>}``
-hash tag, so one queue lives in one Redis Cluster slot.
+Every key a script touches either comes from here through KEYS (each script's wrapper
+names the attributes it passes, in its header's order) or is built in Lua from
+``prefix`` (per-job and per-chat keys: see :mod:`notigate.queue.records`); all share the
+``{notigate:<queue>}`` hash tag, so one queue lives in one Redis Cluster slot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from notigate.queue.records import JobState
 
 # Bump when the layout changes incompatibly; old data is then ignored, not misread.
 SCHEMA_VERSION = 1
@@ -29,11 +32,13 @@ class QueueKeys:
     cancelled: str
     stats: str
     migrations: str
-    glog: str
-    gtat: str
-    gpause: str
-    gpause_reason: str
-    recent_429: str
+    # Bot-wide: recent send times, GCRA's theoretical arrival time, a pause and its reason.
+    global_log: str
+    global_tat: str
+    global_pause: str
+    global_pause_reason: str
+    # Chats that answered 429 lately (defer.lua decides on a bot-wide pause from them).
+    recent_429s: str
     wake_channel: str
     meta: str
     health_probe: str
@@ -55,11 +60,12 @@ class QueueKeys:
             cancelled=p + "cancelled",
             stats=p + "stats",
             migrations=p + "migrations",
-            glog=p + "glog",
-            gtat=p + "gtat",
-            gpause=p + "gpause",
-            gpause_reason=p + "gpause:why",
-            recent_429=p + "recent429",
+            # The stored names stay short: they are part of the layout (SCHEMA_VERSION).
+            global_log=p + "glog",
+            global_tat=p + "gtat",
+            global_pause=p + "gpause",
+            global_pause_reason=p + "gpause:why",
+            recent_429s=p + "recent429",
             wake_channel=p + "wake",
             # The store's marker (store_watch.py): a random id and its creation time.
             meta=p + "meta",
@@ -70,3 +76,14 @@ class QueueKeys:
     def job(self, job_id: str) -> str:
         """The hash of one job."""
         return f"{self.prefix}job:{job_id}"
+
+    def index(self, state: JobState) -> str:
+        """The zset that indexes the jobs in ``state``."""
+        return {
+            JobState.WAITING: self.waiting,
+            JobState.DELAYED: self.delayed,
+            JobState.ACTIVE: self.active,
+            JobState.COMPLETED: self.completed,
+            JobState.FAILED: self.failed,
+            JobState.CANCELLED: self.cancelled,
+        }[state]

@@ -4,30 +4,27 @@
   bot-wide limit, per-chat pacing and pauses; first promote what has become
   due (delayed jobs, paced chats) and return expired leases to their queues.
 
-  KEYS[1] ready       zset    chats that may send now, score = rank of their head job
-  KEYS[2] paced       zset    chats held by pacing or a pause, score = time they open (ms)
-  KEYS[3] delayed     zset    job ids not yet due, score = due time (ms)
-  KEYS[4] active      zset    leased job ids, score = lease expiry (ms)
-  KEYS[5] waiting     zset    index of waiting job ids, score = time they became waiting
-  KEYS[6] glog        list    bot-wide recent send times (ms), newest first
-  KEYS[7] gpause      string  the whole bot is paused until this time (ms)
-  KEYS[8] stats       hash    lifetime counters
-  KEYS[9] failed      zset    failed job ids, score = time they failed
-  KEYS[10] gtat       string  bot-wide spacing: theoretical time of the next send (ms, GCRA)
+  KEYS[1] ready         zset    chats that may send now, score = rank of their head job
+  KEYS[2] paced         zset    chats held by pacing or a pause, score = time they open (ms)
+  KEYS[3] delayed       zset    job ids not yet due, score = due time (ms)
+  KEYS[4] active        zset    leased job ids, score = lease expiry (ms)
+  KEYS[5] waiting       zset    index of waiting job ids, score = time they became waiting
+  KEYS[6] global_log    list    bot-wide recent send times (ms), newest first
+  KEYS[7] global_pause  string  the whole bot is paused until this time (ms)
+  KEYS[8] stats         hash    lifetime counters
+  KEYS[9] failed        zset    failed job ids, score = time they failed
+  KEYS[10] global_tat   string  bot-wide spacing: theoretical time of the next send (ms, GCRA)
 
-  ARGV[1]     key prefix (with the hash tag)
-  ARGV[2]     count: the most jobs to lease
-  ARGV[3]     lease ms
-  ARGV[4]     bot-wide rate (sends per window)
-  ARGV[5]     bot-wide window ms
-  ARGV[6]     bot-wide margin ms (added to the window)
-  ARGV[7..11] private rate, private window ms, group rate, group window ms, chat margin ms
-  ARGV[12]    stalls allowed before a job fails
-  ARGV[13]    failed jobs kept; ARGV[14] their maximum age ms (0 = no limit)
-  ARGV[15]    the most entries promoted per set in one call (bounds the script's run time)
-  ARGV[16]    burst span ms: bot-wide sends are also spaced evenly (GCRA), at most as
-              many as fit in this span at the bot-wide rate may go back to back
-  ARGV[17]    a random nonce, new for every call: the lease tokens are "<nonce>:<n>"
+  ARGV[1] prefix  key prefix (with the hash tag)
+  ARGV[2] config  the static configuration (JSON): lease_ms; bot_rate sends per
+                  bot_window_ms plus bot_margin_ms; bot_burst_ms (bot-wide sends are
+                  also spaced evenly (GCRA): at most as many as fit in this span at the
+                  bot-wide rate may go back to back); the per-chat limits; max_stalls
+                  (stalls allowed before a job fails); keep_failed, keep_age_ms;
+                  promote_batch (the most entries promoted per set in one call: bounds
+                  the script's run time)
+  ARGV[3] count   the most jobs to lease
+  ARGV[4] nonce   random, new for every call: the lease tokens are "<nonce>:<n>"
 
   Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts,
   creation time (ms), payload}.
@@ -51,20 +48,21 @@
 ]]
 local ready, paced, delayed, active, waiting, glog, gpause, stats, failed, gtat_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local prefix = ARGV[1]
+local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local count, nonce = tonumber(ARGV[3]), ARGV[4]
 
--- @include common
+-- @include states
+-- @include time_ms
+-- @include chat_limit
+-- @include window
+-- @include place_chat
+-- @include to_waiting
+-- @include retention
 
-local count = tonumber(ARGV[2])
-local lease = tonumber(ARGV[3])
-local grate, gwindow, gmargin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local lim = limits_from(ARGV, 7)
-local max_stalls = tonumber(ARGV[12])
-local keep_failed, failed_age = tonumber(ARGV[13]), tonumber(ARGV[14])
-local batch = tonumber(ARGV[15])
-local nonce = ARGV[17]
+local grate, gwindow, gmargin = cfg.bot_rate, cfg.bot_window_ms, cfg.bot_margin_ms
+local batch = cfg.promote_batch
 local interval = (gwindow + gmargin) / grate
-local burst = math.max(1, math.floor(tonumber(ARGV[16]) / interval))
+local burst = math.max(1, math.floor(cfg.bot_burst_ms / interval))
 local tolerance = (burst - 1) * interval
 local catch_up = math.min(interval, 5)
 local now = time_ms()
@@ -74,7 +72,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0
   redis.call('ZREM', delayed, id)
   local chat = redis.call('HGET', prefix .. 'job:' .. id, 'ch')
   if chat then
-    to_waiting(waiting, id, chat, now)
+    to_waiting(prefix, waiting, id, chat, now)
     touched[chat] = true
   end
 end
@@ -86,14 +84,14 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0,
   if chat then
     local stalls = redis.call('HINCRBY', jk, 'st', 1)
     redis.call('HINCRBY', stats, 'stalled', 1)
-    if stalls > max_stalls then
+    if stalls > cfg.max_stalls then
       redis.call('HSET', jk, 's', FAILED, 'u', now,
         'e', 'stalled: the lease expired ' .. stalls .. ' times without an outcome')
       redis.call('ZADD', failed, now, id)
       redis.call('HINCRBY', stats, 'failed', 1)
-      trim(failed, keep_failed, failed_age, now)
+      trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
     else
-      to_waiting(waiting, id, chat, now)
+      to_waiting(prefix, waiting, id, chat, now)
       touched[chat] = true
     end
   end
@@ -103,7 +101,7 @@ for _, chat in ipairs(redis.call('ZRANGEBYSCORE', paced, '-inf', now, 'LIMIT', 0
   touched[chat] = true
 end
 for chat in pairs(touched) do
-  place_chat(ready, paced, chat, now, lim)
+  place_chat(prefix, ready, paced, chat, now, cfg)
 end
 
 local out = { 0, 0, 0 }
@@ -131,14 +129,14 @@ else
     if #head > 0 then
       local id = head[1]
       local jk = prefix .. 'job:' .. id
-      local rate, window = chat_limit(chat, lim)
+      local rate, window = chat_limit(chat, cfg)
       record_send(glog, grate, gwindow, gmargin, now)
       tat = math.max(tat, now - catch_up) + interval
-      record_send(prefix .. 'w:' .. chat, rate, window, lim.margin, now)
+      record_send(prefix .. 'w:' .. chat, rate, window, cfg.chat_margin_ms, now)
       redis.call('ZREM', waiting, id)
       local token = nonce .. ':' .. taken
       redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
-      redis.call('ZADD', active, now + lease, id)
+      redis.call('ZADD', active, now + cfg.lease_ms, id)
       local fields = redis.call('HMGET', jk, 'a', 'c', 'p')
       out[#out + 1] = id
       out[#out + 1] = token
@@ -148,7 +146,7 @@ else
       out[#out + 1] = fields[3]
       taken = taken + 1
     end
-    place_chat(ready, paced, chat, now, lim)
+    place_chat(prefix, ready, paced, chat, now, cfg)
   end
 end
 out[3] = taken

@@ -9,38 +9,41 @@
   KEYS[6] stats       hash    lifetime counters
   KEYS[7] migrations  hash    old chat id -> new chat id (groups upgraded to supergroups)
 
-  ARGV[1]    key prefix (with the hash tag)
-  ARGV[2]    idempotency key lifetime (ms)
-  ARGV[3..7] private rate, private window ms, group rate, group window ms, chat margin ms
-  ARGV[8]    n, the number of messages
-  ARGV[9]    the messages, packed back to back; each is a header
-             struct '>BddBBHI': priority (0..10), delay ms, due time (ms since the epoch,
-             0 = none; send_at: compared with Redis TIME here, not with a gateway's clock,
-             so replicas with skewed clocks schedule alike; a past one means now), max
-             attempts (0 = the server's default at each retry decision), then the byte
-             lengths of the chat id, the
-             idempotency key ('' = none) and the payload (the SendRequest, serialized),
-             followed by those three strings and, when there is a key, the request's
-             16-byte fingerprint. (One argument instead of six per message: encoding the
-             arguments was the client's largest cost in SendBatch.)
-  ARGV[10]   '1': all or nothing (one SendBatch): if any message conflicts, nothing at all
-             is stored. '0': each message stands alone (concurrent Sends sharing this
-             call): a conflicting message is skipped, the others are stored.
-  ARGV[11]   how many messages have an idempotency key (0 skips the checks altogether)
-  ARGV[12]   the highest job id the calling gateway has been handed (0 = none yet)
+  ARGV[1] prefix          key prefix (with the hash tag)
+  ARGV[2] config          the static configuration (JSON; idempotency_ttl_ms: how long a
+                          key is remembered, the per-chat limits, origin)
+  ARGV[3] n               the number of messages
+  ARGV[4] messages        the messages, packed back to back; each is a header
+                          struct '>BddBBHI': priority (0..10), delay ms, due time (ms since
+                          the epoch, 0 = none; send_at: compared with Redis TIME here, not
+                          with a gateway's clock, so replicas with skewed clocks schedule
+                          alike; a past one means now), max attempts (0 = the server's
+                          default at each retry decision), then the byte lengths of the chat
+                          id, the idempotency key ('' = none) and the payload (the
+                          SendRequest, serialized), followed by those three strings and,
+                          when there is a key, the request's 16-byte fingerprint. (One
+                          argument instead of six per message: encoding the arguments was
+                          the client's largest cost in SendBatch.)
+  ARGV[5] all_or_nothing  '1': all or nothing (one SendBatch): if any message conflicts,
+                          nothing at all is stored. '0': each message stands alone
+                          (concurrent Sends sharing this call): a conflicting message is
+                          skipped, the others are stored.
+  ARGV[6] keyed           how many messages have an idempotency key (0 skips the checks)
+  ARGV[7] id_floor        the highest job id the calling gateway has been handed (0 = none)
 
   idem:<key> holds "<job id>:<fingerprint>" (a bare job id when stored before fingerprints
   existed: such a key matches any request, as it did then).
 
   Returns a flat array, job id and outcome for each message in order:
-    0 created;
-    1 duplicate: the key came before with the same request; the id is that first job's;
-    2 conflict: the key came before with a different request; the id is that first job's
-      ('' if it is an earlier message of this call that is not stored); nothing is stored
-      for this message.
-    3 not stored: all or nothing and another message conflicts; the id is ''.
-  then one more element: the stored sequence when it was below ARGV[12] (the store went
-  back: it lost writes the caller had seen), else -1.
+    CREATED;
+    DUPLICATE: the key came before with the same request; the id is that first job's;
+    CONFLICT: the key came before with a different request; the id is that first job's
+      ('' if it is an earlier message of this call that is not stored); nothing is
+      stored for this message;
+    NOT_STORED: all or nothing and another message conflicts; the id is ''.
+  then two more elements: the stored sequence when it was below id_floor (the store went
+  back: it lost writes the caller had seen), else -1; and woke: 1 when the other
+  replicas were woken (something became due earlier than anything before).
 
   Job ids are never handed out twice, even by a store that lost its data: the next id
   is the greatest of seq + 1, the caller's highest id + 1 and Redis's clock, counted in
@@ -53,43 +56,30 @@
 ]]
 local seq_key, waiting, ready, paced, delayed, stats, migrations =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local prefix = ARGV[1]
-local idem_ttl = tonumber(ARGV[2])
+local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local n, packed = tonumber(ARGV[3]), ARGV[4]
+local all_or_nothing, keyed = ARGV[5] == '1', tonumber(ARGV[6])
+local caller_floor = tonumber(ARGV[7])
 
--- @include common
+-- @include states
+-- @include codes
+-- @include time_ms
+-- @include job_rank
+-- @include place_chat
+-- @include earliest
+-- @include wake
 
-local lim = limits_from(ARGV, 3)
-local n = tonumber(ARGV[8])
 local now = time_ms()
 
 -- 2026-01-01 UTC, and 10 ids per ms (10,000 per second) of Redis's clock.
 local ID_EPOCH_MS, IDS_PER_MS = 1767225600000, 10
 local stored_seq = tonumber(redis.call('GET', seq_key) or '0')
-local caller_floor = tonumber(ARGV[12] or '0')
 local went_back = -1
 if stored_seq < caller_floor then
   went_back = stored_seq
 end
 
-local function earliest()
-  if redis.call('ZCARD', ready) > 0 then
-    return now
-  end
-  local e = math.huge
-  for _, z in ipairs({ paced, delayed }) do
-    local head = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
-    if #head > 0 and tonumber(head[2]) < e then
-      e = tonumber(head[2])
-    end
-  end
-  return e
-end
-
-local CREATED, DUPLICATE, CONFLICT, NOT_STORED = 0, 1, 2, 3
 local FINGERPRINT_LEN = 16
-local all_or_nothing = ARGV[10] == '1'
-local keyed = tonumber(ARGV[11])
-local packed = ARGV[9]
 
 -- First pass, before anything is written: the verdict on every keyed message, so that
 -- all or nothing can refuse a batch whole. One GET per distinct key (no more than a
@@ -162,10 +152,11 @@ if all_or_nothing and conflicts > 0 then
     out[#out + 1] = outcome
   end
   out[#out + 1] = went_back
+  out[#out + 1] = 0
   return out
 end
 
-local before = earliest()
+local before = earliest(ready, { paced, delayed }, now)
 local out = {}
 local touched = {} -- chat -> the smallest rank queued to it by this call
 local created, duplicates = 0, 0
@@ -237,7 +228,7 @@ for i = 1, n do
         key_id[idem] = id
       end
       local fp = string.sub(packed, fp_at, pos - 1)
-      redis.call('SET', prefix .. 'idem:' .. idem, id .. ':' .. fp, 'PX', idem_ttl)
+      redis.call('SET', prefix .. 'idem:' .. idem, id .. ':' .. fp, 'PX', cfg.idempotency_ttl_ms)
     end
     out[#out + 1] = id
     out[#out + 1] = CREATED
@@ -263,14 +254,17 @@ for chat, rank in pairs(touched) do
       redis.call('ZADD', ready, rank, chat)
     end
   elseif not redis.call('ZSCORE', paced, chat) then
-    place_chat(ready, paced, chat, now, lim)
+    place_chat(prefix, ready, paced, chat, now, cfg)
   end
 end
 if duplicates > 0 then
   redis.call('HINCRBY', stats, 'duplicates', duplicates)
 end
-if earliest() < before then
-  wake()
+local woke = 0
+if earliest(ready, { paced, delayed }, now) < before then
+  wake(prefix, cfg.origin)
+  woke = 1
 end
 out[#out + 1] = went_back
+out[#out + 1] = woke
 return out

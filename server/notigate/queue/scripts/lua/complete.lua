@@ -17,53 +17,53 @@
   KEYS[7] paced       zset  chats held by pacing
   KEYS[8] stats       hash  lifetime counters
 
-  ARGV[1]    key prefix (with the hash tag)
-  ARGV[2]    completed jobs kept; ARGV[3] their maximum age ms (0 = no limit)
-  ARGV[4..8] private rate, private window ms, group rate, group window ms, chat margin ms
-  ARGV[9]    n, the number of deliveries; then for each delivery i (0-based), at 10 + 4*i:
-             job id, lease token, the job's creation time (ms, as the lease read it),
-             Telegram message id
+  ARGV[1]   prefix      key prefix (with the hash tag)
+  ARGV[2]   config      the static configuration (JSON; the per-chat limits,
+                        keep_completed, keep_age_ms)
+  ARGV[3..] deliveries  for each delivery: job id, lease token, the job's creation
+                        time (ms, as the lease read it), Telegram message id
 
-  Returns one code per delivery: 1 = recorded under the caller's lease, 2 = recorded
-  although the lease had been lost (same job), 0 = already completed, -1 = no such
-  job, -2 = the id names another job now: nothing recorded.
+  Returns one code per delivery: RECORDED (under the caller's lease), RECORDED_LATE
+  (although the lease had been lost: the same job, which may have been sent twice),
+  ALREADY_COMPLETED, JOB_NOT_FOUND, OTHER_JOB (the id names another job now:
+  nothing recorded).
 ]]
 local active, completed, waiting, delayed, failed, ready, paced, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local prefix = ARGV[1]
+local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
 
--- @include common
+-- @include states
+-- @include codes
+-- @include time_ms
+-- @include place_chat
+-- @include retention
 
-local keep, age = tonumber(ARGV[2]), tonumber(ARGV[3])
-local lim = limits_from(ARGV, 4)
-local n = tonumber(ARGV[9])
 local now = time_ms()
 local out = {}
 local sent = 0
-for i = 0, n - 1 do
-  local base = 10 + 4 * i
+for base = 3, #ARGV, 4 do
   local id, token = ARGV[base], ARGV[base + 1]
   local jk = prefix .. 'job:' .. id
   local f = redis.call('HMGET', jk, 's', 'tk', 'ch', 'c')
   local state, chat = f[1], f[3]
   if not state then
-    out[#out + 1] = -1
+    out[#out + 1] = JOB_NOT_FOUND
   elseif f[4] ~= ARGV[base + 2] then
-    out[#out + 1] = -2
+    out[#out + 1] = OTHER_JOB
   elseif state == COMPLETED then
-    out[#out + 1] = 0
+    out[#out + 1] = ALREADY_COMPLETED
   else
     if state == ACTIVE and f[2] == token then
-      out[#out + 1] = 1
+      out[#out + 1] = RECORDED
     else
-      out[#out + 1] = 2
+      out[#out + 1] = RECORDED_LATE
     end
     redis.call('ZREM', active, id)
     redis.call('ZREM', delayed, id)
     redis.call('ZREM', failed, id)
     if redis.call('ZREM', waiting, id) == 1 then
       redis.call('ZREM', prefix .. 'q:' .. chat, id)
-      place_chat(ready, paced, chat, now, lim)
+      place_chat(prefix, ready, paced, chat, now, cfg)
     end
     redis.call('HSET', jk, 'm', ARGV[base + 3], 'd', now)
     finish(completed, jk, id, COMPLETED, now)
@@ -72,6 +72,6 @@ for i = 0, n - 1 do
 end
 if sent > 0 then
   redis.call('HINCRBY', stats, 'sent', sent)
-  trim(completed, keep, age, now)
+  trim(prefix, completed, cfg.keep_completed, cfg.keep_age_ms, now)
 end
 return out

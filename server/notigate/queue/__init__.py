@@ -1,0 +1,52 @@
+"""The Redis queue: the records, the keys, one typed wrapper per Lua script
+(:mod:`notigate.queue.scripts`) and :class:`Queue`, which the gateway calls.
+
+Layers inside the package: ``records`` and ``keys`` < ``scripts`` < ``_queue``.
+"""
+
+from __future__ import annotations
+
+from notigate.queue._queue import Queue
+from notigate.queue.connection import redis_client
+from notigate.queue.keys import SCHEMA_VERSION, QueueKeys
+from notigate.queue.records import (
+    FINGERPRINT_LEN,
+    STATE_LETTERS,
+    CompletedSend,
+    Enqueued,
+    EnqueueOutcome,
+    JobRecord,
+    JobState,
+    Lease,
+    LeaseBatch,
+    ListCursor,
+    NewJob,
+    QueueStats,
+    Recorded,
+    RetryOutcome,
+    Selected,
+    fingerprint,
+)
+
+__all__ = [
+    "FINGERPRINT_LEN",
+    "SCHEMA_VERSION",
+    "STATE_LETTERS",
+    "CompletedSend",
+    "EnqueueOutcome",
+    "Enqueued",
+    "JobRecord",
+    "JobState",
+    "Lease",
+    "LeaseBatch",
+    "ListCursor",
+    "NewJob",
+    "Queue",
+    "QueueKeys",
+    "QueueStats",
+    "Recorded",
+    "RetryOutcome",
+    "Selected",
+    "fingerprint",
+    "redis_client",
+]

@@ -1,0 +1,294 @@
+"""The Redis queue of one bot: one call into a script wrapper per state change, plus
+read-only views.
+
+Every state change is one script call (see :mod:`notigate.queue.scripts`); reads
+(GetJob, GetStats) are plain commands. The queue wakes its own gateway's workers
+directly when a script reports that it woke the others (a job became due earlier than
+anything before), and the wake listener skips the gateway's own messages: one wake per
+change, not two.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+from redis.asyncio import Redis
+
+from notigate.config import Settings
+from notigate.errors import IdempotencyKeyReused
+from notigate.queue.keys import QueueKeys
+from notigate.queue.records import (
+    NEWEST_FIRST,
+    CompletedSend,
+    Enqueued,
+    EnqueueOutcome,
+    JobRecord,
+    JobState,
+    Lease,
+    LeaseBatch,
+    ListCursor,
+    NewJob,
+    QueueStats,
+    Recorded,
+    RetryOutcome,
+    Selected,
+    as_int,
+    as_text,
+    decode_job_hash,
+)
+from notigate.queue.scripts import (
+    EnqueueCode,
+    QueueScripts,
+    ScriptConfig,
+    store_errors,
+    to_error,
+)
+
+T = TypeVar("T")
+
+_OUTCOMES = {
+    EnqueueCode.CREATED: EnqueueOutcome.CREATED,
+    EnqueueCode.DUPLICATE: EnqueueOutcome.DUPLICATE,
+    EnqueueCode.CONFLICT: EnqueueOutcome.KEY_REUSED,
+}
+
+
+def _batch_conflict(
+    jobs: Sequence[NewJob], results: list[tuple[str, EnqueueCode]]
+) -> IdempotencyKeyReused:
+    """The error for an all-or-nothing enqueue that met conflicts."""
+    conflicts = [i for i, (_, code) in enumerate(results) if code is EnqueueCode.CONFLICT]
+    index = conflicts[0]
+    key = jobs[index].idempotency_key
+    job_id = results[index][0]
+    # The key's first use is an earlier message of this batch, not stored either.
+    first = None if job_id else next(i for i, j in enumerate(jobs) if j.idempotency_key == key)
+    return IdempotencyKeyReused(
+        key, job_id, index=index, first_index=first, others=len(conflicts) - 1
+    )
+
+
+class Queue:
+    """One bot's queue in Redis."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = QueueKeys.for_queue(settings.queue_name)
+        # This gateway's name in wake messages (random: two gateways may share a process).
+        self.origin = secrets.token_hex(8)
+        self.scripts = QueueScripts.register(
+            redis, self.keys, ScriptConfig.from_settings(settings, self.origin)
+        )
+        # The highest job id this process was handed (created or leased): enqueue never
+        # hands out an id at or below it, and a store whose sequence is below it went back.
+        self.id_floor = 0
+        # Called with (the store's sequence, id_floor) when an enqueue found the store's
+        # sequence below this process's floor (see store_watch.py).
+        self.on_went_back: Callable[[int, int], None] = lambda _seq, _floor: None
+        # Wakes this gateway's own workers (the dispatcher sets it).
+        self.on_wake: Callable[[], None] = lambda: None
+
+    async def load(self) -> None:
+        """Load the scripts into Redis (fails fast if Redis is unreachable)."""
+        await self.scripts.load()
+
+    async def _read(self, op: Callable[[], Awaitable[T]]) -> T:
+        async with store_errors():
+            return await op()
+
+    def _woke(self, woke: bool) -> None:
+        if woke:
+            self.on_wake()
+
+    # -- producing -------------------------------------------------------------
+
+    async def enqueue(
+        self, jobs: Sequence[NewJob], *, all_or_nothing: bool = True
+    ) -> list[Enqueued]:
+        """Store ``jobs`` in one script call (one round trip); returns one result per job.
+
+        A job whose idempotency key was used for a different message is a conflict. With
+        ``all_or_nothing`` (a batch) any conflict stores nothing at all and raises
+        :class:`IdempotencyKeyReused` naming the first conflicting job's index. Without it
+        (independent messages sharing a call, e.g. concurrent Sends) only that job is left
+        out, reported as ``KEY_REUSED``, and the others are stored.
+        """
+        floor = self.id_floor
+        reply = await self.scripts.enqueue(jobs=jobs, all_or_nothing=all_or_nothing, id_floor=floor)
+        if reply.went_back is not None:
+            self.on_went_back(reply.went_back, floor)
+        if all_or_nothing and any(code is EnqueueCode.CONFLICT for _, code in reply.results):
+            raise _batch_conflict(jobs, reply.results)
+        results = [Enqueued(job_id, _OUTCOMES[code]) for job_id, code in reply.results]
+        self._raise_floor(r.job_id for r in results if r.outcome is EnqueueOutcome.CREATED)
+        self._woke(reply.woke)
+        return results
+
+    def _raise_floor(self, job_ids: Iterable[str]) -> None:
+        self.id_floor = max(self.id_floor, *(int(i) for i in job_ids if i.isdigit()), 0)
+
+    # -- consuming -------------------------------------------------------------
+
+    async def dequeue(self, count: int) -> LeaseBatch:
+        """Lease up to ``count`` jobs that may be sent now."""
+        batch = await self.scripts.dequeue(count=count)
+        self._raise_floor(lease.job_id for lease in batch.leases)
+        return batch
+
+    async def complete(self, lease: Lease, message_id: int) -> bool:
+        """Record a delivery. Returns False when the lease had been lost meanwhile."""
+        [recorded] = await self.complete_many([CompletedSend(lease, message_id)])
+        return recorded is Recorded.UNDER_LEASE
+
+    async def complete_many(self, deliveries: Sequence[CompletedSend]) -> list[Recorded]:
+        """Record many deliveries in one script call, each on the job it was sent for
+        only (see :class:`Recorded`)."""
+        return await self.scripts.complete(deliveries=deliveries)
+
+    async def retry(self, lease: Lease, error: str, backoff_ms: int) -> RetryOutcome:
+        """Count a failed attempt; schedule the next or fail when attempts are used up."""
+        retried = await self.scripts.retry(lease=lease, error=error, backoff_ms=backoff_ms)
+        self._woke(retried.woke)
+        return retried.outcome
+
+    async def fail(self, lease: Lease, error: str) -> bool:
+        """Fail the job at once (a permanent error). False when the lease was lost."""
+        return await self.scripts.fail(lease=lease, error=error)
+
+    async def defer(self, lease: Lease, pause_ms: int = 0) -> int:
+        """Give the job back without using an attempt.
+
+        ``pause_ms`` > 0 means Telegram answered 429: the chat is paused that long, and
+        the whole bot too when the 429s of several chats show a bot-wide limit (see
+        ``defer.lua``). Returns how long the whole bot was paused (ms; 0 = it was not).
+        """
+        deferred = await self.scripts.defer(lease=lease, pause_ms=pause_ms)
+        self._woke(deferred.woke)
+        return deferred.bot_pause_ms
+
+    async def migrate(self, lease: Lease, new_chat_id: str) -> int:
+        """The job's group became a supergroup: move the job, and every job still queued
+        for the old chat, to ``new_chat_id``'s queue (no attempt used). Returns how many
+        moved, 0 when the lease had been lost."""
+        return await self.scripts.migrate(lease=lease, new_chat_id=new_chat_id)
+
+    async def extend(self, leases: Sequence[Lease]) -> int:
+        """Renew leases of sends still in flight; returns how many were renewed."""
+        if not leases:
+            return 0
+        return await self.scripts.extend(leases=leases)
+
+    # -- managing ------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a waiting or delayed job; the job as cancelled."""
+        changed = await self.scripts.cancel(job_id=job_id)
+        if changed.job is None:
+            raise to_error(changed.status, job_id, changed.state, "cancel")
+        return changed.job
+
+    async def requeue(self, job_id: str) -> JobRecord:
+        """Queue a failed job again with a fresh attempt budget; the job as queued."""
+        changed = await self.scripts.requeue(job_id=job_id)
+        if changed.job is None:
+            raise to_error(changed.status, job_id, changed.state, "retry")
+        self._woke(changed.woke)
+        return changed.job
+
+    async def cancel_many(self, job_ids: Sequence[str], states: Sequence[JobState]) -> list[bool]:
+        """Cancel each job still in one of ``states`` (waiting, delayed); True where it
+        was cancelled by this call. Others (moved on meanwhile, gone) are left alone."""
+        return await self.scripts.cancel.many(job_ids=job_ids, only=states)
+
+    async def requeue_many(self, job_ids: Sequence[str]) -> list[bool]:
+        """Queue each job again that is still failed; True where it was. The workers
+        are not woken: call :meth:`wake` once afterwards."""
+        return await self.scripts.requeue.many(job_ids=job_ids)
+
+    async def wake(self) -> None:
+        """Wake every replica's workers (new work may be due), this gateway's too."""
+        await self._read(lambda: self.redis.publish(self.keys.wake_channel, self.origin))
+        self.on_wake()
+
+    # -- reading ---------------------------------------------------------------
+
+    async def last_job_id(self) -> int:
+        """The newest job id handed out (0: none yet). Ids only grow, so an id above it
+        was never handed out."""
+        raw = await self._read(lambda: self.redis.get(self.keys.seq))
+        return int(raw or 0)
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job, or None when it does not exist (any more)."""
+        h = await self._read(lambda: self.redis.hgetall(self.keys.job(job_id)))
+        record = cast(dict[bytes, bytes], h)
+        return decode_job_hash(job_id, record, self.settings.max_attempts) if h else None
+
+    def state_index(self, state: JobState) -> str:
+        """The zset that indexes the jobs in ``state``."""
+        return self.keys.index(state)
+
+    async def list(
+        self, state: JobState, after: ListCursor | None, limit: int
+    ) -> tuple[list[JobRecord], ListCursor | None]:
+        """A page of jobs in ``state`` after ``after``; the cursor to continue from, or
+        None when the state holds nothing further.
+
+        Waiting/delayed/active are listed oldest (or soonest) first; completed,
+        failed and cancelled newest first.
+        """
+        return await self.scripts.list_page(
+            index=self.state_index(state),
+            newest_first=state in NEWEST_FIRST,
+            after=after,
+            limit=limit,
+        )
+
+    async def select(
+        self,
+        state: JobState,
+        chat_id: str,
+        after: ListCursor | None,
+        limit: int,
+        sample: int = 0,
+    ) -> Selected:
+        """The jobs of ``chat_id`` ('' = all) among the next ``limit`` entries of
+        ``state``'s index, lowest score first, after ``after``. ``sample`` > 0: of the
+        jobs that match for sure, only count them and list the ``sample`` oldest."""
+        return await self.scripts.select(
+            index=self.state_index(state), chat_id=chat_id, after=after, limit=limit, sample=sample
+        )
+
+    async def stats(self) -> QueueStats:
+        """Depths per state, lifetime totals and the bot-wide pause."""
+        k = self.keys
+        states = list(JobState)
+
+        async def read() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for state in states:
+                    pipe.zcard(k.index(state))
+                pipe.hgetall(k.stats)
+                pipe.get(k.global_pause)
+                pipe.zrange(k.waiting, 0, 0, withscores=True)
+                pipe.time()
+                pipe.get(k.global_pause_reason)
+                return list(await pipe.execute())
+
+        reply = await self._read(read)
+        counts = {state: int(reply[i]) for i, state in enumerate(states)}
+        n = len(states)
+        totals = {key.decode(): int(v) for key, v in reply[n].items()}
+        oldest = reply[n + 2]
+        sec, usec = reply[n + 3]
+        return QueueStats(
+            counts=counts,
+            totals=totals,
+            paused_until_ms=as_int(reply[n + 1]),
+            oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
+            now_ms=int(sec) * 1000 + int(usec) // 1000,
+            paused_reason=as_text(reply[n + 4]),
+        )

@@ -1,0 +1,27 @@
+-- Finished jobs: their state set once, and the retention zsets that keep them.
+
+-- Job `id` (hash `jk`) ends in `state`, indexed in `zset` by the time it ended.
+local function finish(zset, jk, id, state, now)
+  redis.call('HSET', jk, 's', state, 'u', now)
+  redis.call('ZADD', zset, now, id)
+end
+
+-- Keep at most `keep` entries and none older than `age` ms (0 = no limit) in a
+-- retention zset (scored by finish time), deleting the trimmed jobs' hashes.
+local function trim(prefix, zset, keep, age, now)
+  local n = redis.call('ZCARD', zset)
+  if n > keep then
+    local old = redis.call('ZRANGE', zset, 0, n - keep - 1)
+    for _, id in ipairs(old) do
+      redis.call('DEL', prefix .. 'job:' .. id)
+    end
+    redis.call('ZREMRANGEBYRANK', zset, 0, n - keep - 1)
+  end
+  if age > 0 then
+    local expired = redis.call('ZRANGEBYSCORE', zset, '-inf', now - age, 'LIMIT', 0, 100)
+    for _, id in ipairs(expired) do
+      redis.call('DEL', prefix .. 'job:' .. id)
+      redis.call('ZREM', zset, id)
+    end
+  end
+end

@@ -1,0 +1,5 @@
+-- Redis's clock in ms: the one clock every replica shares.
+local function time_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end

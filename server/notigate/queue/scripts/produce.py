@@ -1,0 +1,92 @@
+"""Storing new messages: ``enqueue.lua``."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+from notigate.queue.records import NewJob, fingerprint
+from notigate.queue.scripts.base import ScriptBase, as_int, as_list, as_str
+
+# Header of one message in enqueue.lua's packed argument (see its header).
+_JOB_HEADER = struct.Struct(">BddBBHI")
+
+
+class EnqueueCode(IntEnum):
+    """What enqueue.lua did with one message."""
+
+    CREATED = 1
+    # The key came before with the same request: the id is that first job's.
+    DUPLICATE = 2
+    # The key came before with a different request: nothing stored for this message.
+    CONFLICT = 3
+    # All or nothing, and another message of the call conflicts.
+    NOT_STORED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueReply:
+    """enqueue.lua's answer."""
+
+    # (job id, code) per message, in order.
+    results: list[tuple[str, EnqueueCode]]
+    # The store's sequence when it was below the caller's id floor (it went back).
+    went_back: int | None
+    # The other replicas were woken: the caller wakes its own workers.
+    woke: bool
+
+
+def pack(jobs: Sequence[NewJob]) -> tuple[bytes, int]:
+    """The messages packed as ARGV ``messages`` wants them, and how many have a key."""
+    packed: list[bytes] = []
+    keyed = 0
+    for job in jobs:
+        chat = job.chat_id.encode()
+        key = job.idempotency_key.encode()
+        packed += (
+            _JOB_HEADER.pack(
+                job.priority,
+                job.delay_ms,
+                job.due_at_ms,
+                job.max_attempts,
+                len(chat),
+                len(key),
+                len(job.payload),
+            ),
+            chat,
+            key,
+            job.payload,
+        )
+        if key:
+            packed.append(fingerprint(job.payload))
+            keyed += 1
+    return b"".join(packed), keyed
+
+
+class Enqueue(ScriptBase[EnqueueReply]):
+    """Store messages atomically, with ids that never go back."""
+
+    name = "enqueue"
+    keys = ("seq", "waiting", "ready", "paced", "delayed", "stats", "migrations")
+    argv = ("n", "messages", "all_or_nothing", "keyed", "id_floor")
+    codes = (EnqueueCode,)
+
+    async def __call__(
+        self, *, jobs: Sequence[NewJob], all_or_nothing: bool, id_floor: int
+    ) -> EnqueueReply:
+        messages, keyed = pack(jobs)
+        reply = as_list(
+            await self._run(len(jobs), messages, 1 if all_or_nothing else 0, keyed, id_floor)
+        )
+        *pairs, went_back, woke = reply
+        back = as_int(went_back)
+        return EnqueueReply(
+            results=[
+                (as_str(pairs[i]), EnqueueCode(as_int(pairs[i + 1])))
+                for i in range(0, len(pairs), 2)
+            ],
+            went_back=back if back >= 0 else None,
+            woke=as_int(woke) == 1,
+        )
