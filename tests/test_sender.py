@@ -263,3 +263,17 @@ async def test_transport_uploads_multipart(_sim: BotApiSimulator) -> None:
     assert message.document is not None and message.document.file_name == "notes.txt"
     assert _sim.messages[0].params["document"] == {"file_name": "notes.txt", "size": 9}
     assert _sim.messages[0].text == "doc"
+
+
+@pytest.mark.parametrize("paid_broadcast", [False, True])
+async def test_paid_broadcast_mode_allows_it_on_every_send(
+    _sim: BotApiSimulator, paid_broadcast: bool
+) -> None:
+    sender = TelegramSender(TOKEN, _sim.base_url, paid_broadcast=paid_broadcast)
+    await sender.start()
+    try:
+        assert isinstance(await sender.send(_request(), "42"), Delivered)
+    finally:
+        await sender.close()
+    [sent] = _sim.messages
+    assert sent.params.get("allow_paid_broadcast") is (True if paid_broadcast else None)

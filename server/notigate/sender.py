@@ -111,6 +111,7 @@ class TelegramSender:
         pool_size: most simultaneous HTTP connections.
         connect_timeout_s: connecting, and waiting for a pooled connection.
         read_timeout_s: waiting for Telegram's answer.
+        paid_broadcast: allow_paid_broadcast on every send (the bot pays for a higher rate).
     """
 
     def __init__(
@@ -121,8 +122,10 @@ class TelegramSender:
         pool_size: int = 64,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 15.0,
+        paid_broadcast: bool = False,
     ) -> None:
         self._token = token
+        self._paid_broadcast = paid_broadcast
         self._api_url = api_url.rstrip("/")
         self._pool_size = pool_size
         self._connect_timeout_s = connect_timeout_s
@@ -176,7 +179,9 @@ class TelegramSender:
                 "message_thread_id": request.message_thread_id or None,
                 "disable_notification": request.disable_notification or None,
                 "protect_content": request.protect_content or None,
-                "allow_paid_broadcast": request.allow_paid_broadcast or None,
+                "allow_paid_broadcast": request.allow_paid_broadcast
+                or self._paid_broadcast
+                or None,
                 "reply_markup": _reply_markup(request),
                 "link_preview_options": _link_preview(request),
             }
