@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Config, Env, Notigate, Simulator, closed_loop, node, py, running
+from bench.infra import Config, Env, Notigate, Simulator, node, py, running
+from bench.load import closed_loop
 
 NAME = "batch"
 TITLE = "Batch enqueue, 500 messages/call, 4 calls in flight"

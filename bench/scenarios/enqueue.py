@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Config, Env, Notigate, Simulator, closed_loop, node, py, running, start_at
+from bench.infra import Config, Env, Notigate, Simulator, node, py, running
+from bench.load import closed_loop, start_at
 
 NAME = "enqueue"
 TITLE = "Enqueue, 1 message/call, 64 in flight"
