@@ -54,7 +54,8 @@ async def fill_notigate(
     """Queue ``count`` messages over ``chats`` chats through notigate's own Queue.enqueue
     (no server: nothing is delivered meanwhile). Returns the seconds it took."""
     from notigate.config import Limits, Settings
-    from notigate.queue import NewJob, Queue
+    from notigate.queue import Queue
+    from notigate.service import new_job
     from notigate_client import pb
 
     settings = Settings(redis_url=env.redis_url, limits=Limits(private_rate=private_rate))
@@ -66,8 +67,9 @@ async def fill_notigate(
         jobs = []
         for i in range(start, min(count, start + batch)):
             chat = str(chat_base + i % chats)
-            req = pb.SendRequest(chat_id=chat, text=bench_text(i), priority=priority)
-            jobs.append(NewJob(chat, priority, 0, 0, "", req.SerializeToString(deterministic=True)))
+            jobs.append(
+                new_job(pb.SendRequest(chat_id=chat, text=bench_text(i), priority=priority))
+            )
         pending.append(asyncio.create_task(queue.enqueue(jobs)))
         if len(pending) >= 4:
             await pending.pop(0)
