@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from bench.infra import BenchError, Env, Simulator, run_json
+from bench.infra import BenchError, Env, Notigate, Simulator, node, run_json, running
 from bench.measure import pct
 
 
@@ -26,6 +26,24 @@ async def closed_loop(argvs: list[list[str]], timeout: float) -> dict[str, Any]:
         "p99_ms": pct(lat, 99),
         "n": len(lat),
     }
+
+
+async def grpc_loops(
+    env: Env, methods: Sequence[str], timeout: float, **opts: Any
+) -> dict[str, dict[str, Any]]:
+    """One closed loop per gRPC method (by ``loadgen/grpc_load.mjs`` name), in turn, each
+    from one Node process, against one notigate (bot-wide 30/s) delivering into a
+    limit-free simulator. The figures by method."""
+    sim = await Simulator(env, limits=False).start()
+    gw = Notigate(env, sim, NOTIGATE_GLOBAL_RATE=30)
+    async with running(sim, gw):
+        await gw.start()
+        return {
+            m: await closed_loop(
+                [node("loadgen/grpc_load.mjs", method=m, target=gw.target, **opts)], timeout
+            )
+            for m in methods
+        }
 
 
 def start_at(delay_s: float = 1.5) -> int:
