@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (
+from bench.infra import (
     HOST,
     NOTIGATE,
     TOKEN,
@@ -35,13 +35,12 @@ from bench.common import (
     Notigate,
     Proc,
     Simulator,
-    closed_loop,
     free_port,
-    median,
     node,
-    pct,
     running,
 )
+from bench.load import closed_loop
+from bench.measure import median, pct
 
 MODES = ("everysec", "always")
 

@@ -11,7 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, median
+from bench.infra import ROOT
+from bench.measure import median
 
 # A scenario run's result: {"systems": {system: {metric: v}}, "ratios": {...}, ...}
 Runs = dict[str, list[dict[str, Any]]]

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import report
-from bench.common import Config, Env, PeerError
+from bench.infra import Config, Env, PeerError
 
 SCENARIOS = ["enqueue", "batch", "delivery", "rate", "paid", "latency", "growth"]
 

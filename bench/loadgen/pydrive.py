@@ -66,6 +66,22 @@ async def drive(
     }
 
 
+async def drive_peer(
+    op: Callable[[int], Awaitable[Any]], o: dict[str, Any], *, per_op: int = 1
+) -> dict[str, Any]:
+    """:func:`drive` with the concurrency, window, warm-up, start time and sequence base
+    from a peer's JSON options (``startAt`` in ms since the epoch, as the bench passes it)."""
+    return await drive(
+        op,
+        concurrency=o.get("concurrency", 32),
+        duration=o.get("duration", 5),
+        warmup=o.get("warmup", 0.5),
+        start_at=o.get("startAt", 0) / 1000,
+        per_op=per_op,
+        seq_base=o.get("seqBase", 0),
+    )
+
+
 def emit(result: dict[str, Any]) -> None:
     """One JSON line on stdout: what the orchestrator reads."""
     sys.stdout.write(json.dumps(result) + "\n")

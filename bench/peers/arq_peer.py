@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from bench.loadgen.pydrive import drive, emit
+from bench.loadgen.pydrive import drive_peer, emit
 
 
 async def produce(o: dict[str, Any]) -> dict[str, Any]:
@@ -34,13 +34,7 @@ async def produce(o: dict[str, Any]) -> dict[str, Any]:
         if job is None:
             raise RuntimeError("arq refused the job (duplicate id)")
 
-    result = await drive(
-        op,
-        concurrency=o.get("concurrency", 32),
-        duration=o.get("duration", 5),
-        warmup=o.get("warmup", 0.5),
-        start_at=o.get("startAt", 0) / 1000,
-    )
+    result = await drive_peer(op, o)
     await pool.aclose()
     return result
 

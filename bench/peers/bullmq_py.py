@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import aiohttp
 from bullmq import Queue, Worker
 
-from bench.loadgen.pydrive import drive, emit
+from bench.loadgen.pydrive import drive_peer, emit
 
 
 def _data(i: int, chats: int) -> dict[str, str]:
@@ -51,15 +51,7 @@ async def produce(o: dict[str, Any]) -> dict[str, Any]:
             )
 
         per_op = n
-    result = await drive(
-        op,
-        concurrency=o.get("concurrency", 32),
-        duration=o.get("duration", 5),
-        warmup=o.get("warmup", 0.5),
-        start_at=o.get("startAt", 0) / 1000,
-        per_op=per_op,
-        seq_base=o.get("seqBase", 0),
-    )
+    result = await drive_peer(op, o, per_op=per_op)
     await queue.close()
     return result
 

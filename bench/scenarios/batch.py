@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Config, Env, Notigate, Simulator, closed_loop, node, py, running
+from bench.infra import Config, Env, node, py
+from bench.load import closed_loop, grpc_loops
 
 NAME = "batch"
 TITLE = "Batch enqueue, 500 messages/call, 4 calls in flight"
@@ -20,13 +21,8 @@ async def run(env: Env, cfg: Config) -> dict[str, Any]:
     systems: dict[str, dict[str, float]] = {}
 
     await env.flush()
-    sim = await Simulator(env, limits=False).start()
-    gw = Notigate(env, sim, NOTIGATE_GLOBAL_RATE=30)
-    async with running(sim, gw):
-        await gw.start()
-        systems["notigate SendBatch"] = await closed_loop(
-            [node("loadgen/grpc_load.mjs", method="batch", target=gw.target, **common)], timeout
-        )
+    loops = await grpc_loops(env, ["batch"], timeout, **common)
+    systems["notigate SendBatch"] = loops["batch"]
     await env.flush()
     systems["BullMQ Node addBulk"] = await closed_loop(
         [node("peers/bullmq_node/enqueue.mjs", method="addBulk", **r, **common)], timeout

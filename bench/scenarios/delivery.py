@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench.common import (
+from bench.infra import (
     TOKEN,
     BenchError,
     Config,
@@ -21,14 +21,13 @@ from bench.common import (
     Notigate,
     PeerError,
     Simulator,
-    delivery_figures,
-    fill_notigate,
     node,
     py,
     run_json,
     running,
-    sample_delivery,
 )
+from bench.load import fill_notigate
+from bench.measure import delivery_figures, sample_delivery
 
 NAME = "delivery"
 TITLE = "Delivery throughput, limits off"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Config, Env, Notigate, Simulator, closed_loop, node, py, running, start_at
+from bench.infra import Config, Env, node, py
+from bench.load import closed_loop, grpc_loops, start_at
 
 NAME = "enqueue"
 TITLE = "Enqueue, 1 message/call, 64 in flight"
@@ -25,16 +26,9 @@ async def run(env: Env, cfg: Config) -> dict[str, Any]:
     r = {"host": "127.0.0.1", "port": env.port}
 
     await env.flush()
-    sim = await Simulator(env, limits=False).start()
-    gw = Notigate(env, sim, NOTIGATE_GLOBAL_RATE=30)
-    async with running(sim, gw):
-        await gw.start()
-        systems["gRPC no-op floor (Health/Check)"] = await closed_loop(
-            [node("loadgen/grpc_load.mjs", method="health", target=gw.target, **common)], timeout
-        )
-        systems["notigate Send"] = await closed_loop(
-            [node("loadgen/grpc_load.mjs", method="send", target=gw.target, **common)], timeout
-        )
+    loops = await grpc_loops(env, ["health", "send"], timeout, **common)
+    systems["gRPC no-op floor (Health/Check)"] = loops["health"]
+    systems["notigate Send"] = loops["send"]
 
     await env.flush()
     systems["BullMQ Node Queue.add"] = await closed_loop(

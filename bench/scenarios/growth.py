@@ -7,18 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import (
-    Config,
-    Env,
-    Notigate,
-    Simulator,
-    closed_loop,
-    fill_notigate,
-    median,
-    node,
-    run_json,
-    running,
-)
+from bench.infra import Config, Env, Notigate, Simulator, node, run_json, running
+from bench.load import closed_loop, fill_notigate
+from bench.measure import median
 
 NAME = "growth"
 TITLE = "Growth with queue depth; memory per queued job"

@@ -15,16 +15,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench.common import (
-    Config,
-    Env,
-    Notigate,
-    Simulator,
-    grpc_stub,
-    pct,
-    running,
-    timed_sends,
-)
+from bench.infra import Config, Env, Notigate, Simulator, running
+from bench.load import grpc_stub, timed_sends
+from bench.measure import pct
 from notigate_client import pb
 
 NAME = "latency"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Config, Env, Notigate, Simulator, fill_notigate, running, window_figures
+from bench.infra import Config, Env, Notigate, Simulator, running
+from bench.load import fill_notigate
+from bench.measure import window_figures
 
 NAME = "paid"
 TITLE = "Paid broadcast, 1000/s"

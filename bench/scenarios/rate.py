@@ -8,15 +8,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench.common import (
-    Config,
-    Env,
-    Notigate,
-    Simulator,
-    fill_notigate,
-    running,
-    window_figures,
-)
+from bench.infra import Config, Env, Notigate, Simulator, running
+from bench.load import fill_notigate
+from bench.measure import window_figures
 
 NAME = "rate"
 TITLE = "Rate exactness, limit 30/s"

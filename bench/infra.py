@@ -1,4 +1,5 @@
-"""The bench's infrastructure: one Valkey, Bot API simulators, notigate processes, peers.
+"""The bench's processes: one Valkey, Bot API simulators, notigate replicas, peers and load
+generators, and the free ports they listen on.
 
 Everything listens on 127.0.0.1 and is started and stopped by the bench itself.
 """
@@ -8,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,23 +40,10 @@ HOST = "127.0.0.1"
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-    return float(ordered[k])
-
-
-def median(values: Sequence[float]) -> float:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    return float(statistics.median(vals)) if vals else math.nan
 
 
 class BenchError(RuntimeError):
@@ -373,177 +359,10 @@ async def run_json(argv: list[str], timeout: float, cwd: Path = ROOT) -> dict[st
 
 
 def node(script: str, **opts: Any) -> list[str]:
+    """The argv of a Node script under bench/ with its options as one JSON argument."""
     return [NODE, str(BENCH / script), json.dumps(opts)]
 
 
 def py(script: str, **opts: Any) -> list[str]:
+    """The argv of a Python script under bench/ with its options as one JSON argument."""
     return [PYTHON, str(BENCH / script), json.dumps(opts)]
-
-
-async def closed_loop(argvs: list[list[str]], timeout: float) -> dict[str, Any]:
-    """Run several load processes side by side; merge their counts and latencies."""
-    results = await asyncio.gather(*(run_json(a, timeout) for a in argvs))
-    lat = [x for r in results for x in r["latencies_ms"]]
-    ops = sum(r["ops"] for r in results)
-    seconds = results[0]["seconds"]
-    return {
-        "ops_per_s": ops / seconds,
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
-        "n": len(lat),
-    }
-
-
-def start_at(delay_s: float = 1.5) -> int:
-    """A common start time (ms since the epoch) for processes started together."""
-    return int((time.time() + delay_s) * 1000)
-
-
-# -- notigate's queue, filled directly (the same enqueue script Send runs) -------------
-
-
-def bench_text(i: int) -> str:
-    return f"benchmark message #{i}: your order has shipped"
-
-
-async def fill_notigate(
-    env: Env,
-    count: int,
-    *,
-    chats: int,
-    priority: int = 0,
-    chat_base: int = 1_000_000,
-    private_rate: int = 1,
-    batch: int = 1000,
-) -> float:
-    """Queue ``count`` messages over ``chats`` chats through notigate's own Queue.enqueue
-    (no server: nothing is delivered meanwhile). Returns the seconds it took."""
-    from notigate.config import Limits, Settings
-    from notigate.queue import NewJob, Queue
-    from notigate_client import pb
-
-    settings = Settings(redis_url=env.redis_url, limits=Limits(private_rate=private_rate))
-    queue = Queue(env.r(), settings)
-    await queue.load()
-    t0 = time.perf_counter()
-    pending: list[asyncio.Task[Any]] = []
-    for start in range(0, count, batch):
-        jobs = []
-        for i in range(start, min(count, start + batch)):
-            chat = str(chat_base + i % chats)
-            req = pb.SendRequest(chat_id=chat, text=bench_text(i), priority=priority)
-            jobs.append(NewJob(chat, priority, 0, 0, "", req.SerializeToString(deterministic=True)))
-        pending.append(asyncio.create_task(queue.enqueue(jobs)))
-        if len(pending) >= 4:
-            await pending.pop(0)
-    await asyncio.gather(*pending)
-    return time.perf_counter() - t0
-
-
-@dataclass
-class Sample:
-    t: float
-    accepted: int
-    cpu: float
-    redis_cpu: float
-
-
-async def sample_delivery(
-    env: Env, sim: Simulator, pids: Sequence[int], n: int, timeout: float,
-    procs: Sequence[Proc] = (), alive: Any = None,
-) -> list[Sample]:  # fmt: skip
-    """Poll the simulator's accepted count and the processes' CPU until ``n`` arrived."""
-    out: list[Sample] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        accepted = int((await sim.stats())["accepted"])
-        # A process that has exited reads 0: keep its last reading.
-        cpu = max(cpu_seconds(pids), out[-1].cpu if out else 0.0)
-        out.append(Sample(time.monotonic(), accepted, cpu, env.valkey_cpu()))
-        if accepted >= n:
-            return out
-        if time.monotonic() > deadline:
-            raise BenchError(f"only {accepted} of {n} delivered in {timeout:.0f} s")
-        for p in procs:
-            if not p.alive():
-                raise BenchError(f"{p.name} exited: {p.tail()}")
-        if alive is not None and not alive():
-            raise BenchError(f"worker exited after {accepted} of {n}")
-        await asyncio.sleep(0.1)
-
-
-def delivery_figures(samples: list[Sample], messages: list[dict[str, Any]]) -> dict[str, float]:
-    """Rate between the first and the last accepted send; CPU per 1,000 between the first
-    sample that saw a delivery and the last sample."""
-    times = sorted(m["received_at"] for m in messages)
-    rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else math.nan
-    first = next(s for s in samples if s.accepted > 0)
-    last = samples[-1]
-    done = last.accepted - first.accepted
-    k = 1000 / done if done > 0 else math.nan
-    worker = (last.cpu - first.cpu) * k
-    redis = (last.redis_cpu - first.redis_cpu) * k
-    return {
-        "jobs_per_s": rate,
-        "cpu_s_per_1000_worker": worker,
-        "cpu_s_per_1000_redis": redis,
-        "cpu_s_per_1000_total": worker + redis,
-        "delivered": len(times),
-    }
-
-
-# -- what the simulator saw ----------------------------------------------------------
-
-
-def window_figures(times: Sequence[float], window: float = 1.0) -> dict[str, Any]:
-    """Max sends in any sliding ``window`` s, mean per full fixed window from the first
-    send, and the per-window counts (for the rate-over-time plots)."""
-    ts = sorted(times)
-    if not ts:
-        return {"max_window": 0, "mean_window": math.nan, "bins": []}
-    j = 0
-    best = 0
-    for i, t in enumerate(ts):
-        while j < len(ts) and ts[j] < t + window:
-            j += 1
-        best = max(best, j - i)
-    full = int((ts[-1] - ts[0]) // window)
-    bins = [0] * (full + 1)
-    for t in ts:
-        bins[min(full, int((t - ts[0]) // window))] += 1
-    mean = sum(bins[:full]) / full if full else math.nan
-    return {"max_window": best, "mean_window": mean, "bins": bins}
-
-
-async def grpc_stub(target: str) -> tuple[Any, Any]:
-    from notigate_client import pb_grpc
-
-    channel = grpc.aio.insecure_channel(target)
-    return channel, pb_grpc.NotificationServiceStub(channel)
-
-
-async def timed_sends(
-    stub: Any, sim: Simulator, chats: Sequence[str], *, priority: int, tag: str,
-    gap: tuple[float, float] = (0.15, 0.3),
-) -> list[float]:  # fmt: skip
-    """Send one message to each chat, spaced by ``gap`` s; return each message's time from
-    the Send call to the simulator accepting it, in ms (same CLOCK_MONOTONIC)."""
-    import random
-
-    from notigate_client import pb
-
-    sent: dict[str, float] = {}
-    for k, chat in enumerate(chats):
-        text = f"{tag} probe {k}"
-        t0 = time.monotonic()
-        await stub.Send(pb.SendRequest(chat_id=chat, text=text, priority=priority), timeout=10)
-        sent[text] = t0
-        await asyncio.sleep(random.uniform(*gap))
-    deadline = time.monotonic() + 10
-    while True:
-        got = {m["text"]: m["received_at"] for m in await sim.messages() if m["text"] in sent}
-        if len(got) == len(sent):
-            return [(got[t] - t0) * 1000 for t, t0 in sent.items()]
-        if time.monotonic() > deadline:
-            raise BenchError(f"{tag}: only {len(got)} of {len(sent)} probes delivered")
-        await asyncio.sleep(0.2)
