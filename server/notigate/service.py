@@ -22,6 +22,7 @@ from notigate.errors import (
 )
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
+from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (
     Enqueued,
     EnqueueOutcome,
@@ -34,9 +35,6 @@ from notigate.queue import (
 )
 from notigate.validation import (
     FieldViolation,
-    PageToken,
-    decode_page_token,
-    encode_page_token,
     validate_batch,
     validate_bulk_filter,
     validate_job_id,
