@@ -37,6 +37,7 @@ from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
+from notigate.simulator.config import SANDBOX_TOKEN as SANDBOX_TOKEN  # bench reads it here
 from notigate.store_watch import StoreWatch
 from notigate.supervisor import Supervisor
 from notigate.worker import Dispatcher
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 
 # How long stopped background tasks (health, wakeups, metrics) get to end at shutdown.
 _TASK_STOP_S = 5.0
-
-# Not a secret: the token the sandbox simulator accepts.
-SANDBOX_TOKEN = "100000:notigate-sandbox-token"  # noqa: S105
 
 
 def redis_client(url: str, settings: Settings, *, for_pubsub: bool = False) -> Redis:
