@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from notigate import formatting
 from notigate.pagination import PageToken, encode_page_token
+from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate.validation import (
     MAX_TEXT_CHARS,
     validate_batch,
@@ -289,6 +290,11 @@ def test_valid_job_ids(job_id: str) -> None:
 def test_invalid_job_ids(job_id: str) -> None:
     assert fields(validate_job_id(job_id)) == ["job_id"]
     assert fields(validate_job_id(job_id, field="jobs[2]")) == ["jobs[2]"]
+
+
+def test_every_parse_mode_has_its_bot_api_name() -> None:
+    # A mode without a name would be refused as unknown, and could not be sent.
+    assert set(PARSE_MODE_NAMES) == set(pb.ParseMode.values()) - {pb.PARSE_MODE_UNSPECIFIED}
 
 
 def test_validate_list() -> None:

@@ -27,6 +27,7 @@ from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyp
 
 from notigate import formatting
 from notigate.pagination import JOB_ID, decode_page_token
+from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate_client import pb
 
 __all__ = [
@@ -71,14 +72,6 @@ _DURATION_MAX_S = 315_576_000_000
 _NANOS_PER_S = 1_000_000_000
 # google.protobuf.Timestamp's own range (timestamp.proto): 0001-01-01 to 9999-12-31.
 _TIMESTAMP_MIN_S, _TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
-
-_PARSE_MODES = frozenset(pb.ParseMode.values())
-# Bot API names of the parse modes, and how violations name them.
-_MODE_NAMES: dict[int, str] = {
-    pb.PARSE_MODE_HTML: "HTML",
-    pb.PARSE_MODE_MARKDOWN_V2: "MarkdownV2",
-    pb.PARSE_MODE_MARKDOWN: "Markdown",
-}
 
 
 def _v(field: str, description: str) -> FieldViolation:
@@ -151,7 +144,8 @@ def _validate_text(text: str, prefix: str, parse_mode: int = 0) -> list[FieldVio
         return [_v(f"{prefix}text", "text contains a lone UTF-16 surrogate")]
     # Telegram parses the markup first and applies its limits to what remains, counted in
     # code points (not UTF-16 units): formatting.check_message_text does both as it does.
-    mode = _MODE_NAMES.get(parse_mode)
+    # Violations name a mode as the Bot API does.
+    mode = PARSE_MODE_NAMES.get(parse_mode)
     problem = formatting.check_message_text(text, mode)
     if problem is None:
         return []
@@ -291,7 +285,7 @@ def validate_send(
     out: list[FieldViolation] = []
     out += _validate_chat_id(req.chat_id, p)
     out += _validate_text(req.text, p, req.parse_mode)
-    if req.parse_mode not in _PARSE_MODES:
+    if req.parse_mode and req.parse_mode not in PARSE_MODE_NAMES:
         out.append(_v(f"{p}parse_mode", f"unknown parse_mode {req.parse_mode}"))
     if not 0 <= req.priority <= MAX_PRIORITY:
         out.append(_v(f"{p}priority", f"priority must be 0..{MAX_PRIORITY}"))
