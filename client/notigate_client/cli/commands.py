@@ -92,11 +92,9 @@ def _time(ts: Timestamp) -> str:
 
 
 def _state(value: int) -> str:
-    try:
-        name = pb.JobState.Name(value)  # type: ignore[arg-type]
-    except ValueError:  # a state added by a newer gateway
+    if value not in pb.JobState.values():  # a state added by a newer gateway
         return f"state {value}"
-    return name.removeprefix("JOB_STATE_").lower()
+    return state_name(value)  # type: ignore[arg-type]
 
 
 def _json(message: Message) -> str:
