@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from notigate import connection_limits, handlers, security, wakeups
+from notigate import connection_limits, registration, security, wakeups
 from notigate.config import ConfigError, Settings
 from notigate.decoding import GuardedRegistrar
 from notigate.embedded import EmbeddedValkey
@@ -192,7 +192,7 @@ class Gateway:
             warnings=lambda: health.warnings,
             metrics=self.metrics,
         )
-        handlers.register(service, server)
+        registration.register(service, server)
         # Through a registrar that guards their request decoding (notigate.decoding).
         guarded = GuardedRegistrar(server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guarded)
