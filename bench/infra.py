@@ -27,8 +27,8 @@ import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from notigate.app import SANDBOX_TOKEN
 from notigate.embedded import EmbeddedValkey
+from notigate.simulator.config import SANDBOX_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"

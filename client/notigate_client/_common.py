@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 import grpc
@@ -18,11 +19,14 @@ ParseModeLike: TypeAlias = "pb.ParseMode.ValueType | Literal['HTML', 'MarkdownV2
 JobStateLike: TypeAlias = "pb.JobState.ValueType"
 Metadata: TypeAlias = tuple[tuple[str, str], ...]
 
-_PARSE_MODES: dict[str, pb.ParseMode.ValueType] = {
-    "HTML": pb.PARSE_MODE_HTML,
-    "MarkdownV2": pb.PARSE_MODE_MARKDOWN_V2,
-    "Markdown": pb.PARSE_MODE_MARKDOWN,
-}
+# Telegram's spellings of the parse modes, as the client and its CLI accept them.
+PARSE_MODES: Mapping[str, pb.ParseMode.ValueType] = MappingProxyType(
+    {
+        "HTML": pb.PARSE_MODE_HTML,
+        "MarkdownV2": pb.PARSE_MODE_MARKDOWN_V2,
+        "Markdown": pb.PARSE_MODE_MARKDOWN,
+    }
+)
 
 
 def parse_mode_value(mode: ParseModeLike | None) -> pb.ParseMode.ValueType:
@@ -31,7 +35,7 @@ def parse_mode_value(mode: ParseModeLike | None) -> pb.ParseMode.ValueType:
         return pb.PARSE_MODE_UNSPECIFIED
     if isinstance(mode, str):
         try:
-            return _PARSE_MODES[mode]
+            return PARSE_MODES[mode]
         except KeyError:
             raise ValueError(f"unknown parse_mode {mode!r}") from None
     return mode

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from notigate import connection_limits, handlers, security, wakeups
+from notigate import connection_limits, registration, security, wakeups
 from notigate.config import ConfigError, Settings
 from notigate.decoding import GuardedRegistrar
 from notigate.embedded import EmbeddedValkey
@@ -34,6 +34,7 @@ from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue, redis_client
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
+from notigate.simulator.config import SANDBOX_TOKEN
 from notigate.store_watch import StoreWatch
 from notigate.supervisor import Supervisor
 from notigate.worker import Dispatcher
@@ -43,9 +44,6 @@ log = logging.getLogger(__name__)
 
 # How long stopped background tasks (health, wakeups, metrics) get to end at shutdown.
 _TASK_STOP_S = 5.0
-
-# Not a secret: the token the sandbox simulator accepts.
-SANDBOX_TOKEN = "100000:notigate-sandbox-token"  # noqa: S105
 
 
 class Gateway:
@@ -179,7 +177,7 @@ class Gateway:
             warnings=lambda: health.warnings,
             metrics=self.metrics,
         )
-        handlers.register(service, server)
+        registration.register(service, server)
         # Through a registrar that guards their request decoding (notigate.decoding).
         guarded = GuardedRegistrar(server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guarded)

@@ -112,8 +112,8 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _simulate(args: argparse.Namespace) -> None:
-    from notigate.app import SANDBOX_TOKEN
     from notigate.simulator import SimulatorConfig, run_simulator
+    from notigate.simulator.config import SANDBOX_TOKEN
 
     config = SimulatorConfig(
         enforce_limits=not args.no_limits,

@@ -10,9 +10,9 @@ NotigateError
 │   └── QueueFull        -> RESOURCE_EXHAUSTED  (Redis out of memory)
 └── StartupRefused       -> (no RPC: ``notigate serve`` prints it and exits 1)
 
-:func:`store_error` turns any redis-py exception into one of the StoreErrors, with a
-:class:`RedisErrorKind` for logs and metrics and a message fit for a client (no class
-names, no Redis internals beyond the error code an operator can look up).
+:func:`store_error` turns any exception of a Redis call (:data:`REDIS_ERRORS`) into one of
+the StoreErrors, with a :class:`RedisErrorKind` for logs and metrics and a message fit for
+a client (no class names, no Redis internals beyond the error code an operator can look up).
 """
 
 from __future__ import annotations
@@ -163,6 +163,13 @@ def redis_error_code(exc: BaseException) -> str:
         return code
     head = str(exc).split(" ", 1)[0]
     return head if head.isupper() and head.isalpha() else ""
+
+
+# What a Redis call may raise: any redis-py error, and OSError. redis-py wraps the socket
+# errors of its reads, writes and connects in ConnectionError, but an OSError that slips
+# past it (a path or a version that does not wrap) means just as surely that Redis cannot
+# be reached, and store_error classifies it so; a loop that must survive Redis catches both.
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis_errors.RedisError, OSError)
 
 
 def store_error(exc: BaseException) -> StoreError:

@@ -17,10 +17,9 @@ from typing import Any
 
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from notigate.errors import RedisErrorKind, StoreError, store_error
+from notigate.errors import REDIS_ERRORS, RedisErrorKind, StoreError, store_error
 from notigate.queue.keys import QueueKeys
 from notigate.sender import TelegramSender, Unauthorized
 
@@ -259,19 +258,13 @@ class HealthMonitor:
             await self.redis.set(self._probe_key, b"1", px=60_000)
             self.redis_ok = True
             self.store_error = None
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             error = store_error(exc)
-            if error.kind is RedisErrorKind.CONNECTION:
-                self.redis_ok = False
-                self.store_error = None
-            else:  # LOADING comes as a ConnectionError; Redis is up
-                self.redis_ok = True
-                self.store_error = error
+            # Only a failed connection is CONNECTION; any other kind is an answer (LOADING
+            # comes as a ConnectionError too), so Redis is up.
+            self.redis_ok = error.kind is not RedisErrorKind.CONNECTION
+            self.store_error = error if self.redis_ok else None
             self._on_redis_error(error.kind)
-        except redis_errors.RedisError as exc:
-            self.redis_ok = True
-            self.store_error = store_error(exc)
-            self._on_redis_error(self.store_error.kind)
         now = self.store_error
         if now is not None and (before is None or before.kind is not now.kind):
             log.error("Redis refuses writes: %s; %s", now, _STORE_ADVICE[now.kind])
@@ -284,7 +277,7 @@ class HealthMonitor:
         """Warn loudly when Redis may evict keys (queued jobs) under memory pressure."""
         try:
             reply = await self.redis.config_get("maxmemory-policy")
-        except redis_errors.RedisError:
+        except REDIS_ERRORS:
             return  # CONFIG may be disabled (managed Redis); nothing to learn then.
         values: dict[Any, Any] = dict(reply)
         policy = values.get(b"maxmemory-policy") or values.get("maxmemory-policy")

@@ -30,6 +30,7 @@ from notigate.outcomes import (
     TransientError,
     Unauthorized,
 )
+from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate.transport import AiohttpRequest, redact_url
 from notigate_client import pb
 
@@ -46,11 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_PARSE_MODES: dict[int, str] = {
-    pb.PARSE_MODE_HTML: "HTML",
-    pb.PARSE_MODE_MARKDOWN_V2: "MarkdownV2",
-    pb.PARSE_MODE_MARKDOWN: "Markdown",
-}
 _NUMERIC_CHAT = re.compile(r"-?[0-9]+")
 
 
@@ -175,7 +171,7 @@ class TelegramSender:
             data = {
                 "chat_id": _chat_id(chat_id),
                 "text": request.text,
-                "parse_mode": _PARSE_MODES.get(request.parse_mode),
+                "parse_mode": PARSE_MODE_NAMES.get(request.parse_mode),
                 "message_thread_id": request.message_thread_id or None,
                 "disable_notification": request.disable_notification or None,
                 "protect_content": request.protect_content or None,

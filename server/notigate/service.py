@@ -22,6 +22,7 @@ from notigate.errors import (
 )
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
+from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (
     Enqueued,
     EnqueueOutcome,
@@ -34,9 +35,6 @@ from notigate.queue import (
 )
 from notigate.validation import (
     FieldViolation,
-    PageToken,
-    decode_page_token,
-    encode_page_token,
     validate_batch,
     validate_bulk_filter,
     validate_job_id,
@@ -45,24 +43,13 @@ from notigate.validation import (
 )
 from notigate_client import pb, pb_grpc
 
-_STATE_TO_PB: dict[JobState, int] = {
-    JobState.WAITING: pb.JOB_STATE_WAITING,
-    JobState.DELAYED: pb.JOB_STATE_DELAYED,
-    JobState.ACTIVE: pb.JOB_STATE_ACTIVE,
-    JobState.COMPLETED: pb.JOB_STATE_COMPLETED,
-    JobState.FAILED: pb.JOB_STATE_FAILED,
-    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+# Each stored state is the proto's state of the same name, so a new state is one JobState line.
+_STATE_TO_PB: dict[JobState, pb.JobState.ValueType] = {
+    state: pb.JobState.Value("JOB_STATE_" + state.name) for state in JobState
 }
-_PB_TO_STATE = {v: k for k, v in _STATE_TO_PB.items()}
-# ListJobs without a state walks the states in this order.
-_ALL_STATES: list[int] = [
-    pb.JOB_STATE_WAITING,
-    pb.JOB_STATE_DELAYED,
-    pb.JOB_STATE_ACTIVE,
-    pb.JOB_STATE_COMPLETED,
-    pb.JOB_STATE_FAILED,
-    pb.JOB_STATE_CANCELLED,
-]
+_PB_TO_STATE: dict[int, JobState] = {v: k for k, v in _STATE_TO_PB.items()}
+# ListJobs without a state walks the states in JobState's order.
+_ALL_STATES: list[int] = list(_STATE_TO_PB.values())
 _DEFAULT_PAGE_SIZE = 100
 # The states RetryJobs and CancelJobs act on; the first list is the default (state unset).
 _RETRYABLE = [pb.JOB_STATE_FAILED]
@@ -121,7 +108,7 @@ def job_to_pb(record: JobRecord) -> pb.Job:
     """The API view of a stored job."""
     job = pb.Job(
         job_id=record.job_id,
-        state=_STATE_TO_PB[record.state],  # type: ignore[arg-type]
+        state=_STATE_TO_PB[record.state],
         attempts=record.attempts,
         max_attempts=record.max_attempts,
         last_error=record.last_error,

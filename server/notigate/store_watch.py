@@ -23,13 +23,14 @@ import logging
 import secrets
 import time
 
-from redis import exceptions as redis_errors
-
-from notigate.errors import StoreError
+from notigate.errors import REDIS_ERRORS, StoreError
 from notigate.metrics import Metrics
 from notigate.queue import Queue
 
 log = logging.getLogger(__name__)
+
+# A check that meets these looks again later (Redis being away is health's to report).
+_STORE_DOWN: tuple[type[Exception], ...] = (StoreError, *REDIS_ERRORS)
 
 
 def _text(raw: bytes | str) -> str:
@@ -64,7 +65,7 @@ class StoreWatch:
             self._wake.clear()
             try:
                 await self.check()
-            except (StoreError, redis_errors.RedisError) as exc:
+            except _STORE_DOWN as exc:
                 # Redis being away is the health monitor's to report; look again later.
                 log.debug("cannot check the store for lost data: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from notigate.backoff import exponential_backoff
 from notigate.errors import RedisErrorKind, StoreError
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class Supervisor:
             if loop.time() - started >= _HEALTHY_RUN_S:
                 failures = 0
             failures += 1
-            delay = min(self._backoff_s[0] * 2 ** (failures - 1), self._backoff_s[1])
+            delay = exponential_backoff(failures, *self._backoff_s)
             log.warning("restarting background task %s in %.1f s", entry.name, delay)
             entry.restarts += 1
             self._on_restart(entry.name)
@@ -219,7 +220,7 @@ class Spell:
 
     def delay_s(self, base_s: float = 0.05, max_s: float = 1.0) -> float:
         """The backoff before the next attempt: doubled per failure, capped."""
-        return float(min(base_s * 2 ** max(self.failures - 1, 0), max_s))
+        return exponential_backoff(self.failures, base_s, max_s)
 
 
 _BUG_KINDS = (RedisErrorKind.SCRIPT, RedisErrorKind.OTHER)

@@ -10,26 +10,24 @@ so that a request accepted here fails at Telegram only for reasons we cannot see
 (unknown chat, blocked bot). Texts are parsed in their parse mode by :mod:`notigate.formatting`,
 a port of Telegram's own parser, so markup Telegram would refuse is refused here.
 
-This module also owns the ListJobs page token format (:func:`encode_page_token`,
-:func:`decode_page_token`) because validating a token means decoding it.
+A ListJobs page token is checked by decoding it with :mod:`notigate.pagination`, which owns
+the token format.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 import re
-import struct
 import time
 from collections.abc import Collection
-from typing import NamedTuple, TypeAlias
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 # googleapis-common-protos ships .pyi files but no py.typed marker, so mypy will not read them.
 from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyped,unused-ignore]
 
 from notigate import formatting
+from notigate.pagination import JOB_ID, decode_page_token
+from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate_client import pb
 
 __all__ = [
@@ -43,9 +41,6 @@ __all__ = [
     "MAX_PRIORITY",
     "MAX_TEXT_CHARS",
     "FieldViolation",
-    "PageToken",
-    "decode_page_token",
-    "encode_page_token",
     "validate_batch",
     "validate_bulk_filter",
     "validate_job_id",
@@ -70,7 +65,6 @@ MAX_PAGE_SIZE = 1000
 # Explicit ASCII classes: Python's \d and \w also match non-ASCII digits and letters.
 _NUMERIC_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
 _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")
-_JOB_ID = re.compile(r"[1-9][0-9]{0,19}")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 # google.protobuf.Duration's own range (duration.proto): about +-10,000 years.
@@ -78,20 +72,6 @@ _DURATION_MAX_S = 315_576_000_000
 _NANOS_PER_S = 1_000_000_000
 # google.protobuf.Timestamp's own range (timestamp.proto): 0001-01-01 to 9999-12-31.
 _TIMESTAMP_MIN_S, _TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
-
-_PAGE_TOKEN_VERSION = 2
-# version, state, score of the last listed job; then its id (ASCII digits, may be empty).
-# Big-endian with nothing optional, so every position has one canonical token.
-_PAGE_TOKEN = struct.Struct(">BBd")
-
-
-_PARSE_MODES = frozenset(pb.ParseMode.values())
-# Bot API names of the parse modes, and how violations name them.
-_MODE_NAMES: dict[int, str] = {
-    pb.PARSE_MODE_HTML: "HTML",
-    pb.PARSE_MODE_MARKDOWN_V2: "MarkdownV2",
-    pb.PARSE_MODE_MARKDOWN: "Markdown",
-}
 
 
 def _v(field: str, description: str) -> FieldViolation:
@@ -164,7 +144,8 @@ def _validate_text(text: str, prefix: str, parse_mode: int = 0) -> list[FieldVio
         return [_v(f"{prefix}text", "text contains a lone UTF-16 surrogate")]
     # Telegram parses the markup first and applies its limits to what remains, counted in
     # code points (not UTF-16 units): formatting.check_message_text does both as it does.
-    mode = _MODE_NAMES.get(parse_mode)
+    # Violations name a mode as the Bot API does.
+    mode = PARSE_MODE_NAMES.get(parse_mode)
     problem = formatting.check_message_text(text, mode)
     if problem is None:
         return []
@@ -304,7 +285,7 @@ def validate_send(
     out: list[FieldViolation] = []
     out += _validate_chat_id(req.chat_id, p)
     out += _validate_text(req.text, p, req.parse_mode)
-    if req.parse_mode not in _PARSE_MODES:
+    if req.parse_mode and req.parse_mode not in PARSE_MODE_NAMES:
         out.append(_v(f"{p}parse_mode", f"unknown parse_mode {req.parse_mode}"))
     if not 0 <= req.priority <= MAX_PRIORITY:
         out.append(_v(f"{p}priority", f"priority must be 0..{MAX_PRIORITY}"))
@@ -380,7 +361,7 @@ def validate_job_id(job_id: str, field: str = "job_id") -> list[FieldViolation]:
     """
     if not job_id:
         return [_v(field, f"{field} is required")]
-    if not _JOB_ID.fullmatch(job_id):
+    if not JOB_ID.fullmatch(job_id):
         return [_v(field, f"{field} must be a job id as returned by Send (a decimal number)")]
     return []
 
@@ -424,44 +405,3 @@ def validate_list(req: pb.ListJobsRequest) -> list[FieldViolation]:
             # of every state walks the states in turn, so its tokens may name any of them.)
             out.append(_v("page_token", "page_token was issued for a different state"))
     return out
-
-
-class PageToken(NamedTuple):
-    """Where a ListJobs listing continues: in ``state``, after the job ``job_id`` whose
-    index score was ``score`` (``job_id`` empty: from the start of ``state``)."""
-
-    state: int
-    score: float = 0.0
-    job_id: str = ""
-
-
-def encode_page_token(token: PageToken) -> str:
-    """Build the opaque ListJobs page token."""
-    state, score, job_id = token
-    if not 0 <= state <= 0xFF or (job_id and not _JOB_ID.fullmatch(job_id)):
-        raise ValueError(f"cannot encode page token {token}")
-    raw = _PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, state, score) + job_id.encode("ascii")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def decode_page_token(token: str) -> PageToken | None:
-    """The position in a token made by :func:`encode_page_token`, else None."""
-    if not token.isascii() or len(token) > 64:
-        return None
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) < _PAGE_TOKEN.size:
-        return None
-    version, state, score = _PAGE_TOKEN.unpack_from(raw)
-    job_id = raw[_PAGE_TOKEN.size :].decode("ascii", errors="replace")
-    if version != _PAGE_TOKEN_VERSION or state not in pb.JobState.values():
-        return None
-    if not math.isfinite(score) or (job_id and not _JOB_ID.fullmatch(job_id)):
-        return None
-    decoded = PageToken(state, score, job_id)
-    # Only the canonical spelling is accepted, so equal tokens always mean equal positions.
-    if encode_page_token(decoded) != token:
-        return None
-    return decoded

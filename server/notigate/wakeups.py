@@ -15,10 +15,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from notigate.errors import RedisErrorKind, store_error
+from notigate.errors import REDIS_ERRORS, RedisErrorKind, store_error
 from notigate.supervisor import Spell
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ async def listen(
                 message = await pubsub.get_message(timeout=30.0)
                 if message is not None and message["data"] != own:
                     on_wake()
-        except (redis_errors.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             error = store_error(exc)
             if error.kind is RedisErrorKind.CONNECTION and not spell.active:
                 # A Redis restart or an idle connection dropped: routine, resubscribe.
@@ -62,5 +61,5 @@ async def listen(
                 spell.failed(error)
             await asyncio.sleep(spell.delay_s(0.1, 1.0))
         finally:
-            with contextlib.suppress(redis_errors.RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
+from notigate.backoff import exponential_backoff
 from notigate.config import Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
@@ -64,8 +65,8 @@ _OUTCOME_LABELS: dict[type, str] = {
 
 def backoff_ms(settings: Settings, attempt: int) -> int:
     """Exponential backoff with jitter: base * 2^(attempt-1), scaled by 0.5..1."""
-    raw = settings.backoff_base_ms * (2 ** max(attempt - 1, 0))
-    return int(min(raw, settings.backoff_max_ms) * random.uniform(0.5, 1.0))
+    raw = exponential_backoff(attempt, settings.backoff_base_ms, settings.backoff_max_ms)
+    return int(raw * random.uniform(0.5, 1.0))
 
 
 class Dispatcher:
@@ -304,7 +305,9 @@ class Dispatcher:
         renewer keeps the lease meanwhile; at shutdown, stop() cancels this."""
         spell = self._record_spell
         bugs = 0
-        delay = _REDIS_RETRY_S[0]
+        # The next wait is the backoff after this many failures: the base at first, one
+        # doubling more per retry, and after a Redis error the spell's own count.
+        failures = 1
         while True:
             try:
                 await self._apply(lease, outcome, started)
@@ -312,13 +315,13 @@ class Dispatcher:
                 return
             except StoreError as exc:
                 spell.failed(exc)
-                delay = spell.delay_s(*_REDIS_RETRY_S)
+                failures = spell.failures
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
                     raise
                 # A write this call waited for was cancelled, not this task: try again.
-                delay = min(delay * 2, _REDIS_RETRY_S[1])
+                failures += 1
             except Exception:
                 bugs += 1
                 if bugs >= _RECORD_BUG_ATTEMPTS:
@@ -331,8 +334,8 @@ class Dispatcher:
                 log.warning(
                     "job %s: recording its outcome failed; retrying", lease.job_id, exc_info=True
                 )
-                delay = min(delay * 2, _REDIS_RETRY_S[1])
-            await asyncio.sleep(delay)
+                failures += 1
+            await asyncio.sleep(exponential_backoff(failures, *_REDIS_RETRY_S))
 
     async def _apply(self, lease: Lease, outcome: Outcome, started: float) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000

@@ -32,12 +32,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from notigate_client import pb
+from notigate_client._common import PARSE_MODES
 
-_PARSE_MODES = {
-    "HTML": pb.PARSE_MODE_HTML,
-    "MarkdownV2": pb.PARSE_MODE_MARKDOWN_V2,
-    "Markdown": pb.PARSE_MODE_MARKDOWN,
-}
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _DESCRIPTOR = pb.SendRequest.DESCRIPTOR
@@ -148,8 +144,8 @@ def _integer(value: Any) -> int:
 def _parse_mode(value: Any) -> int:
     if isinstance(value, str):
         name = value.strip()
-        if name in _PARSE_MODES:
-            return _PARSE_MODES[name]
+        if name in PARSE_MODES:
+            return PARSE_MODES[name]
         if name in pb.ParseMode.keys():  # noqa: SIM118 (an EnumTypeWrapper, not a dict)
             return pb.ParseMode.Value(name)
     elif isinstance(value, int) and value in pb.ParseMode.values():

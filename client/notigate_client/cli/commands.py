@@ -29,6 +29,7 @@ from notigate_client import (
     pb,
     state_name,
 )
+from notigate_client._common import PARSE_MODES
 from notigate_client.cli.batchfile import parse_duration_s, parse_time
 from notigate_client.cli.registry import Handler, Subparsers
 from notigate_client.cli.sendfile import POLL_INTERVAL_S, send_file
@@ -91,11 +92,9 @@ def _time(ts: Timestamp) -> str:
 
 
 def _state(value: int) -> str:
-    try:
-        name = pb.JobState.Name(value)  # type: ignore[arg-type]
-    except ValueError:  # a state added by a newer gateway
+    if value not in pb.JobState.values():  # a state added by a newer gateway
         return f"state {value}"
-    return name.removeprefix("JOB_STATE_").lower()
+    return state_name(value)  # type: ignore[arg-type]
 
 
 def _json(message: Message) -> str:
@@ -471,7 +470,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
         metavar="TIME",
         help="deliver no earlier than this ISO 8601 time with offset, e.g. 2026-12-01T18:00Z",
     )
-    p.add_argument("--parse-mode", choices=["HTML", "MarkdownV2", "Markdown"])
+    p.add_argument("--parse-mode", choices=list(PARSE_MODES))
     p.add_argument("--idempotency-key", help="a repeat within 24 h returns the first job")
     p.add_argument("--max-attempts", type=int, default=0)
     p.add_argument("--silent", action="store_true", help="disable_notification")

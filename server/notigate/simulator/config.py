@@ -7,7 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SimulatorConfig", "config_with"]
+__all__ = ["SANDBOX_TOKEN", "SimulatorConfig", "config_with"]
+
+# Not a secret: the token the simulator accepts when it is given none (sandbox mode, bench).
+SANDBOX_TOKEN = "100000:notigate-sandbox-token"  # noqa: S105
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,10 @@ from contextlib import asynccontextmanager
 from enum import IntEnum
 from typing import ClassVar, Generic, TypeVar
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from notigate.errors import store_error
+from notigate.errors import REDIS_ERRORS, store_error
 from notigate.queue.keys import QueueKeys
 from notigate.queue.scripts.config import ScriptConfig
 from notigate.queue.scripts.source import source
@@ -47,7 +46,7 @@ async def store_errors() -> AsyncIterator[None]:
     passes (READONLY, MISCONF, BUSY...), QueueFull, or a plain StoreError for a bug."""
     try:
         yield
-    except redis_errors.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise store_error(exc) from exc
 
 
