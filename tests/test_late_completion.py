@@ -24,7 +24,7 @@ async def test_a_delivery_after_its_lease_was_lost_is_recorded_logged_and_counte
     # A slow answer, and leases renewed rarely: the test takes the lease away meanwhile.
     simulator.configure(latency_s=1.0)
     settings = gateway_settings(valkey, simulator, queue_name="late", lease_ms=60_000)
-    caplog.set_level(logging.WARNING, logger="notigate.worker")
+    caplog.set_level(logging.WARNING, logger="notigate.dispatcher")
     async with running_gateway(settings) as (gw, stub):
         job_id = (await stub.Send(pb.SendRequest(chat_id="42", text="slow"))).job_id
         await wait_state(stub, job_id, pb.JOB_STATE_ACTIVE)
@@ -49,6 +49,6 @@ async def test_a_delivery_after_its_lease_was_lost_is_recorded_logged_and_counte
     warnings = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "notigate.worker" and "after its lease was lost" in r.getMessage()
+        if r.name == "notigate.dispatcher" and "after its lease was lost" in r.getMessage()
     ]
     assert len(warnings) == 1 and f"job {job_id} " in warnings[0]

@@ -28,7 +28,7 @@ def stream() -> Iterator[io.StringIO]:
 
 def test_json_lines_carry_extra_fields(stream: io.StringIO) -> None:
     setup_logging("info", "json", stream=stream)
-    log = logging.getLogger("notigate.worker")
+    log = logging.getLogger("notigate.dispatcher")
     log.info(
         "job %s delivered in %.0f ms",
         "17",
@@ -37,7 +37,7 @@ def test_json_lines_carry_extra_fields(stream: io.StringIO) -> None:
     )
     entry = json.loads(stream.getvalue())
     assert entry["level"] == "INFO"
-    assert entry["logger"] == "notigate.worker"
+    assert entry["logger"] == "notigate.dispatcher"
     assert entry["msg"] == "job 17 delivered in 12 ms"
     assert (entry["job_id"], entry["chat_id"], entry["elapsed_ms"]) == ("17", "42", 12)
     assert entry["ts"].endswith("+00:00")
@@ -45,9 +45,9 @@ def test_json_lines_carry_extra_fields(stream: io.StringIO) -> None:
 
 def test_text_lines_append_extra_fields(stream: io.StringIO) -> None:
     setup_logging("info", "text", stream=stream)
-    logging.getLogger("notigate.worker").warning("job 3 failed", extra={"job_id": "3"})
+    logging.getLogger("notigate.dispatcher").warning("job 3 failed", extra={"job_id": "3"})
     line = stream.getvalue().strip()
-    assert " WARNING notigate.worker: job 3 failed job_id=3" in line
+    assert " WARNING notigate.dispatcher: job 3 failed job_id=3" in line
 
 
 def test_secrets_are_redacted_everywhere(stream: io.StringIO) -> None:
@@ -96,7 +96,7 @@ def test_text_tracebacks_keep_their_lines_but_cannot_forge_a_record(
     try:
         raise ValueError(HOSTILE)
     except ValueError:
-        logging.getLogger("notigate.worker").exception("send failed")
+        logging.getLogger("notigate.dispatcher").exception("send failed")
     lines = stream.getvalue().splitlines()
     assert "send failed" in lines[0]
     # Only the record itself starts in column 0; the traceback is indented and inert.

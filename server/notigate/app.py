@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from notigate import connection_limits, registration, security, wakeups
 from notigate.config import ConfigError, Settings
 from notigate.decoding import GuardedRegistrar
+from notigate.dispatcher import Dispatcher
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
 from notigate.exclusive import DataDirLock, check_listen_free
@@ -37,7 +38,6 @@ from notigate.service import NotificationService
 from notigate.simulator.config import SANDBOX_TOKEN
 from notigate.store_watch import StoreWatch
 from notigate.supervisor import Supervisor
-from notigate.worker import Dispatcher
 from notigate_client import pb
 
 log = logging.getLogger(__name__)

@@ -136,7 +136,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """``2024-05-01 12:00:00,123 INFO    notigate.worker: message key=value``."""
+    """``2024-05-01 12:00:00,123 INFO    notigate.dispatcher: message key=value``."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
