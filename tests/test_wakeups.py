@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -17,13 +17,21 @@ from tests.conftest import wait_for
 
 
 class Wakes:
-    """A listener task on the queue's channel that counts the wakes it hands on."""
+    """Counts the wakes handed to it."""
 
     def __init__(self) -> None:
         self.count = 0
 
     def __call__(self) -> None:
         self.count += 1
+
+    def reached(self, n: int) -> Callable[[], Awaitable[bool]]:
+        """A predicate for wait_for: ``n`` wakes (or more) have come."""
+
+        async def check() -> bool:
+            return self.count >= n
+
+        return check
 
 
 @contextlib.asynccontextmanager
@@ -33,7 +41,7 @@ async def listening(redis: Redis, queue: Queue) -> AsyncIterator[Wakes]:
         wakeups.listen(redis, queue.keys.wake_channel, wakes, origin=queue.origin)
     )
     try:
-        await wait_for(lambda: _true(wakes.count >= 1))  # the wake on subscribing
+        await wait_for(wakes.reached(1))  # the wake on subscribing
         subscribed = wakes.count
 
         async def subscribed_on_redis() -> bool:
@@ -47,10 +55,6 @@ async def listening(redis: Redis, queue: Queue) -> AsyncIterator[Wakes]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 def _job(chat: str) -> NewJob:
@@ -69,11 +73,11 @@ async def test_a_send_wakes_its_own_workers_once_and_the_other_replica_once(
     here.on_wake = local
     async with listening(redis, here) as heard_here, listening(redis, there) as heard_there:
         await here.enqueue([_job("1")])  # the queue was empty: the job is due first
-        await wait_for(lambda: _true(heard_there.count == 1))
+        await wait_for(heard_there.reached(1))
         # A marker message from a third party, after the enqueue's: once it is heard,
         # the enqueue's own message has been skipped, not merely not delivered yet.
         await redis.publish(here.keys.wake_channel, "marker")
-        await wait_for(lambda: _true(heard_here.count == 1))
+        await wait_for(heard_here.reached(1))
     assert local.count == 1  # woken directly by its own enqueue
     assert heard_here.count == 1  # the marker only: its own message skipped
     assert heard_there.count == 2  # the enqueue's message and the marker
@@ -100,5 +104,5 @@ async def test_an_explicit_wake_wakes_every_replica_and_its_own_workers(redis: R
     here.on_wake = local
     async with listening(redis, there) as heard_there:
         await here.wake()
-        await wait_for(lambda: _true(heard_there.count == 1))
+        await wait_for(heard_there.reached(1))
     assert local.count == 1

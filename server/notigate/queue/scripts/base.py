@@ -19,6 +19,7 @@ delivering is what frees memory (needs Redis 7+ / Valkey). Read-only scripts add
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from enum import IntEnum
@@ -67,8 +68,12 @@ class ScriptBase(Generic[T]):
         self.redis = redis
         self.config = config
         self._script = redis.register_script(self.text())
-        self._key_names = self.keys
-        self._fixed_keys = {name: getattr(keys, name) for name in self.keys if hasattr(keys, name)}
+        fixed = {f.name for f in dataclasses.fields(keys)}
+        self._fixed_keys = {name: getattr(keys, name) for name in self.keys if name in fixed}
+        # Most scripts take fixed keys only: their KEYS list is built once.
+        self._static_keys = (
+            [self._fixed_keys[n] for n in self.keys] if fixed >= set(self.keys) else None
+        )
         self._head: list[Arg] = [keys.prefix, config.packed()]
         self._rest = self.argv[-1].endswith("...") if self.argv else False
 
@@ -82,8 +87,11 @@ class ScriptBase(Generic[T]):
         async with store_errors():
             self._script.sha = await self.redis.script_load(self._script.script)
 
-    def _keys(self, call_keys: Mapping[str, str]) -> list[str]:
-        return [call_keys.get(name) or self._fixed_keys[name] for name in self._key_names]
+    def _keys(self, call_keys: Mapping[str, str] | None) -> list[str]:
+        if self._static_keys is not None:
+            return self._static_keys
+        given = call_keys or {}
+        return [given.get(name) or self._fixed_keys[name] for name in self.keys]
 
     def _argv(self, args: Sequence[Arg]) -> list[Arg]:
         fixed = len(self.argv) - 1 if self._rest else len(self.argv)
@@ -98,9 +106,7 @@ class ScriptBase(Generic[T]):
     ) -> Reply:
         """Run the script with ``args`` (ARGV[3] on, in :attr:`argv` order)."""
         async with store_errors():
-            reply: Reply = await self._script(
-                keys=self._keys(call_keys or {}), args=self._argv(args)
-            )
+            reply: Reply = await self._script(keys=self._keys(call_keys), args=self._argv(args))
             return reply
 
     async def _run_many(
@@ -110,7 +116,7 @@ class ScriptBase(Generic[T]):
         transaction: each call is atomic on its own, as it would be alone)."""
         if not arg_lists:
             return []
-        keys = self._keys(call_keys or {})
+        keys = self._keys(call_keys)
         async with store_errors(), self.redis.pipeline(transaction=False) as pipe:
             for args in arg_lists:
                 await self._queue(pipe, keys, self._argv(args))
