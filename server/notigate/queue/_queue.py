@@ -39,7 +39,6 @@ from notigate.queue.records import (
     decode_job_hash,
 )
 from notigate.queue.scripts import (
-    EnqueueCode,
     QueueScripts,
     ScriptConfig,
     store_errors,
@@ -48,21 +47,13 @@ from notigate.queue.scripts import (
 
 T = TypeVar("T")
 
-_OUTCOMES = {
-    EnqueueCode.CREATED: EnqueueOutcome.CREATED,
-    EnqueueCode.DUPLICATE: EnqueueOutcome.DUPLICATE,
-    EnqueueCode.CONFLICT: EnqueueOutcome.KEY_REUSED,
-}
-
 
 def _batch_conflict(
-    jobs: Sequence[NewJob], results: list[tuple[str, EnqueueCode]]
+    jobs: Sequence[NewJob], conflicts: list[tuple[int, str]]
 ) -> IdempotencyKeyReused:
     """The error for an all-or-nothing enqueue that met conflicts."""
-    conflicts = [i for i, (_, code) in enumerate(results) if code is EnqueueCode.CONFLICT]
-    index = conflicts[0]
+    index, job_id = conflicts[0]
     key = jobs[index].idempotency_key
-    job_id = results[index][0]
     # The key's first use is an earlier message of this batch, not stored either.
     first = None if job_id else next(i for i, j in enumerate(jobs) if j.idempotency_key == key)
     return IdempotencyKeyReused(
@@ -120,9 +111,9 @@ class Queue:
         reply = await self.scripts.enqueue(jobs=jobs, all_or_nothing=all_or_nothing, id_floor=floor)
         if reply.went_back is not None:
             self.on_went_back(reply.went_back, floor)
-        if all_or_nothing and any(code is EnqueueCode.CONFLICT for _, code in reply.results):
-            raise _batch_conflict(jobs, reply.results)
-        results = [Enqueued(job_id, _OUTCOMES[code]) for job_id, code in reply.results]
+        if all_or_nothing and reply.conflicts:
+            raise _batch_conflict(jobs, reply.conflicts)
+        results = reply.results
         self._raise_floor(r.job_id for r in results if r.outcome is EnqueueOutcome.CREATED)
         self._woke(reply.woke)
         return results
