@@ -34,9 +34,9 @@ from notigate.queue.records import (
     Recorded,
     RetryOutcome,
     Selected,
-    as_int,
-    as_text,
     decode_job_hash,
+    stored_int,
+    stored_text,
 )
 from notigate.queue.scripts import (
     QueueScripts,
@@ -218,10 +218,6 @@ class Queue:
         record = cast(dict[bytes, bytes], h)
         return decode_job_hash(job_id, record, self.settings.max_attempts) if h else None
 
-    def state_index(self, state: JobState) -> str:
-        """The zset that indexes the jobs in ``state``."""
-        return self.keys.index(state)
-
     async def list(
         self, state: JobState, after: ListCursor | None, limit: int
     ) -> tuple[list[JobRecord], ListCursor | None]:
@@ -232,7 +228,7 @@ class Queue:
         failed and cancelled newest first.
         """
         return await self.scripts.list_page(
-            index=self.state_index(state),
+            index=self.keys.index(state),
             newest_first=state in NEWEST_FIRST,
             after=after,
             limit=limit,
@@ -250,7 +246,7 @@ class Queue:
         ``state``'s index, lowest score first, after ``after``. ``sample`` > 0: of the
         jobs that match for sure, only count them and list the ``sample`` oldest."""
         return await self.scripts.select(
-            index=self.state_index(state), chat_id=chat_id, after=after, limit=limit, sample=sample
+            index=self.keys.index(state), chat_id=chat_id, after=after, limit=limit, sample=sample
         )
 
     async def stats(self) -> QueueStats:
@@ -278,8 +274,8 @@ class Queue:
         return QueueStats(
             counts=counts,
             totals=totals,
-            paused_until_ms=as_int(reply[n + 1]),
+            paused_until_ms=stored_int(reply[n + 1]),
             oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
             now_ms=int(sec) * 1000 + int(usec) // 1000,
-            paused_reason=as_text(reply[n + 4]),
+            paused_reason=stored_text(reply[n + 4]),
         )

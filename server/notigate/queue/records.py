@@ -230,12 +230,12 @@ class QueueStats:
     paused_reason: str = ""
 
 
-def as_int(value: bytes | None) -> int:
+def stored_int(value: bytes | None) -> int:
     """A stored number; absent or empty reads as 0."""
     return int(value) if value else 0
 
 
-def as_text(value: bytes | None) -> str:
+def stored_text(value: bytes | None) -> str:
     """A stored string; absent reads as ""."""
     return value.decode("utf-8", "replace") if value else ""
 
@@ -244,17 +244,17 @@ def decode_job_hash(job_id: str, h: dict[bytes, bytes], default_max_attempts: in
     """The job whose hash (field table above) is ``h``."""
     return JobRecord(
         job_id=job_id,
-        state=STATE_OF_LETTER[as_text(h.get(b"s"))],
-        chat_id=as_text(h.get(b"ch")),
-        attempts=as_int(h.get(b"a")),
-        max_attempts=as_int(h.get(b"ma")) or default_max_attempts,
-        stalls=as_int(h.get(b"st")),
-        last_error=as_text(h.get(b"e")),
-        message_id=as_int(h.get(b"m")),
-        created_ms=as_int(h.get(b"c")),
+        state=STATE_OF_LETTER[stored_text(h.get(b"s"))],
+        chat_id=stored_text(h.get(b"ch")),
+        attempts=stored_int(h.get(b"a")),
+        max_attempts=stored_int(h.get(b"ma")) or default_max_attempts,
+        stalls=stored_int(h.get(b"st")),
+        last_error=stored_text(h.get(b"e")),
+        message_id=stored_int(h.get(b"m")),
+        created_ms=stored_int(h.get(b"c")),
         # Absent until the job first changes: the script saves the memory.
-        updated_ms=as_int(h.get(b"u") or h.get(b"c")),
-        delivered_ms=as_int(h.get(b"d")),
-        due_ms=as_int(h.get(b"due") or h.get(b"c")),
+        updated_ms=stored_int(h.get(b"u") or h.get(b"c")),
+        delivered_ms=stored_int(h.get(b"d")),
+        due_ms=stored_int(h.get(b"due") or h.get(b"c")),
         payload=h.get(b"p", b""),
     )

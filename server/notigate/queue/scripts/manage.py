@@ -52,6 +52,11 @@ def _changed(
     return Changed(Status(as_int(reply[0])), state, job, woke)
 
 
+def _done(replies: list[Reply]) -> list[bool]:
+    """Per reply of a bulk call: was the change made?"""
+    return [as_int(as_list(r)[0]) == Status.OK for r in replies]
+
+
 class Cancel(ScriptBase[Changed]):
     """Cancel a waiting or delayed job."""
 
@@ -66,8 +71,7 @@ class Cancel(ScriptBase[Changed]):
     async def many(self, *, job_ids: Sequence[str], only: Sequence[JobState]) -> list[bool]:
         """Cancel each job still in one of ``only``; True where this call cancelled it."""
         letters = "".join(STATE_LETTERS[state] for state in only)
-        replies = await self._run_many([(job_id, letters, "1") for job_id in job_ids])
-        return [as_int(as_list(r)[0]) == Status.OK for r in replies]
+        return _done(await self._run_many([(job_id, letters, "1") for job_id in job_ids]))
 
 
 class Requeue(ScriptBase[Changed]):
@@ -84,8 +88,7 @@ class Requeue(ScriptBase[Changed]):
     async def many(self, *, job_ids: Sequence[str]) -> list[bool]:
         """Queue each job again that is still failed; True where it was. Nobody is
         woken: the caller wakes the workers once afterwards."""
-        replies = await self._run_many([(job_id, "1") for job_id in job_ids])
-        return [as_int(as_list(r)[0]) == Status.OK for r in replies]
+        return _done(await self._run_many([(job_id, "1") for job_id in job_ids]))
 
 
 def _cursor_args(after: ListCursor | None) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from enum import IntEnum
+from functools import cache
 from importlib import resources
 
 from notigate.queue.records import STATE_LETTERS
@@ -48,8 +49,10 @@ def _generated(name: str, codes: tuple[type[IntEnum], ...]) -> str | None:
     return None
 
 
+@cache
 def source(name: str, codes: tuple[type[IntEnum], ...] = ()) -> str:
-    """The full text of script ``name``; ``codes`` are its own result enums."""
+    """The full text of script ``name``; ``codes`` are its own result enums (read once
+    per process: every Queue registers every script)."""
     done: set[str] = set()
 
     def splice(text: str) -> str:
