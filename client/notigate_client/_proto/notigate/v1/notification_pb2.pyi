@@ -7,6 +7,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -41,6 +42,70 @@ PARSE_MODE_HTML: ParseMode.ValueType  # 1
 PARSE_MODE_MARKDOWN_V2: ParseMode.ValueType  # 2
 PARSE_MODE_MARKDOWN: ParseMode.ValueType  # 3
 Global___ParseMode: _TypeAlias = ParseMode  # noqa: Y015
+
+class _MediaKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MediaKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MediaKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MEDIA_KIND_UNSPECIFIED: _MediaKind.ValueType  # 0
+    MEDIA_KIND_PHOTO: _MediaKind.ValueType  # 1
+    """sendPhoto: JPEG, PNG or WebP; 10 MB uploaded, 5 MB by URL."""
+    MEDIA_KIND_DOCUMENT: _MediaKind.ValueType  # 2
+    """sendDocument: any file; 50 MB uploaded, 20 MB by URL (GIF, PDF, ZIP only)."""
+    MEDIA_KIND_VIDEO: _MediaKind.ValueType  # 3
+    """sendVideo: MPEG4."""
+    MEDIA_KIND_ANIMATION: _MediaKind.ValueType  # 4
+    """sendAnimation: GIF or soundless MPEG4."""
+    MEDIA_KIND_AUDIO: _MediaKind.ValueType  # 5
+    """sendAudio: MP3 or M4A, shown in the music player."""
+    MEDIA_KIND_VOICE: _MediaKind.ValueType  # 6
+    """sendVoice: OGG/OPUS, MP3 or M4A, shown as a voice message."""
+
+class MediaKind(_MediaKind, metaclass=_MediaKindEnumTypeWrapper):
+    """MediaKind is the Telegram message type a file is sent as."""
+
+MEDIA_KIND_UNSPECIFIED: MediaKind.ValueType  # 0
+MEDIA_KIND_PHOTO: MediaKind.ValueType  # 1
+"""sendPhoto: JPEG, PNG or WebP; 10 MB uploaded, 5 MB by URL."""
+MEDIA_KIND_DOCUMENT: MediaKind.ValueType  # 2
+"""sendDocument: any file; 50 MB uploaded, 20 MB by URL (GIF, PDF, ZIP only)."""
+MEDIA_KIND_VIDEO: MediaKind.ValueType  # 3
+"""sendVideo: MPEG4."""
+MEDIA_KIND_ANIMATION: MediaKind.ValueType  # 4
+"""sendAnimation: GIF or soundless MPEG4."""
+MEDIA_KIND_AUDIO: MediaKind.ValueType  # 5
+"""sendAudio: MP3 or M4A, shown in the music player."""
+MEDIA_KIND_VOICE: MediaKind.ValueType  # 6
+"""sendVoice: OGG/OPUS, MP3 or M4A, shown as a voice message."""
+Global___MediaKind: _TypeAlias = MediaKind  # noqa: Y015
+
+class _JobKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_KIND_UNSPECIFIED: _JobKind.ValueType  # 0
+    JOB_KIND_SEND: _JobKind.ValueType  # 1
+    """Sends a new message (Send, SendBatch)."""
+    JOB_KIND_EDIT: _JobKind.ValueType  # 2
+    """Edits a message already sent (EditMessage)."""
+    JOB_KIND_DELETE: _JobKind.ValueType  # 3
+    """Deletes a message already sent (DeleteMessage)."""
+
+class JobKind(_JobKind, metaclass=_JobKindEnumTypeWrapper):
+    """JobKind is what a job does to Telegram."""
+
+JOB_KIND_UNSPECIFIED: JobKind.ValueType  # 0
+JOB_KIND_SEND: JobKind.ValueType  # 1
+"""Sends a new message (Send, SendBatch)."""
+JOB_KIND_EDIT: JobKind.ValueType  # 2
+"""Edits a message already sent (EditMessage)."""
+JOB_KIND_DELETE: JobKind.ValueType  # 3
+"""Deletes a message already sent (DeleteMessage)."""
+Global___JobKind: _TypeAlias = JobKind  # noqa: Y015
 
 class _JobState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -198,6 +263,107 @@ class LinkPreviewOptions(_message.Message):
 Global___LinkPreviewOptions: _TypeAlias = LinkPreviewOptions  # noqa: Y015
 
 @_typing.final
+class Media(_message.Message):
+    """Media is one file: a photo, document, video, animation, audio or voice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    UPLOAD_ID_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    HAS_SPOILER_FIELD_NUMBER: _builtins.int
+    SHOW_CAPTION_ABOVE_MEDIA_FIELD_NUMBER: _builtins.int
+    kind: Global___MediaKind.ValueType
+    url: _builtins.str
+    """An HTTP(S) URL Telegram downloads the file from."""
+    file_id: _builtins.str
+    """A file_id this bot received from Telegram."""
+    upload_id: _builtins.str
+    """A file stored through UploadFile. After Telegram first accepts it, later
+    sends of the same content reuse Telegram's file_id.
+    """
+    filename: _builtins.str
+    """Name shown for an uploaded file (default: the upload's filename)."""
+    has_spoiler: _builtins.bool
+    """Photos, videos and animations: covered until tapped."""
+    show_caption_above_media: _builtins.bool
+    """Photos, videos and animations: the caption above the media."""
+    def __init__(
+        self,
+        *,
+        kind: Global___MediaKind.ValueType = ...,
+        url: _builtins.str = ...,
+        file_id: _builtins.str = ...,
+        upload_id: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        has_spoiler: _builtins.bool = ...,
+        show_caption_above_media: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file_id", b"file_id", "source", b"source", "upload_id", b"upload_id", "url", b"url"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_id", b"file_id", "filename", b"filename", "has_spoiler", b"has_spoiler", "kind", b"kind", "show_caption_above_media", b"show_caption_above_media", "source", b"source", "upload_id", b"upload_id", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["url", "file_id", "upload_id"]  # noqa: Y015
+    _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
+
+Global___Media: _TypeAlias = Media  # noqa: Y015
+
+@_typing.final
+class MediaGroupItem(_message.Message):
+    """MediaGroupItem is one photo, video, document or audio of an album."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEDIA_FIELD_NUMBER: _builtins.int
+    CAPTION_FIELD_NUMBER: _builtins.int
+    caption: _builtins.str
+    """0..1024 characters after entity parsing, parsed with the request's
+    parse_mode.
+    """
+    @_builtins.property
+    def media(self) -> Global___Media: ...
+    def __init__(
+        self,
+        *,
+        media: Global___Media | None = ...,
+        caption: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media", b"media"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caption", b"caption", "media", b"media"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MediaGroupItem: _TypeAlias = MediaGroupItem  # noqa: Y015
+
+@_typing.final
+class MediaGroup(_message.Message):
+    """MediaGroup is an album of 2..10 items. Documents and audios are grouped only
+    with their own kind; an album carries no reply_markup.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___MediaGroupItem]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___MediaGroupItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MediaGroup: _TypeAlias = MediaGroup  # noqa: Y015
+
+@_typing.final
 class SendRequest(_message.Message):
     """SendRequest is one message to deliver."""
 
@@ -217,10 +383,12 @@ class SendRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     ALLOW_PAID_BROADCAST_FIELD_NUMBER: _builtins.int
     SEND_AT_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    MEDIA_GROUP_FIELD_NUMBER: _builtins.int
     chat_id: _builtins.str
     """Target chat: a numeric id ("123456789", "-1001234567890") or "@channelname"."""
     text: _builtins.str
-    """Message text, 1..4096 characters."""
+    """Message text, 1..4096 characters; with media, the caption (0..1024)."""
     parse_mode: Global___ParseMode.ValueType
     priority: _builtins.int
     """0..10; higher is delivered first. FIFO within one priority."""
@@ -250,6 +418,14 @@ class SendRequest(_message.Message):
         means now).
         """
 
+    @_builtins.property
+    def media(self) -> Global___Media:
+        """Send a file (text is its caption). Exclusive with media_group."""
+
+    @_builtins.property
+    def media_group(self) -> Global___MediaGroup:
+        """Send an album; each item has its own caption, text must be empty."""
+
     def __init__(
         self,
         *,
@@ -267,10 +443,12 @@ class SendRequest(_message.Message):
         max_attempts: _builtins.int = ...,
         allow_paid_broadcast: _builtins.bool = ...,
         send_at: _timestamp_pb2.Timestamp | None = ...,
+        media: Global___Media | None = ...,
+        media_group: Global___MediaGroup | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "link_preview", b"link_preview", "reply_markup", b"reply_markup", "send_at", b"send_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "link_preview", b"link_preview", "media", b"media", "media_group", b"media_group", "reply_markup", b"reply_markup", "send_at", b"send_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "media", b"media", "media_group", b"media_group", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -372,6 +550,9 @@ class Job(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     CHAT_ID_FIELD_NUMBER: _builtins.int
     STALLS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_JOB_ID_FIELD_NUMBER: _builtins.int
+    TELEGRAM_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: Global___JobState.ValueType
     attempts: _builtins.int
@@ -385,6 +566,9 @@ class Job(_message.Message):
     """
     stalls: _builtins.int
     """Times the job's lease expired because its worker vanished."""
+    kind: Global___JobKind.ValueType
+    target_job_id: _builtins.str
+    """Edit and delete jobs: the send job whose message they change."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -398,6 +582,12 @@ class Job(_message.Message):
     @_builtins.property
     def request(self) -> Global___SendRequest:
         """The message as accepted."""
+
+    @_builtins.property
+    def telegram_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Every message Telegram created for the job, in order (an album has one
+        per item; 0 for an item whose id Telegram did not report).
+        """
 
     def __init__(
         self,
@@ -415,10 +605,13 @@ class Job(_message.Message):
         request: Global___SendRequest | None = ...,
         chat_id: _builtins.str = ...,
         stalls: _builtins.int = ...,
+        kind: Global___JobKind.ValueType = ...,
+        target_job_id: _builtins.str = ...,
+        telegram_message_ids: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deliver_time", b"deliver_time", "request", b"request", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chat_id", b"chat_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "job_id", b"job_id", "last_error", b"last_error", "max_attempts", b"max_attempts", "request", b"request", "scheduled_time", b"scheduled_time", "stalls", b"stalls", "state", b"state", "telegram_message_id", b"telegram_message_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chat_id", b"chat_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "job_id", b"job_id", "kind", b"kind", "last_error", b"last_error", "max_attempts", b"max_attempts", "request", b"request", "scheduled_time", b"scheduled_time", "stalls", b"stalls", "state", b"state", "target_job_id", b"target_job_id", "telegram_message_id", b"telegram_message_id", "telegram_message_ids", b"telegram_message_ids", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -895,3 +1088,224 @@ class CancelJobsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelJobsResponse: _TypeAlias = CancelJobsResponse  # noqa: Y015
+
+@_typing.final
+class UploadFileRequest(_message.Message):
+    """UploadFileRequest is one message of an upload stream: metadata first, then
+    the file's bytes in chunks (each at most 1 MiB).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    @_builtins.property
+    def metadata(self) -> Global___UploadMetadata: ...
+    def __init__(
+        self,
+        *,
+        metadata: Global___UploadMetadata | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "data", b"data", "metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "data", b"data", "metadata", b"metadata"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_data: _TypeAlias = _typing.Literal["metadata", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_data: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_data) -> _WhichOneofReturnType_data | None: ...
+
+Global___UploadFileRequest: _TypeAlias = UploadFileRequest  # noqa: Y015
+
+@_typing.final
+class UploadMetadata(_message.Message):
+    """UploadMetadata describes the file that follows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILENAME_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    filename: _builtins.str
+    """The name Telegram shows (e.g. "invoice.pdf"); required."""
+    content_type: _builtins.str
+    """MIME type, e.g. "application/pdf" (optional)."""
+    size: _builtins.int
+    """Total bytes that follow; the upload fails unless exactly this many come."""
+    def __init__(
+        self,
+        *,
+        filename: _builtins.str = ...,
+        content_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "filename", b"filename", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadMetadata: _TypeAlias = UploadMetadata  # noqa: Y015
+
+@_typing.final
+class UploadFileResponse(_message.Message):
+    """UploadFileResponse identifies the stored file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPLOAD_ID_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    upload_id: _builtins.str
+    """Use as Media.upload_id."""
+    size: _builtins.int
+    sha256: _builtins.str
+    """SHA-256 of the content, hex."""
+    def __init__(
+        self,
+        *,
+        upload_id: _builtins.str = ...,
+        size: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256", "size", b"size", "upload_id", b"upload_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadFileResponse: _TypeAlias = UploadFileResponse  # noqa: Y015
+
+@_typing.final
+class EditMessageRequest(_message.Message):
+    """EditMessageRequest changes a message sent (or still queued) by a send job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    PARSE_MODE_FIELD_NUMBER: _builtins.int
+    REPLY_MARKUP_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    LINK_PREVIEW_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The send job whose message to edit."""
+    text: _builtins.str
+    """The new text (or caption, for a media message)."""
+    parse_mode: Global___ParseMode.ValueType
+    validate_only: _builtins.bool
+    """Validate and change nothing."""
+    @_builtins.property
+    def reply_markup(self) -> Global___InlineKeyboardMarkup: ...
+    @_builtins.property
+    def media(self) -> Global___Media:
+        """The new media of a media message (same source rules as a send)."""
+
+    @_builtins.property
+    def link_preview(self) -> Global___LinkPreviewOptions: ...
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Which of text, parse_mode, reply_markup, media and link_preview to change
+        (AIP-134); empty: every field that is set.
+        """
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        parse_mode: Global___ParseMode.ValueType = ...,
+        reply_markup: Global___InlineKeyboardMarkup | None = ...,
+        media: Global___Media | None = ...,
+        link_preview: Global___LinkPreviewOptions | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link_preview", b"link_preview", "media", b"media", "reply_markup", b"reply_markup", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "link_preview", b"link_preview", "media", b"media", "parse_mode", b"parse_mode", "reply_markup", b"reply_markup", "text", b"text", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditMessageRequest: _TypeAlias = EditMessageRequest  # noqa: Y015
+
+@_typing.final
+class EditMessageResponse(_message.Message):
+    """EditMessageResponse carries the job that applies the edit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> Global___Job:
+        """The original, rewritten in place while still queued (kind SEND), or the
+        new edit job (kind EDIT).
+        """
+
+    def __init__(
+        self,
+        *,
+        job: Global___Job | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditMessageResponse: _TypeAlias = EditMessageResponse  # noqa: Y015
+
+@_typing.final
+class DeleteMessageRequest(_message.Message):
+    """DeleteMessageRequest deletes a message sent (or still queued) by a send job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The send job whose message (or album) to delete."""
+    validate_only: _builtins.bool
+    """Validate and change nothing."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMessageRequest: _TypeAlias = DeleteMessageRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMessageResponse(_message.Message):
+    """DeleteMessageResponse carries the job that applies the delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> Global___Job:
+        """The original, cancelled while still queued (kind SEND), or the new delete
+        job (kind DELETE).
+        """
+
+    def __init__(
+        self,
+        *,
+        job: Global___Job | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMessageResponse: _TypeAlias = DeleteMessageResponse  # noqa: Y015

@@ -82,6 +82,21 @@ class NotificationServiceStub:
                 request_serializer=notigate_dot_v1_dot_notification__pb2.CancelJobsRequest.SerializeToString,
                 response_deserializer=notigate_dot_v1_dot_notification__pb2.CancelJobsResponse.FromString,
                 _registered_method=True)
+        self.UploadFile = channel.stream_unary(
+                '/notigate.v1.NotificationService/UploadFile',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.UploadFileRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.UploadFileResponse.FromString,
+                _registered_method=True)
+        self.EditMessage = channel.unary_unary(
+                '/notigate.v1.NotificationService/EditMessage',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.EditMessageRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.EditMessageResponse.FromString,
+                _registered_method=True)
+        self.DeleteMessage = channel.unary_unary(
+                '/notigate.v1.NotificationService/DeleteMessage',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -155,6 +170,31 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadFile(self, request_iterator, context):
+        """UploadFile stores a file for later sends (SendRequest.media.upload_id):
+        first a metadata message, then the bytes in chunk messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditMessage(self, request, context):
+        """EditMessage changes a message's text, caption, media or keyboard. A
+        message still queued is rewritten in place; a sent one gets an edit job,
+        delivered after the original and paced like a send.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMessage(self, request, context):
+        """DeleteMessage cancels a message still queued, or queues a delete job for
+        a sent one (Telegram allows deleting within 48 hours of sending).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +242,21 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.CancelJobs,
                     request_deserializer=notigate_dot_v1_dot_notification__pb2.CancelJobsRequest.FromString,
                     response_serializer=notigate_dot_v1_dot_notification__pb2.CancelJobsResponse.SerializeToString,
+            ),
+            'UploadFile': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFile,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.UploadFileRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.UploadFileResponse.SerializeToString,
+            ),
+            'EditMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditMessage,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.EditMessageRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.EditMessageResponse.SerializeToString,
+            ),
+            'DeleteMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMessage,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +504,87 @@ class NotificationService:
             '/notigate.v1.NotificationService/CancelJobs',
             notigate_dot_v1_dot_notification__pb2.CancelJobsRequest.SerializeToString,
             notigate_dot_v1_dot_notification__pb2.CancelJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFile(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/notigate.v1.NotificationService/UploadFile',
+            notigate_dot_v1_dot_notification__pb2.UploadFileRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.UploadFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/EditMessage',
+            notigate_dot_v1_dot_notification__pb2.EditMessageRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.EditMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/DeleteMessage',
+            notigate_dot_v1_dot_notification__pb2.DeleteMessageRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.DeleteMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,19 @@ class NotificationServiceStub:
     """CancelJobs cancels every job not yet handed to Telegram that matches a
     filter: with validate_only it only counts them.
     """
+    UploadFile: _grpc.StreamUnaryMultiCallable[_notification_pb2.UploadFileRequest, _notification_pb2.UploadFileResponse]
+    """UploadFile stores a file for later sends (SendRequest.media.upload_id):
+    first a metadata message, then the bytes in chunk messages.
+    """
+    EditMessage: _grpc.UnaryUnaryMultiCallable[_notification_pb2.EditMessageRequest, _notification_pb2.EditMessageResponse]
+    """EditMessage changes a message's text, caption, media or keyboard. A
+    message still queued is rewritten in place; a sent one gets an edit job,
+    delivered after the original and paced like a send.
+    """
+    DeleteMessage: _grpc.UnaryUnaryMultiCallable[_notification_pb2.DeleteMessageRequest, _notification_pb2.DeleteMessageResponse]
+    """DeleteMessage cancels a message still queued, or queues a delete job for
+    a sent one (Telegram allows deleting within 48 hours of sending).
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -91,6 +104,19 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     CancelJobs: _aio.UnaryUnaryMultiCallable[_notification_pb2.CancelJobsRequest, _notification_pb2.CancelJobsResponse]  # type: ignore[assignment]
     """CancelJobs cancels every job not yet handed to Telegram that matches a
     filter: with validate_only it only counts them.
+    """
+    UploadFile: _aio.StreamUnaryMultiCallable[_notification_pb2.UploadFileRequest, _notification_pb2.UploadFileResponse]  # type: ignore[assignment]
+    """UploadFile stores a file for later sends (SendRequest.media.upload_id):
+    first a metadata message, then the bytes in chunk messages.
+    """
+    EditMessage: _aio.UnaryUnaryMultiCallable[_notification_pb2.EditMessageRequest, _notification_pb2.EditMessageResponse]  # type: ignore[assignment]
+    """EditMessage changes a message's text, caption, media or keyboard. A
+    message still queued is rewritten in place; a sent one gets an edit job,
+    delivered after the original and paced like a send.
+    """
+    DeleteMessage: _aio.UnaryUnaryMultiCallable[_notification_pb2.DeleteMessageRequest, _notification_pb2.DeleteMessageResponse]  # type: ignore[assignment]
+    """DeleteMessage cancels a message still queued, or queues a delete job for
+    a sent one (Telegram allows deleting within 48 hours of sending).
     """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -174,6 +200,37 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_notification_pb2.CancelJobsResponse, _abc.Awaitable[_notification_pb2.CancelJobsResponse]]:
         """CancelJobs cancels every job not yet handed to Telegram that matches a
         filter: with validate_only it only counts them.
+        """
+
+    @_abc_1.abstractmethod
+    def UploadFile(
+        self,
+        request_iterator: _MaybeAsyncIterator[_notification_pb2.UploadFileRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.UploadFileResponse, _abc.Awaitable[_notification_pb2.UploadFileResponse]]:
+        """UploadFile stores a file for later sends (SendRequest.media.upload_id):
+        first a metadata message, then the bytes in chunk messages.
+        """
+
+    @_abc_1.abstractmethod
+    def EditMessage(
+        self,
+        request: _notification_pb2.EditMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.EditMessageResponse, _abc.Awaitable[_notification_pb2.EditMessageResponse]]:
+        """EditMessage changes a message's text, caption, media or keyboard. A
+        message still queued is rewritten in place; a sent one gets an edit job,
+        delivered after the original and paced like a send.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteMessage(
+        self,
+        request: _notification_pb2.DeleteMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.DeleteMessageResponse, _abc.Awaitable[_notification_pb2.DeleteMessageResponse]]:
+        """DeleteMessage cancels a message still queued, or queues a delete job for
+        a sent one (Telegram allows deleting within 48 hours of sending).
         """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

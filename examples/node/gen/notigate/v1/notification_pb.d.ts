@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file notigate/v1/notification.proto.
@@ -140,6 +140,120 @@ export declare type LinkPreviewOptions = Message<"notigate.v1.LinkPreviewOptions
 export declare const LinkPreviewOptionsSchema: GenMessage<LinkPreviewOptions>;
 
 /**
+ * Media is one file: a photo, document, video, animation, audio or voice.
+ *
+ * @generated from message notigate.v1.Media
+ */
+export declare type Media = Message<"notigate.v1.Media"> & {
+  /**
+   * @generated from field: notigate.v1.MediaKind kind = 1;
+   */
+  kind: MediaKind;
+
+  /**
+   * @generated from oneof notigate.v1.Media.source
+   */
+  source: {
+    /**
+     * An HTTP(S) URL Telegram downloads the file from.
+     *
+     * @generated from field: string url = 2;
+     */
+    value: string;
+    case: "url";
+  } | {
+    /**
+     * A file_id this bot received from Telegram.
+     *
+     * @generated from field: string file_id = 3;
+     */
+    value: string;
+    case: "fileId";
+  } | {
+    /**
+     * A file stored through UploadFile. After Telegram first accepts it, later
+     * sends of the same content reuse Telegram's file_id.
+     *
+     * @generated from field: string upload_id = 4;
+     */
+    value: string;
+    case: "uploadId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Name shown for an uploaded file (default: the upload's filename).
+   *
+   * @generated from field: string filename = 5;
+   */
+  filename: string;
+
+  /**
+   * Photos, videos and animations: covered until tapped.
+   *
+   * @generated from field: bool has_spoiler = 6;
+   */
+  hasSpoiler: boolean;
+
+  /**
+   * Photos, videos and animations: the caption above the media.
+   *
+   * @generated from field: bool show_caption_above_media = 7;
+   */
+  showCaptionAboveMedia: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.Media.
+ * Use `create(MediaSchema)` to create a new message.
+ */
+export declare const MediaSchema: GenMessage<Media>;
+
+/**
+ * MediaGroupItem is one photo, video, document or audio of an album.
+ *
+ * @generated from message notigate.v1.MediaGroupItem
+ */
+export declare type MediaGroupItem = Message<"notigate.v1.MediaGroupItem"> & {
+  /**
+   * @generated from field: notigate.v1.Media media = 1;
+   */
+  media?: Media | undefined;
+
+  /**
+   * 0..1024 characters after entity parsing, parsed with the request's
+   * parse_mode.
+   *
+   * @generated from field: string caption = 2;
+   */
+  caption: string;
+};
+
+/**
+ * Describes the message notigate.v1.MediaGroupItem.
+ * Use `create(MediaGroupItemSchema)` to create a new message.
+ */
+export declare const MediaGroupItemSchema: GenMessage<MediaGroupItem>;
+
+/**
+ * MediaGroup is an album of 2..10 items. Documents and audios are grouped only
+ * with their own kind; an album carries no reply_markup.
+ *
+ * @generated from message notigate.v1.MediaGroup
+ */
+export declare type MediaGroup = Message<"notigate.v1.MediaGroup"> & {
+  /**
+   * @generated from field: repeated notigate.v1.MediaGroupItem items = 1;
+   */
+  items: MediaGroupItem[];
+};
+
+/**
+ * Describes the message notigate.v1.MediaGroup.
+ * Use `create(MediaGroupSchema)` to create a new message.
+ */
+export declare const MediaGroupSchema: GenMessage<MediaGroup>;
+
+/**
  * SendRequest is one message to deliver.
  *
  * @generated from message notigate.v1.SendRequest
@@ -153,7 +267,7 @@ export declare type SendRequest = Message<"notigate.v1.SendRequest"> & {
   chatId: string;
 
   /**
-   * Message text, 1..4096 characters.
+   * Message text, 1..4096 characters; with media, the caption (0..1024).
    *
    * @generated from field: string text = 2;
    */
@@ -234,6 +348,20 @@ export declare type SendRequest = Message<"notigate.v1.SendRequest"> & {
    * @generated from field: google.protobuf.Timestamp send_at = 14;
    */
   sendAt?: Timestamp | undefined;
+
+  /**
+   * Send a file (text is its caption). Exclusive with media_group.
+   *
+   * @generated from field: notigate.v1.Media media = 15;
+   */
+  media?: Media | undefined;
+
+  /**
+   * Send an album; each item has its own caption, text must be empty.
+   *
+   * @generated from field: notigate.v1.MediaGroup media_group = 16;
+   */
+  mediaGroup?: MediaGroup | undefined;
 };
 
 /**
@@ -393,6 +521,26 @@ export declare type Job = Message<"notigate.v1.Job"> & {
    * @generated from field: int32 stalls = 13;
    */
   stalls: number;
+
+  /**
+   * @generated from field: notigate.v1.JobKind kind = 14;
+   */
+  kind: JobKind;
+
+  /**
+   * Edit and delete jobs: the send job whose message they change.
+   *
+   * @generated from field: string target_job_id = 15;
+   */
+  targetJobId: string;
+
+  /**
+   * Every message Telegram created for the job, in order (an album has one
+   * per item; 0 for an item whose id Telegram did not report).
+   *
+   * @generated from field: repeated int64 telegram_message_ids = 16;
+   */
+  telegramMessageIds: bigint[];
 };
 
 /**
@@ -873,6 +1021,236 @@ export declare type CancelJobsResponse = Message<"notigate.v1.CancelJobsResponse
 export declare const CancelJobsResponseSchema: GenMessage<CancelJobsResponse>;
 
 /**
+ * UploadFileRequest is one message of an upload stream: metadata first, then
+ * the file's bytes in chunks (each at most 1 MiB).
+ *
+ * @generated from message notigate.v1.UploadFileRequest
+ */
+export declare type UploadFileRequest = Message<"notigate.v1.UploadFileRequest"> & {
+  /**
+   * @generated from oneof notigate.v1.UploadFileRequest.data
+   */
+  data: {
+    /**
+     * @generated from field: notigate.v1.UploadMetadata metadata = 1;
+     */
+    value: UploadMetadata;
+    case: "metadata";
+  } | {
+    /**
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message notigate.v1.UploadFileRequest.
+ * Use `create(UploadFileRequestSchema)` to create a new message.
+ */
+export declare const UploadFileRequestSchema: GenMessage<UploadFileRequest>;
+
+/**
+ * UploadMetadata describes the file that follows.
+ *
+ * @generated from message notigate.v1.UploadMetadata
+ */
+export declare type UploadMetadata = Message<"notigate.v1.UploadMetadata"> & {
+  /**
+   * The name Telegram shows (e.g. "invoice.pdf"); required.
+   *
+   * @generated from field: string filename = 1;
+   */
+  filename: string;
+
+  /**
+   * MIME type, e.g. "application/pdf" (optional).
+   *
+   * @generated from field: string content_type = 2;
+   */
+  contentType: string;
+
+  /**
+   * Total bytes that follow; the upload fails unless exactly this many come.
+   *
+   * @generated from field: int64 size = 3;
+   */
+  size: bigint;
+};
+
+/**
+ * Describes the message notigate.v1.UploadMetadata.
+ * Use `create(UploadMetadataSchema)` to create a new message.
+ */
+export declare const UploadMetadataSchema: GenMessage<UploadMetadata>;
+
+/**
+ * UploadFileResponse identifies the stored file.
+ *
+ * @generated from message notigate.v1.UploadFileResponse
+ */
+export declare type UploadFileResponse = Message<"notigate.v1.UploadFileResponse"> & {
+  /**
+   * Use as Media.upload_id.
+   *
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * @generated from field: int64 size = 2;
+   */
+  size: bigint;
+
+  /**
+   * SHA-256 of the content, hex.
+   *
+   * @generated from field: string sha256 = 3;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message notigate.v1.UploadFileResponse.
+ * Use `create(UploadFileResponseSchema)` to create a new message.
+ */
+export declare const UploadFileResponseSchema: GenMessage<UploadFileResponse>;
+
+/**
+ * EditMessageRequest changes a message sent (or still queued) by a send job.
+ *
+ * @generated from message notigate.v1.EditMessageRequest
+ */
+export declare type EditMessageRequest = Message<"notigate.v1.EditMessageRequest"> & {
+  /**
+   * The send job whose message to edit.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The new text (or caption, for a media message).
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+
+  /**
+   * @generated from field: notigate.v1.ParseMode parse_mode = 3;
+   */
+  parseMode: ParseMode;
+
+  /**
+   * @generated from field: notigate.v1.InlineKeyboardMarkup reply_markup = 4;
+   */
+  replyMarkup?: InlineKeyboardMarkup | undefined;
+
+  /**
+   * The new media of a media message (same source rules as a send).
+   *
+   * @generated from field: notigate.v1.Media media = 5;
+   */
+  media?: Media | undefined;
+
+  /**
+   * @generated from field: notigate.v1.LinkPreviewOptions link_preview = 6;
+   */
+  linkPreview?: LinkPreviewOptions | undefined;
+
+  /**
+   * Which of text, parse_mode, reply_markup, media and link_preview to change
+   * (AIP-134); empty: every field that is set.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 7;
+   */
+  updateMask?: FieldMask | undefined;
+
+  /**
+   * Validate and change nothing.
+   *
+   * @generated from field: bool validate_only = 8;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.EditMessageRequest.
+ * Use `create(EditMessageRequestSchema)` to create a new message.
+ */
+export declare const EditMessageRequestSchema: GenMessage<EditMessageRequest>;
+
+/**
+ * EditMessageResponse carries the job that applies the edit.
+ *
+ * @generated from message notigate.v1.EditMessageResponse
+ */
+export declare type EditMessageResponse = Message<"notigate.v1.EditMessageResponse"> & {
+  /**
+   * The original, rewritten in place while still queued (kind SEND), or the
+   * new edit job (kind EDIT).
+   *
+   * @generated from field: notigate.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.EditMessageResponse.
+ * Use `create(EditMessageResponseSchema)` to create a new message.
+ */
+export declare const EditMessageResponseSchema: GenMessage<EditMessageResponse>;
+
+/**
+ * DeleteMessageRequest deletes a message sent (or still queued) by a send job.
+ *
+ * @generated from message notigate.v1.DeleteMessageRequest
+ */
+export declare type DeleteMessageRequest = Message<"notigate.v1.DeleteMessageRequest"> & {
+  /**
+   * The send job whose message (or album) to delete.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Validate and change nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.DeleteMessageRequest.
+ * Use `create(DeleteMessageRequestSchema)` to create a new message.
+ */
+export declare const DeleteMessageRequestSchema: GenMessage<DeleteMessageRequest>;
+
+/**
+ * DeleteMessageResponse carries the job that applies the delete.
+ *
+ * @generated from message notigate.v1.DeleteMessageResponse
+ */
+export declare type DeleteMessageResponse = Message<"notigate.v1.DeleteMessageResponse"> & {
+  /**
+   * The original, cancelled while still queued (kind SEND), or the new delete
+   * job (kind DELETE).
+   *
+   * @generated from field: notigate.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.DeleteMessageResponse.
+ * Use `create(DeleteMessageResponseSchema)` to create a new message.
+ */
+export declare const DeleteMessageResponseSchema: GenMessage<DeleteMessageResponse>;
+
+/**
  * ParseMode selects how Telegram parses entities in the text.
  *
  * @generated from enum notigate.v1.ParseMode
@@ -903,6 +1281,103 @@ export enum ParseMode {
  * Describes the enum notigate.v1.ParseMode.
  */
 export declare const ParseModeSchema: GenEnum<ParseMode>;
+
+/**
+ * MediaKind is the Telegram message type a file is sent as.
+ *
+ * @generated from enum notigate.v1.MediaKind
+ */
+export enum MediaKind {
+  /**
+   * @generated from enum value: MEDIA_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * sendPhoto: JPEG, PNG or WebP; 10 MB uploaded, 5 MB by URL.
+   *
+   * @generated from enum value: MEDIA_KIND_PHOTO = 1;
+   */
+  PHOTO = 1,
+
+  /**
+   * sendDocument: any file; 50 MB uploaded, 20 MB by URL (GIF, PDF, ZIP only).
+   *
+   * @generated from enum value: MEDIA_KIND_DOCUMENT = 2;
+   */
+  DOCUMENT = 2,
+
+  /**
+   * sendVideo: MPEG4.
+   *
+   * @generated from enum value: MEDIA_KIND_VIDEO = 3;
+   */
+  VIDEO = 3,
+
+  /**
+   * sendAnimation: GIF or soundless MPEG4.
+   *
+   * @generated from enum value: MEDIA_KIND_ANIMATION = 4;
+   */
+  ANIMATION = 4,
+
+  /**
+   * sendAudio: MP3 or M4A, shown in the music player.
+   *
+   * @generated from enum value: MEDIA_KIND_AUDIO = 5;
+   */
+  AUDIO = 5,
+
+  /**
+   * sendVoice: OGG/OPUS, MP3 or M4A, shown as a voice message.
+   *
+   * @generated from enum value: MEDIA_KIND_VOICE = 6;
+   */
+  VOICE = 6,
+}
+
+/**
+ * Describes the enum notigate.v1.MediaKind.
+ */
+export declare const MediaKindSchema: GenEnum<MediaKind>;
+
+/**
+ * JobKind is what a job does to Telegram.
+ *
+ * @generated from enum notigate.v1.JobKind
+ */
+export enum JobKind {
+  /**
+   * @generated from enum value: JOB_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Sends a new message (Send, SendBatch).
+   *
+   * @generated from enum value: JOB_KIND_SEND = 1;
+   */
+  SEND = 1,
+
+  /**
+   * Edits a message already sent (EditMessage).
+   *
+   * @generated from enum value: JOB_KIND_EDIT = 2;
+   */
+  EDIT = 2,
+
+  /**
+   * Deletes a message already sent (DeleteMessage).
+   *
+   * @generated from enum value: JOB_KIND_DELETE = 3;
+   */
+  DELETE = 3,
+}
+
+/**
+ * Describes the enum notigate.v1.JobKind.
+ */
+export declare const JobKindSchema: GenEnum<JobKind>;
 
 /**
  * JobState is where a job is in its life.
@@ -1062,6 +1537,40 @@ export declare const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof CancelJobsRequestSchema;
     output: typeof CancelJobsResponseSchema;
+  },
+  /**
+   * UploadFile stores a file for later sends (SendRequest.media.upload_id):
+   * first a metadata message, then the bytes in chunk messages.
+   *
+   * @generated from rpc notigate.v1.NotificationService.UploadFile
+   */
+  uploadFile: {
+    methodKind: "client_streaming";
+    input: typeof UploadFileRequestSchema;
+    output: typeof UploadFileResponseSchema;
+  },
+  /**
+   * EditMessage changes a message's text, caption, media or keyboard. A
+   * message still queued is rewritten in place; a sent one gets an edit job,
+   * delivered after the original and paced like a send.
+   *
+   * @generated from rpc notigate.v1.NotificationService.EditMessage
+   */
+  editMessage: {
+    methodKind: "unary";
+    input: typeof EditMessageRequestSchema;
+    output: typeof EditMessageResponseSchema;
+  },
+  /**
+   * DeleteMessage cancels a message still queued, or queues a delete job for
+   * a sent one (Telegram allows deleting within 48 hours of sending).
+   *
+   * @generated from rpc notigate.v1.NotificationService.DeleteMessage
+   */
+  deleteMessage: {
+    methodKind: "unary";
+    input: typeof DeleteMessageRequestSchema;
+    output: typeof DeleteMessageResponseSchema;
   },
 }>;
 

@@ -3,13 +3,13 @@
 /* eslint-disable */
 
 import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file notigate/v1/notification.proto.
  */
 export const file_notigate_v1_notification = /*@__PURE__*/
-  fileDesc("Ch5ub3RpZ2F0ZS92MS9ub3RpZmljYXRpb24ucHJvdG8SC25vdGlnYXRlLnYxIrYBChRJbmxpbmVLZXlib2FyZEJ1dHRvbhIMCgR0ZXh0GAEgASgJEg0KA3VybBgCIAEoCUgAEhcKDWNhbGxiYWNrX2RhdGEYAyABKAlIABIdChNzd2l0Y2hfaW5saW5lX3F1ZXJ5GAQgASgJSAASKgogc3dpdGNoX2lubGluZV9xdWVyeV9jdXJyZW50X2NoYXQYBSABKAlIABITCgljb3B5X3RleHQYBiABKAlIAEIICgZhY3Rpb24iRwoRSW5saW5lS2V5Ym9hcmRSb3cSMgoHYnV0dG9ucxgBIAMoCzIhLm5vdGlnYXRlLnYxLklubGluZUtleWJvYXJkQnV0dG9uIkQKFElubGluZUtleWJvYXJkTWFya3VwEiwKBHJvd3MYASADKAsyHi5ub3RpZ2F0ZS52MS5JbmxpbmVLZXlib2FyZFJvdyKHAQoSTGlua1ByZXZpZXdPcHRpb25zEhMKC2lzX2Rpc2FibGVkGAEgASgIEgsKA3VybBgCIAEoCRIaChJwcmVmZXJfc21hbGxfbWVkaWEYAyABKAgSGgoScHJlZmVyX2xhcmdlX21lZGlhGAQgASgIEhcKD3Nob3dfYWJvdmVfdGV4dBgFIAEoCCLQAwoLU2VuZFJlcXVlc3QSDwoHY2hhdF9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEioKCnBhcnNlX21vZGUYAyABKA4yFi5ub3RpZ2F0ZS52MS5QYXJzZU1vZGUSEAoIcHJpb3JpdHkYBCABKAUSKAoFZGVsYXkYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRbWVzc2FnZV90aHJlYWRfaWQYBiABKAMSHAoUZGlzYWJsZV9ub3RpZmljYXRpb24YByABKAgSFwoPcHJvdGVjdF9jb250ZW50GAggASgIEjcKDHJlcGx5X21hcmt1cBgJIAEoCzIhLm5vdGlnYXRlLnYxLklubGluZUtleWJvYXJkTWFya3VwEjUKDGxpbmtfcHJldmlldxgKIAEoCzIfLm5vdGlnYXRlLnYxLkxpbmtQcmV2aWV3T3B0aW9ucxIXCg9pZGVtcG90ZW5jeV9rZXkYCyABKAkSFAoMbWF4X2F0dGVtcHRzGAwgASgFEhwKFGFsbG93X3BhaWRfYnJvYWRjYXN0GA0gASgIEisKB3NlbmRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjEKDFNlbmRSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSEQoJZHVwbGljYXRlGAIgASgIIlUKEFNlbmRCYXRjaFJlcXVlc3QSKgoIbWVzc2FnZXMYASADKAsyGC5ub3RpZ2F0ZS52MS5TZW5kUmVxdWVzdBIVCg12YWxpZGF0ZV9vbmx5GAIgASgIIj8KEVNlbmRCYXRjaFJlc3BvbnNlEioKB3Jlc3VsdHMYASADKAsyGS5ub3RpZ2F0ZS52MS5TZW5kUmVzcG9uc2UiqAMKA0pvYhIOCgZqb2JfaWQYASABKAkSJAoFc3RhdGUYAiABKA4yFS5ub3RpZ2F0ZS52MS5Kb2JTdGF0ZRIQCghhdHRlbXB0cxgDIAEoBRIUCgxtYXhfYXR0ZW1wdHMYBCABKAUSEgoKbGFzdF9lcnJvchgFIAEoCRIbChN0ZWxlZ3JhbV9tZXNzYWdlX2lkGAYgASgDEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcl90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5zY2hlZHVsZWRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoHcmVxdWVzdBgLIAEoCzIYLm5vdGlnYXRlLnYxLlNlbmRSZXF1ZXN0Eg8KB2NoYXRfaWQYDCABKAkSDgoGc3RhbGxzGA0gASgFIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIi8KDkdldEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLm5vdGlnYXRlLnYxLkpvYiIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIyChFDYW5jZWxKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5ub3RpZ2F0ZS52MS5Kb2IiXgoPTGlzdEpvYnNSZXF1ZXN0EiQKBXN0YXRlGAEgASgOMhUubm90aWdhdGUudjEuSm9iU3RhdGUSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSwoQTGlzdEpvYnNSZXNwb25zZRIeCgRqb2JzGAEgAygLMhAubm90aWdhdGUudjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhCg9SZXRyeUpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAubm90aWdhdGUudjEuSm9iIhEKD0dldFN0YXRzUmVxdWVzdCL0AwoQR2V0U3RhdHNSZXNwb25zZRIPCgd3YWl0aW5nGAEgASgDEg4KBmFjdGl2ZRgCIAEoAxIPCgdkZWxheWVkGAMgASgDEhEKCWNvbXBsZXRlZBgEIAEoAxIOCgZmYWlsZWQYBSABKAMSEQoJY2FuY2VsbGVkGAYgASgDEhYKDnRvdGFsX2VucXVldWVkGAcgASgDEhIKCnRvdGFsX3NlbnQYCCABKAMSFAoMdG90YWxfZmFpbGVkGAkgASgDEhUKDXRvdGFsX3JldHJpZWQYCiABKAMSGgoSdG90YWxfcmF0ZV9saW1pdGVkGAsgASgDEhUKDXRvdGFsX3N0YWxsZWQYDCABKAMSFwoPdG90YWxfY2FuY2VsbGVkGA0gASgDEhgKEHRvdGFsX2R1cGxpY2F0ZXMYDiABKAMSEwoLZ2xvYmFsX3JhdGUYDyABKAUSMAoMcGF1c2VkX3VudGlsGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChJvbGRlc3Rfd2FpdGluZ19hZ2UYESABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoId2FybmluZ3MYEiADKAkSKQoJcmV0ZW50aW9uGBMgASgLMhYubm90aWdhdGUudjEuUmV0ZW50aW9uImUKCVJldGVudGlvbhIWCg5rZWVwX2NvbXBsZXRlZBgBIAEoAxITCgtrZWVwX2ZhaWxlZBgCIAEoAxIrCghrZWVwX2FnZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCglKb2JGaWx0ZXISJAoFc3RhdGUYASABKA4yFS5ub3RpZ2F0ZS52MS5Kb2JTdGF0ZRIPCgdjaGF0X2lkGAIgASgJIlEKEFJldHJ5Sm9ic1JlcXVlc3QSJgoGZmlsdGVyGAEgASgLMhYubm90aWdhdGUudjEuSm9iRmlsdGVyEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiOgoRUmV0cnlKb2JzUmVzcG9uc2USDQoFY291bnQYASABKAMSFgoOc2FtcGxlX2pvYl9pZHMYAiADKAkiUgoRQ2FuY2VsSm9ic1JlcXVlc3QSJgoGZmlsdGVyGAEgASgLMhYubm90aWdhdGUudjEuSm9iRmlsdGVyEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiOwoSQ2FuY2VsSm9ic1Jlc3BvbnNlEg0KBWNvdW50GAEgASgDEhYKDnNhbXBsZV9qb2JfaWRzGAIgAygJKnEKCVBhcnNlTW9kZRIaChZQQVJTRV9NT0RFX1VOU1BFQ0lGSUVEEAASEwoPUEFSU0VfTU9ERV9IVE1MEAESGgoWUEFSU0VfTU9ERV9NQVJLRE9XTl9WMhACEhcKE1BBUlNFX01PREVfTUFSS0RPV04QAyqxAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX1dBSVRJTkcQARIVChFKT0JfU1RBVEVfREVMQVlFRBACEhQKEEpPQl9TVEFURV9BQ1RJVkUQAxIXChNKT0JfU1RBVEVfQ09NUExFVEVEEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBjKjBQoTTm90aWZpY2F0aW9uU2VydmljZRI7CgRTZW5kEhgubm90aWdhdGUudjEuU2VuZFJlcXVlc3QaGS5ub3RpZ2F0ZS52MS5TZW5kUmVzcG9uc2USSgoJU2VuZEJhdGNoEh0ubm90aWdhdGUudjEuU2VuZEJhdGNoUmVxdWVzdBoeLm5vdGlnYXRlLnYxLlNlbmRCYXRjaFJlc3BvbnNlEkEKBkdldEpvYhIaLm5vdGlnYXRlLnYxLkdldEpvYlJlcXVlc3QaGy5ub3RpZ2F0ZS52MS5HZXRKb2JSZXNwb25zZRJKCglDYW5jZWxKb2ISHS5ub3RpZ2F0ZS52MS5DYW5jZWxKb2JSZXF1ZXN0Gh4ubm90aWdhdGUudjEuQ2FuY2VsSm9iUmVzcG9uc2USRwoITGlzdEpvYnMSHC5ub3RpZ2F0ZS52MS5MaXN0Sm9ic1JlcXVlc3QaHS5ub3RpZ2F0ZS52MS5MaXN0Sm9ic1Jlc3BvbnNlEkcKCFJldHJ5Sm9iEhwubm90aWdhdGUudjEuUmV0cnlKb2JSZXF1ZXN0Gh0ubm90aWdhdGUudjEuUmV0cnlKb2JSZXNwb25zZRJHCghHZXRTdGF0cxIcLm5vdGlnYXRlLnYxLkdldFN0YXRzUmVxdWVzdBodLm5vdGlnYXRlLnYxLkdldFN0YXRzUmVzcG9uc2USSgoJUmV0cnlKb2JzEh0ubm90aWdhdGUudjEuUmV0cnlKb2JzUmVxdWVzdBoeLm5vdGlnYXRlLnYxLlJldHJ5Sm9ic1Jlc3BvbnNlEk0KCkNhbmNlbEpvYnMSHi5ub3RpZ2F0ZS52MS5DYW5jZWxKb2JzUmVxdWVzdBofLm5vdGlnYXRlLnYxLkNhbmNlbEpvYnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch5ub3RpZ2F0ZS92MS9ub3RpZmljYXRpb24ucHJvdG8SC25vdGlnYXRlLnYxIrYBChRJbmxpbmVLZXlib2FyZEJ1dHRvbhIMCgR0ZXh0GAEgASgJEg0KA3VybBgCIAEoCUgAEhcKDWNhbGxiYWNrX2RhdGEYAyABKAlIABIdChNzd2l0Y2hfaW5saW5lX3F1ZXJ5GAQgASgJSAASKgogc3dpdGNoX2lubGluZV9xdWVyeV9jdXJyZW50X2NoYXQYBSABKAlIABITCgljb3B5X3RleHQYBiABKAlIAEIICgZhY3Rpb24iRwoRSW5saW5lS2V5Ym9hcmRSb3cSMgoHYnV0dG9ucxgBIAMoCzIhLm5vdGlnYXRlLnYxLklubGluZUtleWJvYXJkQnV0dG9uIkQKFElubGluZUtleWJvYXJkTWFya3VwEiwKBHJvd3MYASADKAsyHi5ub3RpZ2F0ZS52MS5JbmxpbmVLZXlib2FyZFJvdyKHAQoSTGlua1ByZXZpZXdPcHRpb25zEhMKC2lzX2Rpc2FibGVkGAEgASgIEgsKA3VybBgCIAEoCRIaChJwcmVmZXJfc21hbGxfbWVkaWEYAyABKAgSGgoScHJlZmVyX2xhcmdlX21lZGlhGAQgASgIEhcKD3Nob3dfYWJvdmVfdGV4dBgFIAEoCCK3AQoFTWVkaWESJAoEa2luZBgBIAEoDjIWLm5vdGlnYXRlLnYxLk1lZGlhS2luZBINCgN1cmwYAiABKAlIABIRCgdmaWxlX2lkGAMgASgJSAASEwoJdXBsb2FkX2lkGAQgASgJSAASEAoIZmlsZW5hbWUYBSABKAkSEwoLaGFzX3Nwb2lsZXIYBiABKAgSIAoYc2hvd19jYXB0aW9uX2Fib3ZlX21lZGlhGAcgASgIQggKBnNvdXJjZSJECg5NZWRpYUdyb3VwSXRlbRIhCgVtZWRpYRgBIAEoCzISLm5vdGlnYXRlLnYxLk1lZGlhEg8KB2NhcHRpb24YAiABKAkiOAoKTWVkaWFHcm91cBIqCgVpdGVtcxgBIAMoCzIbLm5vdGlnYXRlLnYxLk1lZGlhR3JvdXBJdGVtIqEECgtTZW5kUmVxdWVzdBIPCgdjaGF0X2lkGAEgASgJEgwKBHRleHQYAiABKAkSKgoKcGFyc2VfbW9kZRgDIAEoDjIWLm5vdGlnYXRlLnYxLlBhcnNlTW9kZRIQCghwcmlvcml0eRgEIAEoBRIoCgVkZWxheRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIZChFtZXNzYWdlX3RocmVhZF9pZBgGIAEoAxIcChRkaXNhYmxlX25vdGlmaWNhdGlvbhgHIAEoCBIXCg9wcm90ZWN0X2NvbnRlbnQYCCABKAgSNwoMcmVwbHlfbWFya3VwGAkgASgLMiEubm90aWdhdGUudjEuSW5saW5lS2V5Ym9hcmRNYXJrdXASNQoMbGlua19wcmV2aWV3GAogASgLMh8ubm90aWdhdGUudjEuTGlua1ByZXZpZXdPcHRpb25zEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRIUCgxtYXhfYXR0ZW1wdHMYDCABKAUSHAoUYWxsb3dfcGFpZF9icm9hZGNhc3QYDSABKAgSKwoHc2VuZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoFbWVkaWEYDyABKAsyEi5ub3RpZ2F0ZS52MS5NZWRpYRIsCgttZWRpYV9ncm91cBgQIAEoCzIXLm5vdGlnYXRlLnYxLk1lZGlhR3JvdXAiMQoMU2VuZFJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgiVQoQU2VuZEJhdGNoUmVxdWVzdBIqCghtZXNzYWdlcxgBIAMoCzIYLm5vdGlnYXRlLnYxLlNlbmRSZXF1ZXN0EhUKDXZhbGlkYXRlX29ubHkYAiABKAgiPwoRU2VuZEJhdGNoUmVzcG9uc2USKgoHcmVzdWx0cxgBIAMoCzIZLm5vdGlnYXRlLnYxLlNlbmRSZXNwb25zZSKBBAoDSm9iEg4KBmpvYl9pZBgBIAEoCRIkCgVzdGF0ZRgCIAEoDjIVLm5vdGlnYXRlLnYxLkpvYlN0YXRlEhAKCGF0dGVtcHRzGAMgASgFEhQKDG1heF9hdHRlbXB0cxgEIAEoBRISCgpsYXN0X2Vycm9yGAUgASgJEhsKE3RlbGVncmFtX21lc3NhZ2VfaWQYBiABKAMSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDnNjaGVkdWxlZF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgdyZXF1ZXN0GAsgASgLMhgubm90aWdhdGUudjEuU2VuZFJlcXVlc3QSDwoHY2hhdF9pZBgMIAEoCRIOCgZzdGFsbHMYDSABKAUSIgoEa2luZBgOIAEoDjIULm5vdGlnYXRlLnYxLkpvYktpbmQSFQoNdGFyZ2V0X2pvYl9pZBgPIAEoCRIcChR0ZWxlZ3JhbV9tZXNzYWdlX2lkcxgQIAMoAyIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIvCg5HZXRKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5ub3RpZ2F0ZS52MS5Kb2IiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiMgoRQ2FuY2VsSm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAubm90aWdhdGUudjEuSm9iIl4KD0xpc3RKb2JzUmVxdWVzdBIkCgVzdGF0ZRgBIAEoDjIVLm5vdGlnYXRlLnYxLkpvYlN0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIksKEExpc3RKb2JzUmVzcG9uc2USHgoEam9icxgBIAMoCzIQLm5vdGlnYXRlLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoPUmV0cnlKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIxChBSZXRyeUpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLm5vdGlnYXRlLnYxLkpvYiIRCg9HZXRTdGF0c1JlcXVlc3Qi9AMKEEdldFN0YXRzUmVzcG9uc2USDwoHd2FpdGluZxgBIAEoAxIOCgZhY3RpdmUYAiABKAMSDwoHZGVsYXllZBgDIAEoAxIRCgljb21wbGV0ZWQYBCABKAMSDgoGZmFpbGVkGAUgASgDEhEKCWNhbmNlbGxlZBgGIAEoAxIWCg50b3RhbF9lbnF1ZXVlZBgHIAEoAxISCgp0b3RhbF9zZW50GAggASgDEhQKDHRvdGFsX2ZhaWxlZBgJIAEoAxIVCg10b3RhbF9yZXRyaWVkGAogASgDEhoKEnRvdGFsX3JhdGVfbGltaXRlZBgLIAEoAxIVCg10b3RhbF9zdGFsbGVkGAwgASgDEhcKD3RvdGFsX2NhbmNlbGxlZBgNIAEoAxIYChB0b3RhbF9kdXBsaWNhdGVzGA4gASgDEhMKC2dsb2JhbF9yYXRlGA8gASgFEjAKDHBhdXNlZF91bnRpbBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoSb2xkZXN0X3dhaXRpbmdfYWdlGBEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHdhcm5pbmdzGBIgAygJEikKCXJldGVudGlvbhgTIAEoCzIWLm5vdGlnYXRlLnYxLlJldGVudGlvbiJlCglSZXRlbnRpb24SFgoOa2VlcF9jb21wbGV0ZWQYASABKAMSEwoLa2VlcF9mYWlsZWQYAiABKAMSKwoIa2VlcF9hZ2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQgoJSm9iRmlsdGVyEiQKBXN0YXRlGAEgASgOMhUubm90aWdhdGUudjEuSm9iU3RhdGUSDwoHY2hhdF9pZBgCIAEoCSJRChBSZXRyeUpvYnNSZXF1ZXN0EiYKBmZpbHRlchgBIAEoCzIWLm5vdGlnYXRlLnYxLkpvYkZpbHRlchIVCg12YWxpZGF0ZV9vbmx5GAIgASgIIjoKEVJldHJ5Sm9ic1Jlc3BvbnNlEg0KBWNvdW50GAEgASgDEhYKDnNhbXBsZV9qb2JfaWRzGAIgAygJIlIKEUNhbmNlbEpvYnNSZXF1ZXN0EiYKBmZpbHRlchgBIAEoCzIWLm5vdGlnYXRlLnYxLkpvYkZpbHRlchIVCg12YWxpZGF0ZV9vbmx5GAIgASgIIjsKEkNhbmNlbEpvYnNSZXNwb25zZRINCgVjb3VudBgBIAEoAxIWCg5zYW1wbGVfam9iX2lkcxgCIAMoCSJdChFVcGxvYWRGaWxlUmVxdWVzdBIvCghtZXRhZGF0YRgBIAEoCzIbLm5vdGlnYXRlLnYxLlVwbG9hZE1ldGFkYXRhSAASDwoFY2h1bmsYAiABKAxIAEIGCgRkYXRhIkYKDlVwbG9hZE1ldGFkYXRhEhAKCGZpbGVuYW1lGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRIMCgRzaXplGAMgASgDIkUKElVwbG9hZEZpbGVSZXNwb25zZRIRCgl1cGxvYWRfaWQYASABKAkSDAoEc2l6ZRgCIAEoAxIOCgZzaGEyNTYYAyABKAkiuQIKEkVkaXRNZXNzYWdlUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDAoEdGV4dBgCIAEoCRIqCgpwYXJzZV9tb2RlGAMgASgOMhYubm90aWdhdGUudjEuUGFyc2VNb2RlEjcKDHJlcGx5X21hcmt1cBgEIAEoCzIhLm5vdGlnYXRlLnYxLklubGluZUtleWJvYXJkTWFya3VwEiEKBW1lZGlhGAUgASgLMhIubm90aWdhdGUudjEuTWVkaWESNQoMbGlua19wcmV2aWV3GAYgASgLMh8ubm90aWdhdGUudjEuTGlua1ByZXZpZXdPcHRpb25zEi8KC3VwZGF0ZV9tYXNrGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIVCg12YWxpZGF0ZV9vbmx5GAggASgIIjQKE0VkaXRNZXNzYWdlUmVzcG9uc2USHQoDam9iGAEgASgLMhAubm90aWdhdGUudjEuSm9iIj0KFERlbGV0ZU1lc3NhZ2VSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIIjYKFURlbGV0ZU1lc3NhZ2VSZXNwb25zZRIdCgNqb2IYASABKAsyEC5ub3RpZ2F0ZS52MS5Kb2IqcQoJUGFyc2VNb2RlEhoKFlBBUlNFX01PREVfVU5TUEVDSUZJRUQQABITCg9QQVJTRV9NT0RFX0hUTUwQARIaChZQQVJTRV9NT0RFX01BUktET1dOX1YyEAISFwoTUEFSU0VfTU9ERV9NQVJLRE9XThADKrIBCglNZWRpYUtpbmQSGgoWTUVESUFfS0lORF9VTlNQRUNJRklFRBAAEhQKEE1FRElBX0tJTkRfUEhPVE8QARIXChNNRURJQV9LSU5EX0RPQ1VNRU5UEAISFAoQTUVESUFfS0lORF9WSURFTxADEhgKFE1FRElBX0tJTkRfQU5JTUFUSU9OEAQSFAoQTUVESUFfS0lORF9BVURJTxAFEhQKEE1FRElBX0tJTkRfVk9JQ0UQBipeCgdKb2JLaW5kEhgKFEpPQl9LSU5EX1VOU1BFQ0lGSUVEEAASEQoNSk9CX0tJTkRfU0VORBABEhEKDUpPQl9LSU5EX0VESVQQAhITCg9KT0JfS0lORF9ERUxFVEUQAyqxAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX1dBSVRJTkcQARIVChFKT0JfU1RBVEVfREVMQVlFRBACEhQKEEpPQl9TVEFURV9BQ1RJVkUQAxIXChNKT0JfU1RBVEVfQ09NUExFVEVEEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBjKeBwoTTm90aWZpY2F0aW9uU2VydmljZRI7CgRTZW5kEhgubm90aWdhdGUudjEuU2VuZFJlcXVlc3QaGS5ub3RpZ2F0ZS52MS5TZW5kUmVzcG9uc2USSgoJU2VuZEJhdGNoEh0ubm90aWdhdGUudjEuU2VuZEJhdGNoUmVxdWVzdBoeLm5vdGlnYXRlLnYxLlNlbmRCYXRjaFJlc3BvbnNlEkEKBkdldEpvYhIaLm5vdGlnYXRlLnYxLkdldEpvYlJlcXVlc3QaGy5ub3RpZ2F0ZS52MS5HZXRKb2JSZXNwb25zZRJKCglDYW5jZWxKb2ISHS5ub3RpZ2F0ZS52MS5DYW5jZWxKb2JSZXF1ZXN0Gh4ubm90aWdhdGUudjEuQ2FuY2VsSm9iUmVzcG9uc2USRwoITGlzdEpvYnMSHC5ub3RpZ2F0ZS52MS5MaXN0Sm9ic1JlcXVlc3QaHS5ub3RpZ2F0ZS52MS5MaXN0Sm9ic1Jlc3BvbnNlEkcKCFJldHJ5Sm9iEhwubm90aWdhdGUudjEuUmV0cnlKb2JSZXF1ZXN0Gh0ubm90aWdhdGUudjEuUmV0cnlKb2JSZXNwb25zZRJHCghHZXRTdGF0cxIcLm5vdGlnYXRlLnYxLkdldFN0YXRzUmVxdWVzdBodLm5vdGlnYXRlLnYxLkdldFN0YXRzUmVzcG9uc2USSgoJUmV0cnlKb2JzEh0ubm90aWdhdGUudjEuUmV0cnlKb2JzUmVxdWVzdBoeLm5vdGlnYXRlLnYxLlJldHJ5Sm9ic1Jlc3BvbnNlEk0KCkNhbmNlbEpvYnMSHi5ub3RpZ2F0ZS52MS5DYW5jZWxKb2JzUmVxdWVzdBofLm5vdGlnYXRlLnYxLkNhbmNlbEpvYnNSZXNwb25zZRJPCgpVcGxvYWRGaWxlEh4ubm90aWdhdGUudjEuVXBsb2FkRmlsZVJlcXVlc3QaHy5ub3RpZ2F0ZS52MS5VcGxvYWRGaWxlUmVzcG9uc2UoARJQCgtFZGl0TWVzc2FnZRIfLm5vdGlnYXRlLnYxLkVkaXRNZXNzYWdlUmVxdWVzdBogLm5vdGlnYXRlLnYxLkVkaXRNZXNzYWdlUmVzcG9uc2USVgoNRGVsZXRlTWVzc2FnZRIhLm5vdGlnYXRlLnYxLkRlbGV0ZU1lc3NhZ2VSZXF1ZXN0GiIubm90aWdhdGUudjEuRGVsZXRlTWVzc2FnZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message notigate.v1.InlineKeyboardButton.
@@ -40,151 +40,221 @@ export const LinkPreviewOptionsSchema = /*@__PURE__*/
   messageDesc(file_notigate_v1_notification, 3);
 
 /**
+ * Describes the message notigate.v1.Media.
+ * Use `create(MediaSchema)` to create a new message.
+ */
+export const MediaSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 4);
+
+/**
+ * Describes the message notigate.v1.MediaGroupItem.
+ * Use `create(MediaGroupItemSchema)` to create a new message.
+ */
+export const MediaGroupItemSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 5);
+
+/**
+ * Describes the message notigate.v1.MediaGroup.
+ * Use `create(MediaGroupSchema)` to create a new message.
+ */
+export const MediaGroupSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 6);
+
+/**
  * Describes the message notigate.v1.SendRequest.
  * Use `create(SendRequestSchema)` to create a new message.
  */
 export const SendRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 4);
+  messageDesc(file_notigate_v1_notification, 7);
 
 /**
  * Describes the message notigate.v1.SendResponse.
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 5);
+  messageDesc(file_notigate_v1_notification, 8);
 
 /**
  * Describes the message notigate.v1.SendBatchRequest.
  * Use `create(SendBatchRequestSchema)` to create a new message.
  */
 export const SendBatchRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 6);
+  messageDesc(file_notigate_v1_notification, 9);
 
 /**
  * Describes the message notigate.v1.SendBatchResponse.
  * Use `create(SendBatchResponseSchema)` to create a new message.
  */
 export const SendBatchResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 7);
+  messageDesc(file_notigate_v1_notification, 10);
 
 /**
  * Describes the message notigate.v1.Job.
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 8);
+  messageDesc(file_notigate_v1_notification, 11);
 
 /**
  * Describes the message notigate.v1.GetJobRequest.
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 9);
+  messageDesc(file_notigate_v1_notification, 12);
 
 /**
  * Describes the message notigate.v1.GetJobResponse.
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 10);
+  messageDesc(file_notigate_v1_notification, 13);
 
 /**
  * Describes the message notigate.v1.CancelJobRequest.
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 11);
+  messageDesc(file_notigate_v1_notification, 14);
 
 /**
  * Describes the message notigate.v1.CancelJobResponse.
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 12);
+  messageDesc(file_notigate_v1_notification, 15);
 
 /**
  * Describes the message notigate.v1.ListJobsRequest.
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 13);
+  messageDesc(file_notigate_v1_notification, 16);
 
 /**
  * Describes the message notigate.v1.ListJobsResponse.
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 14);
+  messageDesc(file_notigate_v1_notification, 17);
 
 /**
  * Describes the message notigate.v1.RetryJobRequest.
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 15);
+  messageDesc(file_notigate_v1_notification, 18);
 
 /**
  * Describes the message notigate.v1.RetryJobResponse.
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 16);
+  messageDesc(file_notigate_v1_notification, 19);
 
 /**
  * Describes the message notigate.v1.GetStatsRequest.
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 17);
+  messageDesc(file_notigate_v1_notification, 20);
 
 /**
  * Describes the message notigate.v1.GetStatsResponse.
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 18);
+  messageDesc(file_notigate_v1_notification, 21);
 
 /**
  * Describes the message notigate.v1.Retention.
  * Use `create(RetentionSchema)` to create a new message.
  */
 export const RetentionSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 19);
+  messageDesc(file_notigate_v1_notification, 22);
 
 /**
  * Describes the message notigate.v1.JobFilter.
  * Use `create(JobFilterSchema)` to create a new message.
  */
 export const JobFilterSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 20);
+  messageDesc(file_notigate_v1_notification, 23);
 
 /**
  * Describes the message notigate.v1.RetryJobsRequest.
  * Use `create(RetryJobsRequestSchema)` to create a new message.
  */
 export const RetryJobsRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 21);
+  messageDesc(file_notigate_v1_notification, 24);
 
 /**
  * Describes the message notigate.v1.RetryJobsResponse.
  * Use `create(RetryJobsResponseSchema)` to create a new message.
  */
 export const RetryJobsResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 22);
+  messageDesc(file_notigate_v1_notification, 25);
 
 /**
  * Describes the message notigate.v1.CancelJobsRequest.
  * Use `create(CancelJobsRequestSchema)` to create a new message.
  */
 export const CancelJobsRequestSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 23);
+  messageDesc(file_notigate_v1_notification, 26);
 
 /**
  * Describes the message notigate.v1.CancelJobsResponse.
  * Use `create(CancelJobsResponseSchema)` to create a new message.
  */
 export const CancelJobsResponseSchema = /*@__PURE__*/
-  messageDesc(file_notigate_v1_notification, 24);
+  messageDesc(file_notigate_v1_notification, 27);
+
+/**
+ * Describes the message notigate.v1.UploadFileRequest.
+ * Use `create(UploadFileRequestSchema)` to create a new message.
+ */
+export const UploadFileRequestSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 28);
+
+/**
+ * Describes the message notigate.v1.UploadMetadata.
+ * Use `create(UploadMetadataSchema)` to create a new message.
+ */
+export const UploadMetadataSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 29);
+
+/**
+ * Describes the message notigate.v1.UploadFileResponse.
+ * Use `create(UploadFileResponseSchema)` to create a new message.
+ */
+export const UploadFileResponseSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 30);
+
+/**
+ * Describes the message notigate.v1.EditMessageRequest.
+ * Use `create(EditMessageRequestSchema)` to create a new message.
+ */
+export const EditMessageRequestSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 31);
+
+/**
+ * Describes the message notigate.v1.EditMessageResponse.
+ * Use `create(EditMessageResponseSchema)` to create a new message.
+ */
+export const EditMessageResponseSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 32);
+
+/**
+ * Describes the message notigate.v1.DeleteMessageRequest.
+ * Use `create(DeleteMessageRequestSchema)` to create a new message.
+ */
+export const DeleteMessageRequestSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 33);
+
+/**
+ * Describes the message notigate.v1.DeleteMessageResponse.
+ * Use `create(DeleteMessageResponseSchema)` to create a new message.
+ */
+export const DeleteMessageResponseSchema = /*@__PURE__*/
+  messageDesc(file_notigate_v1_notification, 34);
 
 /**
  * Describes the enum notigate.v1.ParseMode.
@@ -201,10 +271,38 @@ export const ParseMode = /*@__PURE__*/
   tsEnum(ParseModeSchema);
 
 /**
+ * Describes the enum notigate.v1.MediaKind.
+ */
+export const MediaKindSchema = /*@__PURE__*/
+  enumDesc(file_notigate_v1_notification, 1);
+
+/**
+ * MediaKind is the Telegram message type a file is sent as.
+ *
+ * @generated from enum notigate.v1.MediaKind
+ */
+export const MediaKind = /*@__PURE__*/
+  tsEnum(MediaKindSchema);
+
+/**
+ * Describes the enum notigate.v1.JobKind.
+ */
+export const JobKindSchema = /*@__PURE__*/
+  enumDesc(file_notigate_v1_notification, 2);
+
+/**
+ * JobKind is what a job does to Telegram.
+ *
+ * @generated from enum notigate.v1.JobKind
+ */
+export const JobKind = /*@__PURE__*/
+  tsEnum(JobKindSchema);
+
+/**
  * Describes the enum notigate.v1.JobState.
  */
 export const JobStateSchema = /*@__PURE__*/
-  enumDesc(file_notigate_v1_notification, 1);
+  enumDesc(file_notigate_v1_notification, 3);
 
 /**
  * JobState is where a job is in its life.
