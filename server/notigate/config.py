@@ -95,6 +95,12 @@ class Settings:
     # Under concurrent Sends, wait this long to gather more of them into one enqueue call.
     send_linger_ms: int = 2
     max_message_bytes: int = 1 << 20
+    # Files stored through UploadFile: the largest one (Telegram's multipart limit for
+    # non-photos), all of them together (Redis memory), and how long one no unfinished job
+    # references is kept (so a failed job retried later still finds it).
+    upload_max_bytes: int = 50_000_000
+    upload_budget_bytes: int = 1 << 30
+    upload_ttl_s: int = 24 * 3600
     # Connection limits on the gRPC port (notigate.connection_limits); 0 turns off the
     # idle, age and connection-count limits.
     grpc_handshake_timeout_ms: int = 10_000
@@ -195,6 +201,9 @@ RANGES: dict[str, Range] = {
     "max_batch": Range(1, 1000),
     "send_linger_ms": Range(0, 1000),
     "max_message_bytes": Range(64 << 10, 64 << 20),
+    "upload_max_bytes": Range(1, 2_000_000_000),
+    "upload_budget_bytes": Range(1 << 20, 1 << 40),
+    "upload_ttl_s": Range(60, 30 * 24 * 3600),
     # The gRPC port's connection limits (notigate.connection_limits); 0 turns some off.
     "grpc_handshake_timeout_ms": Range(1000, 120_000),
     "grpc_max_connections": Range(10, 100_000, off=0),
@@ -298,6 +307,9 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_KEEP_AGE_S": ("keep_age_s", "int"),
     "NOTIGATE_SHUTDOWN_GRACE_S": ("shutdown_grace_s", "float"),
     "NOTIGATE_SEND_LINGER_MS": ("send_linger_ms", "int"),
+    "NOTIGATE_UPLOAD_MAX_BYTES": ("upload_max_bytes", "int1"),
+    "NOTIGATE_UPLOAD_BUDGET_BYTES": ("upload_budget_bytes", "int1"),
+    "NOTIGATE_UPLOAD_TTL_S": ("upload_ttl_s", "int1"),
     "NOTIGATE_BOT_PAUSE_MAX_MS": ("bot_pause_max_ms", "int1"),
     "NOTIGATE_API_TOKEN": ("api_tokens", "tokens"),
     "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),

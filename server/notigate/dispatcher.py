@@ -18,16 +18,19 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 
+from notigate import media
 from notigate.backoff import exponential_backoff
 from notigate.config import Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
-from notigate.queue import CompletedSend, Lease, Queue, Recorded, RetryOutcome
+from notigate.outcomes import AlbumPartlySent, Postponed
+from notigate.queue import CompletedSend, JobKind, JobState, Lease, Queue, Recorded, RetryOutcome
 from notigate.sender import (
     Delivered,
     Migrated,
@@ -39,6 +42,10 @@ from notigate.sender import (
     Unauthorized,
 )
 from notigate.supervisor import Spell, Supervisor
+from notigate.telegram_media import Content
+
+if TYPE_CHECKING:
+    from notigate.upload_files import UploadFiles
 from notigate_client import pb
 
 log = logging.getLogger(__name__)
@@ -53,7 +60,11 @@ _RECORD_BUG_ATTEMPTS = 5
 DISPATCH_TASK = "notigate-dispatch"
 RENEW_TASK = "notigate-renew"
 # The `outcome` label of notigate_telegram_requests_total.
+# How often an edit or delete looks again whether its original was delivered.
+_CHANGE_WAIT_S = 1.0
 _OUTCOME_LABELS: dict[type, str] = {
+    AlbumPartlySent: "album_partly_sent",
+    Postponed: "postponed",
     Delivered: "delivered",
     RateLimited: "rate_limited",
     Migrated: "migrated",
@@ -80,8 +91,11 @@ class Dispatcher:
         *,
         on_token_rejected: Callable[[str], None] = lambda _: None,
         metrics: Metrics | None = None,
+        files: UploadFiles | None = None,
     ) -> None:
         self.queue = queue
+        # Uploaded files of media sends (None: the gateway stores no uploads).
+        self.files = files
         # The queue wakes this gateway's workers when a change it made is due first.
         queue.on_wake = self.wake
         self.metrics = metrics or Metrics()
@@ -288,14 +302,74 @@ class Dispatcher:
             log.error("job %s: its stored message cannot be decoded", lease.job_id)
             return PermanentError(description="the stored message cannot be decoded")
         try:
-            return await self._send(request, lease.chat_id)
+            if lease.kind is not JobKind.SEND:
+                return await self._change(lease, request)
+            if not request.HasField("media") and not request.HasField("media_group"):
+                return await self._timed(self.sender.send(request, lease.chat_id))
+            return await self._send_files(lease, request)
         except Exception as exc:
             log.exception("job %s: unexpected error while sending", lease.job_id)
             return TransientError(description=f"unexpected error while sending: {exc!r}"[:500])
 
-    async def _send(self, request: pb.SendRequest, chat_id: str) -> Outcome:
+    async def _send_files(self, lease: Lease, request: pb.SendRequest) -> Outcome:
+        """A media message or album: its uploads resolved first (a file_id Telegram gave
+        the same content before, or the bytes; one worker at a time hands new bytes to
+        Telegram, the others wait for its file_id)."""
+        ids = media.upload_kinds(request)
+        if not ids:
+            return await self._timed(self.sender.send(request, lease.chat_id, {}, lease.sent_items))
+        if self.files is None:
+            return PermanentError("uploads are not available on this gateway")
+        resolved = await self.files.resolve(lease, ids)
+        if not isinstance(resolved, Mapping):
+            return resolved
+        try:
+            outcome = await self._timed(
+                self.sender.send(request, lease.chat_id, resolved, lease.sent_items)
+            )
+        finally:
+            await self.files.done(lease, resolved)
+        if isinstance(outcome, Delivered) and outcome.file_ids:
+            await self.files.remember(outcome.file_ids)
+        return outcome
+
+    async def _change(self, lease: Lease, request: pb.SendRequest) -> Outcome:
+        """An edit or delete: only once the original's delivery is recorded."""
+        target = lease.target_state
+        if target in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE):
+            return Postponed(_CHANGE_WAIT_S, "its original is not delivered yet")
+        ids = lease.target_message_ids
+        if target in (JobState.FAILED, JobState.CANCELLED):
+            return PermanentError(f"the original was not delivered (it is {target})")
+        if not ids:
+            return PermanentError("the original job is gone (trimmed by retention)")
+        if not ids[0] and lease.kind is JobKind.EDIT:
+            return PermanentError("Telegram did not report the original's message id")
+        if lease.kind is JobKind.DELETE:
+            return await self._timed(self.sender.delete(lease.chat_id, ids))
+        resolved: Mapping[str, str | Content] = {}
+        uploads = media.upload_kinds(request)
+        if uploads:
+            if self.files is None:
+                return PermanentError("uploads are not available on this gateway")
+            found = await self.files.resolve(lease, uploads)
+            if not isinstance(found, Mapping):
+                return found
+            resolved = found
+        try:
+            outcome = await self._timed(
+                self.sender.edit(request, lease.chat_id, lease.edit_method, ids[0], resolved)
+            )
+        finally:
+            if uploads and self.files is not None:
+                await self.files.done(lease, resolved)
+        if isinstance(outcome, Delivered) and outcome.file_ids and self.files is not None:
+            await self.files.remember(outcome.file_ids)
+        return outcome
+
+    async def _timed(self, call: Awaitable[Outcome]) -> Outcome:
         started = time.perf_counter()
-        outcome = await self.sender.send(request, chat_id)
+        outcome = await call
         self.metrics.observe_telegram(_OUTCOME_LABELS[type(outcome)], time.perf_counter() - started)
         return outcome
 
@@ -343,8 +417,10 @@ class Dispatcher:
         # Structured copies of what the messages say, for JSON logs.
         extra = {"job_id": job, "chat_id": lease.chat_id, "elapsed_ms": round(elapsed_ms)}
         match outcome:
-            case Delivered(message_id=message_id):
-                recorded = await self._completions.submit(CompletedSend(lease, message_id))
+            case Delivered(message_id=message_id, message_ids=message_ids):
+                recorded = await self._completions.submit(
+                    CompletedSend(lease, message_id, message_ids)
+                )
                 self.metrics.jobs_delivered.inc()
                 self.metrics.delivery_duration.observe(elapsed_ms / 1000)
                 if recorded in (Recorded.NO_SUCH_JOB, Recorded.OTHER_JOB):
@@ -383,6 +459,19 @@ class Dispatcher:
                 self.on_token_rejected(description)
             case TransientError(description=description):
                 await self._retry(lease, description, extra)
+            case AlbumPartlySent(sent_items=sent, outcome=then):
+                # Recorded first: whatever comes next, those items are not sent again.
+                if await self.queue.record_progress(lease, sent):
+                    log.warning(
+                        "job %s: Telegram sent the album's first %d item(s), then refused one",
+                        job,
+                        sent,
+                        extra={**extra, "sent_items": sent},
+                    )
+                    await self._apply(lease, then, started)
+            case Postponed(delay_s=delay, reason=reason):
+                await self.queue.postpone(lease, max(1, math.ceil(delay * 1000)))
+                log.debug("job %s postponed %.1f s: %s", job, delay, reason, extra=extra)
             case Migrated(new_chat_id=new_chat):
                 # Not resent at once: the new chat's pacing applies to it like to any other.
                 moved = await self.queue.migrate(lease, new_chat)

@@ -4,6 +4,8 @@ NotigateError
 ├── JobNotFound          -> NOT_FOUND
 ├── JobStateConflict     -> FAILED_PRECONDITION
 ├── IdempotencyKeyReused -> ALREADY_EXISTS
+├── ChangeRefused        -> FAILED_PRECONDITION (an edit or delete the message's state rules out)
+├── RequestInvalid       -> INVALID_ARGUMENT    (found wrong only against stored state)
 ├── StoreError           -> INTERNAL            (a Redis error that is a bug: a script error)
 │   ├── QueueUnavailable -> UNAVAILABLE         (unreachable, timing out, read-only, MISCONF,
 │   │                                            LOADING, BUSY, MASTERDOWN, TRYAGAIN, ...)
@@ -18,6 +20,7 @@ a client (no class names, no Redis internals beyond the error code an operator c
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from redis import exceptions as redis_errors
 
@@ -42,6 +45,24 @@ class JobStateConflict(NotigateError):
         self.job_id = job_id
         self.state = state
         self.operation = operation
+
+
+class ChangeRefused(NotigateError):
+    """An edit or delete of a message its job's state rules out (never sent, too old)."""
+
+    def __init__(self, job_id: str, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class RequestInvalid(NotigateError):
+    """A request found invalid against what is stored (an edit of a text message into
+    media, a send of an upload that does not exist); ``violations`` are BadRequest
+    FieldViolations."""
+
+    def __init__(self, violations: list[Any]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        self.violations = violations
 
 
 class IdempotencyKeyReused(NotigateError):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AlbumPartlySent",
     "Delivered",
     "Migrated",
     "Outcome",
     "PermanentError",
+    "Postponed",
     "RateLimited",
     "TransientError",
     "Unauthorized",
@@ -24,6 +26,11 @@ class Delivered:
     """
 
     message_id: int
+    # Every message of an album, in order (message_id is the first); empty for one message.
+    message_ids: tuple[int, ...] = ()
+    # (upload id, media kind, Telegram's file_id) of each upload sent as bytes: later
+    # sends of the same content as the same kind reuse it.
+    file_ids: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,4 +68,32 @@ class Unauthorized:
     description: str
 
 
-Outcome = Delivered | RateLimited | Migrated | PermanentError | TransientError | Unauthorized
+@dataclass(frozen=True, slots=True)
+class AlbumPartlySent:
+    """Telegram sent an album's first ``sent_items`` (counted from its first item, earlier
+    attempts included) and then failed one: ``outcome`` says what befell it. The items
+    sent are never sent again."""
+
+    sent_items: int
+    outcome: RateLimited | PermanentError | TransientError
+
+
+@dataclass(frozen=True, slots=True)
+class Postponed:
+    """Not sent: the job waits for something else (its original's delivery, a first
+    upload of its file by another worker); due again in ``delay_s``, no attempt used."""
+
+    delay_s: float
+    reason: str
+
+
+Outcome = (
+    Delivered
+    | RateLimited
+    | Migrated
+    | PermanentError
+    | TransientError
+    | Unauthorized
+    | AlbumPartlySent
+    | Postponed
+)

@@ -10,14 +10,16 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from notigate import bulk, rpc_status
+from notigate import bulk, changes, media, rpc_status
 from notigate.config import Settings
 from notigate.errors import (
+    ChangeRefused,
     IdempotencyKeyReused,
     JobNotFound,
     JobStateConflict,
     QueueFull,
     QueueUnavailable,
+    RequestInvalid,
     StoreError,
 )
 from notigate.group_commit import GroupCommit
@@ -26,6 +28,7 @@ from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (
     Enqueued,
     EnqueueOutcome,
+    JobKind,
     JobRecord,
     JobState,
     ListCursor,
@@ -48,6 +51,9 @@ _STATE_TO_PB: dict[JobState, pb.JobState.ValueType] = {
     state: pb.JobState.Value("JOB_STATE_" + state.name) for state in JobState
 }
 _PB_TO_STATE: dict[int, JobState] = {v: k for k, v in _STATE_TO_PB.items()}
+_KIND_TO_PB: dict[JobKind, pb.JobKind.ValueType] = {
+    kind: pb.JobKind.Value("JOB_KIND_" + kind.name) for kind in JobKind
+}
 # ListJobs without a state walks the states in JobState's order.
 _ALL_STATES: list[int] = list(_STATE_TO_PB.values())
 _DEFAULT_PAGE_SIZE = 100
@@ -116,6 +122,10 @@ def job_to_pb(record: JobRecord) -> pb.Job:
         request=pb.SendRequest.FromString(record.payload),
         chat_id=record.chat_id,
         stalls=record.stalls,
+        kind=_KIND_TO_PB[record.kind],
+        target_job_id=record.target_job_id,
+        telegram_message_ids=record.message_ids
+        or ((record.message_id,) if record.state is JobState.COMPLETED else ()),
     )
     job.create_time.CopyFrom(_timestamp(record.created_ms))
     job.update_time.CopyFrom(_timestamp(record.updated_ms))
@@ -144,6 +154,8 @@ def new_job(request: pb.SendRequest) -> NewJob:
         idempotency_key=request.idempotency_key,
         payload=request.SerializeToString(deterministic=True),
         due_at_ms=due_at_ms,
+        weight=media.weight(request),
+        upload_ids=media.upload_ids(request),
     )
 
 
@@ -191,6 +203,21 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 context,
                 rpc_status.failed_precondition([violation], reason=reason, message=str(exc)),
             )
+        except ChangeRefused as exc:
+            violation = rpc_status.precondition_violation(
+                "MESSAGE_STATE", f"jobs/{exc.job_id}", str(exc)
+            )
+            reason = (
+                rpc_status.Reason.MESSAGE_NOT_DELETABLE
+                if "delete" in str(exc)
+                else rpc_status.Reason.MESSAGE_NOT_EDITABLE
+            )
+            await rpc_status.abort(
+                context,
+                rpc_status.failed_precondition([violation], reason=reason, message=str(exc)),
+            )
+        except RequestInvalid as exc:
+            await rpc_status.abort(context, rpc_status.invalid_argument(exc.violations))
         except IdempotencyKeyReused as exc:
             metadata = {"idempotency_key": exc.key, "job_id": exc.job_id}
             if exc.index is not None:
@@ -405,3 +432,36 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 validate_only=request.validate_only,
             )
         return pb.CancelJobsResponse(count=outcome.count, sample_job_ids=outcome.sample)
+
+    async def _job(self, job_id: str) -> pb.Job:
+        record = await self.queue.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return job_to_pb(record)
+
+    async def EditMessage(
+        self, request: pb.EditMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EditMessageResponse:
+        await self._invalid(context, validate_job_id(request.job_id))
+        async with self._errors(context):
+            change = await changes.edit_message(
+                self.queue, request, validate_only=request.validate_only
+            )
+            job = await self._job(change.job_id)
+        if change.written and job.kind == pb.JOB_KIND_EDIT:
+            self.metrics.jobs_enqueued.inc()
+        return pb.EditMessageResponse(job=job)
+
+    async def DeleteMessage(
+        self, request: pb.DeleteMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteMessageResponse:
+        await self._invalid(context, validate_job_id(request.job_id))
+        async with self._errors(context):
+            now_ms = (await self.queue.stats()).now_ms
+            change = await changes.delete_message(
+                self.queue, request.job_id, now_ms=now_ms, validate_only=request.validate_only
+            )
+            job = await self._job(change.job_id)
+        if change.written and job.kind == pb.JOB_KIND_DELETE:
+            self.metrics.jobs_enqueued.inc()
+        return pb.DeleteMessageResponse(job=job)

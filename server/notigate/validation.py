@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyped,unused-ignore]
 
 from notigate import formatting
+from notigate.media import ALBUM_MAX, ALBUM_MIN, KINDS, MAX_CAPTION_CHARS, album_kinds_problem
 from notigate.pagination import JOB_ID, decode_page_token
 from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate_client import pb
@@ -45,6 +46,7 @@ __all__ = [
     "validate_bulk_filter",
     "validate_job_id",
     "validate_list",
+    "validate_media",
     "validate_send",
 ]
 
@@ -61,6 +63,11 @@ MAX_CALLBACK_DATA_BYTES = 64
 MAX_COPY_TEXT_CHARS = 256
 MAX_BATCH = 1000
 MAX_PAGE_SIZE = 1000
+MAX_MEDIA_URL_CHARS = 2048
+MAX_FILENAME_CHARS = 255
+# Telegram's file_ids are URL-safe base64; upload ids are UploadFile's own (uploads package).
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,512}")
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 # Explicit ASCII classes: Python's \d and \w also match non-ASCII digits and letters.
 _NUMERIC_CHAT_ID = re.compile(r"-?[0-9]{1,20}")
@@ -137,16 +144,21 @@ def _validate_chat_id(chat_id: str, prefix: str) -> list[FieldViolation]:
     ]
 
 
-def _validate_text(text: str, prefix: str, parse_mode: int = 0) -> list[FieldViolation]:
+def _validate_text(
+    text: str, prefix: str, parse_mode: int = 0, *, caption: bool = False, field: str = "text"
+) -> list[FieldViolation]:
+    """A message text, or (``caption``) a media caption: may be empty, at most 1024."""
+    name = f"{prefix}{field}"
     if not text:
-        return [_v(f"{prefix}text", "text is required")]
+        return [] if caption else [_v(name, "text is required")]
     if _has_lone_surrogate(text):
-        return [_v(f"{prefix}text", "text contains a lone UTF-16 surrogate")]
+        return [_v(name, f"{field} contains a lone UTF-16 surrogate")]
     # Telegram parses the markup first and applies its limits to what remains, counted in
     # code points (not UTF-16 units): formatting.check_message_text does both as it does.
     # Violations name a mode as the Bot API does.
     mode = PARSE_MODE_NAMES.get(parse_mode)
-    problem = formatting.check_message_text(text, mode)
+    limit = MAX_CAPTION_CHARS if caption else MAX_TEXT_CHARS
+    problem = formatting.check_message_text(text, mode, limit=limit, allow_empty=caption)
     if problem is None:
         return []
     after = f" after {mode} parsing" if mode else ""
@@ -168,10 +180,8 @@ def _validate_text(text: str, prefix: str, parse_mode: int = 0) -> list[FieldVio
         )
     else:
         raw = f" ({len(text):,} raw)" if mode else ""
-        description = (
-            f"text is {problem.size:,} characters{after}{raw}; Telegram allows {MAX_TEXT_CHARS}"
-        )
-    return [_v(f"{prefix}text", description)]
+        description = f"{field} is {problem.size:,} characters{after}{raw}; Telegram allows {limit}"
+    return [_v(name, description)]
 
 
 def _validate_duration(seconds: int, nanos: int, field: str) -> list[FieldViolation]:
@@ -284,7 +294,14 @@ def validate_send(
     p = prefix
     out: list[FieldViolation] = []
     out += _validate_chat_id(req.chat_id, p)
-    out += _validate_text(req.text, p, req.parse_mode)
+    if req.HasField("media_group"):
+        out += _validate_album(req, p)
+    else:
+        if req.HasField("media"):
+            out += validate_media(req.media, f"{p}media")
+            if req.HasField("link_preview"):
+                out.append(_v(f"{p}link_preview", "link_preview applies to text messages only"))
+        out += _validate_text(req.text, p, req.parse_mode, caption=req.HasField("media"))
     if req.parse_mode and req.parse_mode not in PARSE_MODE_NAMES:
         out.append(_v(f"{p}parse_mode", f"unknown parse_mode {req.parse_mode}"))
     if not 0 <= req.priority <= MAX_PRIORITY:
@@ -321,6 +338,87 @@ def validate_send(
         out += _validate_markup(req.reply_markup, f"{p}reply_markup")
     if req.HasField("link_preview"):
         out += _validate_link_preview(req.link_preview, f"{p}link_preview")
+    return out
+
+
+def validate_media(media: pb.Media, field: str) -> list[FieldViolation]:
+    """One file: a known kind, exactly one source, options its kind allows."""
+    out: list[FieldViolation] = []
+    info = KINDS.get(media.kind)
+    if info is None:
+        names = ", ".join(pb.MediaKind.Name(pb.MediaKind.ValueType(k)) for k in KINDS)
+        out.append(_v(f"{field}.kind", f"kind is required: one of {names}"))
+    source = media.WhichOneof("source")
+    if source is None:
+        out.append(_v(field, "set one of url, file_id and upload_id"))
+    elif source == "url":
+        if not _is_web_url(media.url):
+            out.append(_v(f"{field}.url", "url must be an http:// or https:// link"))
+        elif len(media.url) > MAX_MEDIA_URL_CHARS:
+            out.append(_v(f"{field}.url", f"url must be at most {MAX_MEDIA_URL_CHARS} characters"))
+    elif source == "file_id":
+        if not _FILE_ID.fullmatch(media.file_id):
+            out.append(
+                _v(f"{field}.file_id", "file_id must be a Telegram file_id (letters, digits, - _)")
+            )
+    elif not _UPLOAD_ID.fullmatch(media.upload_id):
+        out.append(_v(f"{field}.upload_id", "upload_id must be an id UploadFile returned"))
+    if media.filename:
+        out += _validate_filename(media.filename, f"{field}.filename")
+    if info is not None and not info.visual:
+        for flag in ("has_spoiler", "show_caption_above_media"):
+            if getattr(media, flag):
+                out.append(
+                    _v(f"{field}.{flag}", f"{flag} applies to photos, videos and animations")
+                )
+    return out
+
+
+def _validate_filename(name: str, field: str) -> list[FieldViolation]:
+    if len(name) > MAX_FILENAME_CHARS:
+        return [_v(field, f"filename must be at most {MAX_FILENAME_CHARS} characters")]
+    if "/" in name or "\\" in name or not name.isprintable() or name in (".", ".."):
+        return [_v(field, "filename must be a plain printable name without path separators")]
+    return []
+
+
+def _validate_album(req: pb.SendRequest, p: str) -> list[FieldViolation]:
+    out: list[FieldViolation] = []
+    if req.HasField("media"):
+        out.append(_v(f"{p}media_group", "set at most one of media and media_group"))
+    if req.text:
+        out.append(_v(f"{p}text", "text must be empty with media_group: each item has a caption"))
+    if req.HasField("reply_markup"):
+        out.append(_v(f"{p}reply_markup", "an album carries no reply_markup (Telegram drops it)"))
+    if req.HasField("link_preview"):
+        out.append(_v(f"{p}link_preview", "link_preview applies to text messages only"))
+    items = req.media_group.items
+    if not ALBUM_MIN <= len(items) <= ALBUM_MAX:
+        out.append(
+            _v(
+                f"{p}media_group.items",
+                f"an album has {ALBUM_MIN}..{ALBUM_MAX} items, got {len(items)}",
+            )
+        )
+    for i, item in enumerate(items):
+        at = f"{p}media_group.items[{i}]"
+        out += validate_media(item.media, f"{at}.media")
+        info = KINDS.get(item.media.kind)
+        if info is not None and not info.in_albums:
+            out.append(
+                _v(f"{at}.media.kind", "albums hold photos, videos, documents and audios only")
+            )
+        out += _validate_text(item.caption, f"{at}.", req.parse_mode, caption=True, field="caption")
+    problem = album_kinds_problem([item.media.kind for item in items])
+    if problem is not None:
+        out.append(_v(f"{p}media_group.items", problem))
+    if len({item.media.show_caption_above_media for item in items}) > 1:
+        out.append(
+            _v(
+                f"{p}media_group.items",
+                "show_caption_above_media must be the same for every item",
+            )
+        )
     return out
 
 

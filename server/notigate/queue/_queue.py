@@ -40,6 +40,7 @@ from notigate.queue.records import (
 )
 from notigate.queue.scripts import (
     QueueScripts,
+    Rewritten,
     ScriptConfig,
     store_errors,
     to_error,
@@ -129,9 +130,14 @@ class Queue:
         self._raise_floor(lease.job_id for lease in batch.leases)
         return batch
 
-    async def complete(self, lease: Lease, message_id: int) -> bool:
-        """Record a delivery. Returns False when the lease had been lost meanwhile."""
-        [recorded] = await self.complete_many([CompletedSend(lease, message_id)])
+    async def complete(
+        self, lease: Lease, message_id: int, message_ids: Sequence[int] = ()
+    ) -> bool:
+        """Record a delivery (``message_ids``: an album's). Returns False when the lease
+        had been lost meanwhile."""
+        [recorded] = await self.complete_many(
+            [CompletedSend(lease, message_id, tuple(message_ids))]
+        )
         return recorded is Recorded.UNDER_LEASE
 
     async def complete_many(self, deliveries: Sequence[CompletedSend]) -> list[Recorded]:
@@ -159,6 +165,32 @@ class Queue:
         deferred = await self.scripts.defer(lease=lease, pause_ms=pause_ms)
         self._woke(deferred.woke)
         return deferred.bot_pause_ms
+
+    async def postpone(self, lease: Lease, delay_ms: int) -> bool:
+        """Give the job back, due again in ``delay_ms``, using no attempt and pausing
+        nothing (it waits for something else: its original's delivery, an upload).
+        False when the lease was lost."""
+        postponed = await self.scripts.postpone(lease=lease, delay_ms=delay_ms)
+        self._woke(postponed.woke)
+        return postponed.given_back
+
+    async def record_progress(self, lease: Lease, sent_items: int) -> bool:
+        """An album's first ``sent_items`` are in the chat: no attempt sends them again."""
+        return await self.scripts.progress(lease=lease, sent=sent_items)
+
+    async def rewrite(
+        self,
+        job_id: str,
+        states: Sequence[JobState],
+        expected: bytes,
+        payload: bytes,
+        upload_ids: Sequence[str] = (),
+    ) -> Rewritten:
+        """Replace the job's payload while it is in one of ``states`` and still holds
+        ``expected`` (compare-and-set: see rewrite.lua)."""
+        return await self.scripts.rewrite(
+            job_id=job_id, states=states, expected=expected, payload=payload, upload_ids=upload_ids
+        )
 
     async def migrate(self, lease: Lease, new_chat_id: str) -> int:
         """The job's group became a supergroup: move the job, and every job still queued

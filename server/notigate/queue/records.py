@@ -13,7 +13,14 @@ hash is kept for every queued job (about 258 B per job in all; see docs/benchmar
 ``tk`` the current lease's token (absent = never leased)
 ``c``  creation time (ms); ``u`` last change (absent = ``c``); ``due`` when it was or
        is due (absent = ``c``); ``d`` delivery time
-``e``  the last error; ``m`` Telegram's message id
+``e``  the last error; ``m`` Telegram's message id (an album's first), ``ms`` an
+       album's message ids, comma-separated
+``k``  kind: absent = send, ``e`` edit, ``r`` delete (:class:`JobKind`)
+``n``  weight: the messages Telegram counts for it (an album's items; absent = 1)
+``em`` an edit job's Bot API method; ``tg`` an edit or delete job's target job id;
+       ``tm`` the target's message ids when the job was created (comma-separated)
+``sk`` album items Telegram has already sent (absent = 0): never sent again
+``up`` upload ids the payload references, space-separated (pinned while unfinished)
 ====== =====================================================================
 
 Per chat, ``q:<chat>`` (zset of waiting job ids by rank), ``w:<chat>`` (list of recent
@@ -58,6 +65,14 @@ STATE_OF_LETTER: dict[str, JobState] = {code: state for state, code in STATE_LET
 NEWEST_FIRST = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
+class JobKind(StrEnum):
+    """What a job does to Telegram, as stored in its hash (``k``; absent = send)."""
+
+    SEND = ""
+    EDIT = "e"
+    DELETE = "r"
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """A validated message ready to be stored.
@@ -77,6 +92,33 @@ class NewJob:
     # Absolute due time (ms since the epoch, 0 = none), compared with Redis TIME by the
     # script: the gateway's own clock may be off, Redis's is the one every replica shares.
     due_at_ms: int = 0
+    kind: JobKind = JobKind.SEND
+    # Messages Telegram counts for the job in its limits (an album of n counts n).
+    weight: int = 1
+    # Edit and delete jobs: the Bot API method (edits), the target send job, and the
+    # target's message ids when known (else read from the target when leased).
+    edit_method: str = ""
+    target_job_id: str = ""
+    target_message_ids: tuple[int, ...] = ()
+    # Uploads the payload references: kept while the job is unfinished.
+    upload_ids: tuple[str, ...] = ()
+
+    def extra_fields(self) -> list[tuple[str, str]]:
+        """The hash fields beyond those every job has (see the field table above)."""
+        extra: list[tuple[str, str]] = []
+        if self.kind is not JobKind.SEND:
+            extra.append(("k", self.kind.value))
+        if self.weight > 1:
+            extra.append(("n", str(self.weight)))
+        if self.edit_method:
+            extra.append(("em", self.edit_method))
+        if self.target_job_id:
+            extra.append(("tg", self.target_job_id))
+        if self.target_message_ids:
+            extra.append(("tm", ",".join(map(str, self.target_message_ids))))
+        if self.upload_ids:
+            extra.append(("up", " ".join(self.upload_ids)))
+        return extra
 
 
 def fingerprint(payload: bytes) -> bytes:
@@ -129,6 +171,13 @@ class Lease:
     attempts: int
     payload: bytes
     created_ms: int
+    kind: JobKind = JobKind.SEND
+    # Album items Telegram has already sent: the attempt sends the rest.
+    sent_items: int = 0
+    edit_method: str = ""
+    # Edit and delete jobs: the target's state (None: the target is gone) and message ids.
+    target_state: JobState | None = None
+    target_message_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +186,8 @@ class CompletedSend:
 
     lease: Lease
     message_id: int
+    # Every message id of an album (message_id is the first); empty for one message.
+    message_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +266,16 @@ class JobRecord:
     delivered_ms: int
     due_ms: int
     payload: bytes
+    kind: JobKind = JobKind.SEND
+    target_job_id: str = ""
+    # An album's message ids (empty for one message: message_id alone).
+    message_ids: tuple[int, ...] = ()
+    sent_items: int = 0
+
+
+def message_ids_of(text: str) -> tuple[int, ...]:
+    """Stored comma-separated message ids."""
+    return tuple(int(part) for part in text.split(",") if part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,4 +318,8 @@ def decode_job_hash(job_id: str, h: dict[bytes, bytes], default_max_attempts: in
         delivered_ms=stored_int(h.get(b"d")),
         due_ms=stored_int(h.get(b"due") or h.get(b"c")),
         payload=h.get(b"p", b""),
+        kind=JobKind(stored_text(h.get(b"k"))),
+        target_job_id=stored_text(h.get(b"tg")),
+        message_ids=message_ids_of(stored_text(h.get(b"ms"))),
+        sent_items=stored_int(h.get(b"sk")),
     )

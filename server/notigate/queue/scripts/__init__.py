@@ -10,13 +10,25 @@ from notigate.queue.keys import QueueKeys
 from notigate.queue.scripts.base import ScriptBase, store_errors
 from notigate.queue.scripts.config import ScriptConfig
 from notigate.queue.scripts.lease import Dequeue, Extend
-from notigate.queue.scripts.manage import Cancel, Changed, ListPage, Requeue, Select
+from notigate.queue.scripts.manage import (
+    Cancel,
+    Changed,
+    ListPage,
+    Requeue,
+    Rewrite,
+    RewriteCode,
+    Rewritten,
+    Select,
+)
 from notigate.queue.scripts.outcome import (
     Complete,
     Defer,
     Deferred,
     Fail,
     Migrate,
+    Postpone,
+    Postponed,
+    Progress,
     Retried,
     Retry,
 )
@@ -28,8 +40,11 @@ __all__ = [
     "Deferred",
     "EnqueueCode",
     "EnqueueReply",
+    "Postponed",
     "QueueScripts",
     "Retried",
+    "RewriteCode",
+    "Rewritten",
     "ScriptBase",
     "ScriptConfig",
     "Status",
@@ -54,6 +69,9 @@ class QueueScripts:
     requeue: Requeue
     list_page: ListPage
     select: Select
+    postpone: Postpone
+    progress: Progress
+    rewrite: Rewrite
 
     @classmethod
     def register(cls, redis: Redis, keys: QueueKeys, config: ScriptConfig) -> QueueScripts:
@@ -72,6 +90,9 @@ class QueueScripts:
             requeue=Requeue(*on),
             list_page=ListPage(*on),
             select=Select(*on),
+            postpone=Postpone(*on),
+            progress=Progress(*on),
+            rewrite=Rewrite(*on),
         )
 
     def all(self) -> list[ScriptBase[object]]:

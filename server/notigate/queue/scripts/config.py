@@ -50,6 +50,8 @@ class ScriptConfig:
     bot_pause_max_ms: int
     bot_pause_flood_chats: int
     promote_batch: int
+    # How long an upload no unfinished job references is kept (upload_refs.lua).
+    upload_ttl_ms: int
     # Who publishes a wake message: a gateway skips its own (it woke itself already).
     origin: str
 
@@ -79,6 +81,7 @@ class ScriptConfig:
             bot_pause_max_ms=settings.bot_pause_max_ms,
             bot_pause_flood_chats=settings.bot_pause_flood_chats,
             promote_batch=PROMOTE_BATCH,
+            upload_ttl_ms=settings.upload_ttl_s * 1000,
             origin=origin,
         )
 

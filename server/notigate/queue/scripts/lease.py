@@ -5,11 +5,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from notigate.queue.records import Lease, LeaseBatch
+from notigate.queue.records import (
+    STATE_OF_LETTER,
+    JobKind,
+    Lease,
+    LeaseBatch,
+    message_ids_of,
+)
 from notigate.queue.scripts.base import Arg, ScriptBase, as_bytes, as_int, as_list, as_str
 
 # Fields per leased job in dequeue.lua's reply.
-_PER_LEASE = 6
+_PER_LEASE = 11
 
 
 class Dequeue(ScriptBase[LeaseBatch]):
@@ -42,6 +48,11 @@ class Dequeue(ScriptBase[LeaseBatch]):
                 attempts=as_int(reply[i + 3]),
                 created_ms=as_int(reply[i + 4]),
                 payload=as_bytes(reply[i + 5]),
+                kind=JobKind(as_str(reply[i + 6])),
+                sent_items=as_int(reply[i + 7]),
+                edit_method=as_str(reply[i + 8]),
+                target_state=STATE_OF_LETTER.get(as_str(reply[i + 9])),
+                target_message_ids=message_ids_of(as_str(reply[i + 10])),
             )
             for i in range(3, 3 + _PER_LEASE * as_int(reply[2]), _PER_LEASE)
         ]

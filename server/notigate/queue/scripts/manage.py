@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 from notigate.queue.records import (
     STATE_LETTERS,
@@ -143,3 +144,43 @@ class Select(ScriptBase[Selected]):
         if as_int(reply[0]) == 1:
             cursor = ListCursor(float(as_str(reply[2])), as_str(reply[1]))
         return Selected(job_ids, as_int(reply[3]), undecided, cursor)
+
+
+class RewriteCode(IntEnum):
+    """What rewrite.lua refused (besides the shared refusals)."""
+
+    # The payload is not the one the edit was computed from: another edit landed first.
+    CHANGED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """rewrite.lua's answer: ``status`` OK, or why not, and the job's state letter."""
+
+    status: int
+    state: str
+
+
+class Rewrite(ScriptBase[Rewritten]):
+    """Replace a job's payload if it is still ``expected`` and the job is in one of
+    ``states``; an unfinished job pins the new payload's uploads instead of the old."""
+
+    name = "rewrite"
+    keys = ()
+    argv = ("job_id", "states", "expected", "payload", "uploads")
+    codes = (RewriteCode,)
+
+    async def __call__(
+        self,
+        *,
+        job_id: str,
+        states: Sequence[JobState],
+        expected: bytes,
+        payload: bytes,
+        upload_ids: Sequence[str],
+    ) -> Rewritten:
+        letters = "".join(STATE_LETTERS[s] for s in states)
+        code, state = as_list(
+            await self._run(job_id, letters, expected, payload, " ".join(upload_ids))
+        )
+        return Rewritten(as_int(code), as_str(state))

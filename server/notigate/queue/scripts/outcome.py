@@ -42,7 +42,8 @@ class Complete(ScriptBase[list[Recorded]]):
     async def __call__(self, *, deliveries: Sequence[CompletedSend]) -> list[Recorded]:
         args: list[Arg] = []
         for d in deliveries:
-            args += (d.lease.job_id, d.lease.token, d.lease.created_ms, d.message_id)
+            ids = ",".join(map(str, d.message_ids)) if d.message_ids else d.message_id
+            args += (d.lease.job_id, d.lease.token, d.lease.created_ms, ids)
         return [_RECORDED[as_int(code)] for code in as_list(await self._run(*args))]
 
 
@@ -154,3 +155,37 @@ class Migrate(ScriptBase[int]):
     async def __call__(self, *, lease: Lease, new_chat_id: str) -> int:
         code, moved = as_list(await self._run(lease.job_id, lease.token, new_chat_id))
         return as_int(moved) if as_int(code) == Status.OK else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Postponed:
+    """postpone.lua's answer."""
+
+    given_back: bool
+    woke: bool
+
+
+class Postpone(ScriptBase[Postponed]):
+    """Give a leased job back, due again in ``delay_ms``, using no attempt and pausing
+    nothing."""
+
+    name = "postpone"
+    keys = ("active", "delayed")
+    argv = ("job_id", "token", "delay_ms")
+
+    async def __call__(self, *, lease: Lease, delay_ms: int) -> Postponed:
+        code, woke = as_list(await self._run(lease.job_id, lease.token, delay_ms))
+        return Postponed(given_back=as_int(code) == Status.OK, woke=as_int(woke) == 1)
+
+
+class Progress(ScriptBase[bool]):
+    """Record that an album's first ``sent`` items are in the chat (they are never sent
+    again); the lease is kept. False when the lease was lost."""
+
+    name = "progress"
+    keys = ()
+    argv = ("job_id", "token", "sent")
+
+    async def __call__(self, *, lease: Lease, sent: int) -> bool:
+        [code] = as_list(await self._run(lease.job_id, lease.token, sent))
+        return as_int(code) == Status.OK

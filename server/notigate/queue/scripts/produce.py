@@ -11,7 +11,7 @@ from notigate.queue.records import Enqueued, EnqueueOutcome, NewJob, fingerprint
 from notigate.queue.scripts.base import ScriptBase, as_int, as_list, as_str
 
 # Header of one message in enqueue.lua's packed argument (see its header).
-_JOB_HEADER = struct.Struct(">BddBBHI")
+_JOB_HEADER = struct.Struct(">BddBBHIH")
 
 
 class EnqueueCode(IntEnum):
@@ -58,6 +58,7 @@ def pack(jobs: Sequence[NewJob]) -> tuple[bytes, int]:
     for job in jobs:
         chat = job.chat_id.encode()
         key = job.idempotency_key.encode()
+        extra = b"\0".join(f"{name}\0{value}".encode() for name, value in job.extra_fields())
         packed += (
             _JOB_HEADER.pack(
                 job.priority,
@@ -67,10 +68,12 @@ def pack(jobs: Sequence[NewJob]) -> tuple[bytes, int]:
                 len(chat),
                 len(key),
                 len(job.payload),
+                len(extra),
             ),
             chat,
             key,
             job.payload,
+            extra,
         )
         if key:
             packed.append(fingerprint(job.payload))

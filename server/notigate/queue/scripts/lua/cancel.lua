@@ -53,7 +53,7 @@ if state ~= CANCELLED then
   else
     return { WRONG_STATE, state }
   end
-  finish(cancelled, jk, id, CANCELLED, now)
+  finish(prefix, cancelled, jk, id, CANCELLED, now, cfg)
   redis.call('HINCRBY', stats, 'cancelled', 1)
   trim(prefix, cancelled, cfg.keep_completed, cfg.keep_age_ms, now)
 end

@@ -21,7 +21,8 @@
   ARGV[2]   config      the static configuration (JSON; the per-chat limits,
                         keep_completed, keep_age_ms)
   ARGV[3..] deliveries  for each delivery: job id, lease token, the job's creation
-                        time (ms, as the lease read it), Telegram message id
+                        time (ms, as the lease read it), Telegram's message id (an
+                        album's ids separated by commas)
 
   Returns one code per delivery: RECORDED (under the caller's lease), RECORDED_LATE
   (although the lease had been lost: the same job, which may have been sent twice),
@@ -65,8 +66,15 @@ for base = 3, #ARGV, 4 do
       redis.call('ZREM', prefix .. 'q:' .. chat, id)
       place_chat(prefix, ready, paced, chat, now, cfg)
     end
-    redis.call('HSET', jk, 'm', ARGV[base + 3], 'd', now)
-    finish(completed, jk, id, COMPLETED, now)
+    -- One message id, or an album's ids separated by commas (the first kept in m).
+    local ids = ARGV[base + 3]
+    local comma = string.find(ids, ',', 1, true)
+    if comma then
+      redis.call('HSET', jk, 'm', string.sub(ids, 1, comma - 1), 'ms', ids, 'd', now)
+    else
+      redis.call('HSET', jk, 'm', ids, 'd', now)
+    end
+    finish(prefix, completed, jk, id, COMPLETED, now, cfg)
     sent = sent + 1
   end
 end

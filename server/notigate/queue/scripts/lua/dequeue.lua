@@ -27,7 +27,9 @@
   ARGV[4] nonce   random, new for every call: the lease tokens are "<nonce>:<n>"
 
   Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts,
-  creation time (ms), payload}.
+  creation time (ms), payload, kind ('' = send, 'e' edit, 'r' delete), album items
+  already sent, edit method, the target's state letter and message ids (edit and
+  delete jobs; '' otherwise)}.
 
   Why tokens from a nonce and not a per-job counter: a counter starts again when the
   store loses its data, so a lease taken before the loss could match one taken after,
@@ -85,9 +87,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0,
     local stalls = redis.call('HINCRBY', jk, 'st', 1)
     redis.call('HINCRBY', stats, 'stalled', 1)
     if stalls > cfg.max_stalls then
-      redis.call('HSET', jk, 's', FAILED, 'u', now,
-        'e', 'stalled: the lease expired ' .. stalls .. ' times without an outcome')
-      redis.call('ZADD', failed, now, id)
+      redis.call('HSET', jk, 'e', 'stalled: the lease expired ' .. stalls .. ' times without an outcome')
+      finish(prefix, failed, jk, id, FAILED, now, cfg)
       redis.call('HINCRBY', stats, 'failed', 1)
       trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
     else
@@ -125,28 +126,67 @@ else
       break
     end
     local chat = top[1]
+    local chat_log = prefix .. 'w:' .. chat
     local head = redis.call('ZPOPMIN', prefix .. 'q:' .. chat)
+    local held = false
     if #head > 0 then
       local id = head[1]
       local jk = prefix .. 'job:' .. id
       local rate, window = chat_limit(chat, cfg)
-      record_send(glog, grate, gwindow, gmargin, now)
-      tat = math.max(tat, now - catch_up) + interval
-      record_send(prefix .. 'w:' .. chat, rate, window, cfg.chat_margin_ms, now)
-      redis.call('ZREM', waiting, id)
-      local token = nonce .. ':' .. taken
-      redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
-      redis.call('ZADD', active, now + cfg.lease_ms, id)
-      local fields = redis.call('HMGET', jk, 'a', 'c', 'p')
-      out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = chat
-      out[#out + 1] = fields[1] or 0
-      out[#out + 1] = fields[2] or 0
-      out[#out + 1] = fields[3]
-      taken = taken + 1
+      -- An album of n counts as n messages (Telegram counts them so): the windows
+      -- must have room for all of them (place_chat only made room for one).
+      local n = tonumber(redis.call('HGET', jk, 'n') or '1')
+      if n > 1 then
+        local bot_open = window_open_at(glog, grate, gwindow, gmargin, n)
+        local chat_open = window_open_at(chat_log, rate, window, cfg.chat_margin_ms, n)
+        if bot_open > now or chat_open > now then
+          redis.call('ZADD', prefix .. 'q:' .. chat, head[2], id)
+          held = true
+          if bot_open > now then
+            redis.call('ZADD', ready, top[2], chat)
+            next_at = bot_open
+            out[2] = 1
+            break
+          end
+          redis.call('ZADD', paced, chat_open, chat)
+        end
+      end
+      if not held then
+        record_send(glog, grate, gwindow, gmargin, now, n)
+        tat = math.max(tat, now - catch_up) + interval * n
+        record_send(chat_log, rate, window, cfg.chat_margin_ms, now, n)
+        redis.call('ZREM', waiting, id)
+        local token = nonce .. ':' .. taken
+        redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
+        redis.call('ZADD', active, now + cfg.lease_ms, id)
+        local f = redis.call('HMGET', jk, 'a', 'c', 'p', 'k', 'sk', 'em', 'tg', 'tm')
+        -- Edit and delete jobs: the target's message ids as last recorded, and its
+        -- state (the edit must wait for the original's delivery to be recorded).
+        local target_state, target_ids = '', f[8] or ''
+        if f[7] then
+          local t = redis.call('HMGET', prefix .. 'job:' .. f[7], 's', 'm', 'ms')
+          target_state = t[1] or ''
+          if target_ids == '' then
+            target_ids = t[3] or t[2] or ''
+          end
+        end
+        out[#out + 1] = id
+        out[#out + 1] = token
+        out[#out + 1] = chat
+        out[#out + 1] = f[1] or 0
+        out[#out + 1] = f[2] or 0
+        out[#out + 1] = f[3]
+        out[#out + 1] = f[4] or ''
+        out[#out + 1] = f[5] or 0
+        out[#out + 1] = f[6] or ''
+        out[#out + 1] = target_state
+        out[#out + 1] = target_ids
+        taken = taken + 1
+      end
     end
-    place_chat(prefix, ready, paced, chat, now, cfg)
+    if not held then
+      place_chat(prefix, ready, paced, chat, now, cfg)
+    end
   end
 end
 out[3] = taken

@@ -14,13 +14,16 @@
                           key is remembered, the per-chat limits, origin)
   ARGV[3] n               the number of messages
   ARGV[4] messages        the messages, packed back to back; each is a header
-                          struct '>BddBBHI': priority (0..10), delay ms, due time (ms since
+                          struct '>BddBBHIH': priority (0..10), delay ms, due time (ms since
                           the epoch, 0 = none; send_at: compared with Redis TIME here, not
                           with a gateway's clock, so replicas with skewed clocks schedule
                           alike; a past one means now), max attempts (0 = the server's
                           default at each retry decision), then the byte lengths of the chat
-                          id, the idempotency key ('' = none) and the payload (the
-                          SendRequest, serialized), followed by those three strings and,
+                          id, the idempotency key ('' = none), the payload (the
+                          SendRequest, serialized) and the extra fields (H: field NUL
+                          value NUL ..., set on the job as they are: kind, weight, edit
+                          target, uploads, see records.py; an upload listed under `up`
+                          is pinned), followed by those four strings and,
                           when there is a key, the request's 16-byte fingerprint. (One
                           argument instead of six per message: encoding the arguments was
                           the client's largest cost in SendBatch.)
@@ -68,6 +71,7 @@ local caller_floor = tonumber(ARGV[7])
 -- @include place_chat
 -- @include earliest
 -- @include wake
+-- @include upload_refs
 
 local now = time_ms()
 
@@ -96,13 +100,14 @@ for i = 1, keyed > 0 and n or 0 do
   -- Only the lengths: the header's first 18 bytes are priority, delay, due time and max
   -- attempts.
   local chat_len, idem_len, payload_len
-  chat_len, idem_len, payload_len, pos = struct.unpack('>BHI', packed, pos + 18)
+  local extra_len
+  chat_len, idem_len, payload_len, extra_len, pos = struct.unpack('>BHIH', packed, pos + 18)
   if idem_len == 0 then
-    pos = pos + chat_len + payload_len
+    pos = pos + chat_len + payload_len + extra_len
   else
     pos = pos + chat_len
     local idem = string.sub(packed, pos, pos + idem_len - 1)
-    pos = pos + idem_len + payload_len
+    pos = pos + idem_len + payload_len + extra_len
     local fp = string.sub(packed, pos, pos + FINGERPRINT_LEN - 1)
     pos = pos + FINGERPRINT_LEN
     local known = key_fp[idem]
@@ -136,15 +141,15 @@ if all_or_nothing and conflicts > 0 then
   local out = {}
   pos = 1
   for i = 1, n do
-    local chat_len, idem_len, payload_len
-    chat_len, idem_len, payload_len, pos = struct.unpack('>BHI', packed, pos + 18)
+    local chat_len, idem_len, payload_len, extra_len
+    chat_len, idem_len, payload_len, extra_len, pos = struct.unpack('>BHIH', packed, pos + 18)
     local id, outcome = '', NOT_STORED
     if verdict[i] == CONFLICT then
       local idem = string.sub(packed, pos + chat_len, pos + chat_len + idem_len - 1)
       -- No id: the key's first use is an earlier message of this call.
       id, outcome = key_id[idem] or '', CONFLICT
     end
-    pos = pos + chat_len + idem_len + payload_len
+    pos = pos + chat_len + idem_len + payload_len + extra_len
     if idem_len > 0 then
       pos = pos + FINGERPRINT_LEN
     end
@@ -166,13 +171,14 @@ local migrated = redis.call('EXISTS', migrations) == 1
 local newly_waiting = {}
 pos = 1
 for i = 1, n do
-  local priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len
-  priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len, pos =
-    struct.unpack('>BddBBHI', packed, pos)
+  local priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len, extra_len
+  priority, delay, due_at, max_attempts, chat_len, idem_len, payload_len, extra_len, pos =
+    struct.unpack('>BddBBHIH', packed, pos)
   -- Strings are cut out only where needed: a duplicate needs its key alone.
   local chat_at, idem_at = pos, pos + chat_len
   local payload_at = idem_at + idem_len
-  local fp_at = payload_at + payload_len
+  local extra_at = payload_at + payload_len
+  local fp_at = extra_at + extra_len
   pos = fp_at
   if idem_len > 0 then
     pos = pos + FINGERPRINT_LEN
@@ -188,7 +194,7 @@ for i = 1, n do
     end
   else
     local chat = string.sub(packed, chat_at, idem_at - 1)
-    local payload = string.sub(packed, payload_at, fp_at - 1)
+    local payload = string.sub(packed, payload_at, extra_at - 1)
     seq = seq + 1
     -- Not tostring: it rounds to 14 significant digits.
     local id = string.format('%d', seq)
@@ -222,6 +228,21 @@ for i = 1, n do
     end
     if priority > 0 then
       redis.call('HSET', jk, 'pr', priority)
+    end
+    if extra_len > 0 then
+      -- field NUL value NUL ...: kind, weight, edit method, target, uploads (records.py)
+      local extra = string.sub(packed, extra_at, fp_at - 1)
+      local at = 1
+      while at <= extra_len do
+        local sep = string.find(extra, '\0', at, true)
+        local stop = string.find(extra, '\0', sep + 1, true) or extra_len + 1
+        local field, value = string.sub(extra, at, sep - 1), string.sub(extra, sep + 1, stop - 1)
+        redis.call('HSET', jk, field, value)
+        if field == 'up' then
+          pin_uploads(prefix, value)
+        end
+        at = stop + 1
+      end
     end
     if idem_len > 0 then
       if wanted[idem] then

@@ -32,7 +32,7 @@ local now = time_ms()
 redis.call('ZREM', active, id)
 redis.call('HINCRBY', jk, 'a', 1)
 redis.call('HSET', jk, 'e', err)
-finish(failed, jk, id, FAILED, now)
+finish(prefix, failed, jk, id, FAILED, now, cfg)
 redis.call('HINCRBY', stats, 'failed', 1)
 trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
 return { OK }

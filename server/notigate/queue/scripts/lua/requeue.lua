@@ -31,6 +31,7 @@ local id, bulk = ARGV[3], ARGV[4] == '1'
 -- @include to_waiting
 -- @include place_chat
 -- @include wake
+-- @include upload_refs
 
 local jk = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jk, 's', 'ch')
@@ -46,6 +47,8 @@ chat = redis.call('HGET', migrations, chat) or chat
 redis.call('ZREM', failed, id)
 redis.call('HSET', jk, 'ch', chat, 'a', 0, 'st', 0, 'due', now)
 to_waiting(prefix, waiting, id, chat, now)
+-- Unfinished again: its uploads are pinned again (those not trimmed meanwhile).
+pin_uploads(prefix, redis.call('HGET', jk, 'up'))
 place_chat(prefix, ready, paced, chat, now, cfg)
 redis.call('HINCRBY', stats, 'requeued', 1)
 if bulk then

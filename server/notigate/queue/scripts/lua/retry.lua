@@ -41,7 +41,7 @@ local attempts = redis.call('HINCRBY', jk, 'a', 1)
 local max_attempts = tonumber(redis.call('HGET', jk, 'ma') or cfg.max_attempts)
 redis.call('HSET', jk, 'e', err)
 if attempts >= max_attempts then
-  finish(failed, jk, id, FAILED, now)
+  finish(prefix, failed, jk, id, FAILED, now, cfg)
   redis.call('HINCRBY', stats, 'failed', 1)
   trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
   return { EXHAUSTED, attempts, 0 }

@@ -1,9 +1,15 @@
 -- Finished jobs: their state set once, and the retention zsets that keep them.
+-- @include upload_refs
 
--- Job `id` (hash `jk`) ends in `state`, indexed in `zset` by the time it ended.
-local function finish(zset, jk, id, state, now)
+-- Job `id` (hash `jk`) ends in `state`, indexed in `zset` by the time it ended; the
+-- uploads it referenced are released (an unfinished job pins them).
+local function finish(prefix, zset, jk, id, state, now, cfg)
   redis.call('HSET', jk, 's', state, 'u', now)
   redis.call('ZADD', zset, now, id)
+  local up = redis.call('HGET', jk, 'up')
+  if up then
+    release_uploads(prefix, up, now, cfg.upload_ttl_ms)
+  end
 end
 
 -- Keep at most `keep` entries and none older than `age` ms (0 = no limit) in a

@@ -1,0 +1,97 @@
+"""The uploads a media send references, resolved for one attempt.
+
+Telegram takes a file's bytes once: its answer names a file_id that this bot may send
+again without uploading. So each upload resolves to Telegram's file_id for its content
+(per bot and media kind, remembered by :class:`~notigate.uploads.UploadStore`) when there
+is one, else to its bytes. While one worker hands an upload's bytes to Telegram, the
+others that need them wait (their jobs are postponed) and then reuse its file_id: one
+file sent to a thousand chats is uploaded once, not once per worker in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from notigate.errors import REDIS_ERRORS
+from notigate.outcomes import PermanentError, Postponed
+from notigate.queue import Lease
+from notigate.telegram_media import Content
+from notigate.uploads import UploadStore
+
+__all__ = ["CLAIM_WAIT_S", "UploadFiles"]
+
+log = logging.getLogger(__name__)
+
+# How soon a job whose upload another worker is sending looks again.
+CLAIM_WAIT_S = 0.5
+
+
+class UploadFiles:
+    """Resolve, and after the send remember, the uploads of one bot's media sends."""
+
+    def __init__(self, store: UploadStore, bot_id: int, *, claim_ms: int, ttl_s: int) -> None:
+        self.store = store
+        self.bot_id = bot_id
+        # A claim outlives a stuck sender no longer than a lease does.
+        self._claim_ms = claim_ms
+        self._ttl_s = ttl_s
+
+    async def resolve(
+        self, lease: Lease, uploads: Sequence[tuple[str, int]]
+    ) -> Mapping[str, str | Content] | PermanentError | Postponed:
+        """Each ``(upload id, media kind)`` as a file_id or bytes; or why the send cannot
+        go now (the upload is gone, or another worker is uploading it)."""
+        ids = [upload_id for upload_id, _ in uploads]
+        infos = await self.store.infos(ids)
+        resolved: dict[str, str | Content] = {}
+        need_bytes: list[tuple[str, str, str]] = []
+        for (upload_id, kind), info in zip(uploads, infos, strict=True):
+            if upload_id in resolved or any(upload_id == n[0] for n in need_bytes):
+                continue
+            if info is None or not info.ready:
+                return PermanentError(
+                    f"upload {upload_id} is gone: an upload no unfinished job sends is kept "
+                    f"{self._ttl_s} s"
+                )
+            file_id = await self.store.file_id(self.bot_id, kind, info.sha256)
+            if file_id is not None:
+                resolved[upload_id] = file_id
+            else:
+                need_bytes.append((upload_id, info.filename, info.content_type))
+        claimed: list[str] = []
+        for upload_id, _, _ in need_bytes:
+            if not await self.store.claim_first_send(upload_id, lease.token, self._claim_ms):
+                for taken in claimed:
+                    await self.store.end_first_send(taken, lease.token)
+                return Postponed(CLAIM_WAIT_S, f"upload {upload_id} is being sent by another job")
+            claimed.append(upload_id)
+        for upload_id, filename, content_type in need_bytes:
+            data = await self.store.read(upload_id)
+            if data is None:
+                for taken in claimed:
+                    await self.store.end_first_send(taken, lease.token)
+                return PermanentError(f"upload {upload_id} is gone")
+            resolved[upload_id] = Content(data, filename, content_type)
+        return resolved
+
+    async def done(self, lease: Lease, resolved: Mapping[str, str | Content]) -> None:
+        """The send is over: let other jobs of these uploads go."""
+        for upload_id, value in resolved.items():
+            if isinstance(value, Content):
+                try:
+                    await self.store.end_first_send(upload_id, lease.token)
+                except REDIS_ERRORS:
+                    # The claim expires by itself; the others only wait a little longer.
+                    log.warning("upload %s: could not end its first send", upload_id)
+
+    async def remember(self, file_ids: Sequence[tuple[str, int, str]]) -> None:
+        """Telegram named a file_id for these uploads: later sends reuse it. A failure
+        here costs only a second upload later, never the delivery."""
+        try:
+            infos = await self.store.infos([upload_id for upload_id, _, _ in file_ids])
+            for (_, kind, file_id), info in zip(file_ids, infos, strict=True):
+                if info is not None and info.sha256:
+                    await self.store.remember_file_id(self.bot_id, kind, info.sha256, file_id)
+        except REDIS_ERRORS as exc:
+            log.warning("could not remember Telegram's file_id of an upload: %s", exc)
