@@ -38,6 +38,8 @@ from notigate.service import NotificationService
 from notigate.simulator.config import SANDBOX_TOKEN
 from notigate.store_watch import StoreWatch
 from notigate.supervisor import Supervisor
+from notigate.upload_files import UploadFiles, bot_id
+from notigate.uploads import UploadLimits, UploadStore
 from notigate_client import pb
 
 log = logging.getLogger(__name__)
@@ -118,8 +120,18 @@ class Gateway:
         pubsub_redis = redis_client(self.redis_url, s, for_pubsub=True)
         self._stack.push_async_callback(pubsub_redis.aclose)
         self.queue = queue = Queue(redis, s)
+        uploads = UploadStore(
+            redis,
+            queue.keys.prefix,
+            UploadLimits(
+                max_file_bytes=s.upload_max_bytes,
+                budget_bytes=max(s.upload_budget_bytes, s.upload_max_bytes),
+                ttl_s=s.upload_ttl_s,
+            ),
+        )
         try:
             await queue.load()
+            await uploads.load()
         except QueueUnavailable as exc:
             log.warning("Redis cannot serve yet (%s); NOT_SERVING until it can", exc)
 
@@ -135,7 +147,10 @@ class Gateway:
         self._stack.push_async_callback(sender.close)
 
         health_servicer = health_aio.HealthServicer()
-        self.dispatcher = dispatcher = Dispatcher(queue, sender, s, metrics=self.metrics)
+        files = UploadFiles(uploads, bot_id(token), claim_ms=s.lease_ms, ttl_s=s.upload_ttl_s)
+        self.dispatcher = dispatcher = Dispatcher(
+            queue, sender, s, metrics=self.metrics, files=files
+        )
         self.health = health = HealthMonitor(
             health_servicer,
             redis,
@@ -176,6 +191,7 @@ class Gateway:
             s,
             warnings=lambda: health.warnings,
             metrics=self.metrics,
+            uploads=uploads,
         )
         registration.register(service, server)
         # Through a registrar that guards their request decoding (notigate.decoding).

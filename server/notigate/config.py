@@ -99,7 +99,7 @@ class Settings:
     # non-photos), all of them together (Redis memory), and how long one no unfinished job
     # references is kept (so a failed job retried later still finds it).
     upload_max_bytes: int = 50_000_000
-    upload_budget_bytes: int = 1 << 30
+    upload_budget_bytes: int = 512 << 20
     upload_ttl_s: int = 24 * 3600
     # Connection limits on the gRPC port (notigate.connection_limits); 0 turns off the
     # idle, age and connection-count limits.

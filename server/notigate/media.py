@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from notigate_client import pb
+
+if TYPE_CHECKING:
+    from notigate.uploads import UploadInfo
 
 __all__ = [
     "ALBUM_MAX",
@@ -22,6 +26,8 @@ __all__ = [
     "MediaKindInfo",
     "album_kinds_problem",
     "media_of",
+    "media_paths",
+    "upload_problem",
     "upload_ids",
     "upload_kinds",
     "weight",
@@ -70,6 +76,33 @@ def media_of(request: pb.SendRequest) -> Iterator[pb.Media]:
     elif request.HasField("media_group"):
         for item in request.media_group.items:
             yield item.media
+
+
+def media_paths(request: pb.SendRequest) -> Iterator[tuple[str, pb.Media]]:
+    """Every file of the message with its field path (``media``,
+    ``media_group.items[2].media``)."""
+    if request.HasField("media"):
+        yield "media", request.media
+    elif request.HasField("media_group"):
+        for i, item in enumerate(request.media_group.items):
+            yield f"media_group.items[{i}].media", item.media
+
+
+def upload_problem(media: pb.Media, info: UploadInfo | None, ttl_s: int) -> str | None:
+    """Why ``media`` cannot be sent from the upload ``info`` describes (None: it can)."""
+    if info is None:
+        return (
+            f"no upload {media.upload_id}: never uploaded, or trimmed (an upload no "
+            f"unfinished job sends is kept {ttl_s} s)"
+        )
+    if not info.ready:
+        return f"upload {media.upload_id} is not complete"
+    if media.kind == pb.MEDIA_KIND_PHOTO and info.size > PHOTO_UPLOAD_MAX_BYTES:
+        return (
+            f"a photo is at most {PHOTO_UPLOAD_MAX_BYTES:,} bytes uploaded, this one is "
+            f"{info.size:,}: send it as a document"
+        )
+    return None
 
 
 def upload_ids(request: pb.SendRequest) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from notigate import bulk, changes, media, rpc_status
+from notigate.media import media_paths, upload_problem
 from notigate.config import Settings
 from notigate.errors import (
     ChangeRefused,
@@ -36,6 +37,7 @@ from notigate.queue import (
     Queue,
     QueueStats,
 )
+from notigate.uploads import RefusalKind, UploadRefused, UploadStore, receive_upload
 from notigate.validation import (
     FieldViolation,
     validate_batch,
@@ -169,8 +171,11 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         *,
         warnings: Callable[[], Sequence[str]] = tuple,
         metrics: Metrics | None = None,
+        uploads: UploadStore | None = None,
     ) -> None:
         self.queue = queue
+        # Files stored through UploadFile (None: this gateway takes no uploads).
+        self.uploads = uploads
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._warnings = warnings
@@ -298,10 +303,73 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self.metrics.jobs_enqueued.inc(sum(r.outcome is EnqueueOutcome.CREATED for r in results))
         return results
 
+    async def _check_uploads(
+        self, context: grpc.aio.ServicerContext, requests: Sequence[pb.SendRequest], prefix: str
+    ) -> None:
+        """Every upload the messages send exists, is complete and fits its kind."""
+        where = [
+            (i, path, m)
+            for i, request in enumerate(requests)
+            for path, m in media_paths(request)
+            if m.WhichOneof("source") == "upload_id"
+        ]
+        if not where:
+            return
+        if self.uploads is None:
+            violations = [
+                FieldViolation(
+                    field=f"{prefix.format(i)}{path}.upload_id",
+                    description="this gateway stores no uploads",
+                )
+                for i, path, _ in where
+            ]
+            await rpc_status.abort(context, rpc_status.invalid_argument(violations))
+        async with self._errors(context):
+            infos = await self.uploads.infos([m.upload_id for _, _, m in where])
+        violations = []
+        for (i, path, m), info in zip(where, infos, strict=True):
+            problem = upload_problem(m, info, self.settings.upload_ttl_s)
+            if problem is not None:
+                violations.append(
+                    FieldViolation(field=f"{prefix.format(i)}{path}.upload_id", description=problem)
+                )
+        await self._invalid(context, violations)
+
+    async def UploadFile(
+        self,
+        request_iterator: AsyncIterator[pb.UploadFileRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.UploadFileResponse:
+        if self.uploads is None:
+            await rpc_status.abort(
+                context,
+                rpc_status.failed_precondition(
+                    [], reason=rpc_status.Reason.INVALID_REQUEST, message="uploads are off"
+                ),
+            )
+        try:
+            async with self._errors(context):
+                return await receive_upload(self.uploads, request_iterator)
+        except UploadRefused as exc:
+            if exc.kind is RefusalKind.BUDGET_EXHAUSTED:
+                status = rpc_status.resource_exhausted(
+                    exc.message,
+                    reason=rpc_status.Reason.UPLOAD_BUDGET_EXHAUSTED,
+                    retry_after_s=exc.retry_after_s,
+                )
+            elif exc.violations:
+                status = rpc_status.invalid_argument(list(exc.violations), message=exc.message)
+            else:
+                status = rpc_status.invalid_argument(
+                    [FieldViolation(field="chunk", description=exc.message)], message=exc.message
+                )
+            await rpc_status.abort(context, status)
+
     async def Send(
         self, request: pb.SendRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendResponse:
         await self._invalid(context, validate_send(request))
+        await self._check_uploads(context, [request], "")
         [result] = await self._enqueue(context, [request])
         return pb.SendResponse(job_id=result.job_id, duplicate=result.duplicate)
 
@@ -309,6 +377,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendBatchResponse:
         await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
+        await self._check_uploads(context, request.messages, "messages[{}].")
         if request.validate_only:
             return pb.SendBatchResponse()
         results = await self._enqueue(context, request.messages, batch=True)
@@ -443,6 +512,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.EditMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.EditMessageResponse:
         await self._invalid(context, validate_job_id(request.job_id))
+        if "media" in request.update_mask.paths or (
+            not request.update_mask.paths and request.HasField("media")
+        ):
+            await self._check_uploads(context, [pb.SendRequest(media=request.media)], "")
         async with self._errors(context):
             change = await changes.edit_message(
                 self.queue, request, validate_only=request.validate_only

@@ -19,12 +19,18 @@ from notigate.queue import Lease
 from notigate.telegram_media import Content
 from notigate.uploads import UploadStore
 
-__all__ = ["CLAIM_WAIT_S", "UploadFiles"]
+__all__ = ["CLAIM_WAIT_S", "UploadFiles", "bot_id"]
 
 log = logging.getLogger(__name__)
 
 # How soon a job whose upload another worker is sending looks again.
 CLAIM_WAIT_S = 0.5
+
+
+def bot_id(token: str) -> int:
+    """The bot's id, the part of its token before the colon (file_ids are per bot)."""
+    head = token.partition(":")[0]
+    return int(head) if head.isdigit() else 0
 
 
 class UploadFiles:

@@ -1092,7 +1092,8 @@ Global___CancelJobsResponse: _TypeAlias = CancelJobsResponse  # noqa: Y015
 @_typing.final
 class UploadFileRequest(_message.Message):
     """UploadFileRequest is one message of an upload stream: metadata first, then
-    the file's bytes in chunks (each at most 1 MiB).
+    the file's bytes in chunks (each at most 1,000,000 bytes: the gateway
+    receives messages of up to 1 MiB).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -1022,7 +1022,8 @@ export declare const CancelJobsResponseSchema: GenMessage<CancelJobsResponse>;
 
 /**
  * UploadFileRequest is one message of an upload stream: metadata first, then
- * the file's bytes in chunks (each at most 1 MiB).
+ * the file's bytes in chunks (each at most 1,000,000 bytes: the gateway
+ * receives messages of up to 1 MiB).
  *
  * @generated from message notigate.v1.UploadFileRequest
  */
