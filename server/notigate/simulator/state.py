@@ -16,8 +16,11 @@ from typing import Any
 
 from notigate.simulator.answers import ChatAnswer
 from notigate.simulator.config import SimulatorConfig, config_with
+from notigate.simulator.files import FileRegistry
+from notigate.simulator.history import ChatHistory
 from notigate.simulator.limits import SendLimiter
-from notigate.simulator.records import RequestRecord, SentMessage
+from notigate.simulator.records import MessageRecord, RequestRecord, SentMessage, UploadTally
+from notigate.simulator.wire import parse_chat
 
 __all__ = ["Fault", "SimulatorState"]
 
@@ -90,6 +93,12 @@ class SimulatorState:
         self.readers_may_wait = True
         self.instance = uuid.uuid4().hex
         self.limiter = SendLimiter()
+        self.files = FileRegistry()
+        self.history = ChatHistory()
+        self._uploads: dict[int, UploadTally] = {}
+        self._album_faults: dict[str, tuple[int, str]] = {}
+        self._clock_offset = 0.0
+        self._media_groups = 0
 
     # -- configuration and scripted faults ---------------------------------------------
 
@@ -176,8 +185,44 @@ class SimulatorState:
         self._storm_until = time.monotonic() + seconds
         self._storm_retry_after = max(1, int(retry_after))
 
+    def fail_album_item(self, chat_id: str, position: int, description: str) -> None:
+        """Make the next album to ``chat_id`` fail at item ``position`` (1-based) with
+        ``description``, once: the items before it are sent, the later ones are not, and
+        the answer is 400 ``Bad Request: failed to send message #<position> with the error
+        message "<description>"``. An album of fewer items uses the fault up and succeeds.
+
+        Raises:
+            ValueError: ``position`` < 1 or an empty description.
+        """
+        if position < 1:
+            raise ValueError(f"position must be >= 1, got {position}")
+        if not description:
+            raise ValueError("description must be non-empty")
+        self._album_faults[chat_id] = (position, description)
+
+    def take_album_fault(self, chat_id: str) -> tuple[int, str] | None:
+        """The scripted album-item fault of ``chat_id``, used up by this call."""
+        return self._album_faults.pop(chat_id, None) if self._album_faults else None
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulated wall clock (message dates, the 48-hour delete rule) ahead by
+        ``seconds``; rate windows keep using the monotonic clock. Returns the total offset.
+
+        Raises:
+            ValueError: ``seconds`` negative or not finite.
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number >= 0, got {seconds}")
+        self._clock_offset += seconds
+        return self._clock_offset
+
+    def wall_time(self) -> float:
+        """The simulated wall clock: ``time.time()`` plus what :meth:`advance_clock` added."""
+        return time.time() + self._clock_offset
+
     def reset(self) -> None:
-        """Clear records, scripted faults and limit windows; keep tokens, config, ids."""
+        """Clear records, scripted faults, limit windows, chats' messages, issued files,
+        upload counts and the clock offset; keep tokens, config, ids."""
         self.messages.clear()
         self.requests.clear()
         self._status_counts.clear()
@@ -186,6 +231,46 @@ class SimulatorState:
         self._migrated.clear()
         self._storm_until = 0.0
         self.limiter.clear()
+        self.history.clear()
+        self.files.clear()
+        self._uploads.clear()
+        self._album_faults.clear()
+        self._clock_offset = 0.0
+
+    # -- what chats show, what was uploaded -----------------------------------------------
+
+    def message(self, chat_id: str, message_id: int) -> MessageRecord | None:
+        """The current state of a message sent to ``chat_id`` (deleted ones included)."""
+        chat = parse_chat(chat_id)
+        stored = None if chat is None else self.history.get(chat.key, message_id)
+        return None if stored is None else stored.record()
+
+    def chat_messages(self, chat_id: str, include_deleted: bool = False) -> list[MessageRecord]:
+        """What ``chat_id`` shows now, by message id (deleted messages only if asked)."""
+        chat = parse_chat(chat_id)
+        if chat is None:
+            return []
+        return [m.record() for m in self.history.chat(chat.key) if include_deleted or not m.deleted]
+
+    def count_upload(self, token: str, size: int) -> None:
+        """Count one uploaded file part of ``size`` bytes for the bot of ``token``."""
+        bot_id = self.bot_id(token)
+        tally = self._uploads.get(bot_id, UploadTally())
+        self._uploads[bot_id] = UploadTally(tally.count + 1, tally.bytes + size)
+
+    def uploads(self, bot: str | int) -> UploadTally:
+        """File parts (and their bytes) the bot uploaded: ``bot`` is its token or id."""
+        bot_id = bot if isinstance(bot, int) else self.bot_id(bot)
+        return self._uploads.get(bot_id, UploadTally())
+
+    def all_uploads(self) -> dict[int, UploadTally]:
+        """Upload tallies by bot id."""
+        return dict(self._uploads)
+
+    def next_media_group_id(self) -> str:
+        """A fresh album id, digits like Telegram's."""
+        self._media_groups += 1
+        return str(13_000_000_000_000_000 + self._media_groups)
 
     def count_status(self, status: int) -> int:
         """How many Bot API requests were answered with HTTP ``status``."""
@@ -201,6 +286,10 @@ class SimulatorState:
         }
 
     # -- hot path ------------------------------------------------------------------------
+
+    def bot_id(self, token: str) -> int:
+        """The bot's numeric id: the token's part before the colon."""
+        return int(self.bot_user(token)["id"])
 
     def bot_user(self, token: str) -> dict[str, Any]:
         """The User object getMe returns for ``token``."""
@@ -265,12 +354,32 @@ class SimulatorState:
         now: float,
         method: str,
         date: float | None = None,
+        *,
+        kind: str = "text",
+        file_id: str | None = None,
+        media_group_id: str | None = None,
+        record_request: bool = True,
     ) -> None:
-        """Record an accepted send (``date``: wall-clock time, default now)."""
+        """Record an accepted send (``date``: simulated wall-clock time, default now;
+        ``record_request`` False for album items but the last, which share a request)."""
         self._seq += 1
-        wall = time.time() if date is None else date
-        self.messages.append(SentMessage(chat_id, text, message_id, params, now, wall, self._seq))
-        self.record(method, chat_id, 200, now)
+        wall = self.wall_time() if date is None else date
+        self.messages.append(
+            SentMessage(
+                chat_id,
+                text,
+                message_id,
+                params,
+                now,
+                wall,
+                self._seq,
+                kind,
+                file_id,
+                media_group_id,
+            )
+        )
+        if record_request:
+            self.record(method, chat_id, 200, now)
         self._wake_readers()
 
     def _wake_readers(self) -> None:
