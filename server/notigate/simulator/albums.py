@@ -155,6 +155,7 @@ def _send_item(
         kind=item.kind,
         file_id=file_id,
         media_group_id=group_id,
+        bot_id=bot_id,
         record_request=False,
     )
     stored = StoredMessage(

@@ -29,6 +29,7 @@ from notigate.simulator.edits import (
 from notigate.simulator.files import resolve_media, url_failure
 from notigate.simulator.history import StoredMessage
 from notigate.simulator.media import caption_fields, media_fields
+from notigate.simulator.messages import markup_of, text_fields
 from notigate.simulator.pipeline import (
     Target,
     admit,
@@ -86,25 +87,37 @@ def _send(
     wall = state.wall_time()
     message = new_message(state, token, chat, params, wall)
     message.update(extra)
-    markup = params.get("reply_markup")
-    if isinstance(markup, dict) and "inline_keyboard" in markup:
+    markup = markup_of(params)
+    if markup is not None:
         message["reply_markup"] = markup
     message_id = message["message_id"]
-    state.accept(chat_id, text, message_id, params, now, method, wall, kind=kind, file_id=file_id)
-    entities = params.get("entities" if text_key == "text" else "caption_entities")
-    stored = StoredMessage(state.bot_id(token), chat_id, message, mode, entities)
-    state.history.add(chat.key, message_id, stored)
+    bot_id = message["from"]["id"]
+    sent = state.accept(
+        chat_id,
+        text,
+        message_id,
+        params,
+        now,
+        method,
+        wall,
+        kind=kind,
+        file_id=file_id,
+        bot_id=bot_id,
+    )
+    if kind == "text":
+        # Rebuilt from the send record when needed: nothing more to keep on the hot path.
+        state.history.add(chat.key, message_id, sent)
+    else:
+        entities = params.get("caption_entities")
+        stored = StoredMessage(bot_id, chat_id, message, mode, entities)
+        state.history.add(chat.key, message_id, stored)
     return finish(target, message)
 
 
 def _text_content(
     state: SimulatorState, token: str, params: dict[str, Any], text: str
 ) -> Produced | str:
-    extra: dict[str, Any] = {"text": text}
-    preview = params.get("link_preview_options")
-    if isinstance(preview, dict):
-        extra["link_preview_options"] = preview
-    return text, extra, "text", None
+    return text, text_fields(params, text), "text", None
 
 
 def _media_content(kind: str) -> Content:

@@ -1,15 +1,19 @@
 """What each chat shows now: every message the simulator sent, as edits and deletes left it.
 
-The Message object a send returned is kept as the message's current content, so a send
-costs one small object and a dict entry; kinds, captions and file ids are read from it when
-someone asks (:meth:`ChatHistory.record`).
+A media message keeps the Message object its send returned as its current content. A text
+message (the benchmarks' hot path) keeps only the :class:`SentMessage` already recorded for
+it, so a send adds a dict entry and no object for the garbage collector to track; its
+Message object is rebuilt from that record the first time it is edited, deleted or looked
+at. Kinds, captions and file ids are read from the Message object when someone asks
+(:meth:`StoredMessage.record`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from notigate.simulator.records import MessageRecord
+from notigate.simulator.records import MessageRecord, SentMessage
 
 __all__ = ["ChatHistory", "StoredMessage", "message_file_id", "message_kind"]
 
@@ -96,29 +100,37 @@ class StoredMessage:
 
 
 class ChatHistory:
-    """Sent messages by chat key and message id."""
+    """Sent messages by chat key and message id; ``rebuild`` makes the stored state of a
+    text message from its send record."""
 
-    __slots__ = ("_chats",)
+    __slots__ = ("_chats", "_rebuild")
 
-    def __init__(self) -> None:
-        self._chats: dict[str, dict[int, StoredMessage]] = {}
+    def __init__(self, rebuild: Callable[[SentMessage], StoredMessage]) -> None:
+        self._chats: dict[str, dict[int, StoredMessage | SentMessage]] = {}
+        self._rebuild = rebuild
 
-    def add(self, chat_key: str, message_id: int, stored: StoredMessage) -> None:
-        """Remember a sent message."""
+    def add(self, chat_key: str, message_id: int, entry: StoredMessage | SentMessage) -> None:
+        """Remember a sent message (a text message by its send record)."""
         chat = self._chats.get(chat_key)
         if chat is None:
             chat = self._chats[chat_key] = {}
-        chat[message_id] = stored
+        chat[message_id] = entry
 
     def get(self, chat_key: str, message_id: int) -> StoredMessage | None:
         """The message, deleted or not."""
         chat = self._chats.get(chat_key)
-        return None if chat is None else chat.get(message_id)
+        if chat is None:
+            return None
+        entry = chat.get(message_id)
+        if isinstance(entry, SentMessage):
+            entry = chat[message_id] = self._rebuild(entry)
+        return entry
 
     def chat(self, chat_key: str) -> list[StoredMessage]:
         """Every message sent to the chat, by message id."""
         chat = self._chats.get(chat_key, {})
-        return [chat[k] for k in sorted(chat)]
+        found = (self.get(chat_key, k) for k in sorted(chat))
+        return [m for m in found if m is not None]
 
     def clear(self) -> None:
         """Forget every message."""

@@ -10,12 +10,12 @@ that is a delivery).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from notigate.simulator.answers import ChatAnswer
+from notigate.simulator.messages import message_base
 from notigate.simulator.state import CHAT_NOT_FOUND, Fault, SimulatorState, too_many_requests
 from notigate.simulator.wire import ChatRef, error_response, ok_response, parse_chat
 
@@ -35,8 +35,7 @@ def fail(
     return error_response(fault.status, fault.description, fault.parameters)
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """The chat a request addresses, and a scripted odd answer that still delivers."""
 
     chat_id: str
@@ -98,17 +97,8 @@ def new_message(
     state: SimulatorState, token: str, chat: ChatRef, params: dict[str, Any], wall: float
 ) -> dict[str, Any]:
     """A Message object with a fresh id: sender, chat, date and topic."""
-    message: dict[str, Any] = {
-        "message_id": state.next_message_id(chat.key),
-        "from": state.bot_user(token),
-        "chat": chat.as_dict(),
-        "date": int(wall),
-    }
-    thread_id = params.get("message_thread_id")
-    if chat.type == "supergroup" and isinstance(thread_id, int) and thread_id:
-        message["message_thread_id"] = thread_id
-        message["is_topic_message"] = True
-    return message
+    message_id = state.next_message_id(chat.key)
+    return message_base(state.bot_user(token), chat, params, message_id, wall)
 
 
 def finish(target: Target, result: Any) -> web.Response:

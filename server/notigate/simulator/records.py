@@ -13,7 +13,7 @@ class SentMessage:
     """One accepted send: sendMessage, a media send or one album item (the caption as
     ``text``; ``kind`` is "text", "photo", "document", "video", "animation", "audio" or
     "voice"; ``file_id`` the media's, the largest size of a photo; ``media_group_id``
-    an album's).
+    an album's; ``bot_id`` the sending bot's).
 
     ``params`` holds every request parameter, decoded (JSON-encoded form fields become
     dicts, lists, ints and bools). ``received_at`` is ``time.monotonic()`` at acceptance,
@@ -34,6 +34,7 @@ class SentMessage:
     kind: str = "text"
     file_id: str | None = None
     media_group_id: str | None = None
+    bot_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ from typing import Any
 from notigate.simulator.answers import ChatAnswer
 from notigate.simulator.config import SimulatorConfig, config_with
 from notigate.simulator.files import FileRegistry
-from notigate.simulator.history import ChatHistory
+from notigate.simulator.history import ChatHistory, StoredMessage
 from notigate.simulator.limits import SendLimiter
+from notigate.simulator.messages import markup_of, message_base, text_fields
 from notigate.simulator.records import MessageRecord, RequestRecord, SentMessage, UploadTally
 from notigate.simulator.wire import parse_chat
 
@@ -94,7 +95,8 @@ class SimulatorState:
         self.instance = uuid.uuid4().hex
         self.limiter = SendLimiter()
         self.files = FileRegistry()
-        self.history = ChatHistory()
+        self.history = ChatHistory(self._stored_text)
+        self._users_by_id: dict[int, dict[str, Any]] = {}
         self._uploads: dict[int, UploadTally] = {}
         self._album_faults: dict[str, tuple[int, str]] = {}
         self._clock_offset = 0.0
@@ -287,6 +289,22 @@ class SimulatorState:
 
     # -- hot path ------------------------------------------------------------------------
 
+    def _stored_text(self, sent: SentMessage) -> StoredMessage:
+        """The Message object sendMessage returned for ``sent``, rebuilt."""
+        chat = parse_chat(sent.chat_id)
+        if chat is None:  # a recorded send had a valid chat
+            raise ValueError(f"not a chat id: {sent.chat_id!r}")
+        user = self._users_by_id.get(sent.bot_id) or {"id": sent.bot_id, "is_bot": True}
+        message = message_base(user, chat, sent.params, sent.message_id, sent.date)
+        message.update(text_fields(sent.params, sent.text))
+        markup = markup_of(sent.params)
+        if markup is not None:
+            message["reply_markup"] = markup
+        mode = sent.params.get("parse_mode")
+        mode = mode.lower() if isinstance(mode, str) and mode.lower() != "none" else None
+        entities = sent.params.get("entities")
+        return StoredMessage(sent.bot_id, sent.chat_id, message, mode or None, entities)
+
     def bot_id(self, token: str) -> int:
         """The bot's numeric id: the token's part before the colon."""
         return int(self.bot_user(token)["id"])
@@ -306,6 +324,7 @@ class SimulatorState:
                 "can_connect_to_business": False,
                 "has_main_web_app": False,
             }
+            self._users_by_id[user["id"]] = user
         return user
 
     def record(
@@ -358,29 +377,31 @@ class SimulatorState:
         kind: str = "text",
         file_id: str | None = None,
         media_group_id: str | None = None,
+        bot_id: int = 0,
         record_request: bool = True,
-    ) -> None:
+    ) -> SentMessage:
         """Record an accepted send (``date``: simulated wall-clock time, default now;
-        ``record_request`` False for album items but the last, which share a request)."""
+        ``record_request`` False for album items, which share one request)."""
         self._seq += 1
         wall = self.wall_time() if date is None else date
-        self.messages.append(
-            SentMessage(
-                chat_id,
-                text,
-                message_id,
-                params,
-                now,
-                wall,
-                self._seq,
-                kind,
-                file_id,
-                media_group_id,
-            )
+        sent = SentMessage(
+            chat_id,
+            text,
+            message_id,
+            params,
+            now,
+            wall,
+            self._seq,
+            kind,
+            file_id,
+            media_group_id,
+            bot_id,
         )
+        self.messages.append(sent)
         if record_request:
             self.record(method, chat_id, 200, now)
         self._wake_readers()
+        return sent
 
     def _wake_readers(self) -> None:
         waiters, self._waiters = self._waiters, []
