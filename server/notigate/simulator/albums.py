@@ -8,7 +8,8 @@ documented minimum is 2; TDLib itself would send it as a lone message). ``reply_
 ignored, as Telegram ignores it.
 
 The album is admitted to the rate windows as N sends (see
-:mod:`notigate.simulator.limits`). Items are then sent in order; an item failing at send
+:mod:`notigate.simulator.limits`) and keeps its N slots even when an item fails: Telegram
+counted the request. Items are then sent in order; an item failing at send
 time (a URL Telegram cannot fetch, or :meth:`~SimulatorState.fail_album_item`) leaves the
 items before it sent and the ones after it unsent, and the answer is Telegram's 400
 ``Bad Request: failed to send message #k with the error message "<error>"`` (k from 1;

@@ -30,6 +30,7 @@ from notigate.simulator.media import (
     parse_input_media,
     resolve_item,
 )
+from notigate.simulator.messages import markup_of
 from notigate.simulator.pipeline import Target, admit, fail, finish, open_request
 from notigate.simulator.state import Fault, SimulatorState
 from notigate.simulator.validate import MAX_CAPTION, MAX_TEXT, check_parse_mode, check_text
@@ -69,11 +70,6 @@ _MEDIA_FIELDS = (
 )
 
 Edit = tuple[dict[str, Any], str | None, Any]
-
-
-def _markup(params: dict[str, Any]) -> dict[str, Any] | None:
-    markup = params.get("reply_markup")
-    return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
 
 
 def _message_id(params: dict[str, Any]) -> int:
@@ -128,7 +124,7 @@ def _edit(
     if refused is not None:
         return refused
     message, mode, entities = edited
-    markup = _markup(params)
+    markup = markup_of(params)
     if markup is None:
         message.pop("reply_markup", None)
     else:
@@ -143,7 +139,7 @@ def _edit(
 
 
 def _unchanged(stored: StoredMessage, params: dict[str, Any], same_content: bool) -> bool:
-    return same_content and _markup(params) == stored.message.get("reply_markup")
+    return same_content and markup_of(params) == stored.message.get("reply_markup")
 
 
 def edit_message_text(state: SimulatorState, token: str, params: dict[str, Any]) -> web.Response:

@@ -33,11 +33,19 @@ __all__ = [
     "DOCUMENT_URL_SUFFIXES",
     "KINDS",
     "MAX_PHOTO_UPLOAD",
+    "URL_FAILED",
+    "URL_WRONG_TYPE",
     "WRONG_FILE",
     "FileRecord",
     "FileRegistry",
     "MediaSource",
+    "decode_file_id",
+    "default_mime",
+    "encode_file_id",
+    "mtproto_error",
+    "resolve_file_id",
     "resolve_media",
+    "unique_id",
     "url_failure",
 ]
 
@@ -185,10 +193,10 @@ def _upload_source(kind: str, part: FilePart) -> MediaSource | str:
     return MediaSource("upload", bytes.fromhex(part.sha256), part.size, part.file_name, mime)
 
 
-def _url_source(url: str) -> MediaSource:
+def _url_source(kind: str, url: str) -> MediaSource:
     name = urlsplit(url).path.rsplit("/", 1)[-1] or None
     digest = hashlib.sha256(b"url:" + url.encode()).digest()
-    return MediaSource("url", digest, _URL_FILE_SIZE, name, None, url=url)
+    return MediaSource("url", digest, _URL_FILE_SIZE, name, default_mime(kind, name), url=url)
 
 
 def resolve_media(
@@ -216,7 +224,7 @@ def resolve_media(
             return f"Bad Request: there is no {field} in the request"
         return _upload_source(kind, part)
     if value.startswith(("http://", "https://")):
-        return _url_source(value)
+        return _url_source(kind, value)
     return resolve_file_id(registry, value, kind, bot_id)
 
 
