@@ -2,13 +2,15 @@
 
 from notigate.simulator.app import BotApiSimulator, build_app, run_simulator
 from notigate.simulator.config import SimulatorConfig
-from notigate.simulator.records import RequestRecord, SentMessage
+from notigate.simulator.records import MessageRecord, RequestRecord, SentMessage, UploadTally
 
 __all__ = [
     "BotApiSimulator",
+    "MessageRecord",
     "RequestRecord",
     "SentMessage",
     "SimulatorConfig",
+    "UploadTally",
     "build_app",
     "run_simulator",
 ]

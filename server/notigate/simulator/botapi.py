@@ -1,8 +1,10 @@
-"""Bot API method handlers: ``/bot{token}/{method}``.
+"""Bot API method handlers: ``/bot{token}/{method}``; the send methods live here, albums in
+:mod:`~notigate.simulator.albums`, edits and deletes in :mod:`~notigate.simulator.edits`.
 
-Order of checks for the send methods, as the gateway's tests rely on it: token, latency,
-storm 429, random 5xx, blocked/rate-limited/missing/migrated chat, a scripted odd answer
-that is not a delivery, validation, limits, accept (then a scripted odd answer that is).
+Order of checks, as the gateway's tests rely on it: token, latency, then the steps of
+:mod:`notigate.simulator.pipeline` (storm 429, random 5xx, blocked/rate-limited/missing/
+migrated chat, a scripted odd answer that is not a delivery), validation, limits, accept
+(then a scripted odd answer that is).
 """
 
 from __future__ import annotations
@@ -15,32 +17,40 @@ from typing import Any
 
 from aiohttp import web
 
-from notigate.simulator.state import CHAT_NOT_FOUND, Fault, SimulatorState, too_many_requests
-from notigate.simulator.validate import MAX_CAPTION, MAX_TEXT, check_parse_mode, check_text
-from notigate.simulator.wire import (
-    ParamsError,
-    error_response,
-    ok_response,
-    parse_chat,
-    read_params,
+from notigate.simulator.albums import send_media_group
+from notigate.simulator.edits import (
+    delete_message,
+    delete_messages,
+    edit_message_caption,
+    edit_message_media,
+    edit_message_reply_markup,
+    edit_message_text,
 )
+from notigate.simulator.files import resolve_media, url_failure
+from notigate.simulator.history import StoredMessage
+from notigate.simulator.media import caption_fields, media_fields
+from notigate.simulator.messages import markup_of, text_fields
+from notigate.simulator.pipeline import (
+    Target,
+    admit,
+    fail,
+    finish,
+    new_message,
+    open_request,
+    truthy,
+)
+from notigate.simulator.state import Fault, SimulatorState
+from notigate.simulator.validate import MAX_CAPTION, MAX_TEXT, check_parse_mode, check_text
+from notigate.simulator.wire import FilePart, ParamsError, error_response, ok_response, read_params
 
 __all__ = ["STATE_KEY", "handle_bot_api"]
 
 STATE_KEY = web.AppKey("notigate_simulator_state", SimulatorState)
 
 Handler = Callable[[SimulatorState, str, dict[str, Any]], web.Response]
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or value == 1 or value == "true"
-
-
-def _fail(
-    state: SimulatorState, method: str, chat_id: str | None, now: float, fault: Fault
-) -> web.Response:
-    state.record(method, chat_id, fault.status, now, fault.retry_after)
-    return error_response(fault.status, fault.description, fault.parameters)
+# (recorded text, extra Message fields, kind, file_id) or an error description.
+Produced = tuple[str, dict[str, Any], str, str | None]
+Content = Callable[[SimulatorState, str, dict[str, Any], str], Produced | str]
 
 
 def _send(
@@ -49,120 +59,85 @@ def _send(
     params: dict[str, Any],
     *,
     method: str,
-    content: Callable[[dict[str, Any], str | None], tuple[str, dict[str, Any]] | str],
+    content: Content,
+    text_key: str,
     empty_error: str | None,
     limit: int,
 ) -> web.Response:
-    """The pipeline shared by the send methods.
-
-    ``content`` returns (recorded text, extra Message fields) or an error description.
-    """
+    """The pipeline shared by the send methods (see :mod:`notigate.simulator.pipeline`)."""
     now = time.monotonic()
-    raw_chat = params.get("chat_id")
-    chat_id = raw_chat if isinstance(raw_chat, str) else None
-    fault = state.scripted_fault(chat_id, now)
-    if fault is not None:
-        return _fail(state, method, chat_id, now, fault)
-    answer = state.scripted_answer(chat_id)
-    if answer is not None and not answer.deliver:
-        state.record(method, chat_id, answer.status, now)
-        return answer.response()
-    if raw_chat is not None and chat_id is None:
-        return _fail(state, method, None, now, Fault(400, CHAT_NOT_FOUND))
-    if not chat_id:
-        return _fail(state, method, chat_id, now, Fault(400, "Bad Request: chat_id is empty"))
-    chat = parse_chat(chat_id)
-    if chat is None:
-        return _fail(state, method, chat_id, now, Fault(400, CHAT_NOT_FOUND))
+    target = open_request(state, method, params, now)
+    if not isinstance(target, Target):
+        return target
+    chat_id, chat = target.chat_id, target.chat
     mode, problem = check_parse_mode(params)
-    text_key = "text" if method == "sendMessage" else "caption"
     raw_text = params.get(text_key)
     text = raw_text if isinstance(raw_text, str) else ""
     if problem is None:
         problem = check_text(text, mode, limit=limit, empty_error=empty_error)
-    extra: dict[str, Any] = {}
-    if problem is None:
-        produced = content(params, text)
-        if isinstance(produced, str):
-            problem = produced
-        else:
-            text, extra = produced
     if problem is not None:
-        return _fail(state, method, chat_id, now, Fault(400, problem))
-    config = state.config
-    if config.enforce_limits:
-        wait = state.limiter.try_acquire(
-            config,
-            token=token,
-            chat_key=chat.key,
-            private=chat.private,
-            paid=_truthy(params.get("allow_paid_broadcast")),
-            now=now,
-        )
-        if wait > 0.0:
-            return _fail(state, method, chat_id, now, too_many_requests(wait))
-    message_id = state.next_message_id(chat.key)
-    wall = time.time()
-    message: dict[str, Any] = {
-        "message_id": message_id,
-        "from": state.bot_user(token),
-        "chat": chat.as_dict(),
-        "date": int(wall),
-    }
+        return fail(state, method, chat_id, now, Fault(400, problem))
+    produced = content(state, token, params, text)
+    if isinstance(produced, str):
+        return fail(state, method, chat_id, now, Fault(400, produced))
+    text, extra, kind, file_id = produced
+    refused = admit(state, token, method, target, params, now)
+    if refused is not None:
+        return refused
+    wall = state.wall_time()
+    message = new_message(state, token, chat, params, wall)
     message.update(extra)
-    thread_id = params.get("message_thread_id")
-    if chat.type == "supergroup" and isinstance(thread_id, int) and thread_id:
-        message["message_thread_id"] = thread_id
-        message["is_topic_message"] = True
-    markup = params.get("reply_markup")
-    if isinstance(markup, dict) and "inline_keyboard" in markup:
+    markup = markup_of(params)
+    if markup is not None:
         message["reply_markup"] = markup
-    state.accept(chat_id, text, message_id, params, now, method, date=wall)
-    if answer is not None:
-        return answer.response()
-    return ok_response(message)
+    message_id = message["message_id"]
+    bot_id = message["from"]["id"]
+    sent = state.accept(
+        chat_id,
+        text,
+        message_id,
+        params,
+        now,
+        method,
+        wall,
+        kind=kind,
+        file_id=file_id,
+        bot_id=bot_id,
+    )
+    if kind == "text":
+        # Rebuilt from the send record when needed: nothing more to keep on the hot path.
+        state.history.add(chat.key, message_id, sent)
+    else:
+        entities = params.get("caption_entities")
+        stored = StoredMessage(bot_id, chat_id, message, mode, entities)
+        state.history.add(chat.key, message_id, stored)
+    return finish(target, message)
 
 
-def _text_content(params: dict[str, Any], text: str | None) -> tuple[str, dict[str, Any]]:
-    extra: dict[str, Any] = {"text": text}
-    preview = params.get("link_preview_options")
-    if isinstance(preview, dict):
-        extra["link_preview_options"] = preview
-    return text or "", extra
+def _text_content(
+    state: SimulatorState, token: str, params: dict[str, Any], text: str
+) -> Produced | str:
+    return text, text_fields(params, text), "text", None
 
 
-def _file_id(value: Any) -> str:
-    if isinstance(value, dict):
-        return f"upload-{value.get('file_name')}-{value.get('size')}"
-    return str(value)
+def _media_content(kind: str) -> Content:
+    def content(
+        state: SimulatorState, token: str, params: dict[str, Any], caption: str
+    ) -> Produced | str:
+        bot_id = state.bot_id(token)
+        source = resolve_media(state.files, params.get(kind), kind, bot_id, params, field=kind)
+        if isinstance(source, str):
+            return source
+        failure = url_failure(source, kind)
+        if failure is not None:
+            return failure
+        extra, file_id = media_fields(state.files, kind, bot_id, source, params)
+        extra.update(caption_fields(kind, caption, params))
+        if truthy(params.get("protect_content")):
+            extra["has_protected_content"] = True
+        return caption, extra, kind, file_id
 
-
-def _photo_content(params: dict[str, Any], caption: str | None) -> tuple[str, dict[str, Any]] | str:
-    photo = params.get("photo")
-    if not photo:
-        return "Bad Request: there is no photo in the request"
-    file_id = _file_id(photo)
-    extra: dict[str, Any] = {
-        "photo": [{"file_id": file_id, "file_unique_id": file_id[:32], "width": 90, "height": 90}]
-    }
-    if caption:
-        extra["caption"] = caption
-    return caption or "", extra
-
-
-def _document_content(
-    params: dict[str, Any], caption: str | None
-) -> tuple[str, dict[str, Any]] | str:
-    document = params.get("document")
-    if not document:
-        return "Bad Request: there is no document in the request"
-    file_id = _file_id(document)
-    extra: dict[str, Any] = {"document": {"file_id": file_id, "file_unique_id": file_id[:32]}}
-    if isinstance(document, dict):
-        extra["document"]["file_name"] = document.get("file_name")
-    if caption:
-        extra["caption"] = caption
-    return caption or "", extra
+    return content
 
 
 def _send_message(state: SimulatorState, token: str, params: dict[str, Any]) -> web.Response:
@@ -172,33 +147,28 @@ def _send_message(state: SimulatorState, token: str, params: dict[str, Any]) -> 
         params,
         method="sendMessage",
         content=_text_content,
+        text_key="text",
         empty_error="Bad Request: message text is empty",
         limit=MAX_TEXT,
     )
 
 
-def _send_photo(state: SimulatorState, token: str, params: dict[str, Any]) -> web.Response:
-    return _send(
-        state,
-        token,
-        params,
-        method="sendPhoto",
-        content=_photo_content,
-        empty_error=None,
-        limit=MAX_CAPTION,
-    )
+def _media_sender(method: str, kind: str) -> Handler:
+    content = _media_content(kind)
 
+    def handler(state: SimulatorState, token: str, params: dict[str, Any]) -> web.Response:
+        return _send(
+            state,
+            token,
+            params,
+            method=method,
+            content=content,
+            text_key="caption",
+            empty_error=None,
+            limit=MAX_CAPTION,
+        )
 
-def _send_document(state: SimulatorState, token: str, params: dict[str, Any]) -> web.Response:
-    return _send(
-        state,
-        token,
-        params,
-        method="sendDocument",
-        content=_document_content,
-        empty_error=None,
-        limit=MAX_CAPTION,
-    )
+    return handler
 
 
 def _get_me(state: SimulatorState, token: str, params: dict[str, Any]) -> web.Response:
@@ -218,8 +188,19 @@ def _returns_true(name: str) -> Handler:
 _METHODS: dict[str, tuple[str, Handler]] = {
     "getme": ("getMe", _get_me),
     "sendmessage": ("sendMessage", _send_message),
-    "sendphoto": ("sendPhoto", _send_photo),
-    "senddocument": ("sendDocument", _send_document),
+    "sendphoto": ("sendPhoto", _media_sender("sendPhoto", "photo")),
+    "senddocument": ("sendDocument", _media_sender("sendDocument", "document")),
+    "sendvideo": ("sendVideo", _media_sender("sendVideo", "video")),
+    "sendanimation": ("sendAnimation", _media_sender("sendAnimation", "animation")),
+    "sendaudio": ("sendAudio", _media_sender("sendAudio", "audio")),
+    "sendvoice": ("sendVoice", _media_sender("sendVoice", "voice")),
+    "sendmediagroup": ("sendMediaGroup", send_media_group),
+    "editmessagetext": ("editMessageText", edit_message_text),
+    "editmessagecaption": ("editMessageCaption", edit_message_caption),
+    "editmessagemedia": ("editMessageMedia", edit_message_media),
+    "editmessagereplymarkup": ("editMessageReplyMarkup", edit_message_reply_markup),
+    "deletemessage": ("deleteMessage", delete_message),
+    "deletemessages": ("deleteMessages", delete_messages),
     "close": ("close", _returns_true("close")),
     "logout": ("logOut", _returns_true("logOut")),
 }
@@ -244,8 +225,12 @@ async def handle_bot_api(request: web.Request) -> web.Response:
         state.record(method, chat_id, 401, time.monotonic())
         return error_response(401, "Unauthorized")
     if bad_body is not None:
-        state.record(method, None, 400, time.monotonic())
-        return error_response(400, str(bad_body))
+        state.record(method, None, bad_body.status, time.monotonic())
+        return error_response(bad_body.status, str(bad_body))
+    if request.content_type.startswith("multipart/"):
+        for value in params.values():
+            if isinstance(value, FilePart):
+                state.count_upload(token, value.size)
     if entry is None:
         state.record(method, chat_id, 404, time.monotonic())
         return error_response(404, "Not Found")

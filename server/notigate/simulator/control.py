@@ -222,6 +222,79 @@ async def _answer(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+async def _clock(request: web.Request) -> web.Response:
+    """``{"advance_s": N}``: move the simulated wall clock N seconds ahead (message dates,
+    the 48-hour delete rule); answers the total ``offset_s`` and the simulated ``now``."""
+    state = request.app[STATE_KEY]
+    data = await _body(request)
+    try:
+        advance = data.get("advance_s", 0)
+        if not isinstance(advance, int | float) or isinstance(advance, bool):
+            raise ValueError("advance_s must be a number")
+        offset = state.advance_clock(float(advance))
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    return _json({"ok": True, "offset_s": offset, "now": state.wall_time()})
+
+
+async def _fail_album_item(request: web.Request) -> web.Response:
+    """``{"chat_id", "position", "description"}``: the next album to the chat fails at
+    item ``position`` (from 1) with ``description`` (see
+    :meth:`~notigate.simulator.state.SimulatorState.fail_album_item`)."""
+    data = await _body(request)
+    chat_id = str(_required(data, "chat_id"))
+    try:
+        position = _int_field(data, "position")
+        description = _required(data, "description")
+        if not isinstance(description, str):
+            raise ValueError("description must be a string")
+        request.app[STATE_KEY].fail_album_item(chat_id, position, description)
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    return _json({"ok": True})
+
+
+def _query_chat(request: web.Request) -> str:
+    chat_id = request.query.get("chat_id")
+    if not chat_id:
+        raise web.HTTPBadRequest(text="missing query parameter 'chat_id'")
+    return chat_id
+
+
+async def _message(request: web.Request) -> web.Response:
+    """``?chat_id=&message_id=``: what that message shows now (404 when never sent)."""
+    chat_id = _query_chat(request)
+    message_id = int(_query_number(request, "message_id", int))
+    record = request.app[STATE_KEY].message(chat_id, message_id)
+    if record is None:
+        return _json({"error": f"no message {message_id} in chat {chat_id}"}, status=404)
+    return _json(dataclasses.asdict(record))
+
+
+async def _chat(request: web.Request) -> web.Response:
+    """``?chat_id=[&include_deleted=1]``: what the chat shows now, by message id."""
+    chat_id = _query_chat(request)
+    include = request.query.get("include_deleted", "") in ("1", "true")
+    records = request.app[STATE_KEY].chat_messages(chat_id, include_deleted=include)
+    return _json([dataclasses.asdict(r) for r in records])
+
+
+async def _uploads(request: web.Request) -> web.Response:
+    """File parts uploaded: ``{"<bot id>": {"count", "bytes"}}``; with ``?token=`` or
+    ``?bot_id=`` that bot's ``{"count", "bytes"}`` only."""
+    state = request.app[STATE_KEY]
+    token = request.query.get("token")
+    if token:
+        return _json(dataclasses.asdict(state.uploads(token)))
+    if "bot_id" in request.query:
+        try:
+            bot_id = int(request.query["bot_id"])
+        except ValueError:
+            raise web.HTTPBadRequest(text="bot_id must be an integer") from None
+        return _json(dataclasses.asdict(state.uploads(bot_id)))
+    return _json({str(k): dataclasses.asdict(v) for k, v in state.all_uploads().items()})
+
+
 def add_control_routes(app: web.Application) -> None:
     """Register the ``/_sim`` endpoints on ``app`` (which must hold the state)."""
     app.router.add_get("/_sim/messages", _messages)
@@ -238,3 +311,8 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_sim/storm", _storm)
     app.router.add_post("/_sim/rate_limit_chat", _rate_limit_chat)
     app.router.add_post("/_sim/answer", _answer)
+    app.router.add_post("/_sim/clock", _clock)
+    app.router.add_post("/_sim/fail_album_item", _fail_album_item)
+    app.router.add_get("/_sim/message", _message)
+    app.router.add_get("/_sim/chat", _chat)
+    app.router.add_get("/_sim/uploads", _uploads)

@@ -16,8 +16,12 @@ from typing import Any
 
 from notigate.simulator.answers import ChatAnswer
 from notigate.simulator.config import SimulatorConfig, config_with
+from notigate.simulator.files import FileRegistry
+from notigate.simulator.history import ChatHistory, StoredMessage
 from notigate.simulator.limits import SendLimiter
-from notigate.simulator.records import RequestRecord, SentMessage
+from notigate.simulator.messages import markup_of, message_base, text_fields
+from notigate.simulator.records import MessageRecord, RequestRecord, SentMessage, UploadTally
+from notigate.simulator.wire import parse_chat
 
 __all__ = ["Fault", "SimulatorState"]
 
@@ -90,6 +94,13 @@ class SimulatorState:
         self.readers_may_wait = True
         self.instance = uuid.uuid4().hex
         self.limiter = SendLimiter()
+        self.files = FileRegistry()
+        self.history = ChatHistory(self._stored_text)
+        self._users_by_id: dict[int, dict[str, Any]] = {}
+        self._uploads: dict[int, UploadTally] = {}
+        self._album_faults: dict[str, tuple[int, str]] = {}
+        self._clock_offset = 0.0
+        self._media_groups = 0
 
     # -- configuration and scripted faults ---------------------------------------------
 
@@ -176,8 +187,44 @@ class SimulatorState:
         self._storm_until = time.monotonic() + seconds
         self._storm_retry_after = max(1, int(retry_after))
 
+    def fail_album_item(self, chat_id: str, position: int, description: str) -> None:
+        """Make the next album to ``chat_id`` fail at item ``position`` (1-based) with
+        ``description``, once: the items before it are sent, the later ones are not, and
+        the answer is 400 ``Bad Request: failed to send message #<position> with the error
+        message "<description>"``. An album of fewer items uses the fault up and succeeds.
+
+        Raises:
+            ValueError: ``position`` < 1 or an empty description.
+        """
+        if position < 1:
+            raise ValueError(f"position must be >= 1, got {position}")
+        if not description:
+            raise ValueError("description must be non-empty")
+        self._album_faults[chat_id] = (position, description)
+
+    def take_album_fault(self, chat_id: str) -> tuple[int, str] | None:
+        """The scripted album-item fault of ``chat_id``, used up by this call."""
+        return self._album_faults.pop(chat_id, None) if self._album_faults else None
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulated wall clock (message dates, the 48-hour delete rule) ahead by
+        ``seconds``; rate windows keep using the monotonic clock. Returns the total offset.
+
+        Raises:
+            ValueError: ``seconds`` negative or not finite.
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number >= 0, got {seconds}")
+        self._clock_offset += seconds
+        return self._clock_offset
+
+    def wall_time(self) -> float:
+        """The simulated wall clock: ``time.time()`` plus what :meth:`advance_clock` added."""
+        return time.time() + self._clock_offset
+
     def reset(self) -> None:
-        """Clear records, scripted faults and limit windows; keep tokens, config, ids."""
+        """Clear records, scripted faults, limit windows, chats' messages, issued files,
+        upload counts and the clock offset; keep tokens, config, ids."""
         self.messages.clear()
         self.requests.clear()
         self._status_counts.clear()
@@ -186,6 +233,46 @@ class SimulatorState:
         self._migrated.clear()
         self._storm_until = 0.0
         self.limiter.clear()
+        self.history.clear()
+        self.files.clear()
+        self._uploads.clear()
+        self._album_faults.clear()
+        self._clock_offset = 0.0
+
+    # -- what chats show, what was uploaded -----------------------------------------------
+
+    def message(self, chat_id: str, message_id: int) -> MessageRecord | None:
+        """The current state of a message sent to ``chat_id`` (deleted ones included)."""
+        chat = parse_chat(chat_id)
+        stored = None if chat is None else self.history.get(chat.key, message_id)
+        return None if stored is None else stored.record()
+
+    def chat_messages(self, chat_id: str, include_deleted: bool = False) -> list[MessageRecord]:
+        """What ``chat_id`` shows now, by message id (deleted messages only if asked)."""
+        chat = parse_chat(chat_id)
+        if chat is None:
+            return []
+        return [m.record() for m in self.history.chat(chat.key) if include_deleted or not m.deleted]
+
+    def count_upload(self, token: str, size: int) -> None:
+        """Count one uploaded file part of ``size`` bytes for the bot of ``token``."""
+        bot_id = self.bot_id(token)
+        tally = self._uploads.get(bot_id, UploadTally())
+        self._uploads[bot_id] = UploadTally(tally.count + 1, tally.bytes + size)
+
+    def uploads(self, bot: str | int) -> UploadTally:
+        """File parts (and their bytes) the bot uploaded: ``bot`` is its token or id."""
+        bot_id = bot if isinstance(bot, int) else self.bot_id(bot)
+        return self._uploads.get(bot_id, UploadTally())
+
+    def all_uploads(self) -> dict[int, UploadTally]:
+        """Upload tallies by bot id."""
+        return dict(self._uploads)
+
+    def next_media_group_id(self) -> str:
+        """A fresh album id, digits like Telegram's."""
+        self._media_groups += 1
+        return str(13_000_000_000_000_000 + self._media_groups)
 
     def count_status(self, status: int) -> int:
         """How many Bot API requests were answered with HTTP ``status``."""
@@ -202,6 +289,26 @@ class SimulatorState:
 
     # -- hot path ------------------------------------------------------------------------
 
+    def _stored_text(self, sent: SentMessage) -> StoredMessage:
+        """The Message object sendMessage returned for ``sent``, rebuilt."""
+        chat = parse_chat(sent.chat_id)
+        if chat is None:  # a recorded send had a valid chat
+            raise ValueError(f"not a chat id: {sent.chat_id!r}")
+        user = self._users_by_id.get(sent.bot_id) or {"id": sent.bot_id, "is_bot": True}
+        message = message_base(user, chat, sent.params, sent.message_id, sent.date)
+        message.update(text_fields(sent.params, sent.text))
+        markup = markup_of(sent.params)
+        if markup is not None:
+            message["reply_markup"] = markup
+        mode = sent.params.get("parse_mode")
+        mode = mode.lower() if isinstance(mode, str) and mode.lower() != "none" else None
+        entities = sent.params.get("entities")
+        return StoredMessage(sent.bot_id, sent.chat_id, message, mode or None, entities)
+
+    def bot_id(self, token: str) -> int:
+        """The bot's numeric id: the token's part before the colon."""
+        return int(self.bot_user(token)["id"])
+
     def bot_user(self, token: str) -> dict[str, Any]:
         """The User object getMe returns for ``token``."""
         user = self._users.get(token)
@@ -217,6 +324,7 @@ class SimulatorState:
                 "can_connect_to_business": False,
                 "has_main_web_app": False,
             }
+            self._users_by_id[user["id"]] = user
         return user
 
     def record(
@@ -265,13 +373,35 @@ class SimulatorState:
         now: float,
         method: str,
         date: float | None = None,
-    ) -> None:
-        """Record an accepted send (``date``: wall-clock time, default now)."""
+        *,
+        kind: str = "text",
+        file_id: str | None = None,
+        media_group_id: str | None = None,
+        bot_id: int = 0,
+        record_request: bool = True,
+    ) -> SentMessage:
+        """Record an accepted send (``date``: simulated wall-clock time, default now;
+        ``record_request`` False for album items, which share one request)."""
         self._seq += 1
-        wall = time.time() if date is None else date
-        self.messages.append(SentMessage(chat_id, text, message_id, params, now, wall, self._seq))
-        self.record(method, chat_id, 200, now)
+        wall = self.wall_time() if date is None else date
+        sent = SentMessage(
+            chat_id,
+            text,
+            message_id,
+            params,
+            now,
+            wall,
+            self._seq,
+            kind,
+            file_id,
+            media_group_id,
+            bot_id,
+        )
+        self.messages.append(sent)
+        if record_request:
+            self.record(method, chat_id, 200, now)
         self._wake_readers()
+        return sent
 
     def _wake_readers(self) -> None:
         waiters, self._waiters = self._waiters, []

@@ -1,7 +1,12 @@
-"""Bot API wire format: request parameters in, JSON envelopes out, chat addressing."""
+"""Bot API wire format: request parameters in, JSON envelopes out, chat addressing.
+
+A multipart file part becomes a :class:`FilePart`: the bytes are hashed as they stream in
+and dropped, so a 50 MB upload costs no more memory than a small one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zlib
@@ -9,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import BodyPartReader, hdrs, web
 
 __all__ = [
+    "MAX_UPLOAD",
     "ChatRef",
+    "FilePart",
     "ParamsError",
     "decode_params",
     "error_response",
@@ -31,6 +38,11 @@ _STRING_PARAMS = frozenset(
         "caption",
         "photo",
         "document",
+        "video",
+        "animation",
+        "audio",
+        "voice",
+        "inline_message_id",
         "business_connection_id",
         "message_effect_id",
         "from_chat_id",
@@ -40,8 +52,50 @@ _JSON_TYPE = "application/json"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+# api.telegram.org refuses a file part over 50 MiB with 413 (multipart uploads only).
+MAX_UPLOAD = 50 * 1024 * 1024
+# Reading stops past this (an album of ten maximal files and its fields); the rest of the
+# body is not drained, so the client may see the connection close instead of the 413.
+_MAX_MULTIPART_BODY = 10 * MAX_UPLOAD + 1024 * 1024
+_CHUNK = 1 << 16
+TOO_LARGE = "Request Entity Too Large"
+
+
 class ParamsError(Exception):
-    """The request body could not be decoded."""
+    """The request body could not be decoded; ``status`` is the HTTP answer's (400, 413)."""
+
+    def __init__(self, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.status = status
+
+
+class FilePart(dict[str, Any]):
+    """An uploaded file as a parameter value: ``{"file_name", "size"}`` to whoever reads
+    the recorded parameters, with the content's ``sha256`` (hex) and the part's
+    ``mime_type`` as attributes. Made by :meth:`of` (copies made by
+    :func:`dataclasses.asdict` are plain mappings without the attributes)."""
+
+    __slots__ = ("mime_type", "sha256")
+    sha256: str
+    mime_type: str | None
+
+    @classmethod
+    def of(cls, file_name: str, size: int, sha256: str, mime_type: str | None) -> FilePart:
+        """A file part of ``size`` bytes hashing to ``sha256``."""
+        part = cls(file_name=file_name, size=size)
+        part.sha256 = sha256
+        part.mime_type = mime_type
+        return part
+
+    @property
+    def file_name(self) -> str:
+        """The part's file name."""
+        return str(self["file_name"])
+
+    @property
+    def size(self) -> int:
+        """The part's length in bytes."""
+        return int(self["size"])
 
 
 def _decode_value(name: str, value: Any) -> Any:
@@ -84,15 +138,49 @@ async def read_params(request: web.Request) -> dict[str, Any]:
                     raise ParamsError("Bad Request: can't parse JSON object")
                 raw.update(data)
         elif ctype.startswith("multipart/"):
-            form = await request.post()
-            for name, value in form.items():
-                if isinstance(value, web.FileField):
-                    raw[name] = {"file_name": value.filename, "size": len(value.file.read())}
-                elif isinstance(value, bytes):
-                    raw[name] = value.decode("utf-8", "replace")
-                else:
-                    raw[name] = value
+            raw.update(await _read_multipart(request))
     return decode_params(raw)
+
+
+async def _read_multipart(request: web.Request) -> dict[str, Any]:
+    """The parts of a multipart body: text fields as strings, files as :class:`FilePart`.
+
+    Raises:
+        ParamsError: 413 for a file over :data:`MAX_UPLOAD` (after reading the body, so
+            the client gets the answer) or a body over the reading cap; 400 for a broken body.
+    """
+    fields: dict[str, Any] = {}
+    total = 0
+    too_large = False
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            if not part.filename:
+                data = await part.read(decode=True)
+                total += len(data)
+                fields[part.name] = data.decode(part.get_charset("utf-8"), "replace")
+            else:
+                digest = hashlib.sha256()
+                size = 0
+                while chunk := await part.read_chunk(_CHUNK):
+                    size += len(chunk)
+                    if size <= MAX_UPLOAD:
+                        digest.update(chunk)
+                    if total + size > _MAX_MULTIPART_BODY:
+                        raise ParamsError(TOO_LARGE, 413)
+                total += size
+                too_large = too_large or size > MAX_UPLOAD
+                mime = part.headers.get(hdrs.CONTENT_TYPE)
+                fields[part.name] = FilePart.of(part.filename, size, digest.hexdigest(), mime)
+            if total > _MAX_MULTIPART_BODY:
+                raise ParamsError(TOO_LARGE, 413)
+    except (ValueError, AssertionError) as exc:
+        raise ParamsError("Bad Request: can't parse multipart body") from exc
+    if too_large:
+        raise ParamsError(TOO_LARGE, 413)
+    return fields
 
 
 def ok_response(result: Any) -> web.Response:
