@@ -6,6 +6,7 @@ Time is driven by passing ``now_ms`` (the scripts' clock argument), never by sle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -14,6 +15,7 @@ import re
 from collections.abc import AsyncIterator, Iterable
 from importlib import resources
 
+import grpc
 import pytest
 from redis.asyncio import Redis
 
@@ -30,7 +32,8 @@ from notigate.uploads.keys import UploadKeys
 from notigate.uploads.limits import MIB
 from notigate.uploads.scripts import UploadScript, UploadScripts
 from notigate.uploads.source import read
-from notigate_client import pb
+from notigate_client import pb, pb_grpc
+from tests.conftest import wait_for
 
 PREFIX = QueueKeys.for_queue("uploads").prefix
 KIB = 1 << 10
@@ -435,6 +438,90 @@ async def test_many_racing_uploads_keep_the_counter_exact(redis: Redis) -> None:
     assert len(await upload_keys(redis)) == 2 * len(won)
     for reply in won:
         assert await store.read(reply.upload_id) is not None
+
+
+# -- over real gRPC --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def upload_server(
+    store: UploadStore, ended: list[BaseException | None]
+) -> AsyncIterator[pb_grpc.NotificationServiceStub]:
+    """A gRPC server on port 0 whose UploadFile is receive_upload; ``ended`` gets what
+    each call's handler ended with (None: it returned)."""
+
+    async def upload_file(
+        requests: AsyncIterator[pb.UploadFileRequest], context: grpc.aio.ServicerContext
+    ) -> pb.UploadFileResponse:
+        try:
+            reply = await receive_upload(store, requests)
+        except BaseException as exc:
+            ended.append(exc)
+            raise
+        ended.append(None)
+        return reply
+
+    handler = grpc.stream_unary_rpc_method_handler(
+        upload_file,
+        request_deserializer=pb.UploadFileRequest.FromString,
+        response_serializer=pb.UploadFileResponse.SerializeToString,
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "notigate.v1.NotificationService", {"UploadFile": handler}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield pb_grpc.NotificationServiceStub(channel)
+    finally:
+        await server.stop(None)
+
+
+async def test_an_upload_over_grpc_round_trips(redis: Redis) -> None:
+    store = await make_store(redis)
+    data = content(2 * MIB + 3)
+    ended: list[BaseException | None] = []
+    async with upload_server(store, ended) as stub:
+        reply = await stub.UploadFile(requests(metadata(len(data)), cut(data, [MIB])), timeout=30)
+    assert ended == [None]
+    assert reply.sha256 == hashlib.sha256(data).hexdigest()
+    assert await store.read(reply.upload_id) == data
+
+
+async def test_a_client_that_cancels_mid_upload_leaves_nothing(redis: Redis) -> None:
+    store = await make_store(redis)
+    ended: list[BaseException | None] = []
+    finish = asyncio.Event()
+
+    async def stalling() -> AsyncIterator[pb.UploadFileRequest]:
+        yield pb.UploadFileRequest(metadata=metadata(10 * KIB))
+        yield pb.UploadFileRequest(chunk=content(KIB))
+        await finish.wait()
+
+    async with upload_server(store, ended) as stub:
+        call = stub.UploadFile(stalling(), timeout=30)
+
+        async def stored() -> bool:
+            return await store.held_bytes() == KIB
+
+        await wait_for(stored)
+        call.cancel()
+
+        async def handler_ended() -> bool:
+            return bool(ended)
+
+        await wait_for(handler_ended)
+        finish.set()
+    # grpc.aio ends the stream of a cancelled call (the handler sees it short) or
+    # cancels the handler: either way nothing is kept.
+    assert isinstance(ended[0], asyncio.CancelledError | UploadRefused)
+    await assert_nothing_held(redis, store)
 
 
 # -- file_id cache -----------------------------------------------------------------------

@@ -14,6 +14,8 @@ queue's scripts use too.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +35,8 @@ from notigate.uploads.limits import UploadLimits
 from notigate.uploads.metadata import check_metadata
 from notigate.uploads.scripts import Answer, UploadCode, UploadScripts
 from notigate_client import pb
+
+log = logging.getLogger("notigate.uploads")
 
 # Chunks read per round trip by stream(): 8 MiB at most in memory at once.
 _STREAM_WINDOW = 8
@@ -115,13 +119,19 @@ class UploadStore:
         check_metadata(metadata, self.limits)
         for _ in range(_ID_ATTEMPTS):
             upload_id = new_upload_id()
-            answer = await self._scripts.begin(
-                upload_id=upload_id,
-                filename=metadata.filename,
-                content_type=metadata.content_type,
-                size=metadata.size,
-                now_ms=now_ms,
-            )
+            try:
+                answer = await self._scripts.begin(
+                    upload_id=upload_id,
+                    filename=metadata.filename,
+                    content_type=metadata.content_type,
+                    size=metadata.size,
+                    now_ms=now_ms,
+                )
+            except BaseException:
+                # Cancelled, or the connection failed, after the script may have run:
+                # nobody will learn this id.
+                await self.abort_quietly(upload_id)
+                raise
             if answer.code is UploadCode.OK:
                 return upload_id
             if answer.code is UploadCode.OVER_BUDGET:
@@ -135,8 +145,10 @@ class UploadStore:
         if not is_upload_id(upload_id):
             raise _gone(upload_id)
         step = self.limits.chunk_bytes
-        view = memoryview(chunk)
-        pieces = [bytes(view[i : i + step]) for i in range(0, len(view), step)]
+        pieces = [chunk]
+        if len(chunk) > step:
+            view = memoryview(chunk)
+            pieces = [bytes(view[i : i + step]) for i in range(0, len(view), step)]
         answer = await self._scripts.append(upload_id=upload_id, chunks=pieces, now_ms=now_ms)
         code = answer.code
         if code is UploadCode.OK:
@@ -176,6 +188,15 @@ class UploadStore:
             return False
         answer = await self._scripts.abort(upload_id=upload_id)
         return answer.code is UploadCode.OK
+
+    async def abort_quietly(self, upload_id: str) -> None:
+        """:meth:`abort` on a failure path: shielded, so that a second cancellation of
+        the caller leaves it running, and silent when Redis fails too (the upload is
+        then trimmed once it has been quiet for ``limits.partial_ttl_s``)."""
+        try:
+            await asyncio.shield(self.abort(upload_id))
+        except StoreError:
+            log.warning("could not drop upload %s; it expires on its own", upload_id)
 
     async def sweep(self, now_ms: int | None = None, *, limit: int | None = None) -> int:
         """Trim up to ``limit`` (default: ``limits.sweep_batch``) uploads whose time has

@@ -9,17 +9,12 @@ was stored and is re-raised.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 from collections.abc import AsyncIterable
 
-from notigate.errors import StoreError
 from notigate.uploads.errors import invalid
 from notigate.uploads.store import UploadStore
 from notigate_client import pb
-
-log = logging.getLogger("notigate.uploads")
 
 
 async def receive_upload(
@@ -29,7 +24,11 @@ async def receive_upload(
 
     Raises :class:`~notigate.uploads.errors.UploadRefused` (nothing of the upload
     kept), a :class:`~notigate.errors.StoreError` when Redis fails, or whatever the
-    stream raised (``asyncio.CancelledError`` when the client goes away).
+    stream raised (``asyncio.CancelledError`` when the handler is cancelled).
+
+    grpc.aio (1.85) ends the request stream of a call its client cancels as if the
+    client had finished, with ``context.cancelled()`` still False: such an upload is
+    refused at commit for its missing bytes, like any short one.
     """
     stream = aiter(requests)
     first = await anext(stream, None)
@@ -44,21 +43,12 @@ async def receive_upload(
                 raise invalid("metadata", "only the first message of an upload carries it")
             if which is None:
                 raise invalid("data", "neither metadata nor chunk")
-            if request.chunk:
-                digest.update(request.chunk)
-                await store.append(upload_id, request.chunk)
+            chunk = request.chunk
+            if chunk:
+                digest.update(chunk)
+                await store.append(upload_id, chunk)
         info = await store.commit(upload_id, digest.hexdigest())
     except BaseException:
-        await _abort(store, upload_id)
+        await store.abort_quietly(upload_id)
         raise
     return pb.UploadFileResponse(upload_id=upload_id, size=info.size, sha256=info.sha256)
-
-
-async def _abort(store: UploadStore, upload_id: str) -> None:
-    """Drop the upload, even while the stream's task is being cancelled (shielded: a
-    second cancellation leaves the abort running). If Redis fails now, the upload is
-    trimmed once its stream has been quiet for ``partial_ttl_s``."""
-    try:
-        await asyncio.shield(store.abort(upload_id))
-    except StoreError:
-        log.warning("could not drop upload %s; it expires on its own", upload_id)
