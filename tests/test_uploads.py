@@ -60,10 +60,10 @@ def metadata(size: int, filename: str = "report.pdf", content_type: str = "") ->
 
 
 async def requests(
-    meta: pb.UploadMetadata | None, chunks: Iterable[bytes], fail_after: int | None = None
+    meta: pb.UploadMetadata, chunks: Iterable[bytes], fail_after: int | None = None
 ) -> AsyncIterator[pb.UploadFileRequest]:
-    if meta is not None:
-        yield pb.UploadFileRequest(metadata=meta)
+    """An UploadFile stream: ``meta``, then ``chunks``; raises before chunk ``fail_after``."""
+    yield pb.UploadFileRequest(metadata=meta)
     for i, chunk in enumerate(chunks):
         if fail_after is not None and i == fail_after:
             raise RuntimeError("client stream broke")
@@ -241,6 +241,25 @@ async def test_a_cancelled_stream_aborts(redis: Redis) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     await assert_nothing_held(redis, store)
+
+
+async def test_a_cancel_at_any_point_leaves_nothing_partial(redis: Redis) -> None:
+    store = await make_store(redis)
+    data = content(64 * KIB)
+    for steps in range(0, 60, 3):
+        task = asyncio.create_task(
+            receive_upload(store, requests(metadata(len(data)), cut(data, [4 * KIB])))
+        )
+        for _ in range(steps):  # the cancel lands in begin, an append, commit, or after
+            await asyncio.sleep(0)
+        task.cancel()
+        [outcome] = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(outcome, pb.UploadFileResponse):
+            assert await store.read(outcome.upload_id) == data
+            assert await store.abort(outcome.upload_id)
+        else:
+            assert isinstance(outcome, asyncio.CancelledError)
+        await assert_nothing_held(redis, store)
 
 
 @pytest.mark.parametrize(
