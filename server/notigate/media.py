@@ -27,9 +27,9 @@ __all__ = [
     "album_kinds_problem",
     "media_of",
     "media_paths",
-    "upload_problem",
     "upload_ids",
     "upload_kinds",
+    "upload_problem",
     "weight",
 ]
 

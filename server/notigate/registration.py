@@ -25,8 +25,14 @@ def register(service: NotificationService, server: grpc.aio.Server) -> None:
     for method in SERVICE.methods:
         request_type = pb.DESCRIPTOR.message_types_by_name[method.input_type.name]
         request_class: type[Message] = getattr(pb, request_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            guarded(getattr(service, method.name), streaming_request=False),
+        # UploadFile streams its requests; every other method is unary.
+        make = (
+            grpc.stream_unary_rpc_method_handler
+            if method.client_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            guarded(getattr(service, method.name), streaming_request=method.client_streaming),
             request_deserializer=safe_deserializer(request_class.FromString),
             response_serializer=lambda message: message.SerializeToString(),
         )

@@ -11,7 +11,6 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from notigate import bulk, changes, media, rpc_status
-from notigate.media import media_paths, upload_problem
 from notigate.config import Settings
 from notigate.errors import (
     ChangeRefused,
@@ -24,6 +23,7 @@ from notigate.errors import (
     StoreError,
 )
 from notigate.group_commit import GroupCommit
+from notigate.media import media_paths, upload_problem
 from notigate.metrics import Metrics
 from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (

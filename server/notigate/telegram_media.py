@@ -52,6 +52,12 @@ _ALBUM_ITEM_FAILED = re.compile(
 )
 _RETRY_AFTER = re.compile(r"Too Many Requests: retry after (\d+)", re.IGNORECASE)
 _NOT_MODIFIED = "message is not modified"
+# An album item's error that another attempt may not meet: Telegram's side failed.
+_TRANSIENT = re.compile(
+    r"^(Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout|5\d\d\b)"
+    r"|timed? ?out",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +187,11 @@ def album_failure(
     wait = _RETRY_AFTER.search(inner)
     if wait is not None:
         return sent, RateLimited(float(max(1, int(wait.group(1)))))
-    if inner.startswith(("Bad Request", "Forbidden")):
-        return sent, PermanentError(description)
-    return sent, TransientError(description)
+    if _TRANSIENT.search(inner):
+        return sent, TransientError(description)
+    # Anything else (a bad URL, "WEBPAGE_CURL_FAILED", a wrong file) fails the same way
+    # on every attempt.
+    return sent, PermanentError(description)
 
 
 def is_not_modified(description: str) -> bool:

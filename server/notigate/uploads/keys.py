@@ -71,6 +71,11 @@ class UploadKeys:
         """The list of one upload's chunks."""
         return f"{self.prefix}up:{upload_id}:d"
 
+    def claim(self, upload_id: str) -> str:
+        """Who is handing one upload's bytes to Telegram first (the others wait for its
+        file_id)."""
+        return f"{self.prefix}up:{upload_id}:claim"
+
     def file_id(self, bot_id: int, kind: int, sha256: str) -> str:
         """Where Telegram's file_id of content ``sha256`` sent by bot ``bot_id`` as
         ``kind`` (a ``pb.MediaKind``) is kept."""

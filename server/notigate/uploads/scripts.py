@@ -84,14 +84,8 @@ class UploadScript(ScriptBase[T]):
     codes: ClassVar[tuple[type[IntEnum], ...]] = (UploadCode,)
 
     def __init__(self, redis: Redis, keys: UploadKeys, limits: UploadLimits) -> None:
-        # ScriptBase's own fields, from the upload store's keys and limits.
-        self.redis = redis
+        super().__init__(redis, keys, limits)
         self.limits = limits
-        self._script = redis.register_script(self.text())
-        self._fixed_keys = {name: getattr(keys, name) for name in self.keys}
-        self._static_keys = [self._fixed_keys[name] for name in self.keys]
-        self._head = [keys.prefix, limits.packed()]
-        self._rest = self.argv[-1].endswith("...") if self.argv else False
 
     @classmethod
     def text(cls) -> str:

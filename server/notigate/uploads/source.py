@@ -1,49 +1,31 @@
 """The text of an upload script: its ``.lua`` file under ``lua/`` with its includes
-spliced in, as :mod:`notigate.queue.scripts.source` does for the queue's (which reads
-the queue's package only).
-
-``-- @include <name>`` splices ``lua/includes/<name>.lua`` in, once per script, before
-the first line that asks; ``codes`` is made here from the wrapper's result enums.
+spliced in, as the queue's scripts are (:func:`notigate.queue.scripts.source.splice`).
+``codes`` is made here from the wrapper's result enums.
 """
 
 from __future__ import annotations
 
-import re
 from enum import IntEnum
 from functools import cache
-from importlib import resources
 
-_INCLUDE = re.compile(r"^-- @include (\w+)\n", re.MULTILINE)
+from notigate.queue.scripts.source import code_constants, splice
+from notigate.queue.scripts.source import read as _read
+
+PACKAGE = "notigate.uploads"
 
 
 def read(relative: str) -> str:
     """A file under ``lua/`` as written (no include spliced in)."""
-    root = resources.files("notigate.uploads").joinpath("lua")
-    return root.joinpath(relative).read_text(encoding="utf-8")
-
-
-def _codes(codes: tuple[type[IntEnum], ...]) -> str:
-    members = [m for enum in codes for m in enum]
-    names = ", ".join(m.name for m in members)
-    values = ", ".join(str(int(m)) for m in members)
-    return f"-- Result codes (notigate.uploads.scripts).\nlocal {names} = {values}\n"
+    return _read(relative, PACKAGE)
 
 
 @cache
 def source(name: str, codes: tuple[type[IntEnum], ...] = ()) -> str:
     """The full text of script ``name``; ``codes`` are its result enums."""
-    done: set[str] = set()
 
-    def splice(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            include = match.group(1)
-            if include in done:
-                return ""
-            done.add(include)
-            if include == "codes":
-                return _codes(codes)
-            return splice(read(f"includes/{include}.lua")) + "\n"
+    def generated(include: str) -> str | None:
+        if include == "codes":
+            return code_constants(codes, "Result codes (notigate.uploads.scripts).")
+        return None
 
-        return _INCLUDE.sub(one, text)
-
-    return splice(read(f"{name}.lua"))
+    return splice(name, PACKAGE, generated)

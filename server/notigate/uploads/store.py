@@ -265,6 +265,24 @@ class UploadStore:
             for chunk in chunks:
                 yield _raw(chunk)
 
+    async def claim_first_send(self, upload_id: str, holder: str, ttl_ms: int) -> bool:
+        """Become the one sender handing this upload's bytes to Telegram (until
+        :meth:`end_first_send`, or ``ttl_ms`` should the holder vanish); False when
+        another holds it. Advisory: losing it costs a second upload, never a message."""
+        async with store_errors():
+            taken = await self.redis.set(
+                self.keys.claim(upload_id), holder, nx=True, px=max(1, ttl_ms)
+            )
+        return bool(taken)
+
+    async def end_first_send(self, upload_id: str, holder: str) -> None:
+        """Give the claim up (only ``holder``'s own: one that expired and was taken by
+        another sender stays theirs)."""
+        key = self.keys.claim(upload_id)
+        async with store_errors():
+            if _raw(await self.redis.get(key)).decode() == holder:
+                await self.redis.delete(key)
+
     def _file_id_key(self, bot_id: int, kind: int, sha256: str) -> str:
         if kind not in MEDIA_KIND_NAMES:
             raise ValueError(f"no file_id is kept for media kind {kind}")

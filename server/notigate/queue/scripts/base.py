@@ -23,14 +23,12 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from enum import IntEnum
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from notigate.errors import REDIS_ERRORS, store_error
-from notigate.queue.keys import QueueKeys
-from notigate.queue.scripts.config import ScriptConfig
 from notigate.queue.scripts.source import source
 
 # Covariant: a wrapper of any result is a ScriptBase[object].
@@ -51,6 +49,23 @@ async def store_errors() -> AsyncIterator[None]:
         raise store_error(exc) from exc
 
 
+class ScriptKeys(Protocol):
+    """The keys a family of scripts works on: a dataclass of key names (a wrapper's
+    ``keys`` name its fields) with the prefix every other key of theirs starts with
+    (:class:`~notigate.queue.keys.QueueKeys`, the upload store's keys)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def prefix(self) -> str: ...
+
+
+class ScriptArgs(Protocol):
+    """The static configuration of a family of scripts, passed at ARGV[2]."""
+
+    def packed(self) -> str: ...
+
+
 class ScriptBase(Generic[T]):
     """One Lua script of the queue, registered on one client for one queue."""
 
@@ -64,7 +79,7 @@ class ScriptBase(Generic[T]):
     # The script's own result codes, spliced into it as Lua constants.
     codes: ClassVar[tuple[type[IntEnum], ...]] = ()
 
-    def __init__(self, redis: Redis, keys: QueueKeys, config: ScriptConfig) -> None:
+    def __init__(self, redis: Redis, keys: ScriptKeys, config: ScriptArgs) -> None:
         self.redis = redis
         self.config = config
         self._script = redis.register_script(self.text())

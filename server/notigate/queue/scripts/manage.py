@@ -25,6 +25,7 @@ from notigate.queue.scripts.base import (
     as_list,
     as_str,
 )
+from notigate.queue.scripts.config import ScriptConfig
 from notigate.queue.scripts.status import Status
 
 
@@ -61,6 +62,8 @@ def _done(replies: list[Reply]) -> list[bool]:
 class Cancel(ScriptBase[Changed]):
     """Cancel a waiting or delayed job."""
 
+    config: ScriptConfig
+
     name = "cancel"
     keys = ("waiting", "delayed", "cancelled", "ready", "paced", "stats")
     argv = ("job_id", "only", "bulk")
@@ -77,6 +80,8 @@ class Cancel(ScriptBase[Changed]):
 
 class Requeue(ScriptBase[Changed]):
     """Queue a failed job again with a fresh attempt budget."""
+
+    config: ScriptConfig
 
     name = "requeue"
     keys = ("failed", "waiting", "ready", "paced", "stats", "migrations")
@@ -99,6 +104,7 @@ def _cursor_args(after: ListCursor | None) -> tuple[str, str]:
 class ListPage(ScriptBase[tuple[list[JobRecord], ListCursor | None]]):
     """One page of a state's jobs, with their hashes, after a cursor."""
 
+    config: ScriptConfig
     name = "list"
     keys = ("index",)
     argv = ("limit", "desc", "after_score", "after_id")

@@ -1,7 +1,9 @@
 """The text of a script: its ``.lua`` file with its includes spliced in.
 
 ``-- @include <name>`` splices ``lua/includes/<name>.lua`` in, once per script however many
-includes ask for it, and before the first line that asks (an include may include others).
+includes ask for it, and before the first line that asks (an include may include others);
+``-- @include uploads:<name>`` takes it from the upload store's package, which owns the
+keys it touches.
 Each include holds one function or one small family and takes what it needs as
 parameters, so it depends on no local of the script it lands in. Two includes are made
 here rather than read from a file, so that Python and Lua share one table each:
@@ -12,7 +14,7 @@ here rather than read from a file, so that Python and Lua share one table each:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from functools import cache
 from importlib import resources
@@ -20,52 +22,67 @@ from importlib import resources
 from notigate.queue.records import STATE_LETTERS
 from notigate.queue.scripts.status import Status
 
-_INCLUDE = re.compile(r"^-- @include (\w+)\n", re.MULTILINE)
+_INCLUDE = re.compile(r"^-- @include ([\w:]+)\n", re.MULTILINE)
+QUEUE_PACKAGE = "notigate.queue.scripts"
+# Packages whose includes a script may name as "<package>:<include>".
+_PACKAGES = {"queue": QUEUE_PACKAGE, "uploads": "notigate.uploads"}
 
 
-def read(relative: str) -> str:
-    """A file under ``lua/`` as written (no include spliced in)."""
-    root = resources.files("notigate.queue.scripts").joinpath("lua")
+def read(relative: str, package: str = QUEUE_PACKAGE) -> str:
+    """A file under ``package``'s ``lua/`` as written (no include spliced in)."""
+    root = resources.files(package).joinpath("lua")
     return root.joinpath(relative).read_text(encoding="utf-8")
 
 
-def _constants(pairs: Iterable[tuple[str, str]], why: str) -> str:
+def constants(pairs: Iterable[tuple[str, str]], why: str) -> str:
+    """Lua locals named and valued by ``pairs``."""
     names, values = zip(*pairs, strict=True)
     return f"-- {why}\nlocal {', '.join(names)} = {', '.join(values)}\n"
 
 
+def code_constants(enums: Iterable[type[IntEnum]], why: str) -> str:
+    """Every member of ``enums`` as a Lua constant."""
+    return constants(((m.name, str(int(m))) for enum in enums for m in enum), why)
+
+
 def _generated(name: str, codes: tuple[type[IntEnum], ...]) -> str | None:
     if name == "states":
-        return _constants(
+        return constants(
             ((state.name, f"'{letter}'") for state, letter in STATE_LETTERS.items()),
             "Job states as stored in the job hash's `s` field (notigate.queue.records).",
         )
     if name == "codes":
-        enums: tuple[type[IntEnum], ...] = (Status, *codes)
-        return _constants(
-            ((m.name, str(int(m))) for enum in enums for m in enum),
-            "Result codes (notigate.queue.scripts: Status and the wrapper's own).",
+        return code_constants(
+            (Status, *codes), "Result codes (notigate.queue.scripts: Status and the wrapper's own)."
         )
     return None
+
+
+def splice(name: str, package: str, generated: Callable[[str], str | None]) -> str:
+    """Script ``name`` of ``package`` with its includes spliced in: ``generated`` makes
+    the includes that are not files (None for the others)."""
+    done: set[str] = set()
+
+    def expand(text: str, home: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            include = match.group(1)
+            if include in done:
+                return ""
+            done.add(include)
+            made = generated(include)
+            if made is not None:
+                return made
+            where, _, file = include.rpartition(":")
+            owner = _PACKAGES[where] if where else home
+            return expand(read(f"includes/{file}.lua", owner), owner) + "\n"
+
+        return _INCLUDE.sub(one, text)
+
+    return expand(read(f"{name}.lua", package), package)
 
 
 @cache
 def source(name: str, codes: tuple[type[IntEnum], ...] = ()) -> str:
     """The full text of script ``name``; ``codes`` are its own result enums (read once
     per process: every Queue registers every script)."""
-    done: set[str] = set()
-
-    def splice(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            include = match.group(1)
-            if include in done:
-                return ""
-            done.add(include)
-            generated = _generated(include, codes)
-            if generated is not None:
-                return generated
-            return splice(read(f"includes/{include}.lua")) + "\n"
-
-        return _INCLUDE.sub(one, text)
-
-    return splice(read(f"{name}.lua"))
+    return splice(name, QUEUE_PACKAGE, lambda include: _generated(include, codes))

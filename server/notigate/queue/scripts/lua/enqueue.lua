@@ -71,7 +71,7 @@ local caller_floor = tonumber(ARGV[7])
 -- @include place_chat
 -- @include earliest
 -- @include wake
--- @include upload_refs
+-- @include job_uploads
 
 local now = time_ms()
 

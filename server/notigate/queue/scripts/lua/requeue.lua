@@ -31,7 +31,7 @@ local id, bulk = ARGV[3], ARGV[4] == '1'
 -- @include to_waiting
 -- @include place_chat
 -- @include wake
--- @include upload_refs
+-- @include job_uploads
 
 local jk = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jk, 's', 'ch')

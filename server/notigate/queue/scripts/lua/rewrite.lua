@@ -26,7 +26,7 @@ local id, states, expected, payload, uploads = ARGV[3], ARGV[4], ARGV[5], ARGV[6
 -- @include states
 -- @include codes
 -- @include time_ms
--- @include upload_refs
+-- @include job_uploads
 
 local jk = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jk, 's', 'p', 'up')

@@ -1,5 +1,5 @@
 -- Finished jobs: their state set once, and the retention zsets that keep them.
--- @include upload_refs
+-- @include job_uploads
 
 -- Job `id` (hash `jk`) ends in `state`, indexed in `zset` by the time it ended; the
 -- uploads it referenced are released (an unfinished job pins them).
