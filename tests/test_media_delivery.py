@@ -336,3 +336,43 @@ async def test_a_photo_over_10_mb_is_refused_at_send_and_goes_as_a_document(
     )
     await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
     assert [m.kind for m in simulator.messages_after(0, "5")] == ["document"]
+
+
+async def test_bad_urls_and_unknown_file_ids_fail_with_telegrams_description(
+    gateway: tuple[object, Stub],
+) -> None:
+    _, stub = gateway
+    bad_url = await send(
+        stub, pb.SendRequest(chat_id="50", media=photo_url("https://cdn.invalid/p.jpg"))
+    )
+    unknown = await send(
+        stub,
+        pb.SendRequest(
+            chat_id="51", media=pb.Media(kind=pb.MEDIA_KIND_PHOTO, file_id="AgACAgIAAx")
+        ),
+    )
+    failed = await wait_state(stub, bad_url, pb.JOB_STATE_FAILED)
+    assert "failed to get HTTP URL content" in failed.last_error
+    failed = await wait_state(stub, unknown, pb.JOB_STATE_FAILED)
+    assert "wrong file identifier" in failed.last_error
+
+
+async def test_a_file_id_telegram_no_longer_takes_is_forgotten_and_the_bytes_go_again(
+    gateway: tuple[object, Stub], simulator: BotApiSimulator, redis: Redis
+) -> None:
+    gw, stub = gateway
+    data = os.urandom(100_000)
+    uploaded = await upload(stub, data)
+    media = pb.Media(kind=pb.MEDIA_KIND_DOCUMENT, upload_id=uploaded.upload_id)
+    await wait_state(
+        stub, await send(stub, pb.SendRequest(chat_id="52", media=media)), pb.JOB_STATE_COMPLETED
+    )
+    prefix = gw.queue.keys.prefix  # type: ignore[attr-defined]
+    [key] = [k async for k in redis.scan_iter(f"{prefix}fid:*")]
+    await redis.set(key, "BQACAgIAAxkBAAIBrevoked")
+    job = await wait_state(
+        stub, await send(stub, pb.SendRequest(chat_id="53", media=media)), pb.JOB_STATE_COMPLETED
+    )
+    assert job.attempts == 1
+    assert simulator.uploads(TOKEN).count == 2
+    assert await redis.get(key) != b"BQACAgIAAxkBAAIBrevoked"

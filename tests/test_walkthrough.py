@@ -251,3 +251,33 @@ async def test_grpcurl_walkthrough_runs_as_written(
     assert stats.cancelled == 1  # the send_at job, by CancelJobs
     assert stats.failed == 2  # the first job (after RetryJob and RetryJobs) and buf curl's
     assert stats.total_failed == 4
+
+
+def media_commands() -> list[str]:
+    return sh_commands(section(README.read_text(), "## Media, albums, edits and deletes"))
+
+
+async def test_media_walkthrough_runs_as_written(
+    sandbox_gateway: tuple[Gateway, Stub],
+) -> None:
+    gw, stub = sandbox_gateway
+    shell = Shell(gw, stub)
+    commands = media_commands()
+    assert sum("UploadFile" in c for c in commands) == 1
+    sent: list[str] = []
+    for command in commands:
+        out = await shell.run(command)
+        if command.startswith("grpcurl ") and command.endswith("/Send"):
+            sent.append(json.loads(out)["job_id"])
+    await shell.settle()
+    assert shell.variables["UPLOAD"]
+    for job_id in sent:
+        reply = await stub.GetJob(pb.GetJobRequest(job_id=job_id))
+        assert reply.job.state == pb.JOB_STATE_COMPLETED, reply.job
+    album = await stub.GetJob(pb.GetJobRequest(job_id=sent[2]))
+    assert len(album.job.telegram_message_ids) == 2
+    original = await stub.GetJob(pb.GetJobRequest(job_id=shell.variables["JOB"]))
+    assert original.job.request.text == "Order #44 shipped"
+    stats = await stub.GetStats(pb.GetStatsRequest())
+    # Three Sends, the CLI's, one edit and one delete job, all delivered.
+    assert (stats.total_enqueued, stats.total_sent, stats.failed) == (6, 6, 0)

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # How long stopped background tasks (health, wakeups, metrics) get to end at shutdown.
 _TASK_STOP_S = 5.0
+# How often expired uploads are trimmed when nothing else trims them.
+_UPLOAD_SWEEP_S = 60.0
 
 
 class Gateway:
@@ -238,6 +240,7 @@ class Gateway:
                 on_redis_error=self.metrics.redis_error,
             ),
         )
+        tasks.start("notigate-upload-sweep", lambda: uploads.sweep_forever(_UPLOAD_SWEEP_S))
         watch = StoreWatch(queue, self.metrics)
         tasks.start("notigate-store-watch", lambda: watch.run(s.health_interval_s))
         if s.metrics_listen:

@@ -331,6 +331,12 @@ class Dispatcher:
             await self.files.done(lease, resolved)
         if isinstance(outcome, Delivered) and outcome.file_ids:
             await self.files.remember(outcome.file_ids)
+        if isinstance(outcome, PermanentError) and await self.files.refused(
+            outcome.description, ids, resolved
+        ):
+            # Telegram no longer knows a file_id it gave for one of the uploads: it is
+            # forgotten, and the next attempt sends the bytes again.
+            return TransientError(f"{outcome.description} (a remembered file_id; uploading)")
         return outcome
 
     async def _change(self, lease: Lease, request: pb.SendRequest) -> Outcome:

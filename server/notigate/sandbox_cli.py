@@ -185,9 +185,10 @@ def format_message(message: Mapping[str, Any]) -> str:
     """One readable line: local wall-clock time, chat, message id, shortened text."""
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(message["date"])))
     text = str(message.get("text") or "")
-    if not text:
-        params = message.get("params") or {}
-        text = next((f"({kind})" for kind in ("photo", "document") if kind in params), "")
+    kind = str(message.get("kind") or "text")
+    if kind != "text":
+        # A media message: its kind, then its caption (if any).
+        text = f"({kind}) {text}".rstrip()
     return f"{when}  chat {message['chat_id']}  #{message['message_id']}  {_shorten(text)}"
 
 

@@ -11,6 +11,7 @@ file sent to a thousand chats is uploaded once, not once per worker in flight.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 from notigate.errors import REDIS_ERRORS
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # How soon a job whose upload another worker is sending looks again.
 CLAIM_WAIT_S = 0.5
+# Telegram's answers to a file_id it does not take (any more, or for this kind).
+_FILE_REFUSED = re.compile(r"wrong file identifier|can't use file of type|wrong remote file", re.I)
 
 
 def bot_id(token: str) -> int:
@@ -90,6 +93,26 @@ class UploadFiles:
                 except REDIS_ERRORS:
                     # The claim expires by itself; the others only wait a little longer.
                     log.warning("upload %s: could not end its first send", upload_id)
+
+    async def refused(
+        self,
+        description: str,
+        uploads: Sequence[tuple[str, int]],
+        resolved: Mapping[str, str | Content],
+    ) -> bool:
+        """Telegram refused a file (``description``): if it may have been a file_id
+        remembered for one of ``uploads``, forget those, and say so (True)."""
+        if not _FILE_REFUSED.search(description):
+            return False
+        forgot = False
+        for upload_id, kind in uploads:
+            if not isinstance(resolved.get(upload_id), str):
+                continue
+            info = await self.store.info(upload_id)
+            if info is not None and info.sha256:
+                await self.store.forget_file_id(self.bot_id, kind, info.sha256)
+                forgot = True
+        return forgot
 
     async def remember(self, file_ids: Sequence[tuple[str, int, str]]) -> None:
         """Telegram named a file_id for these uploads: later sends reuse it. A failure

@@ -204,6 +204,18 @@ class UploadStore:
         swept = await self._scripts.sweep(now_ms=now_ms, limit=limit or self.limits.sweep_batch)
         return swept.trimmed
 
+    async def sweep_forever(self, interval_s: float) -> None:
+        """Trim expired uploads every ``interval_s`` until cancelled (uploads and sends
+        trim some as they go; this keeps a quiet gateway's budget free too). A Redis
+        error only delays the next sweep."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                while await self.sweep() >= self.limits.sweep_batch:
+                    pass
+            except StoreError as exc:
+                log.debug("cannot sweep the uploads: %s", exc)
+
     async def held_bytes(self) -> int:
         """Bytes held by every upload, complete or partial (what the budget counts)."""
         async with store_errors():
