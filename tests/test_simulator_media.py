@@ -13,22 +13,14 @@ import pytest
 import telegram
 from telegram.error import BadRequest, Forbidden, RetryAfter
 
-from notigate.simulator import BotApiSimulator, SimulatorConfig
+from notigate.simulator import BotApiSimulator
 from notigate.simulator.files import decode_file_id
 from notigate.simulator.limits import SlidingWindow
 from notigate.simulator.wire import MAX_UPLOAD
 from tests.conftest import TOKEN
+from tests.test_simulator import OTHER_TOKEN, _sim_server  # noqa: F401 (a fixture)
 
-OTHER_TOKEN = "654321:OTHER-TOKEN"
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 100
-
-
-@pytest.fixture(scope="module")
-async def _sim_server() -> AsyncIterator[BotApiSimulator]:
-    sim = BotApiSimulator(tokens=[TOKEN, OTHER_TOKEN], config=SimulatorConfig())
-    await sim.start(host="127.0.0.1", port=0)
-    yield sim
-    await sim.stop()
 
 
 @pytest.fixture

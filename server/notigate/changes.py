@@ -198,25 +198,48 @@ async def edit_message(
         edit_content.chat_id = record.chat_id
         for name in ("idempotency_key", "delay", "send_at"):
             edit_content.ClearField(name)
-        [result] = await queue.enqueue(
-            [
-                NewJob(
-                    chat_id=record.chat_id,
-                    priority=original.priority,
-                    delay_ms=0,
-                    max_attempts=original.max_attempts,
-                    idempotency_key="",
-                    payload=edit_content.SerializeToString(deterministic=True),
-                    kind=JobKind.EDIT,
-                    edit_method=method,
-                    target_job_id=record.job_id,
-                    target_message_ids=_message_ids(record),
-                    upload_ids=upload_ids(edit_content) if method == EDIT_MEDIA else (),
-                )
-            ]
+        job_id = await _enqueue_change(
+            queue,
+            record,
+            original,
+            edit_content,
+            JobKind.EDIT,
+            method,
+            upload_ids(edit_content) if method == EDIT_MEDIA else (),
         )
-        return Change(result.job_id, written=True)
+        return Change(job_id, written=True)
     raise ChangeRefused(request.job_id, f"job {request.job_id} kept changing; try again")
+
+
+async def _enqueue_change(
+    queue: Queue,
+    record: JobRecord,
+    original: pb.SendRequest,
+    content: pb.SendRequest,
+    kind: JobKind,
+    method: str = "",
+    uploads: tuple[str, ...] = (),
+) -> str:
+    """Queue the edit or delete job of ``record`` (the send job): for its chat, at its
+    priority and attempts, aimed at its messages; the new job's id."""
+    [result] = await queue.enqueue(
+        [
+            NewJob(
+                chat_id=record.chat_id,
+                priority=original.priority,
+                delay_ms=0,
+                max_attempts=original.max_attempts,
+                idempotency_key="",
+                payload=content.SerializeToString(deterministic=True),
+                kind=kind,
+                edit_method=method,
+                target_job_id=record.job_id,
+                target_message_ids=_message_ids(record),
+                upload_ids=uploads,
+            )
+        ]
+    )
+    return result.job_id
 
 
 def _message_ids(record: JobRecord) -> tuple[int, ...]:
@@ -254,20 +277,7 @@ async def delete_message(
         if validate_only:
             return Change(job_id, written=False)
         original = pb.SendRequest.FromString(record.payload)
-        [result] = await queue.enqueue(
-            [
-                NewJob(
-                    chat_id=record.chat_id,
-                    priority=original.priority,
-                    delay_ms=0,
-                    max_attempts=original.max_attempts,
-                    idempotency_key="",
-                    payload=pb.SendRequest(chat_id=record.chat_id).SerializeToString(),
-                    kind=JobKind.DELETE,
-                    target_job_id=job_id,
-                    target_message_ids=_message_ids(record),
-                )
-            ]
-        )
-        return Change(result.job_id, written=True)
+        target = pb.SendRequest(chat_id=record.chat_id)
+        change_id = await _enqueue_change(queue, record, original, target, JobKind.DELETE)
+        return Change(change_id, written=True)
     raise ChangeRefused(job_id, f"job {job_id} kept changing; try again")
