@@ -72,8 +72,8 @@ async def fill_notigate(
     """Queue ``count`` messages over ``chats`` chats through notigate's own Queue.enqueue
     (no server: nothing is delivered meanwhile). Returns the seconds it took."""
     from notigate.config import Limits, Settings
+    from notigate.job_views import new_job
     from notigate.queue import Queue
-    from notigate.service import new_job
     from notigate_client import pb
 
     settings = Settings(redis_url=env.redis_url, limits=Limits(private_rate=private_rate))

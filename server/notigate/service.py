@@ -10,7 +10,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from notigate import bulk, changes, media, rpc_status
+from notigate import bulk, changes, rpc_status
 from notigate.config import Settings
 from notigate.errors import (
     ChangeRefused,
@@ -23,21 +23,20 @@ from notigate.errors import (
     StoreError,
 )
 from notigate.group_commit import GroupCommit
-from notigate.media import media_paths, upload_problem
+from notigate.job_views import PB_TO_STATE, STATE_TO_PB, job_to_pb, new_job, timestamp
 from notigate.metrics import Metrics
 from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (
     Enqueued,
     EnqueueOutcome,
-    JobKind,
-    JobRecord,
     JobState,
     ListCursor,
     NewJob,
     Queue,
     QueueStats,
 )
-from notigate.uploads import RefusalKind, UploadRefused, UploadStore, receive_upload
+from notigate.upload_checks import refusal_status, upload_violations
+from notigate.uploads import UploadRefused, UploadStore, receive_upload
 from notigate.validation import (
     FieldViolation,
     validate_batch,
@@ -48,16 +47,8 @@ from notigate.validation import (
 )
 from notigate_client import pb, pb_grpc
 
-# Each stored state is the proto's state of the same name, so a new state is one JobState line.
-_STATE_TO_PB: dict[JobState, pb.JobState.ValueType] = {
-    state: pb.JobState.Value("JOB_STATE_" + state.name) for state in JobState
-}
-_PB_TO_STATE: dict[int, JobState] = {v: k for k, v in _STATE_TO_PB.items()}
-_KIND_TO_PB: dict[JobKind, pb.JobKind.ValueType] = {
-    kind: pb.JobKind.Value("JOB_KIND_" + kind.name) for kind in JobKind
-}
 # ListJobs without a state walks the states in JobState's order.
-_ALL_STATES: list[int] = list(_STATE_TO_PB.values())
+_ALL_STATES: list[int] = list(STATE_TO_PB.values())
 _DEFAULT_PAGE_SIZE = 100
 # The states RetryJobs and CancelJobs act on; the first list is the default (state unset).
 _RETRYABLE = [pb.JOB_STATE_FAILED]
@@ -87,12 +78,6 @@ def retention_text(settings: Settings) -> str:
     )
 
 
-def _timestamp(ms: int) -> Timestamp:
-    ts = Timestamp()
-    ts.FromMilliseconds(ms)
-    return ts
-
-
 def bot_pause_warning(stats: QueueStats) -> str | None:
     """What GetStats says while the whole bot is paused after 429s (None when it is not)."""
     if stats.paused_until_ms <= stats.now_ms:
@@ -110,55 +95,6 @@ def bot_pause_warning(stats: QueueStats) -> str | None:
 
 def _present(warning: str | None) -> list[str]:
     return [] if warning is None else [warning]
-
-
-def job_to_pb(record: JobRecord) -> pb.Job:
-    """The API view of a stored job."""
-    job = pb.Job(
-        job_id=record.job_id,
-        state=_STATE_TO_PB[record.state],
-        attempts=record.attempts,
-        max_attempts=record.max_attempts,
-        last_error=record.last_error,
-        telegram_message_id=record.message_id,
-        request=pb.SendRequest.FromString(record.payload),
-        chat_id=record.chat_id,
-        stalls=record.stalls,
-        kind=_KIND_TO_PB[record.kind],
-        target_job_id=record.target_job_id,
-        telegram_message_ids=record.message_ids
-        or ((record.message_id,) if record.state is JobState.COMPLETED else ()),
-    )
-    job.create_time.CopyFrom(_timestamp(record.created_ms))
-    job.update_time.CopyFrom(_timestamp(record.updated_ms))
-    if record.delivered_ms:
-        job.deliver_time.CopyFrom(_timestamp(record.delivered_ms))
-    if record.state in (JobState.DELAYED, JobState.WAITING) and record.due_ms:
-        job.scheduled_time.CopyFrom(_timestamp(record.due_ms))
-    return job
-
-
-def new_job(request: pb.SendRequest) -> NewJob:
-    """The queue's view of a validated request."""
-    delay_ms = due_at_ms = 0
-    # Round up: "no earlier than" the requested delay or time.
-    if request.HasField("delay"):
-        delay_ms = request.delay.seconds * 1000 + -(-request.delay.nanos // 1_000_000)
-    if request.HasField("send_at"):
-        # Passed on as a time, not as a delay from this gateway's clock: the script
-        # compares it with Redis TIME, the clock every replica's scheduling uses.
-        due_at_ms = request.send_at.seconds * 1000 + -(-request.send_at.nanos // 1_000_000)
-    return NewJob(
-        chat_id=request.chat_id,
-        priority=request.priority,
-        delay_ms=delay_ms,
-        max_attempts=request.max_attempts,
-        idempotency_key=request.idempotency_key,
-        payload=request.SerializeToString(deterministic=True),
-        due_at_ms=due_at_ms,
-        weight=media.weight(request),
-        upload_ids=media.upload_ids(request),
-    )
 
 
 class NotificationService(pb_grpc.NotificationServiceServicer):
@@ -306,33 +242,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     async def _check_uploads(
         self, context: grpc.aio.ServicerContext, requests: Sequence[pb.SendRequest], prefix: str
     ) -> None:
-        """Every upload the messages send exists, is complete and fits its kind."""
-        where = [
-            (i, path, m)
-            for i, request in enumerate(requests)
-            for path, m in media_paths(request)
-            if m.WhichOneof("source") == "upload_id"
-        ]
-        if not where:
-            return
-        if self.uploads is None:
-            violations = [
-                FieldViolation(
-                    field=f"{prefix.format(i)}{path}.upload_id",
-                    description="this gateway stores no uploads",
-                )
-                for i, path, _ in where
-            ]
-            await rpc_status.abort(context, rpc_status.invalid_argument(violations))
         async with self._errors(context):
-            infos = await self.uploads.infos([m.upload_id for _, _, m in where])
-        violations = []
-        for (i, path, m), info in zip(where, infos, strict=True):
-            problem = upload_problem(m, info, self.settings.upload_ttl_s)
-            if problem is not None:
-                violations.append(
-                    FieldViolation(field=f"{prefix.format(i)}{path}.upload_id", description=problem)
-                )
+            violations = await upload_violations(
+                self.uploads, requests, prefix, self.settings.upload_ttl_s
+            )
         await self._invalid(context, violations)
 
     async def UploadFile(
@@ -351,19 +264,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             async with self._errors(context):
                 return await receive_upload(self.uploads, request_iterator)
         except UploadRefused as exc:
-            if exc.kind is RefusalKind.BUDGET_EXHAUSTED:
-                status = rpc_status.resource_exhausted(
-                    exc.message,
-                    reason=rpc_status.Reason.UPLOAD_BUDGET_EXHAUSTED,
-                    retry_after_s=exc.retry_after_s,
-                )
-            elif exc.violations:
-                status = rpc_status.invalid_argument(list(exc.violations), message=exc.message)
-            else:
-                status = rpc_status.invalid_argument(
-                    [FieldViolation(field="chunk", description=exc.message)], message=exc.message
-                )
-            await rpc_status.abort(context, status)
+            await rpc_status.abort(context, refusal_status(exc))
 
     async def Send(
         self, request: pb.SendRequest, context: grpc.aio.ServicerContext
@@ -425,7 +326,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         async with self._errors(context):
             for i in range(states.index(state), len(states)):
                 records, after = await self.queue.list(
-                    _PB_TO_STATE[states[i]], after, size - len(jobs)
+                    PB_TO_STATE[states[i]], after, size - len(jobs)
                 )
                 jobs.extend(job_to_pb(r) for r in records)
                 if after is not None:  # this state holds more than the page took
@@ -467,7 +368,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             ),
         )
         if stats.paused_until_ms > stats.now_ms:
-            reply.paused_until.CopyFrom(_timestamp(stats.paused_until_ms))
+            reply.paused_until.CopyFrom(timestamp(stats.paused_until_ms))
         if stats.oldest_waiting_ms is not None:
             age = Duration()
             age.FromMilliseconds(max(0, stats.now_ms - stats.oldest_waiting_ms))
@@ -496,7 +397,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         async with self._errors(context):
             outcome = await bulk.cancel_jobs(
                 self.queue,
-                [_PB_TO_STATE[s] for s in states],
+                [PB_TO_STATE[s] for s in states],
                 request.filter.chat_id,
                 validate_only=request.validate_only,
             )
