@@ -10,6 +10,7 @@ file sent to a thousand chats is uploaded once, not once per worker in flight.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -18,13 +19,16 @@ from notigate.errors import REDIS_ERRORS
 from notigate.outcomes import PermanentError, Postponed
 from notigate.queue import Lease
 from notigate.telegram_media import Content
-from notigate.uploads import UploadStore
+from notigate.uploads import UploadInfo, UploadStore
 
 __all__ = ["CLAIM_WAIT_S", "UploadFiles", "bot_id"]
 
 log = logging.getLogger(__name__)
 
-# How soon a job whose upload another worker is sending looks again.
+# A job whose upload another worker is sending looks for its file_id this often, for
+# this long at most (an upload of 50 MB to Telegram takes seconds), then is postponed.
+CLAIM_POLL_S = 0.1
+CLAIM_WAIT_MAX_S = 30.0
 CLAIM_WAIT_S = 0.5
 # Telegram's answers to a file_id it does not take (any more, or for this kind).
 _FILE_REFUSED = re.compile(r"wrong file identifier|can't use file of type|wrong remote file", re.I)
@@ -50,14 +54,32 @@ class UploadFiles:
         self, lease: Lease, uploads: Sequence[tuple[str, int]]
     ) -> Mapping[str, str | Content] | PermanentError | Postponed:
         """Each ``(upload id, media kind)`` as a file_id or bytes; or why the send cannot
-        go now (the upload is gone, or another worker is uploading it)."""
-        ids = [upload_id for upload_id, _ in uploads]
-        infos = await self.store.infos(ids)
+        go now (the upload is gone, or another worker has been uploading it too long).
+
+        While another worker hands an upload's bytes to Telegram this one waits for the
+        file_id, holding its lease but no claim (so two album jobs each holding one
+        upload never wait for each other): the rate-limit slot it was leased with then
+        carries a send by file_id, not a postponement.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_WAIT_MAX_S
+        while True:
+            found = await self._try_resolve(lease, uploads)
+            if not isinstance(found, str):
+                return found
+            if loop.time() >= deadline:
+                return Postponed(CLAIM_WAIT_S, f"upload {found} is being sent by another job")
+            await asyncio.sleep(CLAIM_POLL_S)
+
+    async def _try_resolve(
+        self, lease: Lease, uploads: Sequence[tuple[str, int]]
+    ) -> Mapping[str, str | Content] | PermanentError | str:
+        """As :meth:`resolve`, or the id of an upload another worker is sending (no
+        claim held then)."""
+        infos = await self.store.infos([upload_id for upload_id, _ in uploads])
         resolved: dict[str, str | Content] = {}
-        need_bytes: list[tuple[str, str, str]] = []
+        need_bytes: dict[str, UploadInfo] = {}
         for (upload_id, kind), info in zip(uploads, infos, strict=True):
-            if upload_id in resolved or any(upload_id == n[0] for n in need_bytes):
-                continue
             if info is None or not info.ready:
                 return PermanentError(
                     f"upload {upload_id} is gone: an upload no unfinished job sends is kept "
@@ -67,22 +89,24 @@ class UploadFiles:
             if file_id is not None:
                 resolved[upload_id] = file_id
             else:
-                need_bytes.append((upload_id, info.filename, info.content_type))
+                need_bytes[upload_id] = info
         claimed: list[str] = []
-        for upload_id, _, _ in need_bytes:
+        for upload_id in sorted(need_bytes):
             if not await self.store.claim_first_send(upload_id, lease.token, self._claim_ms):
-                for taken in claimed:
-                    await self.store.end_first_send(taken, lease.token)
-                return Postponed(CLAIM_WAIT_S, f"upload {upload_id} is being sent by another job")
+                await self._release(lease, claimed)
+                return upload_id
             claimed.append(upload_id)
-        for upload_id, filename, content_type in need_bytes:
+        for upload_id, info in need_bytes.items():
             data = await self.store.read(upload_id)
             if data is None:
-                for taken in claimed:
-                    await self.store.end_first_send(taken, lease.token)
+                await self._release(lease, claimed)
                 return PermanentError(f"upload {upload_id} is gone")
-            resolved[upload_id] = Content(data, filename, content_type)
+            resolved[upload_id] = Content(data, info.filename, info.content_type)
         return resolved
+
+    async def _release(self, lease: Lease, upload_ids: Sequence[str]) -> None:
+        for upload_id in upload_ids:
+            await self.store.end_first_send(upload_id, lease.token)
 
     async def done(self, lease: Lease, resolved: Mapping[str, str | Content]) -> None:
         """The send is over: let other jobs of these uploads go."""
