@@ -339,7 +339,7 @@ def _send_media(
 def _send(args: argparse.Namespace, client: NotificationClient) -> int:
     try:
         file, album = _send_media(args, client)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         return _usage(str(exc))
     if file is None and album is None and args.text is None:
         return _usage("send needs --text, or a file (--photo, --document…) and a caption")
@@ -383,7 +383,7 @@ def _edit(args: argparse.Namespace, client: NotificationClient) -> int:
             remove_keyboard=args.remove_keyboard,
             validate_only=args.dry_run,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         return _usage(str(exc))
     if args.json:
         print(_json(job))
