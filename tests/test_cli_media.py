@@ -248,7 +248,9 @@ async def test_edit_and_delete_a_delivered_message(
     t = ["--target", target(gw)]
     code, out, _ = await cli(capsys, "send", *t, "--chat", "2011", "--photo", "https://e.com/a.jpg")
     job_id = out.strip()
-    await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
+    sent = await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
+    before = simulator.message("2011", sent.telegram_message_id)
+    assert before is not None and before.kind == "photo"
 
     png = tmp_path / "new.png"
     png.write_bytes(PNG)
@@ -260,6 +262,8 @@ async def test_edit_and_delete_a_delivered_message(
     edit = await wait_state(stub, edit_id, pb.JOB_STATE_COMPLETED)
     assert edit.kind == pb.JOB_KIND_EDIT and edit.target_job_id == job_id
     await answered(simulator, "editMessageMedia")
+    after = simulator.message("2011", sent.telegram_message_id)
+    assert after is not None and after.text == "new" and after.file_id != before.file_id
 
     code, out, err = await cli(capsys, "delete", job_id, *t, "--json")
     assert code == 0, err
@@ -267,6 +271,7 @@ async def test_edit_and_delete_a_delivered_message(
     assert delete["kind"] == "JOB_KIND_DELETE" and delete["target_job_id"] == job_id
     await wait_state(stub, delete["job_id"], pb.JOB_STATE_COMPLETED)
     await answered(simulator, "deleteMessage")
+    assert simulator.chat_messages("2011") == []
 
     code, out, _ = await cli(capsys, "jobs", *t)
     assert f"[delete of {job_id}]" in out and f"[edit of {job_id}]" in out
@@ -287,11 +292,22 @@ async def test_send_file_with_a_photo_column(
     tmp_path: Path,
 ) -> None:
     gw, stub = gateway
+    # A file_id is one Telegram gave this bot: the simulator's, for a photo sent before.
+    seed = await stub.Send(
+        pb.SendRequest(
+            chat_id="2019",
+            media=pb.Media(kind=pb.MEDIA_KIND_PHOTO, url="https://e.com/0.jpg"),
+        )
+    )
+    await wait_state(stub, seed.job_id, pb.JOB_STATE_COMPLETED)
+    [seeded] = simulator.messages_after(chat_id="2019")
+    assert seeded.file_id
+    after = seeded.seq
     csv_file = _write(
         tmp_path / "photos.csv",
         "chat_id,photo,document,text",
         "2020,https://e.com/1.jpg,,First",
-        "2021,AgACAgIAAxkBAAIB,,",
+        f"2021,{seeded.file_id},,",
         "2022,,https://e.com/r.pdf,Report",
         "2023,,,just text",
     )
@@ -300,21 +316,22 @@ async def test_send_file_with_a_photo_column(
     assert "4 messages accepted" in out
 
     async def delivered() -> bool:
-        return len(simulator.messages_after()) == 4
+        return len(simulator.messages_after(after)) == 4
 
     await wait_for(delivered)
-    by_chat = {m.chat_id: m for m in simulator.messages_after()}
+    by_chat = {m.chat_id: m for m in simulator.messages_after(after)}
     assert by_chat["2020"].params["photo"] == "https://e.com/1.jpg"
-    assert by_chat["2020"].text == "First"
-    assert by_chat["2021"].params["photo"] == "AgACAgIAAxkBAAIB"
+    assert (by_chat["2020"].kind, by_chat["2020"].text) == ("photo", "First")
+    assert by_chat["2021"].params["photo"] == seeded.file_id
+    assert by_chat["2022"].kind == "document"
     assert by_chat["2022"].params["document"] == "https://e.com/r.pdf"
-    assert by_chat["2023"].text == "just text"
+    assert (by_chat["2023"].kind, by_chat["2023"].text) == ("text", "just text")
 
     # A rerun finds every row accepted already.
     code, out, _ = await cli(capsys, "send-file", str(csv_file), "--target", target(gw))
     assert code == 0 and "0 new, 4 already accepted" in out
     stats = await stub.GetStats(pb.GetStatsRequest())
-    assert stats.total_enqueued == 4
+    assert stats.total_enqueued == 5
 
 
 async def test_send_file_media_problems_name_their_line_and_column(

@@ -35,8 +35,8 @@ from notigate_client import (
     video,
 )
 from notigate_client._common import build_edit_request, build_send_request
-from notigate_client.uploads import plan_upload
-from tests.conftest import Stub, wait_for, wait_state
+from notigate_client.uploads import MAX_CHUNK_SIZE, plan_upload
+from tests.conftest import TOKEN, Stub, wait_for, wait_state
 
 # The smallest valid PNG (1x1, transparent): what a photo upload carries.
 PNG = bytes.fromhex(
@@ -161,11 +161,12 @@ async def test_a_file_of_several_megabytes_goes_in_chunks(
     assert (reply.size, reply.sha256) == (len(data), digest)
     assert reply.upload_id
 
-    # The blocking client, from a file object positioned past a header, in 1 MiB chunks.
+    # The blocking client, from a file object positioned past a header, in the largest
+    # chunks a gateway with its default message limit takes.
     def blocking() -> pb.UploadFileResponse:
         with NotificationClient(target(gateway[0])) as sync, path.open("rb") as f:
             f.seek(1000)
-            return sync.upload_file(f, chunk_size=1024 * 1024, timeout_s=60)
+            return sync.upload_file(f, chunk_size=MAX_CHUNK_SIZE, timeout_s=60)
 
     again = await asyncio.to_thread(blocking)
     assert (again.size, again.sha256) == (len(data) - 1000, hashlib.sha256(data[1000:]).hexdigest())
@@ -221,9 +222,11 @@ async def test_send_an_uploaded_photo_twice(
     await wait_state(stub, second.job_id, pb.JOB_STATE_COMPLETED)
     [one] = simulator.messages_after(chat_id="1002")
     [two] = simulator.messages_after(chat_id="1003")
-    assert (one.text, two.text) == ("first", "second")
-    # The second send reuses the file_id Telegram gave the first upload.
-    assert isinstance(two.params["photo"], str) and not two.params["photo"].startswith("attach")
+    assert (one.kind, one.text, two.kind, two.text) == ("photo", "first", "photo", "second")
+    assert one.params["photo"]["size"] == len(PNG)  # the bytes went once...
+    # ...and the second send named the file_id Telegram gave the first.
+    assert isinstance(two.params["photo"], str)
+    assert simulator.uploads(TOKEN).count == 1
 
 
 async def test_send_a_document_by_upload_with_its_name(
@@ -235,7 +238,8 @@ async def test_send_a_document_by_upload_with_its_name(
     job = await wait_state(stub, sent.job_id, pb.JOB_STATE_COMPLETED)
     assert job.request.media.upload_id == upload.upload_id
     [message] = simulator.messages_after(chat_id="1004")
-    assert message.text == "Invoice 42"
+    assert (message.kind, message.text) == ("document", "Invoice 42")
+    assert message.params["document"]["file_name"] == "invoice.pdf"
 
 
 async def test_send_an_album(
@@ -252,6 +256,10 @@ async def test_send_an_album(
     assert len(job.request.media_group.items) == 3
     assert len(job.telegram_message_ids) == 3 and all(job.telegram_message_ids)
     assert "sendMediaGroup" in methods(simulator)
+    shown = simulator.chat_messages("1005")
+    assert [m.message_id for m in shown] == list(job.telegram_message_ids)
+    assert [m.text for m in shown] == ["first", "", "third"]
+    assert len({m.media_group_id for m in shown}) == 1 and shown[0].media_group_id
 
 
 async def test_invalid_media_is_refused_with_its_field(client: AsyncNotificationClient) -> None:
@@ -333,6 +341,9 @@ async def test_edit_after_delivery_is_an_edit_job(
     shown = await client.get_job(sent.job_id)
     assert shown.request.text == "v2" and shown.request.reply_markup == KEYBOARD
     assert shown.telegram_message_id == original.telegram_message_id
+    chat = simulator.message("1013", original.telegram_message_id)
+    assert chat is not None and chat.text == "v2" and chat.edit_count == 1
+    assert chat.reply_markup is not None
 
     # Telegram cannot turn a sent text message into a photo.
     with pytest.raises(InvalidArgumentError):
@@ -342,6 +353,8 @@ async def test_edit_after_delivery_is_an_edit_job(
     await wait_state(stub, drop.job_id, pb.JOB_STATE_COMPLETED)
     await answered(simulator, "editMessageReplyMarkup")
     assert not (await client.get_job(sent.job_id)).request.HasField("reply_markup")
+    chat = simulator.message("1013", original.telegram_message_id)
+    assert chat is not None and not chat.reply_markup and chat.text == "v2"
 
 
 async def test_caption_edit_after_delivery(
@@ -349,10 +362,12 @@ async def test_caption_edit_after_delivery(
 ) -> None:
     _, stub = gateway
     sent = await client.send("1014", "old", media=photo(url="https://e.com/a.jpg"))
-    await wait_state(stub, sent.job_id, pb.JOB_STATE_COMPLETED)
+    original = await wait_state(stub, sent.job_id, pb.JOB_STATE_COMPLETED)
     edit = await client.edit(sent.job_id, text="new caption")
     await wait_state(stub, edit.job_id, pb.JOB_STATE_COMPLETED)
     await answered(simulator, "editMessageCaption")
+    chat = simulator.message("1014", original.telegram_message_id)
+    assert chat is not None and (chat.kind, chat.text) == ("photo", "new caption")
 
 
 async def test_delete_after_delivery_is_a_delete_job(
@@ -360,11 +375,14 @@ async def test_delete_after_delivery_is_a_delete_job(
 ) -> None:
     _, stub = gateway
     sent = await client.send("1015", "oops")
-    await wait_state(stub, sent.job_id, pb.JOB_STATE_COMPLETED)
+    original = await wait_state(stub, sent.job_id, pb.JOB_STATE_COMPLETED)
     job = await client.delete(sent.job_id)
     assert job.kind == pb.JOB_KIND_DELETE and job.target_job_id == sent.job_id
     await wait_state(stub, job.job_id, pb.JOB_STATE_COMPLETED)
     await answered(simulator, "deleteMessage")
+    assert simulator.chat_messages("1015") == []
+    chat = simulator.message("1015", original.telegram_message_id)
+    assert chat is not None and chat.deleted
 
 
 async def test_changes_that_cannot_be(client: AsyncNotificationClient) -> None:

@@ -21,9 +21,10 @@ from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "MAX_CHUNK_SIZE", "UploadPlan", "UploadSource", "plan_upload"]
 
-# The server takes chunks of at most 1 MiB; a quarter of that keeps messages well below
-# gRPC's default 4 MiB limit and memory small, at little cost in messages.
-MAX_CHUNK_SIZE = 1024 * 1024
+# A chunk is at most 1 MiB, and the gateway takes gRPC messages of at most 1 MiB by
+# default: the message's framing (a few bytes) must fit too. A quarter of that keeps
+# memory small at little cost in messages.
+MAX_CHUNK_SIZE = 1024 * 1024 - 64
 DEFAULT_CHUNK_SIZE = 256 * 1024
 
 UploadSource: TypeAlias = "str | os.PathLike[str] | IO[bytes]"
@@ -128,7 +129,7 @@ def plan_upload(
         OSError: the path cannot be read.
     """
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError(f"chunk_size must be 1..{MAX_CHUNK_SIZE} bytes")
+        raise ValueError(f"chunk_size must be 1..{MAX_CHUNK_SIZE} bytes (1 MiB less framing)")
     path: Path | None = None
     file: IO[bytes] | None = None
     start: int | None = None
