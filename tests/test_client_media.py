@@ -400,3 +400,17 @@ async def test_changes_that_cannot_be(client: AsyncNotificationClient) -> None:
     assert cancelled.state == pb.JOB_STATE_CANCELLED
     with pytest.raises(FailedPreconditionError):
         await client.delete(text.job_id)
+
+
+async def test_delete_of_a_delivered_album_removes_every_item(
+    client: AsyncNotificationClient, gateway: tuple[Gateway, Stub], simulator: BotApiSimulator
+) -> None:
+    _, stub = gateway
+    sent = await client.send(
+        "1017", media_group=[photo(url="https://e.com/1.jpg"), photo(url="https://e.com/2.jpg")]
+    )
+    await wait_state(stub, sent.job_id, pb.JOB_STATE_COMPLETED)
+    assert len(simulator.chat_messages("1017")) == 2
+    job = await client.delete(sent.job_id)
+    await wait_state(stub, job.job_id, pb.JOB_STATE_COMPLETED)
+    assert simulator.chat_messages("1017") == []

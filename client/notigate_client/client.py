@@ -275,11 +275,12 @@ class NotificationClient(_ClientBase):
         """Store a file on the gateway for sends that name its ``upload_id``.
 
         ``source`` is a path or a binary file object, read from its position in chunks of
-        ``chunk_size`` bytes (at most 1 MiB less 64 bytes of framing), never whole. ``filename`` defaults to the
-        file's name and ``content_type`` to a guess from it; a file object that cannot tell
-        its size (a pipe) needs ``size``. ``timeout_s`` bounds the whole upload (default:
-        the client's timeout), to raise for large files on slow links. An UNAVAILABLE
-        answer is retried from the first byte unless the file object cannot be rewound.
+        ``chunk_size`` bytes (at most 1 MiB less 64 bytes of framing), never whole.
+        ``filename`` defaults to the file's name and ``content_type`` to a guess from it; a
+        file object that cannot tell its size (a pipe) needs ``size``. ``timeout_s`` bounds
+        the whole upload (default: the client's timeout), to raise for large files on slow
+        links. An UNAVAILABLE answer is retried from the first byte unless the file object
+        cannot be rewound.
 
         Raises:
             ValueError: no filename or size can be found, or ``chunk_size`` is out of range.
