@@ -20,6 +20,7 @@ from tests.conftest import Stub, wait_for, wait_state
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "node" / "send.mjs"
+PHOTO_EXAMPLE = ROOT / "examples" / "node" / "send-photo.mjs"
 COMMITTED = ROOT / "examples" / "node" / "gen"
 BUF = ROOT / "node_modules" / ".bin" / "buf"
 
@@ -62,6 +63,35 @@ async def test_node_example_sends_and_reads_stats(
         )
 
     await wait_for(delivered)
+
+
+async def test_node_example_sends_a_photo_by_url(
+    gateway: tuple[Gateway, Stub], simulator: BotApiSimulator
+) -> None:
+    gw, stub = gateway
+    url = "https://example.com/cat.jpg"
+    proc = await asyncio.create_subprocess_exec(
+        _node(),
+        str(PHOTO_EXAMPLE),
+        f"127.0.0.1:{gw.port}",
+        "777002",
+        url,
+        "A cat",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert err.decode().strip() == ""
+    sent = json.loads(out.decode())
+    job = await wait_state(stub, sent["jobId"], pb.JOB_STATE_COMPLETED)
+    assert job.request.media.kind == pb.MEDIA_KIND_PHOTO
+    assert job.request.media.url == url
+    [message] = simulator.messages_after(chat_id="777002")
+    assert message.params["photo"] == url
+    assert message.text == "A cat"
+    assert message.message_id == job.telegram_message_id
 
 
 async def test_node_example_reports_invalid_argument(gateway: tuple[Gateway, Stub]) -> None:

@@ -1,7 +1,8 @@
 """Python client for the notigate gRPC API (needs grpcio, protobuf and googleapis-common-protos).
 
 ``pb``/``pb_grpc`` are the generated message and stub modules; :class:`NotificationClient`
-and :class:`AsyncNotificationClient` wrap them with auth, retries and typed errors.
+and :class:`AsyncNotificationClient` wrap them with auth, retries and typed errors;
+:func:`photo`, :func:`document`... (:mod:`notigate_client.media`) build the files a send carries.
 """
 
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
@@ -23,6 +24,18 @@ from notigate_client.errors import (
     UnavailableError,
     from_rpc_error,
 )
+from notigate_client.media import (
+    animation,
+    audio,
+    document,
+    item,
+    media,
+    media_group,
+    media_kind,
+    photo,
+    video,
+    voice,
+)
 
 __all__ = [
     "AlreadyExistsError",
@@ -35,9 +48,19 @@ __all__ = [
     "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",
+    "animation",
+    "audio",
+    "document",
     "from_rpc_error",
+    "item",
     "job_state",
+    "media",
+    "media_group",
+    "media_kind",
     "pb",
     "pb_grpc",
+    "photo",
     "state_name",
+    "video",
+    "voice",
 ]

@@ -14,6 +14,8 @@ import grpc
 
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client.errors import NotigateError, UnavailableError
+from notigate_client.media import MediaGroupLike
+from notigate_client.media import media_group as build_media_group
 
 ParseModeLike: TypeAlias = "pb.ParseMode.ValueType | Literal['HTML', 'MarkdownV2', 'Markdown']"
 JobStateLike: TypeAlias = "pb.JobState.ValueType"
@@ -56,8 +58,14 @@ def build_send_request(
     reply_markup: pb.InlineKeyboardMarkup | None = None,
     link_preview: pb.LinkPreviewOptions | None = None,
     allow_paid_broadcast: bool = False,
+    media: pb.Media | None = None,
+    media_group: MediaGroupLike | None = None,
 ) -> pb.SendRequest:
-    """Build a SendRequest from keyword arguments (limits are checked by the server)."""
+    """Build a SendRequest from keyword arguments (limits are checked by the server).
+
+    With ``media``, ``text`` is its caption; with ``media_group`` (an album) it must be
+    empty.
+    """
     req = pb.SendRequest(
         chat_id=str(chat_id),
         text=text,
@@ -78,6 +86,61 @@ def build_send_request(
         req.reply_markup.CopyFrom(reply_markup)
     if link_preview is not None:
         req.link_preview.CopyFrom(link_preview)
+    if media is not None:
+        req.media.CopyFrom(media)
+    if media_group is not None:
+        req.media_group.CopyFrom(build_media_group(media_group))
+    return req
+
+
+def build_edit_request(
+    job_id: str,
+    *,
+    text: str | None = None,
+    parse_mode: ParseModeLike | None = None,
+    reply_markup: pb.InlineKeyboardMarkup | None = None,
+    media: pb.Media | None = None,
+    link_preview: pb.LinkPreviewOptions | None = None,
+    remove_keyboard: bool = False,
+    update_mask: Sequence[str] | None = None,
+    validate_only: bool = False,
+) -> pb.EditMessageRequest:
+    """An EditMessageRequest whose update_mask names exactly what changes.
+
+    Without ``update_mask`` the mask lists the arguments given (not None), so a field left
+    out keeps its value; ``text=""`` clears a caption and ``remove_keyboard`` drops the
+    inline keyboard. An explicit ``update_mask`` (paths ``text``, ``parse_mode``,
+    ``reply_markup``, ``media``, ``link_preview``) is sent as it is: a path whose argument
+    is not given clears that field.
+
+    Raises:
+        ValueError: nothing would change, or ``remove_keyboard`` with a ``reply_markup``.
+    """
+    if remove_keyboard and reply_markup is not None:
+        raise ValueError("give reply_markup or remove_keyboard, not both")
+    req = pb.EditMessageRequest(job_id=job_id, validate_only=validate_only)
+    paths: list[str] = []
+    if text is not None:
+        req.text = text
+        paths.append("text")
+    if parse_mode is not None:
+        req.parse_mode = parse_mode_value(parse_mode)
+        paths.append("parse_mode")
+    if reply_markup is not None:
+        req.reply_markup.CopyFrom(reply_markup)
+    if reply_markup is not None or remove_keyboard:
+        paths.append("reply_markup")
+    if media is not None:
+        req.media.CopyFrom(media)
+        paths.append("media")
+    if link_preview is not None:
+        req.link_preview.CopyFrom(link_preview)
+        paths.append("link_preview")
+    if update_mask is not None:
+        paths = list(update_mask)
+    if not paths:
+        raise ValueError("the edit changes nothing: give a field, remove_keyboard or update_mask")
+    req.update_mask.paths.extend(paths)
     return req
 
 

@@ -11,6 +11,11 @@ exceptions of :mod:`notigate_client.errors`. Send and SendBatch get an idempoten
 
 Job states are enum values (``pb.JOB_STATE_FAILED``); :func:`state_name` spells them as the
 CLI does (``"failed"``), and every ``state`` argument takes either spelling.
+
+Files go as ``media=`` (built with :mod:`notigate_client.media`: ``photo(url=...)``,
+``document(upload_id=client.upload_file(path))``...) or as an album, ``media_group=``;
+:meth:`~NotificationClient.edit` and :meth:`~NotificationClient.delete` change a message
+later, whether it is still queued or already delivered.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from notigate_client._common import (
     ParseModeLike,
     RetryPolicy,
     batch_request,
+    build_edit_request,
     build_send_request,
     call_metadata,
     channel_credentials,
@@ -40,6 +46,8 @@ from notigate_client._common import (
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
 from notigate_client.errors import from_rpc_error
+from notigate_client.media import MediaGroupLike
+from notigate_client.uploads import DEFAULT_CHUNK_SIZE, UploadSource, plan_upload
 
 __all__ = ["AsyncNotificationClient", "NotificationClient", "job_state", "state_name"]
 
@@ -153,10 +161,17 @@ class NotificationClient(_ClientBase):
         return grpc.secure_channel(target, credentials)
 
     def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
-        delays = self._retry.delays()
+        return self._attempts(
+            lambda: rpc(request, timeout=self._timeout_s, metadata=self._metadata), response_type
+        )
+
+    def _attempts(
+        self, invoke: Callable[[], Any], response_type: type[_R], *, retry: bool = True
+    ) -> _R:
+        delays = self._retry.delays() if retry else iter(())
         while True:
             try:
-                response = rpc(request, timeout=self._timeout_s, metadata=self._metadata)
+                response = invoke()
             except grpc.RpcError as exc:
                 err = from_rpc_error(exc)
                 bound = next(delays, None)
@@ -170,7 +185,7 @@ class NotificationClient(_ClientBase):
     def send(
         self,
         chat_id: str | int,
-        text: str,
+        text: str = "",
         *,
         parse_mode: ParseModeLike | None = None,
         priority: int = 0,
@@ -184,11 +199,15 @@ class NotificationClient(_ClientBase):
         reply_markup: pb.InlineKeyboardMarkup | None = None,
         link_preview: pb.LinkPreviewOptions | None = None,
         allow_paid_broadcast: bool = False,
+        media: pb.Media | None = None,
+        media_group: MediaGroupLike | None = None,
     ) -> pb.SendResponse:
         """Enqueue one message; returns once the server stored it.
 
         ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
-        now): deliver no earlier than that.
+        now): deliver no earlier than that. ``media`` sends a file with ``text`` as its
+        caption (0..1024 characters); ``media_group`` sends an album of 2..10 items, each
+        with its own caption (``text`` empty, no ``reply_markup``).
         """
         return self.send_request(
             _with_send_at(
@@ -206,6 +225,8 @@ class NotificationClient(_ClientBase):
                     reply_markup=reply_markup,
                     link_preview=link_preview,
                     allow_paid_broadcast=allow_paid_broadcast,
+                    media=media,
+                    media_group=media_group,
                 ),
                 send_at,
             )
@@ -240,6 +261,84 @@ class NotificationClient(_ClientBase):
         """Queue a failed job again with a fresh attempt budget."""
         req = pb.RetryJobRequest(job_id=job_id)
         return self._call(self._stub.RetryJob, req, pb.RetryJobResponse).job
+
+    def upload_file(
+        self,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        size: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        timeout_s: float | None = None,
+    ) -> pb.UploadFileResponse:
+        """Store a file on the gateway for sends that name its ``upload_id``.
+
+        ``source`` is a path or a binary file object, read from its position in chunks of
+        ``chunk_size`` bytes (at most 1 MiB less 64 bytes of framing), never whole.
+        ``filename`` defaults to the file's name and ``content_type`` to a guess from it; a
+        file object that cannot tell its size (a pipe) needs ``size``. ``timeout_s`` bounds
+        the whole upload (default: the client's timeout), to raise for large files on slow
+        links. An UNAVAILABLE answer is retried from the first byte unless the file object
+        cannot be rewound.
+
+        Raises:
+            ValueError: no filename or size can be found, or ``chunk_size`` is out of range.
+            OSError: the path cannot be read.
+        """
+        plan = plan_upload(
+            source, filename=filename, content_type=content_type, size=size, chunk_size=chunk_size
+        )
+        timeout = self._timeout_s if timeout_s is None else timeout_s
+        return self._attempts(
+            lambda: self._stub.UploadFile(
+                plan.requests(), timeout=timeout, metadata=self._metadata
+            ),
+            pb.UploadFileResponse,
+            retry=plan.restartable,
+        )
+
+    def edit(
+        self,
+        job_id: str,
+        *,
+        text: str | None = None,
+        parse_mode: ParseModeLike | None = None,
+        reply_markup: pb.InlineKeyboardMarkup | None = None,
+        media: pb.Media | None = None,
+        link_preview: pb.LinkPreviewOptions | None = None,
+        remove_keyboard: bool = False,
+        update_mask: Sequence[str] | None = None,
+        validate_only: bool = False,
+    ) -> pb.Job:
+        """Change the message of send job ``job_id``: only the fields given (``text=""``
+        clears a caption; ``remove_keyboard`` drops the inline keyboard), or exactly the
+        ``update_mask`` paths.
+
+        A message still queued is rewritten in place (the send job is returned); a sent
+        one gets an edit job (kind EDIT, ``target_job_id`` = ``job_id``), delivered like a
+        send. ``validate_only`` checks and changes nothing. An album cannot be edited, a
+        text message cannot gain media (FailedPreconditionError, InvalidArgumentError).
+        """
+        req = build_edit_request(
+            job_id,
+            text=text,
+            parse_mode=parse_mode,
+            reply_markup=reply_markup,
+            media=media,
+            link_preview=link_preview,
+            remove_keyboard=remove_keyboard,
+            update_mask=update_mask,
+            validate_only=validate_only,
+        )
+        return self._call(self._stub.EditMessage, req, pb.EditMessageResponse).job
+
+    def delete(self, job_id: str, *, validate_only: bool = False) -> pb.Job:
+        """Delete the message (or album) of send job ``job_id``: cancelled while still
+        queued (the send job is returned), else removed from the chat by a delete job
+        (kind DELETE), within Telegram's 48 hours. ``validate_only`` only checks."""
+        req = pb.DeleteMessageRequest(job_id=job_id, validate_only=validate_only)
+        return self._call(self._stub.DeleteMessage, req, pb.DeleteMessageResponse).job
 
     def retry_jobs(
         self,
@@ -314,10 +413,17 @@ class AsyncNotificationClient(_ClientBase):
         return grpc.aio.secure_channel(target, credentials)
 
     async def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
-        delays = self._retry.delays()
+        return await self._attempts(
+            lambda: rpc(request, timeout=self._timeout_s, metadata=self._metadata), response_type
+        )
+
+    async def _attempts(
+        self, invoke: Callable[[], Any], response_type: type[_R], *, retry: bool = True
+    ) -> _R:
+        delays = self._retry.delays() if retry else iter(())
         while True:
             try:
-                response = await rpc(request, timeout=self._timeout_s, metadata=self._metadata)
+                response = await invoke()
             except grpc.RpcError as exc:  # grpc.aio.AioRpcError subclasses it
                 err = from_rpc_error(exc)
                 bound = next(delays, None)
@@ -331,7 +437,7 @@ class AsyncNotificationClient(_ClientBase):
     async def send(
         self,
         chat_id: str | int,
-        text: str,
+        text: str = "",
         *,
         parse_mode: ParseModeLike | None = None,
         priority: int = 0,
@@ -345,11 +451,15 @@ class AsyncNotificationClient(_ClientBase):
         reply_markup: pb.InlineKeyboardMarkup | None = None,
         link_preview: pb.LinkPreviewOptions | None = None,
         allow_paid_broadcast: bool = False,
+        media: pb.Media | None = None,
+        media_group: MediaGroupLike | None = None,
     ) -> pb.SendResponse:
         """Enqueue one message; returns once the server stored it.
 
         ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
-        now): deliver no earlier than that.
+        now): deliver no earlier than that. ``media`` sends a file with ``text`` as its
+        caption (0..1024 characters); ``media_group`` sends an album of 2..10 items, each
+        with its own caption (``text`` empty, no ``reply_markup``).
         """
         return await self.send_request(
             _with_send_at(
@@ -367,6 +477,8 @@ class AsyncNotificationClient(_ClientBase):
                     reply_markup=reply_markup,
                     link_preview=link_preview,
                     allow_paid_broadcast=allow_paid_broadcast,
+                    media=media,
+                    media_group=media_group,
                 ),
                 send_at,
             )
@@ -398,6 +510,62 @@ class AsyncNotificationClient(_ClientBase):
         """Queue a failed job again with a fresh attempt budget."""
         req = pb.RetryJobRequest(job_id=job_id)
         return (await self._call(self._stub.RetryJob, req, pb.RetryJobResponse)).job
+
+    async def upload_file(
+        self,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        size: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        timeout_s: float | None = None,
+    ) -> pb.UploadFileResponse:
+        """Store a file for sends that name its ``upload_id`` (see the blocking client);
+        the file is read in a thread, off the event loop."""
+        plan = plan_upload(
+            source, filename=filename, content_type=content_type, size=size, chunk_size=chunk_size
+        )
+        timeout = self._timeout_s if timeout_s is None else timeout_s
+        return await self._attempts(
+            lambda: self._stub.UploadFile(
+                plan.async_requests(), timeout=timeout, metadata=self._metadata
+            ),
+            pb.UploadFileResponse,
+            retry=plan.restartable,
+        )
+
+    async def edit(
+        self,
+        job_id: str,
+        *,
+        text: str | None = None,
+        parse_mode: ParseModeLike | None = None,
+        reply_markup: pb.InlineKeyboardMarkup | None = None,
+        media: pb.Media | None = None,
+        link_preview: pb.LinkPreviewOptions | None = None,
+        remove_keyboard: bool = False,
+        update_mask: Sequence[str] | None = None,
+        validate_only: bool = False,
+    ) -> pb.Job:
+        """Change the message of send job ``job_id`` (see the blocking client)."""
+        req = build_edit_request(
+            job_id,
+            text=text,
+            parse_mode=parse_mode,
+            reply_markup=reply_markup,
+            media=media,
+            link_preview=link_preview,
+            remove_keyboard=remove_keyboard,
+            update_mask=update_mask,
+            validate_only=validate_only,
+        )
+        return (await self._call(self._stub.EditMessage, req, pb.EditMessageResponse)).job
+
+    async def delete(self, job_id: str, *, validate_only: bool = False) -> pb.Job:
+        """Delete the message (or album) of send job ``job_id`` (see the blocking client)."""
+        req = pb.DeleteMessageRequest(job_id=job_id, validate_only=validate_only)
+        return (await self._call(self._stub.DeleteMessage, req, pb.DeleteMessageResponse)).job
 
     async def retry_jobs(
         self,

@@ -4,7 +4,14 @@ Each row or line holds SendRequest fields by their proto names (``chat_id``, ``t
 ``priority``...). Besides the proto JSON forms, values may use the CLI's spellings:
 ``parse_mode`` "HTML"/"MarkdownV2"/"Markdown", ``delay`` "500ms"/"10s"/"2m"/"1h", ``send_at``
 an ISO 8601 time with an offset, booleans "1"/"true"/"yes". In CSV, message fields
-(``reply_markup``, ``link_preview``) are JSON text and an empty cell means "not set".
+(``reply_markup``, ``link_preview``, ``media``, ``media_group``) are JSON text and an empty
+cell means "not set".
+
+A file is named most simply by a column for its kind, ``photo``, ``document``, ``video``,
+``animation``, ``audio`` or ``voice``, holding an http(s) URL or a Telegram file_id (``text``
+is then its caption and may be left out); a row sets at most one of them. Local files are
+not uploaded from a batch file: a rerun would upload them again under new ids, and the
+gateway would refuse the rows as changed messages.
 
 Reading never stops at the first bad row: every problem is collected with its line and the
 column as the file spells it, so one run shows all that needs fixing.
@@ -31,8 +38,9 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from notigate_client import pb
+from notigate_client import media, pb
 from notigate_client._common import PARSE_MODES
+from notigate_client.media import MEDIA_KINDS
 
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -40,8 +48,14 @@ _DESCRIPTOR = pb.SendRequest.DESCRIPTOR
 # A file may name a field as proto does (chat_id) or as proto JSON does (chatId).
 _FIELDS: dict[str, FieldDescriptor] = {f.name: f for f in _DESCRIPTOR.fields}
 _FIELDS.update({f.json_name: f for f in _DESCRIPTOR.fields})
-KNOWN_COLUMNS = tuple(f.name for f in _DESCRIPTOR.fields)
+# A column per media kind (photo, document...): a file's URL or file_id, set as ``media``.
+MEDIA_COLUMNS = tuple(MEDIA_KINDS)
+KNOWN_COLUMNS = tuple(f.name for f in _DESCRIPTOR.fields) + MEDIA_COLUMNS
 REQUIRED_COLUMNS = ("chat_id", "text")
+# With a file, text is its caption and may be missing; an album has none.
+_FILE_COLUMNS = frozenset({"media", "media_group", *MEDIA_COLUMNS})
+_URL_PREFIXES = ("http://", "https://")
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,512}")
 _INTEGER_TYPES = frozenset(
     {
         FieldDescriptor.TYPE_INT32,
@@ -197,15 +211,35 @@ def _set_field(req: pb.SendRequest, fd: FieldDescriptor, value: Any, from_csv: b
         json_format.ParseDict({name: value}, req)
 
 
+def _media_cell(kind: str, value: Any) -> pb.Media:
+    """A media column's cell: an http(s) URL or a file_id; ValueError otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an http(s) URL or a file_id, not {value!r}")
+    text = value.strip()
+    if text.lower().startswith(_URL_PREFIXES):
+        return media(kind, url=text)
+    if _FILE_ID.fullmatch(text):
+        return media(kind, file_id=text)
+    raise ValueError(
+        f"{text!r} is neither an http(s) URL nor a file_id (local files are not uploaded "
+        "from a batch file: notigate send --photo PATH uploads one)"
+    )
+
+
 def _parse_row(
     line: int, row: Mapping[str, Any], columns: Mapping[str, str], from_csv: bool
-) -> tuple[pb.SendRequest | None, list[Problem]]:
-    """The SendRequest of one row, or None and every problem in it."""
+) -> tuple[pb.SendRequest | None, list[Problem], Mapping[str, str]]:
+    """The SendRequest of one row (or None) and every problem in it, and ``columns`` as
+    this row spells its fields (``media`` may be its ``photo`` column)."""
     req = pb.SendRequest()
     problems: list[Problem] = []
+    files: list[tuple[str, Any]] = []
     for name, value in row.items():
         if value is None or (from_csv and value == ""):
             continue  # an empty cell, or a cell missing at the end of a short row: not set
+        if name in MEDIA_KINDS:
+            files.append((name, value))
+            continue
         fd = _FIELDS.get(name)
         if fd is None:  # only in JSONL: a CSV's header was checked before
             problems.append(Problem(line, name, _unknown(name)))
@@ -214,7 +248,20 @@ def _parse_row(
             _set_field(req, fd, value, from_csv)
         except (ValueError, TypeError) as exc:
             problems.append(Problem(line, columns.get(fd.name, name), str(exc)))
-    return (None, problems) if problems else (req, [])
+    if files:
+        kind, value = files[0]
+        if len(files) > 1 or req.HasField("media"):
+            others = [k for k, _ in files[1:]] + (["media"] if req.HasField("media") else [])
+            problems.append(
+                Problem(line, kind, f"one file per row: {', '.join(others)} is set too")
+            )
+        else:
+            try:
+                req.media.CopyFrom(_media_cell(kind, value))
+            except ValueError as exc:
+                problems.append(Problem(line, kind, str(exc)))
+            columns = {**columns, "media": kind}
+    return (None, problems, columns) if problems else (req, [], columns)
 
 
 def _unknown(name: str) -> str:
@@ -229,6 +276,10 @@ def _check_header(header: list[str]) -> tuple[dict[str, str], list[Problem]]:
         fd = _FIELDS.get(name)
         if not name.strip():
             problems.append(Problem(1, f"column {position}", "has no name"))
+        elif name in MEDIA_KINDS:
+            if name in columns:
+                problems.append(Problem(1, name, "the same column twice"))
+            columns[name] = name
         elif fd is None:
             problems.append(Problem(1, name, _unknown(name)))
         elif fd.name in columns:
@@ -236,7 +287,10 @@ def _check_header(header: list[str]) -> tuple[dict[str, str], list[Problem]]:
         else:
             columns[fd.name] = name
     if not problems:
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        required: tuple[str, ...] = REQUIRED_COLUMNS
+        if _FILE_COLUMNS & set(columns):
+            required = tuple(c for c in REQUIRED_COLUMNS if c != "text")
+        missing = [c for c in required if c not in columns]
         problems += [Problem(1, c, "missing column: every message needs one") for c in missing]
     return columns, problems
 
@@ -256,6 +310,7 @@ def _jsonl_rows(text: str, out: BatchFile) -> Iterator[tuple[int, dict[str, Any]
             continue
         # Each line may spell a field either way; point at the spelling of this line.
         columns = {_FIELDS[k].name: k for k in data if k in _FIELDS}
+        columns.update({k: k for k in data if k in MEDIA_KINDS})
         yield number, data, columns
 
 
@@ -338,11 +393,11 @@ def read_batch_file(path: Path, *, fresh_keys: bool = False) -> BatchFile:
     out = BatchFile()
     rows = _jsonl_rows(text, out) if jsonl else _csv_rows(text, out)
     for line, row, columns in rows:
-        req, problems = _parse_row(line, row, columns, from_csv=not jsonl)
+        req, problems, spelled = _parse_row(line, row, columns, from_csv=not jsonl)
         if req is None:
             out.problems += problems
         else:
-            out.records.append(Record(line, req, columns))
+            out.records.append(Record(line, req, spelled))
     out.problems += _derive_keys(out.records, fresh_keys)
     if not out.rows and not out.problems:
         raise BatchFileError("no messages in the file")

@@ -1,4 +1,5 @@
-"""The client subcommands of ``notigate``: send, send-file, stats, job, jobs, retry, cancel, health.
+"""The client subcommands of ``notigate``: send, send-file, edit, delete, stats, job, jobs,
+retry, cancel, health.
 
 They use the blocking Python client (:mod:`notigate_client`), so they work against any
 gateway, local or remote, from an install of the client package alone. Output is for people
@@ -26,13 +27,16 @@ from notigate_client import (
     NotificationClient,
     NotigateError,
     health,
+    media_group,
     pb,
     state_name,
 )
 from notigate_client._common import PARSE_MODES
 from notigate_client.cli.batchfile import parse_duration_s, parse_time
+from notigate_client.cli.mediasource import Uploads, parse_album_entry, resolve
 from notigate_client.cli.registry import Handler, Subparsers
 from notigate_client.cli.sendfile import POLL_INTERVAL_S, send_file
+from notigate_client.media import MEDIA_KINDS
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 CHUNK = 500
@@ -196,10 +200,44 @@ def _error_label(job: pb.Job) -> str:
     return "last error"
 
 
+def _kind(value: int) -> str:
+    if value not in pb.JobKind.values():
+        return f"kind {value}"
+    return pb.JobKind.Name(value).removeprefix("JOB_KIND_").lower()  # type: ignore[arg-type]
+
+
+def _media_name(value: int) -> str:
+    if value not in pb.MediaKind.values():
+        return f"media {value}"
+    return pb.MediaKind.Name(value).removeprefix("MEDIA_KIND_").lower()  # type: ignore[arg-type]
+
+
+def describe_media(m: pb.Media) -> str:
+    """``photo https://…``, ``document upload 3f…``: a file's kind and source."""
+    source = m.WhichOneof("source")
+    value = getattr(m, source) if source else ""
+    where = {"url": value, "file_id": f"file_id {value}", "upload_id": f"upload {value}"}
+    return f"{_media_name(m.kind)} {where.get(source or '', '(no source)')}"
+
+
+def _content(request: pb.SendRequest) -> str:
+    """What a message shows in one line: its text, or its media and caption."""
+    if request.HasField("media_group"):
+        items = request.media_group.items
+        kinds = sorted({_media_name(i.media.kind) for i in items})
+        caption = next((i.caption for i in items if i.caption), "")
+        return f"[album of {len(items)} {'/'.join(kinds)}] {caption}".rstrip()
+    if request.HasField("media"):
+        return f"[{_media_name(request.media.kind)}] {request.text}".rstrip()
+    return request.text
+
+
 def format_job(job: pb.Job) -> str:
     """One job as ``key: value`` lines."""
-    rows = [
-        ["job", job.job_id],
+    rows = [["job", job.job_id]]
+    if job.kind not in (pb.JOB_KIND_UNSPECIFIED, pb.JOB_KIND_SEND):
+        rows += [["kind", _kind(job.kind)], ["target job", job.target_job_id or "-"]]
+    rows += [
         ["state", _state(job.state)],
         ["chat", job.chat_id or job.request.chat_id],
         ["attempts", _attempts(job)],
@@ -210,9 +248,20 @@ def format_job(job: pb.Job) -> str:
         ["priority", str(job.request.priority)],
         ["telegram id", str(job.telegram_message_id or "-")],
     ]
+    if len(job.telegram_message_ids) > 1:
+        rows.append(["telegram ids", ", ".join(str(i) for i in job.telegram_message_ids)])
     if job.last_error:
         rows.append([_error_label(job), job.last_error])
-    rows.append(["text", _short(job.request.text, 200)])
+    request = job.request
+    if request.HasField("media"):
+        rows.append(["media", describe_media(request.media)])
+    for number, entry in enumerate(request.media_group.items, start=1):
+        caption = f" ({_short(entry.caption, 60)})" if entry.caption else ""
+        rows.append([f"album {number}", describe_media(entry.media) + caption])
+    if job.kind != pb.JOB_KIND_DELETE:
+        label = "caption" if request.HasField("media") else "text"
+        if request.text or not (request.HasField("media") or request.HasField("media_group")):
+            rows.append([label, _short(request.text, 200)])
     return _table([[f"{k}:", v] for k, v in rows])
 
 
@@ -221,7 +270,12 @@ def job_row(j: pb.Job) -> list[str]:
     done = j.state == pb.JOB_STATE_COMPLETED
     fails = "-" if not j.attempts else str(j.attempts) if done else f"{j.attempts}/{j.max_attempts}"
     # A delivered job's error is history: the row shows what was delivered instead.
-    detail = j.request.text if done else (j.last_error or j.request.text)
+    content = _content(j.request)
+    if j.kind == pb.JOB_KIND_DELETE:
+        content = f"[delete of {j.target_job_id}]"
+    elif j.kind == pb.JOB_KIND_EDIT:
+        content = f"[edit of {j.target_job_id}] {content}".rstrip()
+    detail = content if done else (j.last_error or content)
     return [
         j.job_id,
         _state(j.state),
@@ -235,10 +289,65 @@ def job_row(j: pb.Job) -> list[str]:
 # -- commands --------------------------------------------------------------------
 
 
+def _usage(message: str) -> int:
+    print(f"notigate: {message}", file=sys.stderr)
+    return 2
+
+
+def _media_values(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Every ``--photo``/``--document``… value as (kind, value), in kind order."""
+    found: list[tuple[str, str]] = []
+    for kind in MEDIA_KINDS:
+        given: str | list[str] | None = getattr(args, kind)
+        found += [(kind, v) for v in ([given] if isinstance(given, str) else given or [])]
+    return found
+
+
+def _resolve(kind: str, value: str, uploads: Uploads, args: argparse.Namespace) -> pb.Media:
+    return resolve(
+        kind,
+        value,
+        uploads,
+        has_spoiler=args.spoiler,
+        show_caption_above_media=args.caption_above,
+    )
+
+
+def _send_media(
+    args: argparse.Namespace, client: NotificationClient
+) -> tuple[pb.Media | None, pb.MediaGroup | None]:
+    """The file or album the flags name (local files uploaded first), or neither.
+
+    Raises:
+        ValueError: a value names no file, URL or file_id; or too few album items.
+    """
+    entries = _media_values(args)
+    if args.album:
+        entries += [(e.kind, e.source) for e in map(parse_album_entry, args.album)]
+    uploads = Uploads(client)
+    files = [_resolve(kind, value, uploads, args) for kind, value in entries]
+    if not files:
+        return None, None
+    if len(files) == 1 and not args.album:
+        return files[0], None
+    album = media_group(files)
+    # Telegram shows an album's caption from its first item: --text goes there.
+    album.items[0].caption = args.text or ""
+    return None, album
+
+
 def _send(args: argparse.Namespace, client: NotificationClient) -> int:
+    try:
+        file, album = _send_media(args, client)
+    except (ValueError, OSError) as exc:
+        return _usage(str(exc))
+    if file is None and album is None and args.text is None:
+        return _usage("send needs --text, or a file (--photo, --document…) and a caption")
     reply = client.send(
         args.chat,
-        args.text,
+        "" if album is not None else args.text or "",
+        media=file,
+        media_group=album,
         parse_mode=args.parse_mode,
         priority=args.priority,
         delay=args.delay,
@@ -250,6 +359,49 @@ def _send(args: argparse.Namespace, client: NotificationClient) -> int:
     print(reply.job_id)
     if reply.duplicate:
         print("(duplicate: an earlier send with this idempotency key)", file=sys.stderr)
+    return 0
+
+
+def _change_line(job: pb.Job, requested: str, done: str) -> str:
+    """What an edit or delete did, as one line: the change job queued, or the queued
+    original changed in place."""
+    if job.job_id != requested:
+        return f"{_kind(job.kind)} job {job.job_id} for job {requested}: {_state(job.state)}"
+    return f"job {job.job_id}: {_state(job.state)} ({done})"
+
+
+def _edit(args: argparse.Namespace, client: NotificationClient) -> int:
+    values = _media_values(args)  # at most one: the flags exclude each other
+    try:
+        file = _resolve(*values[0], Uploads(client), args) if values else None
+        job = client.edit(
+            args.job_id,
+            text=args.text,
+            parse_mode=args.parse_mode,
+            media=file,
+            link_preview=pb.LinkPreviewOptions(is_disabled=True) if args.no_preview else None,
+            remove_keyboard=args.remove_keyboard,
+            validate_only=args.dry_run,
+        )
+    except (ValueError, OSError) as exc:
+        return _usage(str(exc))
+    if args.json:
+        print(_json(job))
+    elif args.dry_run:
+        print(f"job {args.job_id}: the edit is valid; nothing was changed (--dry-run)")
+    else:
+        print(_change_line(job, args.job_id, "rewritten before delivery"))
+    return 0
+
+
+def _delete(args: argparse.Namespace, client: NotificationClient) -> int:
+    job = client.delete(args.job_id, validate_only=args.dry_run)
+    if args.json:
+        print(_json(job))
+    elif args.dry_run:
+        print(f"job {args.job_id}: the delete is valid; nothing was changed (--dry-run)")
+    else:
+        print(_change_line(job, args.job_id, "never sent"))
     return 0
 
 
@@ -448,6 +600,28 @@ def _chunk(text: str) -> int:
     return value
 
 
+def _media_flags(p: argparse.ArgumentParser, *, repeat: bool) -> None:
+    """--photo, --document, --video, --animation, --audio, --voice, and how they show."""
+    g = p.add_argument_group(
+        "files",
+        "a local file is uploaded first, an http(s) URL is fetched by Telegram, anything "
+        "else is a Telegram file_id"
+        + ("; two or more make an album" if repeat else "; one of them"),
+    )
+    target = g if repeat else g.add_mutually_exclusive_group()
+    for kind in MEDIA_KINDS:
+        target.add_argument(
+            f"--{kind}",
+            action="append" if repeat else "store",
+            metavar="FILE",
+            help=f"send a{'n' if kind[0] in 'aeiou' else ''} {kind}: a path, URL or file_id",
+        )
+    g.add_argument("--spoiler", action="store_true", help="photos, videos: hide until tapped")
+    g.add_argument(
+        "--caption-above", action="store_true", help="photos, videos: the caption above the file"
+    )
+
+
 def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     """Add the client subcommands to ``sub``; flag defaults come from ``env``."""
     conn = _connection_flags(env)
@@ -460,7 +634,15 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
 
     p = add("send", "enqueue one message; prints its job id", _send)
     p.add_argument("--chat", required=True, help="chat id or @channel")
-    p.add_argument("--text", required=True)
+    p.add_argument("--text", help="the message, or the caption of a file (of an album's first)")
+    _media_flags(p, repeat=True)
+    p.add_argument(
+        "--album",
+        nargs="+",
+        metavar="[KIND:]FILE",
+        help="an album of 2..10 files, each a path, URL or file_id; the kind is guessed from "
+        "the name (photo, video, audio, else document) unless given, e.g. video:clip.mp4",
+    )
     p.add_argument("--priority", type=int, default=0, help="0..10, higher first")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--delay", type=_duration, help="deliver no earlier than, e.g. 10s, 2m")
@@ -497,6 +679,30 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
         help="random idempotency keys (default: keys from each row's content, so a rerun "
         "sends only the rows not accepted yet)",
     )
+
+    p = add(
+        "edit",
+        "change a message's text, caption, file or keyboard: rewritten in place while queued, "
+        "by an edit job once sent",
+        _edit,
+    )
+    p.add_argument("job_id", help="the send job whose message to change")
+    p.add_argument("--text", help="the new text, or caption ('' removes a caption)")
+    p.add_argument("--parse-mode", choices=list(PARSE_MODES))
+    _media_flags(p, repeat=False)
+    p.add_argument("--remove-keyboard", action="store_true", help="drop the inline keyboard")
+    p.add_argument("--no-preview", action="store_true", help="disable the link preview")
+    p.add_argument("--dry-run", action="store_true", help="check the edit, change nothing")
+    p.add_argument("--json", action="store_true", help="the job that carries the edit, as JSON")
+
+    p = add(
+        "delete",
+        "delete a message: cancelled while queued, removed by a delete job once sent (48 h)",
+        _delete,
+    )
+    p.add_argument("job_id", help="the send job whose message (or album) to delete")
+    p.add_argument("--dry-run", action="store_true", help="check the delete, change nothing")
+    p.add_argument("--json", action="store_true", help="the job that carries the delete, as JSON")
 
     p = add("stats", "queue depths and lifetime totals", _stats)
     p.add_argument("--watch", type=float, metavar="N", help="refresh every N seconds")
