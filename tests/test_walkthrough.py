@@ -277,7 +277,10 @@ async def test_media_walkthrough_runs_as_written(
     album = await stub.GetJob(pb.GetJobRequest(job_id=sent[2]))
     assert len(album.job.telegram_message_ids) == 2
     original = await stub.GetJob(pb.GetJobRequest(job_id=shell.variables["JOB"]))
-    assert original.job.request.text == "Order #44 shipped"
+    assert original.job.request.text == "Order #44 delivered"
     stats = await stub.GetStats(pb.GetStatsRequest())
-    # Three Sends, the CLI's, one edit and one delete job, all delivered.
-    assert (stats.total_enqueued, stats.total_sent, stats.failed) == (6, 6, 0)
+    # Three Sends, the CLI's two, two edit jobs and one delete job, all delivered.
+    assert (stats.total_enqueued, stats.total_sent, stats.failed) == (8, 8, 0)
+    received = await shell.run("notigate sandbox messages --json")
+    kinds = {json.loads(line)["kind"] for line in received.splitlines()}
+    assert {"photo", "document", "text"} <= kinds
