@@ -386,3 +386,69 @@ async def test_telegram_5xx_latency_and_429_storm(
         f"429s={sim.count_status(429)} requests before retry_after={early} lost=0"
     )
     assert early == 0
+
+
+async def test_kill_9_during_a_media_broadcast_loses_nothing_and_uploads_once_per_life(
+    tmp_path: Path, sim: BotApiSimulator, own_valkey: EmbeddedValkey
+) -> None:
+    n = 150
+    gw = GatewayProcess(
+        own_valkey.url, sim.base_url, tmp_path / "gw.log", NOTIGATE_KEEP_COMPLETED="1000"
+    )
+    await gw.start()
+    data = os.urandom(2 * 1024 * 1024)
+
+    async def chunks() -> AsyncIterator[pb.UploadFileRequest]:
+        yield pb.UploadFileRequest(
+            metadata=pb.UploadMetadata(filename="catalog.pdf", size=len(data))
+        )
+        for at in range(0, len(data), 500_000):
+            yield pb.UploadFileRequest(chunk=data[at : at + 500_000])
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+        stub = Stub(ch)
+        uploaded = await stub.UploadFile(chunks())
+        document = pb.Media(kind=pb.MEDIA_KIND_DOCUMENT, upload_id=uploaded.upload_id)
+        photos = [
+            pb.MediaGroupItem(
+                media=pb.Media(kind=pb.MEDIA_KIND_PHOTO, url=f"https://e.com/{i}.jpg"),
+                caption=f"album {{}} #{i}",
+            )
+            for i in range(3)
+        ]
+        requests = [pb.SendRequest(chat_id=str(2000 + i), media=document) for i in range(n)]
+        for a in range(10):
+            items = [pb.MediaGroupItem(media=p.media, caption=p.caption.format(a)) for p in photos]
+            requests.append(
+                pb.SendRequest(chat_id=str(-3000 - a), media_group=pb.MediaGroup(items=items))
+            )
+        reply = await stub.SendBatch(pb.SendBatchRequest(messages=requests))
+        ids = [r.job_id for r in reply.results]
+    inflight_at_kills = 0
+    for _ in range(2):
+        target = len(sim.messages) + 25
+        await wait_for(lambda: _delivered_at_least(sim, target), timeout_s=30)
+        gw.kill()
+        inflight_at_kills += await leased_now(own_valkey)
+        await gw.start()
+
+    async def all_done() -> bool:
+        states = await final_states(gw.port, ids)
+        return states[pb.JOB_STATE_COMPLETED] == len(ids)
+
+    await wait_for(all_done, timeout_s=90)
+    assert await gw.terminate() == 0
+    per_chat = Counter(m.chat_id for m in sim.messages if m.kind == "document")
+    captions = Counter(m.text for m in sim.messages if m.kind == "photo")
+    duplicates = sum(c - 1 for c in per_chat.values()) + sum(c - 1 for c in captions.values())
+    uploads = sim.uploads(TOKEN).count
+    print(
+        f"\nmedia kill -9 x2: documents to {len(per_chat)}/{n} chats, album items "
+        f"{len(captions)}/30, duplicated={duplicates}, uploads={uploads}"
+    )
+    assert len(per_chat) == n and len(captions) == 30
+    # An album in flight at a kill may be sent again whole: 3 messages per lease.
+    assert duplicates <= 3 * inflight_at_kills
+    # The bytes go up once per gateway life at most (a kill mid-upload uploads again).
+    assert 1 <= uploads <= 3
+    assert sim.count_status(429) == 0
