@@ -5,7 +5,8 @@ UploadFile in 1,000,000-byte chunks by a grpc.aio client in the bench's process 
 notigate process, against redis-py in the same process writing the same chunks into the
 same Valkey (RPUSH, one pipeline for all chunks and one awaited call per chunk): MB/s
 (10^6 bytes) from the call to its answer, the median of ``media_upload_repeats``
-alternating repeats, and CPU ms per MB of the client, the gateway and Valkey.
+alternating repeats after one unmeasured round (each write is dropped before the next),
+and CPU ms per MB of the client, the gateway and Valkey.
 *Memory*: INFO used_memory delta of one ``media_memory_bytes`` upload plus
 ``media_memory_chats`` jobs sending it by upload_id to as many chats, against as many text
 jobs to the same chats, each through SendBatch with a one-hour delay (so they stay
@@ -14,7 +15,10 @@ queued) and the same caption-sized text, each on a freshly emptied Valkey.
 margins 0, 64 in flight) draining ``media_delivery_jobs`` photo sends by a file_id the
 simulator issued (from one earlier upload), the same number of text sends, and the same
 number of sends of one upload_id (the first send uploads, the others wait for its file_id),
-each queue pre-filled over 5,000 chats through notigate's own enqueue script.
+each queue pre-filled over 5,000 chats through notigate's own enqueue script, each drain
+into a fresh simulator; text and file_id are drained twice each, in the order A B B A, and
+their figures are the means. jobs/s as in the delivery scenario; CPU s per 1,000 of the
+worker, Valkey and the simulator; ``telegram_uploads``: file parts the simulator received.
 """
 
 from __future__ import annotations
