@@ -72,6 +72,11 @@ class Config:
     idle_repeats: int = 50
     growth_levels: tuple[int, ...] = (1_000, 100_000, 1_000_000)
     memory_jobs: int = 100_000
+    media_upload_bytes: int = 20_000_000
+    media_upload_repeats: int = 5
+    media_memory_bytes: int = 3_000_000
+    media_memory_chats: int = 1_000
+    media_delivery_jobs: int = 20_000
     py_procs: int = 2  # Python producer processes (64 in flight in total)
 
     @classmethod
@@ -90,6 +95,9 @@ class Config:
             idle_repeats=5,
             growth_levels=(100, 1_000),
             memory_jobs=2_000,
+            media_upload_bytes=3_000_000,
+            media_upload_repeats=2,
+            media_delivery_jobs=300,
         )
 
 

@@ -134,6 +134,10 @@ TARGETS: list[Target] = [
      lambda a: (v := _g(a, "growth", "ratios", "memory_vs_bullmq"), v <= 0.6)),
     ("growth", "Send p99 at the deepest level <= 1.3x at the shallowest",
      lambda a: (v := _g(a, "growth", "ratios", "send_p99_growth"), v <= 1.3)),
+    ("media", "one file to 1,000 chats: Redis bytes beyond text jobs <= 1.1x the file",
+     lambda a: (v := _g(a, "media", "ratios", "media_extra_vs_file_size"), v <= 1.1)),
+    ("media", "photo by file_id delivery >= 1.0x text, limits off",
+     lambda a: (v := _g(a, "media", "ratios", "file_id_vs_text"), v >= 1.0)),
 ]  # fmt: skip
 
 
