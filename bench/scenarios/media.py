@@ -263,8 +263,8 @@ async def _memory(env: Env, cfg: Config) -> dict[str, dict[str, float]]:
 async def _fill(env: Env, requests: Sequence[Any], batch: int = 1000) -> None:
     """Queue the requests through notigate's own Queue.enqueue (no server running)."""
     from notigate.config import Limits, Settings
+    from notigate.job_views import new_job
     from notigate.queue import Queue
-    from notigate.service import new_job
 
     queue = Queue(env.r(), Settings(redis_url=env.redis_url, limits=Limits(private_rate=FAST)))
     await queue.load()

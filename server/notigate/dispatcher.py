@@ -320,24 +320,13 @@ class Dispatcher:
             return await self._timed(self.sender.send(request, lease.chat_id, {}, lease.sent_items))
         if self.files is None:
             return PermanentError("uploads are not available on this gateway")
-        resolved = await self.files.resolve(lease, ids)
-        if not isinstance(resolved, Mapping):
-            return resolved
-        try:
-            outcome = await self._timed(
-                self.sender.send(request, lease.chat_id, resolved, lease.sent_items)
-            )
-        finally:
-            await self.files.done(lease, resolved)
-        if isinstance(outcome, Delivered) and outcome.file_ids:
-            await self.files.remember(outcome.file_ids)
-        if isinstance(outcome, PermanentError) and await self.files.refused(
-            outcome.description, ids, resolved
-        ):
-            # Telegram no longer knows a file_id it gave for one of the uploads: it is
-            # forgotten, and the next attempt sends the bytes again.
-            return TransientError(f"{outcome.description} (a remembered file_id; uploading)")
-        return outcome
+        return await self.files.send_with(
+            lease,
+            ids,
+            lambda files: self._timed(
+                self.sender.send(request, lease.chat_id, files, lease.sent_items)
+            ),
+        )
 
     async def _change(self, lease: Lease, request: pb.SendRequest) -> Outcome:
         """An edit or delete: only once the original's delivery is recorded."""
@@ -353,25 +342,18 @@ class Dispatcher:
             return PermanentError("Telegram did not report the original's message id")
         if lease.kind is JobKind.DELETE:
             return await self._timed(self.sender.delete(lease.chat_id, ids))
-        resolved: Mapping[str, str | Content] = {}
         uploads = media.upload_kinds(request)
-        if uploads:
-            if self.files is None:
-                return PermanentError("uploads are not available on this gateway")
-            found = await self.files.resolve(lease, uploads)
-            if not isinstance(found, Mapping):
-                return found
-            resolved = found
-        try:
-            outcome = await self._timed(
-                self.sender.edit(request, lease.chat_id, lease.edit_method, ids[0], resolved)
+
+        def edit(files: Mapping[str, str | Content]) -> Awaitable[Outcome]:
+            return self._timed(
+                self.sender.edit(request, lease.chat_id, lease.edit_method, ids[0], files)
             )
-        finally:
-            if uploads and self.files is not None:
-                await self.files.done(lease, resolved)
-        if isinstance(outcome, Delivered) and outcome.file_ids and self.files is not None:
-            await self.files.remember(outcome.file_ids)
-        return outcome
+
+        if not uploads:
+            return await edit({})
+        if self.files is None:
+            return PermanentError("uploads are not available on this gateway")
+        return await self.files.send_with(lease, uploads, edit)
 
     async def _timed(self, call: Awaitable[Outcome]) -> Outcome:
         started = time.perf_counter()

@@ -404,6 +404,8 @@ def _with_file_ids(
     outcome: Delivered, media: Sequence[pb.Media], messages: Sequence[Any], files: Resolved
 ) -> Delivered:
     """``outcome`` with the file_ids Telegram gave the uploads that went as bytes."""
+    if not any(isinstance(value, Content) for value in files.values()):
+        return outcome  # nothing went as bytes: no file_id to learn
     found: dict[str, tuple[str, int, str]] = {}
     kinds = [m.kind for m in media]
     for m, file_id in zip(media, file_ids_of(messages, kinds), strict=False):

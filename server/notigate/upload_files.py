@@ -4,8 +4,11 @@ Telegram takes a file's bytes once: its answer names a file_id that this bot may
 again without uploading. So each upload resolves to Telegram's file_id for its content
 (per bot and media kind, remembered by :class:`~notigate.uploads.UploadStore`) when there
 is one, else to its bytes. While one worker hands an upload's bytes to Telegram, the
-others that need them wait (their jobs are postponed) and then reuse its file_id: one
-file sent to a thousand chats is uploaded once, not once per worker in flight.
+others that need them wait and then reuse its file_id, which is stored before the
+first sender lets them go: one file sent to a thousand chats is uploaded once, not once
+per worker in flight. The file_id an upload resolved to is kept in this process for a
+minute (an upload's content never changes), so a broadcast reads Redis once a minute
+for it, not once per send.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from notigate.errors import REDIS_ERRORS
-from notigate.outcomes import PermanentError, Postponed
+from notigate.errors import StoreError
+from notigate.outcomes import Delivered, Outcome, PermanentError, Postponed, TransientError
 from notigate.queue import Lease
 from notigate.telegram_media import Content
 from notigate.uploads import UploadInfo, UploadStore
@@ -30,6 +34,9 @@ log = logging.getLogger(__name__)
 CLAIM_POLL_S = 0.1
 CLAIM_WAIT_MAX_S = 30.0
 CLAIM_WAIT_S = 0.5
+# How long this process trusts a file_id it resolved an upload to, and how many it keeps.
+KNOWN_FOR_S = 60.0
+_KNOWN_MAX = 10_000
 # Telegram's answers to a file_id it does not take (any more, or for this kind).
 _FILE_REFUSED = re.compile(r"wrong file identifier|can't use file of type|wrong remote file", re.I)
 
@@ -49,6 +56,45 @@ class UploadFiles:
         # A claim outlives a stuck sender no longer than a lease does.
         self._claim_ms = claim_ms
         self._ttl_s = ttl_s
+        # (upload id, media kind) -> (Telegram's file_id, time.monotonic() when read).
+        self._known: dict[tuple[str, int], tuple[str, float]] = {}
+
+    async def send_with(
+        self,
+        lease: Lease,
+        uploads: Sequence[tuple[str, int]],
+        send: Callable[[Mapping[str, str | Content]], Awaitable[Outcome]],
+    ) -> Outcome:
+        """Resolve ``uploads``, ``send`` with them, keep the file_ids Telegram answers;
+        the claims on uploads sent as bytes end only after that, so a job that waited
+        for them finds the file_id and does not upload the bytes a second time."""
+        resolved = await self.resolve(lease, uploads)
+        if not isinstance(resolved, Mapping):
+            return resolved
+        try:
+            outcome = await send(resolved)
+            if isinstance(outcome, Delivered) and outcome.file_ids:
+                await self.remember(outcome.file_ids)
+            if isinstance(outcome, PermanentError) and await self.refused(
+                outcome.description, uploads, resolved
+            ):
+                # Telegram no longer takes a file_id it gave for one of the uploads: it
+                # is forgotten, and the next attempt sends the bytes again.
+                return TransientError(f"{outcome.description} (a remembered file_id; uploading)")
+            return outcome
+        finally:
+            await self.done(lease, resolved)
+
+    def _cached(self, upload_id: str, kind: int) -> str | None:
+        known = self._known.get((upload_id, kind))
+        if known is None or time.monotonic() - known[1] > KNOWN_FOR_S:
+            return None
+        return known[0]
+
+    def _keep(self, upload_id: str, kind: int, file_id: str) -> None:
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[(upload_id, kind)] = (file_id, time.monotonic())
 
     async def resolve(
         self, lease: Lease, uploads: Sequence[tuple[str, int]]
@@ -76,10 +122,17 @@ class UploadFiles:
     ) -> Mapping[str, str | Content] | PermanentError | str:
         """As :meth:`resolve`, or the id of an upload another worker is sending (no
         claim held then)."""
-        infos = await self.store.infos([upload_id for upload_id, _ in uploads])
         resolved: dict[str, str | Content] = {}
+        for upload_id, kind in uploads:
+            known = self._cached(upload_id, kind)
+            if known is not None:
+                resolved[upload_id] = known
+        unknown = [(u, k) for u, k in uploads if u not in resolved]
+        if not unknown:
+            return resolved
+        infos = await self.store.infos([upload_id for upload_id, _ in unknown])
         need_bytes: dict[str, UploadInfo] = {}
-        for (upload_id, kind), info in zip(uploads, infos, strict=True):
+        for (upload_id, kind), info in zip(unknown, infos, strict=True):
             if info is None or not info.ready:
                 return PermanentError(
                     f"upload {upload_id} is gone: an upload no unfinished job sends is kept "
@@ -87,6 +140,7 @@ class UploadFiles:
                 )
             file_id = await self.store.file_id(self.bot_id, kind, info.sha256)
             if file_id is not None:
+                self._keep(upload_id, kind, file_id)
                 resolved[upload_id] = file_id
             else:
                 need_bytes[upload_id] = info
@@ -114,7 +168,7 @@ class UploadFiles:
             if isinstance(value, Content):
                 try:
                     await self.store.end_first_send(upload_id, lease.token)
-                except REDIS_ERRORS:
+                except StoreError:
                     # The claim expires by itself; the others only wait a little longer.
                     log.warning("upload %s: could not end its first send", upload_id)
 
@@ -132,6 +186,7 @@ class UploadFiles:
         for upload_id, kind in uploads:
             if not isinstance(resolved.get(upload_id), str):
                 continue
+            self._known.pop((upload_id, kind), None)
             info = await self.store.info(upload_id)
             if info is not None and info.sha256:
                 await self.store.forget_file_id(self.bot_id, kind, info.sha256)
@@ -143,8 +198,9 @@ class UploadFiles:
         here costs only a second upload later, never the delivery."""
         try:
             infos = await self.store.infos([upload_id for upload_id, _, _ in file_ids])
-            for (_, kind, file_id), info in zip(file_ids, infos, strict=True):
+            for (upload_id, kind, file_id), info in zip(file_ids, infos, strict=True):
+                self._keep(upload_id, kind, file_id)
                 if info is not None and info.sha256:
                     await self.store.remember_file_id(self.bot_id, kind, info.sha256, file_id)
-        except REDIS_ERRORS as exc:
+        except StoreError as exc:
             log.warning("could not remember Telegram's file_id of an upload: %s", exc)

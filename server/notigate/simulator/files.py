@@ -165,6 +165,10 @@ class FileRegistry:
         """The record of an issued id."""
         return self._files.get(file_id)
 
+    def revoke(self, file_id: str) -> bool:
+        """Stop accepting ``file_id`` (as Telegram may); False if it was not issued."""
+        return self._files.pop(file_id, None) is not None
+
     def __len__(self) -> int:
         return len(self._files)
 

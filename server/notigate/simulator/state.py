@@ -260,6 +260,11 @@ class SimulatorState:
         tally = self._uploads.get(bot_id, UploadTally())
         self._uploads[bot_id] = UploadTally(tally.count + 1, tally.bytes + size)
 
+    def revoke_file_id(self, file_id: str) -> bool:
+        """Refuse ``file_id`` from now on ("wrong file identifier"), as Telegram may
+        refuse an old one; uploading the same content again issues it anew."""
+        return self.files.revoke(file_id)
+
     def uploads(self, bot: str | int) -> UploadTally:
         """File parts (and their bytes) the bot uploaded: ``bot`` is its token or id."""
         bot_id = bot if isinstance(bot, int) else self.bot_id(bot)
