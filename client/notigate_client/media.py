@@ -14,14 +14,16 @@ Limits (caption length, album size, which kinds mix) are the server's to check.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 
 __all__ = [
     "MEDIA_KINDS",
+    "FileBuilder",
     "MediaGroupLike",
     "MediaKindLike",
+    "VisualBuilder",
     "animation",
     "audio",
     "document",
@@ -96,106 +98,80 @@ def media(
     return out
 
 
-def photo(
-    *,
-    url: str | None = None,
-    file_id: str | None = None,
-    upload_id: UploadRef | None = None,
-    filename: str = "",
-    has_spoiler: bool = False,
-    show_caption_above_media: bool = False,
-) -> pb.Media:
-    """A photo (sendPhoto): JPEG, PNG or WebP."""
-    return media(
-        pb.MEDIA_KIND_PHOTO,
-        url=url,
-        file_id=file_id,
-        upload_id=upload_id,
-        filename=filename,
-        has_spoiler=has_spoiler,
-        show_caption_above_media=show_caption_above_media,
-    )
+class VisualBuilder(Protocol):
+    """Builds a photo, video or animation (they take the display options)."""
+
+    def __call__(
+        self,
+        *,
+        url: str | None = None,
+        file_id: str | None = None,
+        upload_id: UploadRef | None = None,
+        filename: str = "",
+        has_spoiler: bool = False,
+        show_caption_above_media: bool = False,
+    ) -> pb.Media: ...
 
 
-def video(
-    *,
-    url: str | None = None,
-    file_id: str | None = None,
-    upload_id: UploadRef | None = None,
-    filename: str = "",
-    has_spoiler: bool = False,
-    show_caption_above_media: bool = False,
-) -> pb.Media:
-    """A video (sendVideo): MPEG4."""
-    return media(
-        pb.MEDIA_KIND_VIDEO,
-        url=url,
-        file_id=file_id,
-        upload_id=upload_id,
-        filename=filename,
-        has_spoiler=has_spoiler,
-        show_caption_above_media=show_caption_above_media,
-    )
+class FileBuilder(Protocol):
+    """Builds a document, audio or voice message."""
+
+    def __call__(
+        self,
+        *,
+        url: str | None = None,
+        file_id: str | None = None,
+        upload_id: UploadRef | None = None,
+        filename: str = "",
+    ) -> pb.Media: ...
 
 
-def animation(
-    *,
-    url: str | None = None,
-    file_id: str | None = None,
-    upload_id: UploadRef | None = None,
-    filename: str = "",
-    has_spoiler: bool = False,
-    show_caption_above_media: bool = False,
-) -> pb.Media:
-    """An animation (sendAnimation): GIF or soundless MPEG4."""
-    return media(
-        pb.MEDIA_KIND_ANIMATION,
-        url=url,
-        file_id=file_id,
-        upload_id=upload_id,
-        filename=filename,
-        has_spoiler=has_spoiler,
-        show_caption_above_media=show_caption_above_media,
-    )
+def _visual(kind: pb.MediaKind.ValueType, doc: str) -> VisualBuilder:
+    def build(
+        *,
+        url: str | None = None,
+        file_id: str | None = None,
+        upload_id: UploadRef | None = None,
+        filename: str = "",
+        has_spoiler: bool = False,
+        show_caption_above_media: bool = False,
+    ) -> pb.Media:
+        return media(
+            kind,
+            url=url,
+            file_id=file_id,
+            upload_id=upload_id,
+            filename=filename,
+            has_spoiler=has_spoiler,
+            show_caption_above_media=show_caption_above_media,
+        )
+
+    build.__doc__ = doc
+    return build
 
 
-def document(
-    *,
-    url: str | None = None,
-    file_id: str | None = None,
-    upload_id: UploadRef | None = None,
-    filename: str = "",
-) -> pb.Media:
-    """A document (sendDocument): any file."""
-    return media(
-        pb.MEDIA_KIND_DOCUMENT, url=url, file_id=file_id, upload_id=upload_id, filename=filename
-    )
+def _file(kind: pb.MediaKind.ValueType, doc: str) -> FileBuilder:
+    def build(
+        *,
+        url: str | None = None,
+        file_id: str | None = None,
+        upload_id: UploadRef | None = None,
+        filename: str = "",
+    ) -> pb.Media:
+        return media(kind, url=url, file_id=file_id, upload_id=upload_id, filename=filename)
+
+    build.__doc__ = doc
+    return build
 
 
-def audio(
-    *,
-    url: str | None = None,
-    file_id: str | None = None,
-    upload_id: UploadRef | None = None,
-    filename: str = "",
-) -> pb.Media:
-    """An audio file for the music player (sendAudio): MP3 or M4A."""
-    return media(
-        pb.MEDIA_KIND_AUDIO, url=url, file_id=file_id, upload_id=upload_id, filename=filename
-    )
-
-
-def voice(
-    *,
-    url: str | None = None,
-    file_id: str | None = None,
-    upload_id: UploadRef | None = None,
-    filename: str = "",
-) -> pb.Media:
-    """A voice message (sendVoice): OGG/OPUS, MP3 or M4A."""
-    return media(
-        pb.MEDIA_KIND_VOICE, url=url, file_id=file_id, upload_id=upload_id, filename=filename
-    )
+photo = _visual(pb.MEDIA_KIND_PHOTO, "A photo (sendPhoto): JPEG, PNG or WebP.")
+video = _visual(pb.MEDIA_KIND_VIDEO, "A video (sendVideo): MPEG4.")
+animation = _visual(
+    pb.MEDIA_KIND_ANIMATION, "An animation (sendAnimation): GIF or soundless MPEG4."
+)
+document = _file(pb.MEDIA_KIND_DOCUMENT, "A document (sendDocument): any file.")
+audio = _file(pb.MEDIA_KIND_AUDIO, "An audio file for the music player (sendAudio): MP3 or M4A.")
+voice = _file(pb.MEDIA_KIND_VOICE, "A voice message (sendVoice): OGG/OPUS, MP3 or M4A.")
 
 
 def item(file: pb.Media, caption: str = "") -> pb.MediaGroupItem:
