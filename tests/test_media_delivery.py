@@ -13,6 +13,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from redis.asyncio import Redis
 
+from notigate.config import Limits
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator
 from notigate_client import pb
@@ -373,3 +374,29 @@ async def test_a_file_id_telegram_no_longer_takes_is_forgotten_and_the_bytes_go_
     # One attempt refused by file_id, the next sent the bytes again.
     assert job.attempts == 1
     assert simulator.uploads(TOKEN).count == 2
+
+
+async def test_albums_count_every_item_so_telegram_never_answers_429(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    # A group takes 20 messages per 2 s here, on both sides: two albums of 10 fill it,
+    # so a third must wait (counted as one message each, it would go at once: 429).
+    simulator.configure(group_rate=20, group_window_s=2.0)
+    settings = gateway_settings(
+        valkey, simulator, limits=Limits(group_rate=20, group_window_ms=2000)
+    )
+    items = [
+        pb.MediaGroupItem(media=photo_url(f"https://example.com/{i}.jpg"), caption=f"#{i}")
+        for i in range(10)
+    ]
+    async with running_gateway(settings) as (_, stub):
+        ids = [
+            await send(
+                stub, pb.SendRequest(chat_id="-1009", media_group=pb.MediaGroup(items=items))
+            )
+            for _ in range(3)
+        ]
+        for job_id in ids:
+            await wait_state(stub, job_id, pb.JOB_STATE_COMPLETED)
+    assert len(simulator.chat_messages("-1009")) == 30
+    assert simulator.count_status(429) == 0

@@ -108,6 +108,11 @@ _SHAPES: dict[str, tuple[ChatAnswer, Outcome, bool]] = {
         False,
     ),
     "400 without description": (answer_shape("no_description"), _NO_DESCRIPTION_400, False),
+    "413 for a file over the limit": (
+        _raw(413, {"ok": False, "error_code": 413, "description": "Request Entity Too Large"}),
+        PermanentError("Request Entity Too Large: the file is over Telegram's size limit"),
+        False,
+    ),
     "error_code wins over HTTP 502": (
         _raw(502, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}),
         PermanentError("Bad Request: chat not found"),

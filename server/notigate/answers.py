@@ -97,6 +97,9 @@ def _by_code(code: int, description: str, parameters: Any) -> Outcome:
         return TransientError(description)
     if code in (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN):
         return PermanentError(description)
+    if code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        # A file over Telegram's limit: the same request is refused the same way again.
+        return PermanentError(f"{description}: the file is over Telegram's size limit")
     if code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND):
         # Telegram answers 404 to a malformed token and 401 to a revoked one.
         return Unauthorized(description)
