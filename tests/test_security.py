@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,19 @@ async def test_every_api_call_needs_a_valid_bearer_token(
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         listed = await stub.ListJobs(pb.ListJobsRequest(), metadata=bearer(TOKEN_A))
         assert list(listed.jobs) == []
+
+        # The client-streaming UploadFile too: refused before a byte is stored.
+        async def upload() -> AsyncIterator[pb.UploadFileRequest]:
+            yield pb.UploadFileRequest(metadata=pb.UploadMetadata(filename="a.txt", size=2))
+            yield pb.UploadFileRequest(chunk=b"hi")
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.UploadFile(upload(), metadata=bearer("nope"), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert gw.queue is not None
+        assert await redis.get(gw.queue.keys.prefix + "upload_bytes") in (None, b"0")
+        stored = await stub.UploadFile(upload(), metadata=bearer(TOKEN_A), timeout=5)
+        assert stored.size == 2
 
         # Every configured token works; the scheme is case-insensitive (RFC 7235).
         for metadata in (
