@@ -39,8 +39,8 @@ async def test_an_album_needs_room_for_all_its_items_in_the_chat_window(redis: R
     leases = await drain(q)
     # 3 singles fit the window of 5; the album of 4 does not fit in the 2 left.
     assert [lease.payload for lease in leases] == [b"m0", b"m1", b"m2"]
-    record = await q.get((await q.list(JobState.WAITING, None, 10))[0][0].job_id)
-    assert record is not None and record.state is JobState.WAITING
+    waiting, _ = await q.list(JobState.WAITING, None, 10)
+    assert [r.payload for r in waiting] == [b"album"]
 
 
 async def test_an_album_counts_its_items_bot_wide(redis: Redis) -> None:

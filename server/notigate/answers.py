@@ -27,7 +27,7 @@ from notigate.outcomes import (
     Unauthorized,
 )
 
-__all__ = ["MAX_RETRY_AFTER_S", "Accepted", "classify_answer", "message_id_of"]
+__all__ = ["MAX_RETRY_AFTER_S", "RETRY_IN_TEXT", "Accepted", "classify_answer", "message_id_of"]
 
 # Longer waits are not plausible Telegram answers; the cap keeps a garbage value from
 # becoming a pause Redis refuses to store (and from parking a chat for centuries).
@@ -36,7 +36,7 @@ MAX_RETRY_AFTER_S = 7 * 24 * 3600
 # Telegram said ok, so the call took effect.
 _TRUNCATED_OK = re.compile(rb'\s*\{\s*"ok"\s*:\s*true\b')
 # Telegram's 429 description repeats the wait: "Too Many Requests: retry after 35".
-_RETRY_IN_TEXT = re.compile(r"retry after (\d+)", re.IGNORECASE)
+RETRY_IN_TEXT = re.compile(r"retry after (\d+)", re.IGNORECASE)
 _SNIPPET_CHARS = 120
 _MAX_MESSAGE_ID = (1 << 63) - 1
 
@@ -88,7 +88,7 @@ def _by_code(code: int, description: str, parameters: Any) -> Outcome:
         if retry_after is not None:
             return RateLimited(retry_after)
     if code == 429:
-        found = _RETRY_IN_TEXT.search(description)
+        found = RETRY_IN_TEXT.search(description)
         retry_after = _seconds(int(found.group(1))) if found else None
         if retry_after is not None:
             return RateLimited(retry_after)

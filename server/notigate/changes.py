@@ -248,9 +248,7 @@ def _message_ids(record: JobRecord) -> tuple[int, ...]:
     return (record.message_id,) if record.message_id else ()
 
 
-async def delete_message(
-    queue: Queue, job_id: str, *, now_ms: int, validate_only: bool = False
-) -> Change:
+async def delete_message(queue: Queue, job_id: str, *, validate_only: bool = False) -> Change:
     """Apply DeleteMessage (see the module's docstring); raises JobNotFound or
     ChangeRefused."""
     for _ in range(_RACE_ATTEMPTS):
@@ -267,7 +265,8 @@ async def delete_message(
         if (
             record.state is JobState.COMPLETED
             and record.delivered_ms
-            and now_ms - record.delivered_ms >= DELETE_WINDOW_S * 1000
+            # Redis's clock: the delivery time was stamped by it too.
+            and await queue.now_ms() - record.delivered_ms >= DELETE_WINDOW_S * 1000
         ):
             raise ChangeRefused(
                 job_id,

@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
@@ -42,11 +42,11 @@ from notigate.sender import (
     Unauthorized,
 )
 from notigate.supervisor import Spell, Supervisor
-from notigate.telegram_media import Content
+from notigate.telegram_media import Resolved
+from notigate_client import pb
 
 if TYPE_CHECKING:
     from notigate.upload_files import UploadFiles
-from notigate_client import pb
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ _MIN_BLOCKED_WAIT_MS = 5
 _RECORD_BUG_ATTEMPTS = 5
 DISPATCH_TASK = "notigate-dispatch"
 RENEW_TASK = "notigate-renew"
-# The `outcome` label of notigate_telegram_requests_total.
 # How often an edit or delete looks again whether its original was delivered.
 _CHANGE_WAIT_S = 1.0
+# The `outcome` label of notigate_telegram_requests_total.
 _OUTCOME_LABELS: dict[type, str] = {
     AlbumPartlySent: "album_partly_sent",
     Postponed: "postponed",
@@ -312,21 +312,30 @@ class Dispatcher:
             return TransientError(description=f"unexpected error while sending: {exc!r}"[:500])
 
     async def _send_files(self, lease: Lease, request: pb.SendRequest) -> Outcome:
-        """A media message or album: its uploads resolved first (a file_id Telegram gave
-        the same content before, or the bytes; one worker at a time hands new bytes to
-        Telegram, the others wait for its file_id)."""
-        ids = media.upload_kinds(request)
-        if not ids:
-            return await self._timed(self.sender.send(request, lease.chat_id, {}, lease.sent_items))
-        if self.files is None:
-            return PermanentError("uploads are not available on this gateway")
-        return await self.files.send_with(
+        """A media message or album, its uploads resolved first (see :meth:`_with_files`)."""
+        return await self._with_files(
             lease,
-            ids,
+            request,
             lambda files: self._timed(
                 self.sender.send(request, lease.chat_id, files, lease.sent_items)
             ),
         )
+
+    async def _with_files(
+        self,
+        lease: Lease,
+        request: pb.SendRequest,
+        send: Callable[[Resolved], Awaitable[Outcome]],
+    ) -> Outcome:
+        """``send`` with the uploads ``request`` references resolved: each to a file_id
+        Telegram gave the same content before, or to its bytes (one worker at a time hands
+        new bytes to Telegram, the others wait for its file_id)."""
+        uploads = media.upload_kinds(request)
+        if not uploads:
+            return await send({})
+        if self.files is None:
+            return PermanentError("uploads are not available on this gateway")
+        return await self.files.send_with(lease, uploads, send)
 
     async def _change(self, lease: Lease, request: pb.SendRequest) -> Outcome:
         """An edit or delete: only once the original's delivery is recorded."""
@@ -342,18 +351,14 @@ class Dispatcher:
             return PermanentError("Telegram did not report the original's message id")
         if lease.kind is JobKind.DELETE:
             return await self._timed(self.sender.delete(lease.chat_id, ids))
-        uploads = media.upload_kinds(request)
-
-        def edit(files: Mapping[str, str | Content]) -> Awaitable[Outcome]:
-            return self._timed(
-                self.sender.edit(request, lease.chat_id, lease.edit_method, ids[0], files)
-            )
-
-        if not uploads:
-            return await edit({})
-        if self.files is None:
-            return PermanentError("uploads are not available on this gateway")
-        return await self.files.send_with(lease, uploads, edit)
+        message_id = ids[0]
+        return await self._with_files(
+            lease,
+            request,
+            lambda files: self._timed(
+                self.sender.edit(request, lease.chat_id, lease.edit_method, message_id, files)
+            ),
+        )
 
     async def _timed(self, call: Awaitable[Outcome]) -> Outcome:
         started = time.perf_counter()

@@ -3,19 +3,15 @@
 One table (:data:`KINDS`) says, for each :class:`~notigate_client.pb.MediaKind`, the Bot API
 method that sends it, the parameter and ``InputMedia`` type that carry the file, the field of
 the answer's Message that holds Telegram's file_id, and what Telegram allows of it (albums,
-spoilers, size). Validation, the sender and the upload bookkeeping all read it.
+spoilers). Validation, the sender and the upload bookkeeping all read it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from notigate_client import pb
-
-if TYPE_CHECKING:
-    from notigate.uploads import UploadInfo
 
 __all__ = [
     "ALBUM_MAX",
@@ -25,11 +21,9 @@ __all__ = [
     "PHOTO_UPLOAD_MAX_BYTES",
     "MediaKindInfo",
     "album_kinds_problem",
-    "media_of",
     "media_paths",
     "upload_ids",
     "upload_kinds",
-    "upload_problem",
     "weight",
 ]
 
@@ -69,15 +63,6 @@ KINDS: dict[int, MediaKindInfo] = {
 }
 
 
-def media_of(request: pb.SendRequest) -> Iterator[pb.Media]:
-    """Every file the message sends, in order (none for a text message)."""
-    if request.HasField("media"):
-        yield request.media
-    elif request.HasField("media_group"):
-        for item in request.media_group.items:
-            yield item.media
-
-
 def media_paths(request: pb.SendRequest) -> Iterator[tuple[str, pb.Media]]:
     """Every file of the message with its field path (``media``,
     ``media_group.items[2].media``)."""
@@ -88,39 +73,19 @@ def media_paths(request: pb.SendRequest) -> Iterator[tuple[str, pb.Media]]:
             yield f"media_group.items[{i}].media", item.media
 
 
-def upload_problem(media: pb.Media, info: UploadInfo | None, ttl_s: int) -> str | None:
-    """Why ``media`` cannot be sent from the upload ``info`` describes (None: it can)."""
-    if info is None:
-        return (
-            f"no upload {media.upload_id}: never uploaded, or trimmed (an upload no "
-            f"unfinished job sends is kept {ttl_s} s)"
-        )
-    if not info.ready:
-        return f"upload {media.upload_id} is not complete"
-    if media.kind == pb.MEDIA_KIND_PHOTO and info.size > PHOTO_UPLOAD_MAX_BYTES:
-        return (
-            f"a photo is at most {PHOTO_UPLOAD_MAX_BYTES:,} bytes uploaded, this one is "
-            f"{info.size:,}: send it as a document"
-        )
-    return None
+def upload_kinds(request: pb.SendRequest) -> tuple[tuple[str, int], ...]:
+    """Each upload the message references with the media kind it goes as, each once,
+    in order."""
+    seen: dict[str, int] = {}
+    for _, media in media_paths(request):
+        if media.WhichOneof("source") == "upload_id":
+            seen.setdefault(media.upload_id, media.kind)
+    return tuple(seen.items())
 
 
 def upload_ids(request: pb.SendRequest) -> tuple[str, ...]:
     """The uploads the message references, each once, in order."""
-    seen: dict[str, None] = {}
-    for media in media_of(request):
-        if media.WhichOneof("source") == "upload_id":
-            seen[media.upload_id] = None
-    return tuple(seen)
-
-
-def upload_kinds(request: pb.SendRequest) -> tuple[tuple[str, int], ...]:
-    """Each upload the message references with the media kind it goes as, each once."""
-    seen: dict[str, int] = {}
-    for media in media_of(request):
-        if media.WhichOneof("source") == "upload_id":
-            seen.setdefault(media.upload_id, media.kind)
-    return tuple(seen.items())
+    return tuple(upload_id for upload_id, _ in upload_kinds(request))
 
 
 def weight(request: pb.SendRequest) -> int:

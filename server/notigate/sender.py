@@ -43,6 +43,7 @@ from notigate.telegram_media import (
     album_failure,
     album_parameter,
     file_ids_of,
+    is_deleted_already,
     is_not_modified,
     media_parameter,
     media_parameters,
@@ -340,11 +341,7 @@ class TelegramSender:
             answer = await self._call(
                 "deleteMessages", {"chat_id": _chat_id(chat_id), "message_ids": ids}
             )
-        if isinstance(answer, PermanentError) and "message to delete not found" in (
-            answer.description
-        ):
-            # Gone already (deleted in the chat, or by an earlier attempt whose answer was
-            # lost): what was asked is done.
+        if isinstance(answer, PermanentError) and is_deleted_already(answer.description):
             return Delivered(ids[0])
         if not isinstance(answer, Accepted):
             return answer

@@ -413,9 +413,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.EditMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.EditMessageResponse:
         await self._invalid(context, validate_job_id(request.job_id))
-        if "media" in request.update_mask.paths or (
-            not request.update_mask.paths and request.HasField("media")
-        ):
+        if "media" in changes.edit_paths(request)[0]:
             await self._check_uploads(context, [pb.SendRequest(media=request.media)], "")
         async with self._errors(context):
             change = await changes.edit_message(
@@ -431,9 +429,8 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     ) -> pb.DeleteMessageResponse:
         await self._invalid(context, validate_job_id(request.job_id))
         async with self._errors(context):
-            now_ms = (await self.queue.stats()).now_ms
             change = await changes.delete_message(
-                self.queue, request.job_id, now_ms=now_ms, validate_only=request.validate_only
+                self.queue, request.job_id, validate_only=request.validate_only
             )
             job = await self._job(change.job_id)
         if change.written and job.kind == pb.JOB_KIND_DELETE:

@@ -19,6 +19,7 @@ from typing import Any
 from telegram import InputFile
 from telegram.request._requestparameter import RequestParameter
 
+from notigate.answers import RETRY_IN_TEXT
 from notigate.media import KINDS
 from notigate.outcomes import PermanentError, RateLimited, TransientError
 from notigate.parse_modes import PARSE_MODE_NAMES
@@ -35,6 +36,7 @@ __all__ = [
     "album_parameter",
     "file_ids_of",
     "input_media",
+    "is_deleted_already",
     "is_not_modified",
     "media_parameter",
     "media_parameters",
@@ -50,8 +52,8 @@ EDIT_MARKUP = "editMessageReplyMarkup"
 _ALBUM_ITEM_FAILED = re.compile(
     r'failed to send message #(\d+) with the error message "(.*)"', re.IGNORECASE | re.DOTALL
 )
-_RETRY_AFTER = re.compile(r"Too Many Requests: retry after (\d+)", re.IGNORECASE)
 _NOT_MODIFIED = "message is not modified"
+_DELETED_ALREADY = "message to delete not found"
 # An album item's error that another attempt may not meet: Telegram's side failed.
 _TRANSIENT = re.compile(
     r"^(Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout|5\d\d\b)"
@@ -67,6 +69,8 @@ class Content:
     data: bytes
     filename: str
     content_type: str = ""
+    # The content's digest: Telegram's file_id for it is kept under it.
+    sha256: str = ""
 
 
 # What an upload_id resolves to before a send: Telegram's file_id (reused) or the bytes.
@@ -147,7 +151,9 @@ def album_parameter(
     return RequestParameter("media", values, attached or None)
 
 
-def media_parameter(media: pb.Media, caption: str, parse_mode: int, files: Resolved) -> Any:
+def media_parameter(
+    media: pb.Media, caption: str, parse_mode: int, files: Resolved
+) -> RequestParameter:
     """editMessageMedia's ``media``."""
     value, uploads = input_media(media, caption, parse_mode, files)
     return RequestParameter("media", value, uploads or None)
@@ -184,7 +190,7 @@ def album_failure(
         return None
     sent = already_sent + int(found.group(1)) - 1
     inner = found.group(2)
-    wait = _RETRY_AFTER.search(inner)
+    wait = RETRY_IN_TEXT.search(inner)
     if wait is not None:
         return sent, RateLimited(float(max(1, int(wait.group(1)))))
     if _TRANSIENT.search(inner):
@@ -197,3 +203,9 @@ def album_failure(
 def is_not_modified(description: str) -> bool:
     """An edit that changes nothing: the message already shows what was asked."""
     return _NOT_MODIFIED in description
+
+
+def is_deleted_already(description: str) -> bool:
+    """A delete of a message that is gone (deleted in the chat, or by an earlier attempt
+    whose answer was lost): what was asked is done."""
+    return _DELETED_ALREADY in description

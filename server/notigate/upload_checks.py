@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import grpc
 
 from notigate import rpc_status
-from notigate.media import media_paths, upload_problem
-from notigate.uploads import RefusalKind, UploadRefused, UploadStore
+from notigate.media import PHOTO_UPLOAD_MAX_BYTES, media_paths
+from notigate.uploads import RefusalKind, UploadInfo, UploadRefused, UploadStore
 from notigate.validation import FieldViolation
 from notigate_client import pb
 
-__all__ = ["refusal_status", "upload_violations"]
+__all__ = ["refusal_status", "upload_problem", "upload_violations"]
 
 
 async def upload_violations(
@@ -40,6 +40,23 @@ async def upload_violations(
         if problem is not None:
             violations.append(FieldViolation(field=field, description=problem))
     return violations
+
+
+def upload_problem(media: pb.Media, info: UploadInfo | None, ttl_s: int) -> str | None:
+    """Why ``media`` cannot be sent from the upload ``info`` describes (None: it can)."""
+    if info is None:
+        return (
+            f"no upload {media.upload_id}: never uploaded, or trimmed (an upload no "
+            f"unfinished job sends is kept {ttl_s} s)"
+        )
+    if not info.ready:
+        return f"upload {media.upload_id} is not complete"
+    if media.kind == pb.MEDIA_KIND_PHOTO and info.size > PHOTO_UPLOAD_MAX_BYTES:
+        return (
+            f"a photo is at most {PHOTO_UPLOAD_MAX_BYTES:,} bytes uploaded, this one is "
+            f"{info.size:,}: send it as a document"
+        )
+    return None
 
 
 def refusal_status(exc: UploadRefused) -> grpc.Status:

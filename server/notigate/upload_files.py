@@ -74,7 +74,7 @@ class UploadFiles:
         try:
             outcome = await send(resolved)
             if isinstance(outcome, Delivered) and outcome.file_ids:
-                await self.remember(outcome.file_ids)
+                await self.remember(outcome.file_ids, resolved)
             if isinstance(outcome, PermanentError) and await self.refused(
                 outcome.description, uploads, resolved
             ):
@@ -155,7 +155,7 @@ class UploadFiles:
             if data is None:
                 await self._release(lease, claimed)
                 return PermanentError(f"upload {upload_id} is gone")
-            resolved[upload_id] = Content(data, info.filename, info.content_type)
+            resolved[upload_id] = Content(data, info.filename, info.content_type, info.sha256)
         return resolved
 
     async def _release(self, lease: Lease, upload_ids: Sequence[str]) -> None:
@@ -193,14 +193,17 @@ class UploadFiles:
                 forgot = True
         return forgot
 
-    async def remember(self, file_ids: Sequence[tuple[str, int, str]]) -> None:
-        """Telegram named a file_id for these uploads: later sends reuse it. A failure
-        here costs only a second upload later, never the delivery."""
+    async def remember(
+        self, file_ids: Sequence[tuple[str, int, str]], resolved: Mapping[str, str | Content]
+    ) -> None:
+        """Telegram named a file_id for these uploads (sent as the bytes in ``resolved``):
+        later sends reuse it. A failure here costs only a second upload later, never the
+        delivery."""
         try:
-            infos = await self.store.infos([upload_id for upload_id, _, _ in file_ids])
-            for (upload_id, kind, file_id), info in zip(file_ids, infos, strict=True):
+            for upload_id, kind, file_id in file_ids:
                 self._keep(upload_id, kind, file_id)
-                if info is not None and info.sha256:
-                    await self.store.remember_file_id(self.bot_id, kind, info.sha256, file_id)
+                content = resolved.get(upload_id)
+                if isinstance(content, Content) and content.sha256:
+                    await self.store.remember_file_id(self.bot_id, kind, content.sha256, file_id)
         except StoreError as exc:
             log.warning("could not remember Telegram's file_id of an upload: %s", exc)

@@ -238,6 +238,11 @@ class Queue:
 
     # -- reading ---------------------------------------------------------------
 
+    async def now_ms(self) -> int:
+        """Redis's clock (ms), the one every job time is stamped with."""
+        sec, usec = await self._read(lambda: self.redis.time())
+        return int(sec) * 1000 + int(usec) // 1000
+
     async def last_job_id(self) -> int:
         """The newest job id handed out (0: none yet). Ids only grow, so an id above it
         was never handed out."""

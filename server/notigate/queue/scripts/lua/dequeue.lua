@@ -135,7 +135,9 @@ else
       local rate, window = chat_limit(chat, cfg)
       -- An album of n counts as n messages (Telegram counts them so): the windows
       -- must have room for all of them (place_chat only made room for one).
-      local n = tonumber(redis.call('HGET', jk, 'n') or '1')
+      -- One read of everything the lease returns (a held album reads it for nothing).
+      local f = redis.call('HMGET', jk, 'n', 'a', 'c', 'p', 'k', 'sk', 'em', 'tg', 'tm')
+      local n = tonumber(f[1] or '1')
       if n > 1 then
         local bot_open = window_open_at(glog, grate, gwindow, gmargin, n)
         local chat_open = window_open_at(chat_log, rate, window, cfg.chat_margin_ms, n)
@@ -159,12 +161,11 @@ else
         local token = nonce .. ':' .. taken
         redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
         redis.call('ZADD', active, now + cfg.lease_ms, id)
-        local f = redis.call('HMGET', jk, 'a', 'c', 'p', 'k', 'sk', 'em', 'tg', 'tm')
         -- Edit and delete jobs: the target's message ids as last recorded, and its
         -- state (the edit must wait for the original's delivery to be recorded).
-        local target_state, target_ids = '', f[8] or ''
-        if f[7] then
-          local t = redis.call('HMGET', prefix .. 'job:' .. f[7], 's', 'm', 'ms')
+        local target_state, target_ids = '', f[9] or ''
+        if f[8] then
+          local t = redis.call('HMGET', prefix .. 'job:' .. f[8], 's', 'm', 'ms')
           target_state = t[1] or ''
           if target_ids == '' then
             target_ids = t[3] or t[2] or ''
@@ -173,12 +174,12 @@ else
         out[#out + 1] = id
         out[#out + 1] = token
         out[#out + 1] = chat
-        out[#out + 1] = f[1] or 0
         out[#out + 1] = f[2] or 0
-        out[#out + 1] = f[3]
-        out[#out + 1] = f[4] or ''
-        out[#out + 1] = f[5] or 0
-        out[#out + 1] = f[6] or ''
+        out[#out + 1] = f[3] or 0
+        out[#out + 1] = f[4]
+        out[#out + 1] = f[5] or ''
+        out[#out + 1] = f[6] or 0
+        out[#out + 1] = f[7] or ''
         out[#out + 1] = target_state
         out[#out + 1] = target_ids
         taken = taken + 1
