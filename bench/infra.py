@@ -363,6 +363,8 @@ async def run_json(argv: list[str], timeout: float, cwd: Path = ROOT) -> dict[st
     result: dict[str, Any] = json.loads(lines[-1])
     if result.get("errors"):
         raise error(f"{Path(argv[1]).name}: {result['errors']} errors: {result['first_error']}")
+    if result.get("refused"):
+        print(f"  {Path(argv[1]).name}: {result['refused']} refused streams sent again", flush=True)
     return result
 
 

@@ -6,6 +6,9 @@ export function opts() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+const MAX_REFUSED = 10_000;
+const isRefused = (e) => e && e.code === 14 && String(e.details || "").includes("Stream refused");
+
 // Run `concurrency` closed loops of `op(i)` (i: a global sequence number). Nothing is
 // counted during `warmup` seconds; then completions and latencies over `duration` seconds.
 // `startAt` (ms since the epoch) lines several processes up.
@@ -18,13 +21,26 @@ export async function drive({ op, concurrency, duration, warmup = 0.5, startAt =
   let done = 0;
   let errors = 0;
   let firstError = null;
+  let refused = 0;
   const lat = [];
   async function loop() {
     while (performance.now() < measureTo) {
       const i = seq++;
       const s = performance.now();
       try {
-        await op(i);
+        for (;;) {
+          try {
+            await op(i);
+            break;
+          } catch (e) {
+            // A server short of CPU refuses new streams (HTTP/2 REFUSED_STREAM: the call never
+            // started; grpc-js retries once by itself). A caller sends it again; the latency
+            // counts the wait.
+            if (!isRefused(e) || refused >= MAX_REFUSED) throw e;
+            refused++;
+            await sleep(5);
+          }
+        }
       } catch (e) {
         errors++;
         if (!firstError) firstError = String(e && e.stack ? e.stack : e);
@@ -39,7 +55,7 @@ export async function drive({ op, concurrency, duration, warmup = 0.5, startAt =
     }
   }
   await Promise.all(Array.from({ length: concurrency }, loop));
-  return { ops: done, seconds: duration, latencies_ms: lat, errors, first_error: firstError };
+  return { ops: done, seconds: duration, latencies_ms: lat, errors, refused, first_error: firstError };
 }
 
 // Print the result and exit once it is flushed (a pipe write is asynchronous in Node).
