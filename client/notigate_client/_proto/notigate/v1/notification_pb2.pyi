@@ -385,6 +385,7 @@ class SendRequest(_message.Message):
     SEND_AT_FIELD_NUMBER: _builtins.int
     MEDIA_FIELD_NUMBER: _builtins.int
     MEDIA_GROUP_FIELD_NUMBER: _builtins.int
+    IGNORE_SUPPRESSION_FIELD_NUMBER: _builtins.int
     chat_id: _builtins.str
     """Target chat: a numeric id ("123456789", "-1001234567890") or "@channelname"."""
     text: _builtins.str
@@ -404,6 +405,10 @@ class SendRequest(_message.Message):
     """Delivery attempts before the job fails (0 = server default)."""
     allow_paid_broadcast: _builtins.bool
     """Send with allow_paid_broadcast (bot-wide limit 1000 msg/s, paid in Stars)."""
+    ignore_suppression: _builtins.bool
+    """Send even if the chat is suppressed (it blocked the bot or was not
+    found): for a chat known to be reachable again.
+    """
     @_builtins.property
     def delay(self) -> _duration_pb2.Duration:
         """Deliver no earlier than this long after acceptance."""
@@ -445,10 +450,11 @@ class SendRequest(_message.Message):
         send_at: _timestamp_pb2.Timestamp | None = ...,
         media: Global___Media | None = ...,
         media_group: Global___MediaGroup | None = ...,
+        ignore_suppression: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "link_preview", b"link_preview", "media", b"media", "media_group", b"media_group", "reply_markup", b"reply_markup", "send_at", b"send_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "media", b"media", "media_group", b"media_group", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "ignore_suppression", b"ignore_suppression", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "media", b"media", "media_group", b"media_group", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -849,6 +855,8 @@ class GetStatsResponse(_message.Message):
     OLDEST_WAITING_AGE_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     RETENTION_FIELD_NUMBER: _builtins.int
+    SUPPRESSED_CHATS_FIELD_NUMBER: _builtins.int
+    WEBHOOKS_FIELD_NUMBER: _builtins.int
     waiting: _builtins.int
     active: _builtins.int
     delayed: _builtins.int
@@ -866,6 +874,8 @@ class GetStatsResponse(_message.Message):
     total_duplicates: _builtins.int
     global_rate: _builtins.int
     """Configured bot-wide limit, messages per second."""
+    suppressed_chats: _builtins.int
+    """Chats that messages are not sent to (see ListSuppressedChats)."""
     @_builtins.property
     def paused_until(self) -> _timestamp_pb2.Timestamp:
         """Bot-wide pause after 429s from several chats; unset when not paused."""
@@ -885,6 +895,10 @@ class GetStatsResponse(_message.Message):
         """How many finished jobs are kept: completed, failed and cancelled above
         count the retained jobs; the total_ fields count since the queue began.
         """
+
+    @_builtins.property
+    def webhooks(self) -> Global___WebhookStats:
+        """Webhook delivery of events; unset when no webhook is configured."""
 
     def __init__(
         self,
@@ -908,14 +922,55 @@ class GetStatsResponse(_message.Message):
         oldest_waiting_age: _duration_pb2.Duration | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         retention: Global___Retention | None = ...,
+        suppressed_chats: _builtins.int = ...,
+        webhooks: Global___WebhookStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "webhooks", b"webhooks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "suppressed_chats", b"suppressed_chats", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings", "webhooks", b"webhooks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class WebhookStats(_message.Message):
+    """WebhookStats reports the webhook's delivery of events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    UNDELIVERABLE_FIELD_NUMBER: _builtins.int
+    OLDEST_PENDING_TIME_FIELD_NUMBER: _builtins.int
+    pending: _builtins.int
+    """Events not yet acknowledged by the receiver (being sent or retried)."""
+    delivered: _builtins.int
+    """Events the receiver acknowledged since the queue began."""
+    undeliverable: _builtins.int
+    """Events given up on: not acknowledged within the retry age, or trimmed
+    from the event stream before they were read (counted, never dropped
+    silently; the gateway logs each).
+    """
+    @_builtins.property
+    def oldest_pending_time(self) -> _timestamp_pb2.Timestamp:
+        """When the oldest pending event happened; unset when none is pending."""
+
+    def __init__(
+        self,
+        *,
+        pending: _builtins.int = ...,
+        delivered: _builtins.int = ...,
+        undeliverable: _builtins.int = ...,
+        oldest_pending_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_pending_time", b"oldest_pending_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "oldest_pending_time", b"oldest_pending_time", "pending", b"pending", "undeliverable", b"undeliverable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookStats: _TypeAlias = WebhookStats  # noqa: Y015
 
 @_typing.final
 class Retention(_message.Message):
@@ -1310,3 +1365,267 @@ class DeleteMessageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteMessageResponse: _TypeAlias = DeleteMessageResponse  # noqa: Y015
+
+@_typing.final
+class Event(_message.Message):
+    """Event is one job state change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    TELEGRAM_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TELEGRAM_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Position in the event stream; pass as WatchEventsRequest.start_cursor to
+    resume after this event.
+    """
+    job_id: _builtins.str
+    state: Global___JobState.ValueType
+    """The state the job entered."""
+    chat_id: _builtins.str
+    attempts: _builtins.int
+    """Attempts used so far."""
+    error: _builtins.str
+    """Why an attempt failed (entering DELAYED for a retry, or FAILED)."""
+    telegram_message_id: _builtins.int
+    """Telegram's message id (entering COMPLETED; an album's first message)."""
+    kind: Global___JobKind.ValueType
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def telegram_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Every message of a delivered album, in order."""
+
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        job_id: _builtins.str = ...,
+        state: Global___JobState.ValueType = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        chat_id: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        error: _builtins.str = ...,
+        telegram_message_id: _builtins.int = ...,
+        kind: Global___JobKind.ValueType = ...,
+        telegram_message_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chat_id", b"chat_id", "cursor", b"cursor", "error", b"error", "job_id", b"job_id", "kind", b"kind", "state", b"state", "telegram_message_id", b"telegram_message_id", "telegram_message_ids", b"telegram_message_ids", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class WatchEventsRequest(_message.Message):
+    """WatchEventsRequest says where to start and which events to stream. Unset
+    filters match every event; set ones must all match.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_CURSOR_FIELD_NUMBER: _builtins.int
+    JOB_IDS_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    start_cursor: _builtins.str
+    """Empty: only events after the call starts. A cursor of an earlier event:
+    every event after it.
+    """
+    chat_id: _builtins.str
+    """Only events of jobs for this chat (as in SendRequest.chat_id)."""
+    @_builtins.property
+    def job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only events of these jobs (at most 1000)."""
+
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[Global___JobState.ValueType]:
+        """Only events entering these states."""
+
+    def __init__(
+        self,
+        *,
+        start_cursor: _builtins.str = ...,
+        job_ids: _abc.Iterable[_builtins.str] | None = ...,
+        states: _abc.Iterable[Global___JobState.ValueType] | None = ...,
+        chat_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "job_ids", b"job_ids", "start_cursor", b"start_cursor", "states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchEventsResponse(_message.Message):
+    """WatchEventsResponse carries one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    GAP_FIELD_NUMBER: _builtins.int
+    gap: _builtins.bool
+    """True when events between the previous position (start_cursor, or the
+    previous event) and this one were trimmed from the stream before they
+    could be read: reconcile with ListJobs or GetJob.
+    """
+    @_builtins.property
+    def event(self) -> Global___Event: ...
+    def __init__(
+        self,
+        *,
+        event: Global___Event | None = ...,
+        gap: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "gap", b"gap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
+
+@_typing.final
+class SuppressedChat(_message.Message):
+    """SuppressedChat is a chat that messages are not sent to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUPPRESS_TIME_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    chat_id: _builtins.str
+    reason: _builtins.str
+    """Telegram's answer that suppressed it, e.g. "Forbidden: bot was blocked by
+    the user".
+    """
+    job_id: _builtins.str
+    """The job whose send got that answer."""
+    @_builtins.property
+    def suppress_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        chat_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        suppress_time: _timestamp_pb2.Timestamp | None = ...,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["suppress_time", b"suppress_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "job_id", b"job_id", "reason", b"reason", "suppress_time", b"suppress_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuppressedChat: _TypeAlias = SuppressedChat  # noqa: Y015
+
+@_typing.final
+class ListSuppressedChatsRequest(_message.Message):
+    """ListSuppressedChatsRequest asks for one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1..1000 (0 = 100)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSuppressedChatsRequest: _TypeAlias = ListSuppressedChatsRequest  # noqa: Y015
+
+@_typing.final
+class ListSuppressedChatsResponse(_message.Message):
+    """ListSuppressedChatsResponse is one page, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHATS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def chats(self) -> _containers.RepeatedCompositeFieldContainer[Global___SuppressedChat]: ...
+    def __init__(
+        self,
+        *,
+        chats: _abc.Iterable[Global___SuppressedChat] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chats", b"chats", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSuppressedChatsResponse: _TypeAlias = ListSuppressedChatsResponse  # noqa: Y015
+
+@_typing.final
+class UnsuppressChatRequest(_message.Message):
+    """UnsuppressChatRequest names the chat to reach again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    chat_id: _builtins.str
+    validate_only: _builtins.bool
+    """Check that the chat is suppressed and change nothing."""
+    def __init__(
+        self,
+        *,
+        chat_id: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsuppressChatRequest: _TypeAlias = UnsuppressChatRequest  # noqa: Y015
+
+@_typing.final
+class UnsuppressChatResponse(_message.Message):
+    """UnsuppressChatResponse carries the suppression that was lifted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chat(self) -> Global___SuppressedChat: ...
+    def __init__(
+        self,
+        *,
+        chat: Global___SuppressedChat | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsuppressChatResponse: _TypeAlias = UnsuppressChatResponse  # noqa: Y015

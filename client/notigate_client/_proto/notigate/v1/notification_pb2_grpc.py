@@ -97,6 +97,21 @@ class NotificationServiceStub:
                 request_serializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageRequest.SerializeToString,
                 response_deserializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageResponse.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/notigate.v1.NotificationService/WatchEvents',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
+        self.ListSuppressedChats = channel.unary_unary(
+                '/notigate.v1.NotificationService/ListSuppressedChats',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.ListSuppressedChatsRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.ListSuppressedChatsResponse.FromString,
+                _registered_method=True)
+        self.UnsuppressChat = channel.unary_unary(
+                '/notigate.v1.NotificationService/UnsuppressChat',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -195,6 +210,31 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """WatchEvents streams job state changes as they happen: only new ones, or
+        everything after a cursor from an earlier event. The response's initial
+        metadata carries `x-notigate-cursor`, the position the stream starts
+        after: state read after receiving it (GetJob) misses no later change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSuppressedChats(self, request, context):
+        """ListSuppressedChats pages through the chats that blocked the bot or are
+        gone (newest first): messages to them fail without reaching Telegram.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnsuppressChat(self, request, context):
+        """UnsuppressChat lets messages reach a suppressed chat again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +297,21 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.DeleteMessage,
                     request_deserializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageRequest.FromString,
                     response_serializer=notigate_dot_v1_dot_notification__pb2.DeleteMessageResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.WatchEventsRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'ListSuppressedChats': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuppressedChats,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.ListSuppressedChatsRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.ListSuppressedChatsResponse.SerializeToString,
+            ),
+            'UnsuppressChat': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnsuppressChat,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -585,6 +640,87 @@ class NotificationService:
             '/notigate.v1.NotificationService/DeleteMessage',
             notigate_dot_v1_dot_notification__pb2.DeleteMessageRequest.SerializeToString,
             notigate_dot_v1_dot_notification__pb2.DeleteMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/notigate.v1.NotificationService/WatchEvents',
+            notigate_dot_v1_dot_notification__pb2.WatchEventsRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuppressedChats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/ListSuppressedChats',
+            notigate_dot_v1_dot_notification__pb2.ListSuppressedChatsRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.ListSuppressedChatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnsuppressChat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/UnsuppressChat',
+            notigate_dot_v1_dot_notification__pb2.UnsuppressChatRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.UnsuppressChatResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,18 @@ class NotificationServiceStub:
     """DeleteMessage cancels a message still queued, or queues a delete job for
     a sent one (Telegram allows deleting within 48 hours of sending).
     """
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_notification_pb2.WatchEventsRequest, _notification_pb2.WatchEventsResponse]
+    """WatchEvents streams job state changes as they happen: only new ones, or
+    everything after a cursor from an earlier event. The response's initial
+    metadata carries `x-notigate-cursor`, the position the stream starts
+    after: state read after receiving it (GetJob) misses no later change.
+    """
+    ListSuppressedChats: _grpc.UnaryUnaryMultiCallable[_notification_pb2.ListSuppressedChatsRequest, _notification_pb2.ListSuppressedChatsResponse]
+    """ListSuppressedChats pages through the chats that blocked the bot or are
+    gone (newest first): messages to them fail without reaching Telegram.
+    """
+    UnsuppressChat: _grpc.UnaryUnaryMultiCallable[_notification_pb2.UnsuppressChatRequest, _notification_pb2.UnsuppressChatResponse]
+    """UnsuppressChat lets messages reach a suppressed chat again."""
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -118,6 +130,18 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """DeleteMessage cancels a message still queued, or queues a delete job for
     a sent one (Telegram allows deleting within 48 hours of sending).
     """
+    WatchEvents: _aio.UnaryStreamMultiCallable[_notification_pb2.WatchEventsRequest, _notification_pb2.WatchEventsResponse]  # type: ignore[assignment]
+    """WatchEvents streams job state changes as they happen: only new ones, or
+    everything after a cursor from an earlier event. The response's initial
+    metadata carries `x-notigate-cursor`, the position the stream starts
+    after: state read after receiving it (GetJob) misses no later change.
+    """
+    ListSuppressedChats: _aio.UnaryUnaryMultiCallable[_notification_pb2.ListSuppressedChatsRequest, _notification_pb2.ListSuppressedChatsResponse]  # type: ignore[assignment]
+    """ListSuppressedChats pages through the chats that blocked the bot or are
+    gone (newest first): messages to them fail without reaching Telegram.
+    """
+    UnsuppressChat: _aio.UnaryUnaryMultiCallable[_notification_pb2.UnsuppressChatRequest, _notification_pb2.UnsuppressChatResponse]  # type: ignore[assignment]
+    """UnsuppressChat lets messages reach a suppressed chat again."""
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationService accepts Telegram messages, stores them durably and
@@ -232,5 +256,35 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """DeleteMessage cancels a message still queued, or queues a delete job for
         a sent one (Telegram allows deleting within 48 hours of sending).
         """
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _notification_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notification_pb2.WatchEventsResponse], _abc.AsyncIterator[_notification_pb2.WatchEventsResponse]]:
+        """WatchEvents streams job state changes as they happen: only new ones, or
+        everything after a cursor from an earlier event. The response's initial
+        metadata carries `x-notigate-cursor`, the position the stream starts
+        after: state read after receiving it (GetJob) misses no later change.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSuppressedChats(
+        self,
+        request: _notification_pb2.ListSuppressedChatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.ListSuppressedChatsResponse, _abc.Awaitable[_notification_pb2.ListSuppressedChatsResponse]]:
+        """ListSuppressedChats pages through the chats that blocked the bot or are
+        gone (newest first): messages to them fail without reaching Telegram.
+        """
+
+    @_abc_1.abstractmethod
+    def UnsuppressChat(
+        self,
+        request: _notification_pb2.UnsuppressChatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.UnsuppressChatResponse, _abc.Awaitable[_notification_pb2.UnsuppressChatResponse]]:
+        """UnsuppressChat lets messages reach a suppressed chat again."""
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

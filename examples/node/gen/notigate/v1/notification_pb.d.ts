@@ -362,6 +362,14 @@ export declare type SendRequest = Message<"notigate.v1.SendRequest"> & {
    * @generated from field: notigate.v1.MediaGroup media_group = 16;
    */
   mediaGroup?: MediaGroup | undefined;
+
+  /**
+   * Send even if the chat is suppressed (it blocked the bot or was not
+   * found): for a chat known to be reachable again.
+   *
+   * @generated from field: bool ignore_suppression = 17;
+   */
+  ignoreSuppression: boolean;
 };
 
 /**
@@ -847,6 +855,20 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
    * @generated from field: notigate.v1.Retention retention = 19;
    */
   retention?: Retention | undefined;
+
+  /**
+   * Chats that messages are not sent to (see ListSuppressedChats).
+   *
+   * @generated from field: int64 suppressed_chats = 20;
+   */
+  suppressedChats: bigint;
+
+  /**
+   * Webhook delivery of events; unset when no webhook is configured.
+   *
+   * @generated from field: notigate.v1.WebhookStats webhooks = 21;
+   */
+  webhooks?: WebhookStats | undefined;
 };
 
 /**
@@ -854,6 +876,49 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export declare const GetStatsResponseSchema: GenMessage<GetStatsResponse>;
+
+/**
+ * WebhookStats reports the webhook's delivery of events.
+ *
+ * @generated from message notigate.v1.WebhookStats
+ */
+export declare type WebhookStats = Message<"notigate.v1.WebhookStats"> & {
+  /**
+   * Events not yet acknowledged by the receiver (being sent or retried).
+   *
+   * @generated from field: int64 pending = 1;
+   */
+  pending: bigint;
+
+  /**
+   * Events the receiver acknowledged since the queue began.
+   *
+   * @generated from field: int64 delivered = 2;
+   */
+  delivered: bigint;
+
+  /**
+   * Events given up on: not acknowledged within the retry age, or trimmed
+   * from the event stream before they were read (counted, never dropped
+   * silently; the gateway logs each).
+   *
+   * @generated from field: int64 undeliverable = 3;
+   */
+  undeliverable: bigint;
+
+  /**
+   * When the oldest pending event happened; unset when none is pending.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_pending_time = 4;
+   */
+  oldestPendingTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.WebhookStats.
+ * Use `create(WebhookStatsSchema)` to create a new message.
+ */
+export declare const WebhookStatsSchema: GenMessage<WebhookStats>;
 
 /**
  * Retention says which finished jobs stay visible to GetJob and ListJobs.
@@ -1252,6 +1317,285 @@ export declare type DeleteMessageResponse = Message<"notigate.v1.DeleteMessageRe
 export declare const DeleteMessageResponseSchema: GenMessage<DeleteMessageResponse>;
 
 /**
+ * Event is one job state change.
+ *
+ * @generated from message notigate.v1.Event
+ */
+export declare type Event = Message<"notigate.v1.Event"> & {
+  /**
+   * Position in the event stream; pass as WatchEventsRequest.start_cursor to
+   * resume after this event.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * The state the job entered.
+   *
+   * @generated from field: notigate.v1.JobState state = 3;
+   */
+  state: JobState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 4;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string chat_id = 5;
+   */
+  chatId: string;
+
+  /**
+   * Attempts used so far.
+   *
+   * @generated from field: int32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * Why an attempt failed (entering DELAYED for a retry, or FAILED).
+   *
+   * @generated from field: string error = 7;
+   */
+  error: string;
+
+  /**
+   * Telegram's message id (entering COMPLETED; an album's first message).
+   *
+   * @generated from field: int64 telegram_message_id = 8;
+   */
+  telegramMessageId: bigint;
+
+  /**
+   * @generated from field: notigate.v1.JobKind kind = 9;
+   */
+  kind: JobKind;
+
+  /**
+   * Every message of a delivered album, in order.
+   *
+   * @generated from field: repeated int64 telegram_message_ids = 10;
+   */
+  telegramMessageIds: bigint[];
+};
+
+/**
+ * Describes the message notigate.v1.Event.
+ * Use `create(EventSchema)` to create a new message.
+ */
+export declare const EventSchema: GenMessage<Event>;
+
+/**
+ * WatchEventsRequest says where to start and which events to stream. Unset
+ * filters match every event; set ones must all match.
+ *
+ * @generated from message notigate.v1.WatchEventsRequest
+ */
+export declare type WatchEventsRequest = Message<"notigate.v1.WatchEventsRequest"> & {
+  /**
+   * Empty: only events after the call starts. A cursor of an earlier event:
+   * every event after it.
+   *
+   * @generated from field: string start_cursor = 1;
+   */
+  startCursor: string;
+
+  /**
+   * Only events of these jobs (at most 1000).
+   *
+   * @generated from field: repeated string job_ids = 2;
+   */
+  jobIds: string[];
+
+  /**
+   * Only events entering these states.
+   *
+   * @generated from field: repeated notigate.v1.JobState states = 3;
+   */
+  states: JobState[];
+
+  /**
+   * Only events of jobs for this chat (as in SendRequest.chat_id).
+   *
+   * @generated from field: string chat_id = 4;
+   */
+  chatId: string;
+};
+
+/**
+ * Describes the message notigate.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export declare const WatchEventsRequestSchema: GenMessage<WatchEventsRequest>;
+
+/**
+ * WatchEventsResponse carries one event.
+ *
+ * @generated from message notigate.v1.WatchEventsResponse
+ */
+export declare type WatchEventsResponse = Message<"notigate.v1.WatchEventsResponse"> & {
+  /**
+   * @generated from field: notigate.v1.Event event = 1;
+   */
+  event?: Event | undefined;
+
+  /**
+   * True when events between the previous position (start_cursor, or the
+   * previous event) and this one were trimmed from the stream before they
+   * could be read: reconcile with ListJobs or GetJob.
+   *
+   * @generated from field: bool gap = 2;
+   */
+  gap: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export declare const WatchEventsResponseSchema: GenMessage<WatchEventsResponse>;
+
+/**
+ * SuppressedChat is a chat that messages are not sent to.
+ *
+ * @generated from message notigate.v1.SuppressedChat
+ */
+export declare type SuppressedChat = Message<"notigate.v1.SuppressedChat"> & {
+  /**
+   * @generated from field: string chat_id = 1;
+   */
+  chatId: string;
+
+  /**
+   * Telegram's answer that suppressed it, e.g. "Forbidden: bot was blocked by
+   * the user".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp suppress_time = 3;
+   */
+  suppressTime?: Timestamp | undefined;
+
+  /**
+   * The job whose send got that answer.
+   *
+   * @generated from field: string job_id = 4;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message notigate.v1.SuppressedChat.
+ * Use `create(SuppressedChatSchema)` to create a new message.
+ */
+export declare const SuppressedChatSchema: GenMessage<SuppressedChat>;
+
+/**
+ * ListSuppressedChatsRequest asks for one page.
+ *
+ * @generated from message notigate.v1.ListSuppressedChatsRequest
+ */
+export declare type ListSuppressedChatsRequest = Message<"notigate.v1.ListSuppressedChatsRequest"> & {
+  /**
+   * 1..1000 (0 = 100).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message notigate.v1.ListSuppressedChatsRequest.
+ * Use `create(ListSuppressedChatsRequestSchema)` to create a new message.
+ */
+export declare const ListSuppressedChatsRequestSchema: GenMessage<ListSuppressedChatsRequest>;
+
+/**
+ * ListSuppressedChatsResponse is one page, newest first.
+ *
+ * @generated from message notigate.v1.ListSuppressedChatsResponse
+ */
+export declare type ListSuppressedChatsResponse = Message<"notigate.v1.ListSuppressedChatsResponse"> & {
+  /**
+   * @generated from field: repeated notigate.v1.SuppressedChat chats = 1;
+   */
+  chats: SuppressedChat[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message notigate.v1.ListSuppressedChatsResponse.
+ * Use `create(ListSuppressedChatsResponseSchema)` to create a new message.
+ */
+export declare const ListSuppressedChatsResponseSchema: GenMessage<ListSuppressedChatsResponse>;
+
+/**
+ * UnsuppressChatRequest names the chat to reach again.
+ *
+ * @generated from message notigate.v1.UnsuppressChatRequest
+ */
+export declare type UnsuppressChatRequest = Message<"notigate.v1.UnsuppressChatRequest"> & {
+  /**
+   * @generated from field: string chat_id = 1;
+   */
+  chatId: string;
+
+  /**
+   * Check that the chat is suppressed and change nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.UnsuppressChatRequest.
+ * Use `create(UnsuppressChatRequestSchema)` to create a new message.
+ */
+export declare const UnsuppressChatRequestSchema: GenMessage<UnsuppressChatRequest>;
+
+/**
+ * UnsuppressChatResponse carries the suppression that was lifted.
+ *
+ * @generated from message notigate.v1.UnsuppressChatResponse
+ */
+export declare type UnsuppressChatResponse = Message<"notigate.v1.UnsuppressChatResponse"> & {
+  /**
+   * @generated from field: notigate.v1.SuppressedChat chat = 1;
+   */
+  chat?: SuppressedChat | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.UnsuppressChatResponse.
+ * Use `create(UnsuppressChatResponseSchema)` to create a new message.
+ */
+export declare const UnsuppressChatResponseSchema: GenMessage<UnsuppressChatResponse>;
+
+/**
  * ParseMode selects how Telegram parses entities in the text.
  *
  * @generated from enum notigate.v1.ParseMode
@@ -1572,6 +1916,40 @@ export declare const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof DeleteMessageRequestSchema;
     output: typeof DeleteMessageResponseSchema;
+  },
+  /**
+   * WatchEvents streams job state changes as they happen: only new ones, or
+   * everything after a cursor from an earlier event. The response's initial
+   * metadata carries `x-notigate-cursor`, the position the stream starts
+   * after: state read after receiving it (GetJob) misses no later change.
+   *
+   * @generated from rpc notigate.v1.NotificationService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * ListSuppressedChats pages through the chats that blocked the bot or are
+   * gone (newest first): messages to them fail without reaching Telegram.
+   *
+   * @generated from rpc notigate.v1.NotificationService.ListSuppressedChats
+   */
+  listSuppressedChats: {
+    methodKind: "unary";
+    input: typeof ListSuppressedChatsRequestSchema;
+    output: typeof ListSuppressedChatsResponseSchema;
+  },
+  /**
+   * UnsuppressChat lets messages reach a suppressed chat again.
+   *
+   * @generated from rpc notigate.v1.NotificationService.UnsuppressChat
+   */
+  unsuppressChat: {
+    methodKind: "unary";
+    input: typeof UnsuppressChatRequestSchema;
+    output: typeof UnsuppressChatResponseSchema;
   },
 }>;
 
