@@ -29,6 +29,7 @@ from notigate.decoding import GuardedRegistrar
 from notigate.dispatcher import Dispatcher
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
+from notigate.events.stream import EventTail
 from notigate.exclusive import DataDirLock, check_listen_free
 from notigate.health import HealthMonitor
 from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
@@ -188,12 +189,17 @@ class Gateway:
         server = grpc.aio.server(
             interceptors=interceptors, options=connection_limits.server_options(s)
         )
+        # WatchEvents' readers wait on one blocking read of the stream, on the client
+        # whose reads may block.
+        event_tail = EventTail(pubsub_redis, queue.keys.events)
+        self._stack.push_async_callback(event_tail.stop)
         service = NotificationService(
             queue,
             s,
             warnings=lambda: health.warnings,
             metrics=self.metrics,
             uploads=uploads,
+            event_tail=event_tail,
         )
         registration.register(service, server)
         # Through a registrar that guards their request decoding (notigate.decoding).

@@ -101,6 +101,18 @@ class Settings:
     upload_max_bytes: int = 50_000_000
     upload_budget_bytes: int = 512 << 20
     upload_ttl_s: int = 24 * 3600
+    # The event stream (WatchEvents, webhooks): the most events kept, and the age past
+    # which they go; events_max 0 turns the stream off.
+    events_max: int = 100_000
+    events_max_age_s: int = 24 * 3600
+    # Events POSTed to a webhook (None: none), signed with the secret, in these states
+    # (JobState names, lower case); one unacknowledged past the age is undeliverable.
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_states: tuple[str, ...] = ("completed", "failed")
+    webhook_max_age_s: int = 24 * 3600
+    webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 16
     # Connection limits on the gRPC port (notigate.connection_limits); 0 turns off the
     # idle, age and connection-count limits.
     grpc_handshake_timeout_ms: int = 10_000
@@ -204,6 +216,11 @@ RANGES: dict[str, Range] = {
     "upload_max_bytes": Range(1, 2_000_000_000),
     "upload_budget_bytes": Range(1 << 20, 1 << 40),
     "upload_ttl_s": Range(60, 30 * 24 * 3600),
+    "events_max": Range(1000, 100_000_000, off=0),
+    "events_max_age_s": Range(60, 30 * 24 * 3600),
+    "webhook_max_age_s": Range(60, 30 * 24 * 3600),
+    "webhook_timeout_s": Range(0.1, 120),
+    "webhook_concurrency": Range(1, 1024),
     # The gRPC port's connection limits (notigate.connection_limits); 0 turns some off.
     "grpc_handshake_timeout_ms": Range(1000, 120_000),
     "grpc_max_connections": Range(10, 100_000, off=0),
@@ -311,6 +328,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_UPLOAD_BUDGET_BYTES": ("upload_budget_bytes", "int1"),
     "NOTIGATE_UPLOAD_TTL_S": ("upload_ttl_s", "int1"),
     "NOTIGATE_BOT_PAUSE_MAX_MS": ("bot_pause_max_ms", "int1"),
+    "NOTIGATE_EVENTS_MAX": ("events_max", "int"),
+    "NOTIGATE_EVENTS_MAX_AGE": ("events_max_age_s", "int"),
+    "NOTIGATE_WEBHOOK_URL": ("webhook_url", "str"),
+    "NOTIGATE_WEBHOOK_SECRET": ("webhook_secret", "str"),
+    "NOTIGATE_WEBHOOK_STATES": ("webhook_states", "tokens"),
+    "NOTIGATE_WEBHOOK_MAX_AGE": ("webhook_max_age_s", "int"),
+    "NOTIGATE_WEBHOOK_TIMEOUT_S": ("webhook_timeout_s", "float"),
+    "NOTIGATE_WEBHOOK_CONCURRENCY": ("webhook_concurrency", "int1"),
     "NOTIGATE_API_TOKEN": ("api_tokens", "tokens"),
     "NOTIGATE_REFLECTION_OPEN": ("reflection_open", "bool"),
     "NOTIGATE_TLS_CERT": ("tls_cert_file", "path"),
@@ -523,6 +548,29 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
         )
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         problems.append("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
+    problems += _webhook_problems(settings)
     if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
         problems.append("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
+    return problems
+
+
+# The states a webhook may ask for (JobState names, lower case).
+WEBHOOK_STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+
+
+def _webhook_problems(settings: Settings) -> list[str]:
+    problems = []
+    url = settings.webhook_url
+    if url is not None and not url.startswith(("http://", "https://")):
+        problems.append(f"NOTIGATE_WEBHOOK_URL must be an http(s) URL, got {url!r}")
+    if url is not None and not settings.webhook_secret:
+        problems.append("NOTIGATE_WEBHOOK_URL needs NOTIGATE_WEBHOOK_SECRET (events are signed)")
+    if url is not None and settings.events_max == 0:
+        problems.append("NOTIGATE_WEBHOOK_URL needs the event stream (NOTIGATE_EVENTS_MAX > 0)")
+    unknown = [s for s in settings.webhook_states if s not in WEBHOOK_STATES]
+    if unknown or not settings.webhook_states:
+        problems.append(
+            f"NOTIGATE_WEBHOOK_STATES must be a comma-separated list of "
+            f"{', '.join(WEBHOOK_STATES)}, got {','.join(settings.webhook_states)!r}"
+        )
     return problems

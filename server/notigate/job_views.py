@@ -8,14 +8,14 @@ from notigate import media
 from notigate.queue import JobKind, JobRecord, JobState, NewJob
 from notigate_client import pb
 
-__all__ = ["PB_TO_STATE", "STATE_TO_PB", "job_to_pb", "new_job", "timestamp"]
+__all__ = ["KIND_TO_PB", "PB_TO_STATE", "STATE_TO_PB", "job_to_pb", "new_job", "timestamp"]
 
 # Each stored state is the proto's state of the same name, so a new state is one JobState line.
 STATE_TO_PB: dict[JobState, pb.JobState.ValueType] = {
     state: pb.JobState.Value("JOB_STATE_" + state.name) for state in JobState
 }
 PB_TO_STATE: dict[int, JobState] = {v: k for k, v in STATE_TO_PB.items()}
-_KIND_TO_PB: dict[JobKind, pb.JobKind.ValueType] = {
+KIND_TO_PB: dict[JobKind, pb.JobKind.ValueType] = {
     kind: pb.JobKind.Value("JOB_KIND_" + kind.name) for kind in JobKind
 }
 
@@ -38,7 +38,7 @@ def job_to_pb(record: JobRecord) -> pb.Job:
         request=pb.SendRequest.FromString(record.payload),
         chat_id=record.chat_id,
         stalls=record.stalls,
-        kind=_KIND_TO_PB[record.kind],
+        kind=KIND_TO_PB[record.kind],
         target_job_id=record.target_job_id,
         telegram_message_ids=record.message_ids
         or ((record.message_id,) if record.state is JobState.COMPLETED else ()),

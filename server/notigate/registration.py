@@ -25,10 +25,12 @@ def register(service: NotificationService, server: grpc.aio.Server) -> None:
     for method in SERVICE.methods:
         request_type = pb.DESCRIPTOR.message_types_by_name[method.input_type.name]
         request_class: type[Message] = getattr(pb, request_type.name)
-        # UploadFile streams its requests; every other method is unary.
+        # UploadFile streams its requests, WatchEvents its responses; the rest are unary.
         make = (
             grpc.stream_unary_rpc_method_handler
             if method.client_streaming
+            else grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
         handlers[method.name] = make(

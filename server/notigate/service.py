@@ -22,6 +22,8 @@ from notigate.errors import (
     RequestInvalid,
     StoreError,
 )
+from notigate.events.stream import EventStream, EventTail
+from notigate.events.watch import EventFilter, watch
 from notigate.group_commit import GroupCommit
 from notigate.job_views import PB_TO_STATE, STATE_TO_PB, job_to_pb, new_job, timestamp
 from notigate.metrics import Metrics
@@ -44,6 +46,7 @@ from notigate.validation import (
     validate_job_id,
     validate_list,
     validate_send,
+    validate_watch,
 )
 from notigate_client import pb, pb_grpc
 
@@ -108,8 +111,13 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         warnings: Callable[[], Sequence[str]] = tuple,
         metrics: Metrics | None = None,
         uploads: UploadStore | None = None,
+        event_tail: EventTail | None = None,
     ) -> None:
         self.queue = queue
+        self.events = EventStream(queue.redis, queue.keys.events)
+        # Without a client of its own for blocking reads, the tail blocks briefly on the
+        # queue's (whose socket timeout is short).
+        self.event_tail = event_tail or EventTail(queue.redis, queue.keys.events, block_ms=100)
         # Files stored through UploadFile (None: this gateway takes no uploads).
         self.uploads = uploads
         self.settings = settings
@@ -402,6 +410,35 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 validate_only=request.validate_only,
             )
         return pb.CancelJobsResponse(count=outcome.count, sample_job_ids=outcome.sample)
+
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchEventsResponse]:
+        await self._invalid(context, validate_watch(request))
+        wanted = EventFilter(
+            job_ids=frozenset(request.job_ids),
+            states=frozenset(request.states),
+            chat_id=request.chat_id,
+        )
+        async with self._errors(context):
+            start = request.start_cursor or await self.events.position()
+            # Sent before any event: a caller that reads a job's state after receiving it
+            # misses none of the job's later changes (see Client.wait_job).
+            await context.send_initial_metadata((("x-notigate-cursor", start),))
+            async for response in watch(self.events, self.event_tail, start, wanted):
+                yield response
+
+    async def ListSuppressedChats(
+        self, request: pb.ListSuppressedChatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSuppressedChatsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not yet")
+        raise AssertionError("abort raises")
+
+    async def UnsuppressChat(
+        self, request: pb.UnsuppressChatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnsuppressChatResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not yet")
+        raise AssertionError("abort raises")
 
     async def _job(self, job_id: str) -> pb.Job:
         record = await self.queue.get(job_id)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from google.rpc.error_details_pb2 import BadRequest  # type: ignore[import-untyped,unused-ignore]
 
 from notigate import formatting
+from notigate.events.entries import is_cursor
 from notigate.media import ALBUM_MAX, ALBUM_MIN, KINDS, MAX_CAPTION_CHARS, album_kinds_problem
 from notigate.pagination import JOB_ID, decode_page_token
 from notigate.parse_modes import PARSE_MODE_NAMES
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "MAX_PRIORITY",
     "MAX_TEXT_CHARS",
+    "MAX_WATCHED_JOBS",
     "FieldViolation",
     "validate_batch",
     "validate_bulk_filter",
@@ -48,6 +50,7 @@ __all__ = [
     "validate_list",
     "validate_media",
     "validate_send",
+    "validate_watch",
 ]
 
 FieldViolation: TypeAlias = BadRequest.FieldViolation
@@ -477,6 +480,30 @@ def validate_bulk_filter(
         out.append(_v(f"{field}.state", f"state must be {names} (or unset), not {got}"))
     if flt.chat_id:
         out += _validate_chat_id(flt.chat_id, f"{field}.")
+    return out
+
+
+# The most job ids one WatchEvents may filter on.
+MAX_WATCHED_JOBS = 1000
+
+
+def validate_watch(req: pb.WatchEventsRequest) -> list[FieldViolation]:
+    """Validate a WatchEvents request: a cursor as events carry them, at most
+    MAX_WATCHED_JOBS well-formed job ids, known states, a chat id as Send takes it."""
+    out: list[FieldViolation] = []
+    if req.start_cursor and not is_cursor(req.start_cursor):
+        example = "e.g. 1733000000000-0"
+        out.append(_v("start_cursor", f"start_cursor must be an Event.cursor ({example})"))
+    if len(req.job_ids) > MAX_WATCHED_JOBS:
+        out.append(_v("job_ids", f"at most {MAX_WATCHED_JOBS} job ids, got {len(req.job_ids)}"))
+    else:
+        for i, job_id in enumerate(req.job_ids):
+            out += validate_job_id(job_id, f"job_ids[{i}]")
+    for i, state in enumerate(req.states):
+        if state == pb.JOB_STATE_UNSPECIFIED or state not in pb.JobState.values():
+            out.append(_v(f"states[{i}]", f"states[{i}] must be a job state, got {state}"))
+    if req.chat_id:
+        out += _validate_chat_id(req.chat_id, "")
     return out
 
 

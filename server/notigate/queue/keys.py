@@ -42,6 +42,12 @@ class QueueKeys:
     wake_channel: str
     meta: str
     health_probe: str
+    # Every job state change, appended by the script that makes it (notigate.events).
+    events: str
+    # Chats messages are not sent to: chat -> why (hash), and the same chats by the
+    # time they were suppressed (zset, for paging newest first).
+    suppressed: str
+    suppressed_by_time: str
 
     @classmethod
     def for_queue(cls, name: str) -> QueueKeys:
@@ -71,6 +77,9 @@ class QueueKeys:
             meta=p + "meta",
             # Written by every health check: a store that refuses writes is not healthy.
             health_probe=p + "health-probe",
+            events=p + "events",
+            suppressed=p + "suppressed",
+            suppressed_by_time=p + "suppressed:t",
         )
 
     def job(self, job_id: str) -> str:

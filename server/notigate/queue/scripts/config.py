@@ -52,6 +52,9 @@ class ScriptConfig:
     promote_batch: int
     # How long an upload no unfinished job references is kept (upload_refs.lua).
     upload_ttl_ms: int
+    # The event stream's cap (0: no events) and the age past which events go.
+    events_max: int
+    events_max_age_ms: int
     # Who publishes a wake message: a gateway skips its own (it woke itself already).
     origin: str
 
@@ -82,6 +85,8 @@ class ScriptConfig:
             bot_pause_flood_chats=settings.bot_pause_flood_chats,
             promote_batch=PROMOTE_BATCH,
             upload_ttl_ms=settings.upload_ttl_s * 1000,
+            events_max=settings.events_max,
+            events_max_age_ms=settings.events_max_age_s * 1000,
             origin=origin,
         )
 

@@ -33,6 +33,7 @@ class Dequeue(ScriptBase[LeaseBatch]):
         "stats",
         "failed",
         "global_tat",
+        "events",
     )
     argv = ("count", "nonce")
 

@@ -65,7 +65,7 @@ class Cancel(ScriptBase[Changed]):
     config: ScriptConfig
 
     name = "cancel"
-    keys = ("waiting", "delayed", "cancelled", "ready", "paced", "stats")
+    keys = ("waiting", "delayed", "cancelled", "ready", "paced", "stats", "events")
     argv = ("job_id", "only", "bulk")
 
     async def __call__(self, *, job_id: str) -> Changed:
@@ -84,7 +84,7 @@ class Requeue(ScriptBase[Changed]):
     config: ScriptConfig
 
     name = "requeue"
-    keys = ("failed", "waiting", "ready", "paced", "stats", "migrations")
+    keys = ("failed", "waiting", "ready", "paced", "stats", "migrations", "events")
     argv = ("job_id", "bulk")
 
     async def __call__(self, *, job_id: str) -> Changed:

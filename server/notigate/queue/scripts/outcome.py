@@ -35,7 +35,17 @@ class Complete(ScriptBase[list[Recorded]]):
     """Record many deliveries in one call, each on the job it was sent for only."""
 
     name = "complete"
-    keys = ("active", "completed", "waiting", "delayed", "failed", "ready", "paced", "stats")
+    keys = (
+        "active",
+        "completed",
+        "waiting",
+        "delayed",
+        "failed",
+        "ready",
+        "paced",
+        "stats",
+        "events",
+    )
     argv = ("deliveries...",)
     codes = (CompleteCode,)
 
@@ -74,7 +84,7 @@ class Retry(ScriptBase[Retried]):
     """Count a failed attempt; schedule the next or fail when attempts are used up."""
 
     name = "retry"
-    keys = ("active", "delayed", "failed", "stats")
+    keys = ("active", "delayed", "failed", "stats", "events")
     argv = ("job_id", "token", "error", "backoff_ms")
     codes = (RetryCode,)
 
@@ -90,7 +100,7 @@ class Fail(ScriptBase[bool]):
     """Fail the job at once (a permanent error); False when the lease was lost."""
 
     name = "fail"
-    keys = ("active", "failed", "stats")
+    keys = ("active", "failed", "stats", "events")
     argv = ("job_id", "token", "error")
 
     async def __call__(self, *, lease: Lease, error: str) -> bool:
@@ -130,6 +140,7 @@ class Defer(ScriptBase[Deferred]):
         "recent_429s",
         "global_pause",
         "global_pause_reason",
+        "events",
     )
     argv = ("job_id", "token", "pause_ms")
     codes = (DeferCode,)
@@ -149,7 +160,7 @@ class Migrate(ScriptBase[int]):
     returns how many moved (0 when the lease had been lost)."""
 
     name = "migrate"
-    keys = ("active", "waiting", "ready", "paced", "migrations")
+    keys = ("active", "waiting", "ready", "paced", "migrations", "events")
     argv = ("job_id", "token", "new_chat")
 
     async def __call__(self, *, lease: Lease, new_chat_id: str) -> int:
@@ -170,7 +181,7 @@ class Postpone(ScriptBase[Postponed]):
     nothing."""
 
     name = "postpone"
-    keys = ("active", "delayed")
+    keys = ("active", "delayed", "events")
     argv = ("job_id", "token", "delay_ms")
 
     async def __call__(self, *, lease: Lease, delay_ms: int) -> Postponed:

@@ -85,7 +85,7 @@ class Enqueue(ScriptBase[EnqueueReply]):
     """Store messages atomically, with ids that never go back."""
 
     name = "enqueue"
-    keys = ("seq", "waiting", "ready", "paced", "delayed", "stats", "migrations")
+    keys = ("seq", "waiting", "ready", "paced", "delayed", "stats", "migrations", "events")
     argv = ("n", "messages", "all_or_nothing", "keyed", "id_floor")
     codes = (EnqueueCode,)
 

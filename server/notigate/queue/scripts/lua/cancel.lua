@@ -8,6 +8,7 @@
   KEYS[4] ready      zset  chats that may send now
   KEYS[5] paced      zset  chats held by pacing
   KEYS[6] stats      hash  lifetime counters
+  KEYS[7] events     stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix  key prefix (with the hash tag)
   ARGV[2] config  the static configuration (JSON; the per-chat limits, keep_completed
@@ -25,6 +26,7 @@
 local waiting, delayed, cancelled, ready, paced, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[7]
 local id, only, bulk = ARGV[3], ARGV[4], ARGV[5] == '1'
 
 -- @include states
@@ -32,6 +34,7 @@ local id, only, bulk = ARGV[3], ARGV[4], ARGV[5] == '1'
 -- @include time_ms
 -- @include place_chat
 -- @include retention
+-- @include events
 
 local jk = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jk, 's', 'ch')
@@ -54,6 +57,7 @@ if state ~= CANCELLED then
     return { WRONG_STATE, state }
   end
   finish(prefix, cancelled, jk, id, CANCELLED, now, cfg)
+  emit(events, jk, id, CANCELLED, now, cfg)
   redis.call('HINCRBY', stats, 'cancelled', 1)
   trim(prefix, cancelled, cfg.keep_completed, cfg.keep_age_ms, now)
 end

@@ -16,6 +16,7 @@
   KEYS[6] ready       zset  chats that may send now
   KEYS[7] paced       zset  chats held by pacing
   KEYS[8] stats       hash  lifetime counters
+  KEYS[9] events      stream  job state changes (includes/events.lua)
 
   ARGV[1]   prefix      key prefix (with the hash tag)
   ARGV[2]   config      the static configuration (JSON; the per-chat limits,
@@ -32,12 +33,14 @@
 local active, completed, waiting, delayed, failed, ready, paced, stats =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[9]
 
 -- @include states
 -- @include codes
 -- @include time_ms
 -- @include place_chat
 -- @include retention
+-- @include events
 
 local now = time_ms()
 local out = {}
@@ -75,6 +78,7 @@ for base = 3, #ARGV, 4 do
       redis.call('HSET', jk, 'm', ids, 'd', now)
     end
     finish(prefix, completed, jk, id, COMPLETED, now, cfg)
+    emit(events, jk, id, COMPLETED, now, cfg)
     sent = sent + 1
   end
 end

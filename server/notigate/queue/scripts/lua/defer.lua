@@ -21,6 +21,7 @@
   KEYS[6] recent_429s          zset    chats that answered 429 lately, score = time (ms)
   KEYS[7] global_pause         string  the whole bot is paused until this time (ms)
   KEYS[8] global_pause_reason  string  why the whole bot is paused (same expiry)
+  KEYS[9] events               stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix    key prefix (with the hash tag)
   ARGV[2] config    the static configuration (JSON; the per-chat limits, bot_pause_*,
@@ -36,6 +37,7 @@
 local active, waiting, ready, paced, stats, recent, gpause, gwhy =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[9]
 local id, token, pause = ARGV[3], ARGV[4], tonumber(ARGV[5])
 
 -- @include time_ms
@@ -43,6 +45,7 @@ local id, token, pause = ARGV[3], ARGV[4], tonumber(ARGV[5])
 -- @include to_waiting
 -- @include place_chat
 -- @include wake
+-- @include events
 
 local jk = prefix .. 'job:' .. id
 local refused = check_lease(jk, token)
@@ -96,6 +99,7 @@ if pause > 0 then
   end
 end
 to_waiting(prefix, waiting, id, chat, now)
+emit(events, jk, id, WAITING, now, cfg)
 place_chat(prefix, ready, paced, chat, now, cfg)
 local woke = 0
 if pause == 0 then

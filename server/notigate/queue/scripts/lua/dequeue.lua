@@ -14,6 +14,7 @@
   KEYS[8] stats         hash    lifetime counters
   KEYS[9] failed        zset    failed job ids, score = time they failed
   KEYS[10] global_tat   string  bot-wide spacing: theoretical time of the next send (ms, GCRA)
+  KEYS[11] events       stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix  key prefix (with the hash tag)
   ARGV[2] config  the static configuration (JSON): lease_ms; bot_rate sends per
@@ -51,6 +52,7 @@
 local ready, paced, delayed, active, waiting, glog, gpause, stats, failed, gtat_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[11]
 local count, nonce = tonumber(ARGV[3]), ARGV[4]
 
 -- @include states
@@ -60,6 +62,7 @@ local count, nonce = tonumber(ARGV[3]), ARGV[4]
 -- @include place_chat
 -- @include to_waiting
 -- @include retention
+-- @include events
 
 local grate, gwindow, gmargin = cfg.bot_rate, cfg.bot_window_ms, cfg.bot_margin_ms
 local batch = cfg.promote_batch
@@ -69,12 +72,14 @@ local tolerance = (burst - 1) * interval
 local catch_up = math.min(interval, 5)
 local now = time_ms()
 local touched = {}
+trim_events(events, now, cfg)
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)) do
   redis.call('ZREM', delayed, id)
   local chat = redis.call('HGET', prefix .. 'job:' .. id, 'ch')
   if chat then
     to_waiting(prefix, waiting, id, chat, now)
+    emit(events, prefix .. 'job:' .. id, id, WAITING, now, cfg)
     touched[chat] = true
   end
 end
@@ -87,12 +92,15 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', active, '-inf', now, 'LIMIT', 0,
     local stalls = redis.call('HINCRBY', jk, 'st', 1)
     redis.call('HINCRBY', stats, 'stalled', 1)
     if stalls > cfg.max_stalls then
-      redis.call('HSET', jk, 'e', 'stalled: the lease expired ' .. stalls .. ' times without an outcome')
+      local why = 'stalled: the lease expired ' .. stalls .. ' times without an outcome'
+      redis.call('HSET', jk, 'e', why)
       finish(prefix, failed, jk, id, FAILED, now, cfg)
+      emit(events, jk, id, FAILED, now, cfg, why)
       redis.call('HINCRBY', stats, 'failed', 1)
       trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
     else
       to_waiting(prefix, waiting, id, chat, now)
+      emit(events, jk, id, WAITING, now, cfg)
       touched[chat] = true
     end
   end
@@ -161,6 +169,7 @@ else
         local token = nonce .. ':' .. taken
         redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
         redis.call('ZADD', active, now + cfg.lease_ms, id)
+        emit(events, jk, id, ACTIVE, now, cfg)
         -- Edit and delete jobs: the target's message ids as last recorded, and its
         -- state (the edit must wait for the original's delivery to be recorded).
         local target_state, target_ids = '', f[9] or ''

@@ -8,6 +8,7 @@
   KEYS[5] delayed     zset    job ids not yet due, score = due time (ms)
   KEYS[6] stats       hash    lifetime counters
   KEYS[7] migrations  hash    old chat id -> new chat id (groups upgraded to supergroups)
+  KEYS[8] events      stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix          key prefix (with the hash tag)
   ARGV[2] config          the static configuration (JSON; idempotency_ttl_ms: how long a
@@ -60,6 +61,7 @@
 local seq_key, waiting, ready, paced, delayed, stats, migrations =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[8]
 local n, packed = tonumber(ARGV[3]), ARGV[4]
 local all_or_nothing, keyed = ARGV[5] == '1', tonumber(ARGV[6])
 local caller_floor = tonumber(ARGV[7])
@@ -72,6 +74,7 @@ local caller_floor = tonumber(ARGV[7])
 -- @include earliest
 -- @include wake
 -- @include job_uploads
+-- @include events
 
 local now = time_ms()
 
@@ -244,6 +247,7 @@ for i = 1, n do
         at = stop + 1
       end
     end
+    emit(events, jk, id, due > now and DELAYED or WAITING, now, cfg)
     if idem_len > 0 then
       if wanted[idem] then
         key_id[idem] = id

@@ -13,6 +13,7 @@
   KEYS[3] ready       zset  chats that may send now
   KEYS[4] paced       zset  chats held by pacing or a pause
   KEYS[5] migrations  hash  old chat id -> new chat id
+  KEYS[6] events      stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix    key prefix (with the hash tag)
   ARGV[2] config    the static configuration (JSON; the per-chat limits)
@@ -25,12 +26,14 @@
 ]]
 local active, waiting, ready, paced, migrations = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[6]
 local id, token, new_chat = ARGV[3], ARGV[4], ARGV[5]
 
 -- @include time_ms
 -- @include check_lease
 -- @include to_waiting
 -- @include place_chat
+-- @include events
 
 local jk = prefix .. 'job:' .. id
 local refused = check_lease(jk, token)
@@ -52,6 +55,7 @@ redis.call('HSET', migrations, old, new_chat)
 redis.call('ZREM', active, id)
 redis.call('HSET', jk, 'ch', new_chat)
 to_waiting(prefix, waiting, id, new_chat, now)
+emit(events, jk, id, WAITING, now, cfg)
 local moved = 1
 local old_queue = prefix .. 'q:' .. old
 local new_queue = prefix .. 'q:' .. new_chat

@@ -6,6 +6,7 @@
 
   KEYS[1] active   zset  leased job ids
   KEYS[2] delayed  zset  job ids not yet due, score = due time (ms)
+  KEYS[3] events   stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix    key prefix (with the hash tag)
   ARGV[2] config    the static configuration (JSON; origin)
@@ -18,11 +19,13 @@
 ]]
 local active, delayed = KEYS[1], KEYS[2]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[3]
 local id, token, delay = ARGV[3], ARGV[4], tonumber(ARGV[5])
 
 -- @include time_ms
 -- @include check_lease
 -- @include wake
+-- @include events
 
 local jk = prefix .. 'job:' .. id
 local refused = check_lease(jk, token)
@@ -35,6 +38,7 @@ local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
 redis.call('ZREM', active, id)
 redis.call('HSET', jk, 's', DELAYED, 'u', now, 'due', due)
 redis.call('ZADD', delayed, due, id)
+emit(events, jk, id, DELAYED, now, cfg)
 if #head == 0 or due < tonumber(head[2]) then
   wake(prefix, cfg.origin)
   return { OK, 1 }

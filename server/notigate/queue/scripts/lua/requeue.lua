@@ -9,6 +9,7 @@
   KEYS[4] paced       zset  chats held by pacing
   KEYS[5] stats       hash  lifetime counters
   KEYS[6] migrations  hash  old chat id -> new chat id
+  KEYS[7] events      stream  job state changes (includes/events.lua)
 
   ARGV[1] prefix  key prefix (with the hash tag)
   ARGV[2] config  the static configuration (JSON; the per-chat limits, origin)
@@ -23,6 +24,7 @@
 local failed, waiting, ready, paced, stats, migrations =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
+local events = KEYS[7]
 local id, bulk = ARGV[3], ARGV[4] == '1'
 
 -- @include states
@@ -32,6 +34,7 @@ local id, bulk = ARGV[3], ARGV[4] == '1'
 -- @include place_chat
 -- @include wake
 -- @include job_uploads
+-- @include events
 
 local jk = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jk, 's', 'ch')
@@ -47,6 +50,7 @@ chat = redis.call('HGET', migrations, chat) or chat
 redis.call('ZREM', failed, id)
 redis.call('HSET', jk, 'ch', chat, 'a', 0, 'st', 0, 'due', now)
 to_waiting(prefix, waiting, id, chat, now)
+emit(events, jk, id, WAITING, now, cfg)
 -- Unfinished again: its uploads are pinned again (those not trimmed meanwhile).
 pin_uploads(prefix, redis.call('HGET', jk, 'up'))
 place_chat(prefix, ready, paced, chat, now, cfg)
