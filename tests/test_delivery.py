@@ -285,6 +285,8 @@ async def test_retry_job_requeues_a_failed_job(
     reply = await stub.Send(msg("16"))
     await wait_state(stub, reply.job_id, FAILED)
     simulator.reset()
+    # The 403 suppressed the chat: a retried job would fail again without a send.
+    await stub.UnsuppressChat(pb.UnsuppressChatRequest(chat_id="16"))
     retried = await stub.RetryJob(pb.RetryJobRequest(job_id=reply.job_id))
     assert retried.job.state in (pb.JOB_STATE_WAITING, pb.JOB_STATE_ACTIVE, pb.JOB_STATE_COMPLETED)
     await wait_state(stub, reply.job_id, COMPLETED)

@@ -82,6 +82,7 @@ async def test_retries_failures_cancels_and_requeues_are_events(
     later = (await stub.Send(msg("14", delay={"seconds": 3600}))).job_id
     await stub.CancelJob(pb.CancelJobRequest(job_id=later))
     simulator.unblock_chat("13")
+    await stub.UnsuppressChat(pb.UnsuppressChatRequest(chat_id="13"))
     await stub.RetryJob(pb.RetryJobRequest(job_id=failing))
     await wait_state(stub, failing, COMPLETED)
     got, _ = await take(stub, 8, start_cursor="0-0")
