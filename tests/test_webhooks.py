@@ -320,6 +320,30 @@ async def test_a_restart_during_retries_loses_nothing(
     assert Counter(r.event_id for r in receiver.acknowledged()) == Counter(cursors)
 
 
+async def test_posts_unanswered_at_shutdown_are_sent_again_at_once(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator, receiver: Receiver
+) -> None:
+    # A long timeout (and so a long lease): only the release at shutdown makes them due
+    # again within the test's patience.
+    settings = hook_settings(
+        valkey, simulator, receiver, webhook_timeout_s=100, shutdown_grace_s=0.2
+    )
+    receiver.gate = asyncio.Event()
+    async with running_gateway(settings) as (_, stub):
+        await send(stub, ["51", "52"])
+        await wait_for(lambda: _held_at_least(receiver, 2))
+    # What the held requests are answered now reaches nobody: not an acknowledgement.
+    receiver.answer = lambda _: 503
+    receiver.gate.set()
+    await wait_for(lambda: _held_at_least(receiver, 0, exactly=True))
+    receiver.gate = None
+    receiver.answer = lambda _: 200
+    expected = await _until_stream_has(redis, {COMPLETED}, 2)
+    async with running_gateway(settings) as (_, stub):
+        await wait_for(lambda: acknowledged_all(receiver, {e.cursor for e in expected}))
+        await wait_for(lambda: _stats_are(stub, pending=0))
+
+
 async def test_an_event_past_the_max_age_is_undeliverable_and_the_job_moves_on(
     redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator, receiver: Receiver
 ) -> None:
@@ -394,8 +418,8 @@ async def _count_at_least(items: list[Received], n: int) -> bool:
     return len(items) >= n
 
 
-async def _held_at_least(receiver: Receiver, n: int) -> bool:
-    return receiver.held >= n
+async def _held_at_least(receiver: Receiver, n: int, *, exactly: bool = False) -> bool:
+    return receiver.held == n if exactly else receiver.held >= n
 
 
 async def _tried(receiver: Receiver, cursors: set[str]) -> bool:

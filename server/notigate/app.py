@@ -202,8 +202,9 @@ class Gateway:
                 redis, queue.keys, s, tail=event_tail, metrics=self.metrics
             )
             self._stack.push_async_callback(self.webhooks.poster.close)
-            with contextlib.suppress(QueueUnavailable):  # loaded at the first call then
-                await self.webhooks.load()
+            # Before the server serves: every event of the jobs it accepts is posted.
+            with contextlib.suppress(QueueUnavailable):  # then the intake loop joins
+                await self.webhooks.prepare()
         service = NotificationService(
             queue,
             s,

@@ -82,13 +82,22 @@ class WebhookWorker:
         self.backoff_s = backoff_s
         self._woken = asyncio.Event()
         self._stopping = False
+        self._joined = False
         self._inflight: dict[asyncio.Task[None], str] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def load(self) -> None:
-        """Send the scripts to Redis now, so a syntax error shows at startup."""
+    async def prepare(self) -> None:
+        """Send the scripts to Redis (a syntax error shows at startup) and join the event
+        stream: events from then on are posted. The intake loop joins when this could not
+        (Redis unavailable at startup)."""
         await self.scripts.load()
+        await self._join()
+
+    async def _join(self) -> None:
+        if await self.scripts.join() is WebhookCode.JOINED:
+            log.info("webhook: posting events from now on to %s", self.poster.url)
+        self._joined = True
 
     def start(self, tasks: Supervisor) -> None:
         tasks.start("notigate-webhook-intake", self.intake_forever)
@@ -120,14 +129,11 @@ class WebhookWorker:
 
     async def intake_forever(self) -> None:
         spell = Spell("reading events for the webhook", logger=log, count=self.metrics.redis_error)
-        joined = False
         position = BEGINNING
         while True:
             try:
-                if not joined:
-                    if await self.scripts.join() is WebhookCode.JOINED:
-                        log.info("webhook: posting events from now on to %s", self.poster.url)
-                    joined = True
+                if not self._joined:
+                    await self._join()
                 position = await self.intake_all() or position
                 self.metrics.webhook_pending.set(await pending_count(self.redis, self.keys))
                 spell.succeeded()
@@ -173,6 +179,12 @@ class WebhookWorker:
                         spell.failed(exc)
                         await asyncio.sleep(spell.delay_s(0.1, 5.0))
                         continue
+                    if self._stopping:  # stop() came during the lease: give it back
+                        if lease.items:
+                            with contextlib.suppress(StoreError):
+                                jobs = [item.job_id for item in lease.items]
+                                await self.scripts.release(job_ids=jobs)
+                        break
                     for item in lease.items:
                         self._spawn(item)
                     if len(lease.items) == free:
