@@ -198,6 +198,12 @@ def list_request(state: JobStateLike | None, page_size: int, page_token: str) ->
     )
 
 
+# gRPC waits up to 120 s between attempts to reach a gateway that refused connections, and
+# calls fail at once meanwhile: a watch or a retry would miss a restarted gateway for that
+# long. 5 s is the clients' own longest backoff.
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.max_reconnect_backoff_ms", 5000),)
+
+
 def call_metadata(token: str | None) -> Metadata:
     """Per-call metadata: the bearer token when one is configured."""
     return (("authorization", f"Bearer {token}"),) if token else ()

@@ -31,6 +31,7 @@ import grpc
 from google.protobuf.message import Message
 
 from notigate_client._common import (
+    CHANNEL_OPTIONS,
     JobStateLike,
     Metadata,
     ParseModeLike,
@@ -217,8 +218,8 @@ class NotificationClient(_ClientBase):
 
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         if credentials is None:
-            return grpc.insecure_channel(target)
-        return grpc.secure_channel(target, credentials)
+            return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
     def _call(
         self,
@@ -567,8 +568,8 @@ class AsyncNotificationClient(_ClientBase):
 
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         if credentials is None:
-            return grpc.aio.insecure_channel(target)
-        return grpc.aio.secure_channel(target, credentials)
+            return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
     async def _call(
         self,
