@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from notigate_client import (
     WatchedEvent,
     pb,
 )
+from notigate_client.cli import main
 from notigate_client.events import AsyncEventIterator, EventIterator
 from tests.conftest import Stub, gateway_settings, running_gateway, wait_state
 
@@ -42,6 +44,12 @@ def target(gw: Gateway) -> str:
 
 def msg(chat: str, **fields: Any) -> pb.SendRequest:
     return pb.SendRequest(chat_id=chat, text="hi", **fields)
+
+
+async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, list(argv), {})
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 async def take(events: AsyncEventIterator, count: int) -> list[WatchedEvent]:
@@ -241,7 +249,10 @@ async def test_a_watch_goes_on_across_a_gateway_restart_with_no_loss_or_duplicat
 
 
 async def test_a_trimmed_cursor_is_reported_as_a_gap(
-    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+    redis: Redis,
+    valkey: EmbeddedValkey,
+    simulator: BotApiSimulator,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = gateway_settings(valkey, simulator, events_max=1000)
     async with (
@@ -256,10 +267,16 @@ async def test_a_trimmed_cursor_is_reported_as_a_gap(
             await client.send_batch([msg("9", delay={"seconds": 3600}) for _ in range(1000)])
         async with client.watch_events(start_cursor=seen.cursor) as events:
             after = await take(events, 2)
+        code, out, _ = await cli(
+            capsys, "events", "--target", target(gw), "--from", seen.cursor, "--count", "1"
+        )
     key = QueueKeys.for_queue(settings.queue_name).events
     oldest = (await redis.xrange(key, "-", "+", count=1))[0][0].decode()
     assert after[0].gap and after[0].cursor == oldest
     assert not after[1].gap
+    gap, line = out.splitlines()
+    assert code == 0 and gap.startswith(f"gap: events before {oldest} were trimmed")
+    assert oldest in line and "delayed" in line
 
 
 async def test_wait_job_returns_completed_failed_and_already_final_jobs(
@@ -345,3 +362,52 @@ async def test_closing_a_blocked_watch_from_another_thread_ends_it(
         events.close()
         async with asyncio.timeout(30):
             assert await iterating == []
+
+
+async def test_cli_events_prints_a_line_or_a_json_object_per_event(
+    gateway: tuple[Gateway, Stub], simulator: BotApiSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, stub = gateway
+    simulator.block_chat("19")
+    ok = (await stub.Send(msg("18"))).job_id
+    blocked = (await stub.Send(msg("19"))).job_id
+    await wait_state(stub, ok, COMPLETED)
+    job = await wait_state(stub, blocked, FAILED)
+    watch = ["events", "--target", target(gw), "--from", "0-0"]
+    code, out, err = await cli(capsys, *watch, "--job", ok, blocked, "--count", "6")
+    assert code == 0 and err.strip() == "watching events after 0-0"
+    lines = out.splitlines()
+    assert [(line.split("  ")[2], line.split("  ")[3]) for line in lines] == [
+        (f"job {ok}", "waiting"),
+        (f"job {ok}", "active"),
+        (f"job {ok}", "completed"),
+        (f"job {blocked}", "waiting"),
+        (f"job {blocked}", "active"),
+        (f"job {blocked}", "failed"),
+    ]
+    assert "telegram id" in lines[2] and "chat 18" in lines[2]
+    assert "1 failed attempt" in lines[5] and "error: Forbidden" in lines[5]
+
+    code, out, _ = await cli(
+        capsys, *watch, "--state", "failed", "--chat", "19", "--json", "--count", "1"
+    )
+    [line] = out.splitlines()
+    response = json.loads(line)
+    assert code == 0 and response["gap"] is False
+    assert response["event"]["job_id"] == blocked
+    assert response["event"]["state"] == "JOB_STATE_FAILED"
+    assert response["event"]["error"] == job.last_error
+
+
+async def test_cli_send_wait_prints_the_final_job(
+    gateway: tuple[Gateway, Stub], simulator: BotApiSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, _ = gateway
+    simulator.block_chat("21")
+    send = ["send", "--target", target(gw), "--wait", "--text", "waited"]
+    code, out, _ = await cli(capsys, *send, "--chat", "20")
+    job_id, *shown = out.splitlines()
+    assert code == 0 and shown[0].split() == ["job:", job_id]
+    assert any(line.split() == ["state:", "completed"] for line in shown)
+    code, out, _ = await cli(capsys, *send, "--chat", "21")
+    assert code == 1 and any(line.split() == ["state:", "failed"] for line in out.splitlines())
