@@ -147,6 +147,16 @@ def _deadline(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
+# wait_job reads the job at least this often, though no event says it changed.
+_RECHECK_S = 30.0
+
+
+def _recheck_by(deadline: float | None) -> float:
+    """The end of one round of wait_job: its next read, or the caller's deadline."""
+    recheck = time.monotonic() + _RECHECK_S
+    return recheck if deadline is None else min(deadline, recheck)
+
+
 def _job_timeout_error(job_id: str, timeout: float | None) -> DeadlineExceededError:
     return DeadlineExceededError(
         f"job {job_id} was not final within {timeout:g} s",
@@ -391,25 +401,27 @@ class NotificationClient(_ClientBase):
         """The job once it is final (completed, failed or cancelled).
 
         Watches the job's events before reading it, so no change between the read and
-        the watch is missed. ``timeout`` (seconds; None waits as long as it takes) raises
+        the watch is missed, and reads it again on each final event (a job retried
+        meanwhile is waited for again) and every 30 s (an event trimmed unread, or
+        events turned off). ``timeout`` (seconds; None waits as long as it takes) raises
         DeadlineExceededError, a TimeoutError, when it passes first.
         """
         deadline = _deadline(timeout)
-        resume = _Resume(
-            _final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S, deadline=deadline
-        )
-        try:
-            with EventIterator(self._open_watch, resume) as events:
-                events.connect()
-                while True:
+        resume = _Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
+        while True:
+            resume.deadline = _recheck_by(deadline)
+            try:
+                # Each round resumes after the last event seen: none falls between two.
+                with EventIterator(self._open_watch, resume) as events:
+                    events.connect()
                     req = pb.GetJobRequest(job_id=job_id)
                     job = self._call(self._stub.GetJob, req, pb.GetJobResponse, deadline).job
-                    # A final event may be followed by a retry: only the job's state counts.
                     if job.state in FINAL_STATES:
                         return job
                     next(events)
-        except DeadlineExceededError as err:
-            raise _job_timeout_error(job_id, timeout) from err
+            except DeadlineExceededError as err:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _job_timeout_error(job_id, timeout) from err
 
     def cancel_job(self, job_id: str) -> pb.Job:
         """Cancel a job not yet handed to Telegram; returns the cancelled job."""
@@ -727,20 +739,20 @@ class AsyncNotificationClient(_ClientBase):
     async def wait_job(self, job_id: str, *, timeout: float | None = None) -> pb.Job:  # noqa: ASYNC109
         """The job once it is final (see the blocking client)."""
         deadline = _deadline(timeout)
-        resume = _Resume(
-            _final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S, deadline=deadline
-        )
-        try:
-            async with AsyncEventIterator(self._open_watch, resume) as events:
-                await events.connect()
-                while True:
+        resume = _Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
+        while True:
+            resume.deadline = _recheck_by(deadline)
+            try:
+                async with AsyncEventIterator(self._open_watch, resume) as events:
+                    await events.connect()
                     req = pb.GetJobRequest(job_id=job_id)
                     reply = await self._call(self._stub.GetJob, req, pb.GetJobResponse, deadline)
                     if reply.job.state in FINAL_STATES:
                         return reply.job
                     await anext(events)
-        except DeadlineExceededError as err:
-            raise _job_timeout_error(job_id, timeout) from err
+            except DeadlineExceededError as err:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _job_timeout_error(job_id, timeout) from err
 
     async def cancel_job(self, job_id: str) -> pb.Job:
         """Cancel a job not yet handed to Telegram; returns the cancelled job."""

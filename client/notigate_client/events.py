@@ -75,20 +75,25 @@ class WatchedEvent:
 
 
 class _Resume:
-    """Where a watch stands and when it may reconnect; shared by both iterators."""
+    """Where a watch stands and when it may reconnect; shared by both iterators.
+
+    ``deadline`` (``time.monotonic()``) bounds every call and wait of the watch; it may be
+    moved between iterators that share this position (``wait_job`` does).
+    """
 
     def __init__(
         self,
         request: pb.WatchEventsRequest,
         *,
         reconnect_for_s: float | None,
-        deadline: float | None,
+        deadline: float | None = None,
     ) -> None:
         self._request = request
         self.cursor = request.start_cursor
+        self.deadline = deadline
         self._reconnect_for_s = reconnect_for_s
-        self._deadline = deadline
         self._failing_since: float | None = None
+        self._connected_at: float | None = None
         self._backoff_s = _INITIAL_BACKOFF_S
 
     def request(self) -> pb.WatchEventsRequest:
@@ -99,9 +104,9 @@ class _Resume:
 
     def timeout_s(self) -> float | None:
         """The gRPC deadline of the next call: what is left of the caller's."""
-        if self._deadline is None:
+        if self.deadline is None:
             return None
-        left = self._deadline - time.monotonic()
+        left = self.deadline - time.monotonic()
         if left <= 0:
             raise self.deadline_error()
         return left
@@ -112,18 +117,22 @@ class _Resume:
         )
 
     def connected(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> None:
-        """The stream's initial metadata arrived: its start is the position to resume
-        from until an event is yielded."""
+        """The call's initial metadata arrived (empty when the call failed first): the
+        stream's start is the position to resume from until an event is yielded."""
         for key, value in metadata or ():
-            if key == CURSOR_METADATA_KEY and not self.cursor:
-                self.cursor = value.decode() if isinstance(value, bytes) else value
+            if key == CURSOR_METADATA_KEY:
+                self._connected_at = time.monotonic()
+                if not self.cursor:
+                    self.cursor = value.decode() if isinstance(value, bytes) else value
 
     def advance(self, response: pb.WatchEventsResponse) -> WatchedEvent:
         self.cursor = response.event.cursor
-        # An event is progress: the next outage starts its backoff afresh.
+        self._recovered()  # an event is progress
+        return WatchedEvent(event=response.event, gap=response.gap)
+
+    def _recovered(self) -> None:
         self._failing_since = None
         self._backoff_s = _INITIAL_BACKOFF_S
-        return WatchedEvent(event=response.event, gap=response.gap)
 
     def delay_after(self, exc: grpc.RpcError | None) -> float:
         """Seconds to wait before reconnecting after ``exc`` (None: the server ended the
@@ -134,19 +143,25 @@ class _Resume:
         if err is not None and not isinstance(err, UnavailableError):
             raise err from exc
         now = time.monotonic()
+        # A connection that stood for a while (quiet, no events) ends a new outage; one
+        # that fails at once (Redis away after the headers) is part of the same one.
+        if self._connected_at is not None and now - self._connected_at >= _MAX_BACKOFF_S:
+            self._recovered()
+        self._connected_at = None
         if self._failing_since is None:
             self._failing_since = now
         elif (
             self._reconnect_for_s is not None and now - self._failing_since > self._reconnect_for_s
         ):
-            raise err or UnavailableError(
+            ended = UnavailableError(
                 "the gateway keeps ending the event stream", code=grpc.StatusCode.UNAVAILABLE
             )
+            raise (err or ended) from exc
         delay = random.uniform(0, self._backoff_s)
-        if err is not None and isinstance(err, UnavailableError) and err.retry_after_s:
+        if isinstance(err, UnavailableError) and err.retry_after_s:
             delay = max(delay, min(err.retry_after_s, _MAX_BACKOFF_S))
         self._backoff_s = min(self._backoff_s * 2, _MAX_BACKOFF_S)
-        if self._deadline is not None and now + delay >= self._deadline:
+        if self.deadline is not None and now + delay >= self.deadline:
             raise self.deadline_error() from exc
         return delay
 
