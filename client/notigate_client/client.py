@@ -53,7 +53,7 @@ from notigate_client.events import (
     FINAL_STATES,
     AsyncEventIterator,
     EventIterator,
-    _Resume,
+    Resume,
 )
 from notigate_client.media import MediaGroupLike
 from notigate_client.uploads import DEFAULT_CHUNK_SIZE, UploadSource, plan_upload
@@ -394,7 +394,7 @@ class NotificationClient(_ClientBase):
         req = watch_request(
             start_cursor=start_cursor, job_ids=job_ids, states=states, chat_id=chat_id
         )
-        resume = _Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
+        resume = Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
         return EventIterator(self._open_watch, resume)
 
     def wait_job(self, job_id: str, *, timeout: float | None = None) -> pb.Job:
@@ -407,7 +407,7 @@ class NotificationClient(_ClientBase):
         DeadlineExceededError, a TimeoutError, when it passes first.
         """
         deadline = _deadline(timeout)
-        resume = _Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
+        resume = Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
         while True:
             resume.deadline = _recheck_by(deadline)
             try:
@@ -732,14 +732,14 @@ class AsyncNotificationClient(_ClientBase):
         req = watch_request(
             start_cursor=start_cursor, job_ids=job_ids, states=states, chat_id=chat_id
         )
-        resume = _Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
+        resume = Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
         return AsyncEventIterator(self._open_watch, resume)
 
     # The blocking client's signature; the timeout also bounds each call's gRPC deadline.
     async def wait_job(self, job_id: str, *, timeout: float | None = None) -> pb.Job:  # noqa: ASYNC109
         """The job once it is final (see the blocking client)."""
         deadline = _deadline(timeout)
-        resume = _Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
+        resume = Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
         while True:
             resume.deadline = _recheck_by(deadline)
             try:

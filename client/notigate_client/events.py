@@ -34,6 +34,7 @@ __all__ = [
     "FINAL_STATES",
     "AsyncEventIterator",
     "EventIterator",
+    "Resume",
     "WatchedEvent",
 ]
 
@@ -74,8 +75,9 @@ class WatchedEvent:
         return self.event.state
 
 
-class _Resume:
-    """Where a watch stands and when it may reconnect; shared by both iterators.
+class Resume:
+    """Where a watch stands and when it may reconnect; shared by both iterators (the
+    clients make them: ``watch_events``).
 
     ``deadline`` (``time.monotonic()``) bounds every call and wait of the watch; it may be
     moved between iterators that share this position (``wait_job`` does).
@@ -179,7 +181,7 @@ class EventIterator:
     """
 
     def __init__(
-        self, open_call: Callable[[pb.WatchEventsRequest, float | None], Any], resume: _Resume
+        self, open_call: Callable[[pb.WatchEventsRequest, float | None], Any], resume: Resume
     ) -> None:
         self._open = open_call
         self._resume = resume
@@ -275,7 +277,7 @@ class AsyncEventIterator:
     """The asyncio counterpart of :class:`EventIterator`."""
 
     def __init__(
-        self, open_call: Callable[[pb.WatchEventsRequest, float | None], Any], resume: _Resume
+        self, open_call: Callable[[pb.WatchEventsRequest, float | None], Any], resume: Resume
     ) -> None:
         self._open = open_call
         self._resume = resume
