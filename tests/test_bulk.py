@@ -214,6 +214,7 @@ async def test_retry_jobs_of_one_chat(
     assert await states(stub, mine + others) == [FAILED] * 5
 
     simulator.reset()  # the chats accept messages again
+    await stub.UnsuppressChat(pb.UnsuppressChatRequest(chat_id="71"))  # and 71 is reachable
     assert gw.queue is not None
     async with redis.pubsub(ignore_subscribe_messages=True) as wakes:
         await wakes.subscribe(gw.queue.keys.wake_channel)

@@ -4,6 +4,7 @@ WatchEvents serving it from a cursor, with filters and gaps."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import grpc
@@ -17,7 +18,7 @@ from notigate.embedded import EmbeddedValkey
 from notigate.queue import QueueKeys
 from notigate.simulator import BotApiSimulator
 from notigate_client import pb
-from tests.conftest import Stub, gateway_settings, running_gateway, wait_state
+from tests.conftest import Stub, gateway_settings, running_gateway, wait_for, wait_state
 
 WAITING, ACTIVE, COMPLETED = pb.JOB_STATE_WAITING, pb.JOB_STATE_ACTIVE, pb.JOB_STATE_COMPLETED
 DELAYED, FAILED, CANCELLED = pb.JOB_STATE_DELAYED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED
@@ -81,6 +82,7 @@ async def test_retries_failures_cancels_and_requeues_are_events(
     later = (await stub.Send(msg("14", delay={"seconds": 3600}))).job_id
     await stub.CancelJob(pb.CancelJobRequest(job_id=later))
     simulator.unblock_chat("13")
+    await stub.UnsuppressChat(pb.UnsuppressChatRequest(chat_id="13"))
     await stub.RetryJob(pb.RetryJobRequest(job_id=failing))
     await wait_state(stub, failing, COMPLETED)
     got, _ = await take(stub, 8, start_cursor="0-0")
@@ -217,3 +219,38 @@ async def test_bad_watch_requests_are_invalid_argument(
     bad = error_details_pb2.BadRequest()
     assert status.details[0].Unpack(bad)
     assert [v.field for v in bad.field_violations] == [field]
+
+
+async def test_a_watcher_on_one_replica_sees_the_jobs_of_another(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    settings = gateway_settings(valkey, simulator)
+    async with running_gateway(settings) as (_, first), running_gateway(settings) as (_, second):
+        call = second.WatchEvents(pb.WatchEventsRequest(states=[COMPLETED]), timeout=20)
+        await call.initial_metadata()
+        job_id = (await first.Send(msg("31"))).job_id
+        response = await call.read()
+        call.cancel()
+        assert isinstance(response, pb.WatchEventsResponse)
+        assert response.event.job_id == job_id
+
+
+async def test_a_watcher_that_reads_nothing_does_not_hold_up_delivery(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    simulator.configure(enforce_limits=False)
+    settings = gateway_settings(valkey, simulator)
+    settings = settings.replace(limits=dataclasses.replace(settings.limits, global_rate=100_000))
+    async with running_gateway(settings) as (_, stub):
+        # Opened and never read: its stream fills gRPC's flow-control window and stops there.
+        stalled = stub.WatchEvents(pb.WatchEventsRequest(), timeout=60)
+        await stalled.initial_metadata()
+        batch = [msg(str(2000 + i)) for i in range(1000)]
+        await stub.SendBatch(pb.SendBatchRequest(messages=batch))
+
+        async def all_sent() -> bool:
+            stats = await stub.GetStats(pb.GetStatsRequest())
+            return stats.total_sent == len(batch)
+
+        await wait_for(all_sent, timeout_s=60)
+        stalled.cancel()

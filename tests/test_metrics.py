@@ -96,7 +96,7 @@ async def test_permanent_errors_count_as_failed(
         got = await scrape(gw.metrics_port)
     assert job.last_error
     assert value(got, "notigate_jobs_failed_total") == 1
-    assert value(got, "notigate_telegram_requests_total", outcome="permanent_error") == 1
+    assert value(got, "notigate_telegram_requests_total", outcome="unreachable") == 1
 
 
 async def test_rate_limits_are_counted(

@@ -24,6 +24,7 @@ from notigate.sender import (
     TelegramSender,
     TransientError,
     Unauthorized,
+    Unreachable,
 )
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate.simulator.answers import ChatAnswer, answer_shape
@@ -74,12 +75,12 @@ _SHAPES: dict[str, tuple[ChatAnswer, Outcome, bool]] = {
     "200 error_code 400": (answer_shape("error_in_200"), _NO_DESCRIPTION_400, False),
     "200 error_code 400 described": (
         answer_shape("error_in_200", description="Bad Request: chat not found"),
-        PermanentError("Bad Request: chat not found"),
+        Unreachable("Bad Request: chat not found"),
         False,
     ),
     "200 error_code 403": (
         answer_shape("error_in_200", error_code=403),
-        PermanentError("Forbidden (error_code 403, no description)"),
+        Unreachable("Forbidden (error_code 403, no description)"),
         False,
     ),
     "200 error_code 401": (
@@ -115,7 +116,7 @@ _SHAPES: dict[str, tuple[ChatAnswer, Outcome, bool]] = {
     ),
     "error_code wins over HTTP 502": (
         _raw(502, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}),
-        PermanentError("Bad Request: chat not found"),
+        Unreachable("Bad Request: chat not found"),
         False,
     ),
     "429 wait only in the description": (

@@ -18,6 +18,7 @@ from notigate.sender import (
     TelegramSender,
     TransientError,
     Unauthorized,
+    Unreachable,
 )
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate.transport import AiohttpRequest
@@ -163,10 +164,11 @@ async def test_permanent_errors_keep_telegram_descriptions(
 ) -> None:
     _sim.block_chat("11")
     _sim.configure(missing_chats=frozenset({"12"}), enforce_limits=False)
-    assert await _sim_sender.send(_request(), "11") == PermanentError(
+    # The chat cannot be reached: its own outcome (the dispatcher suppresses the chat).
+    assert await _sim_sender.send(_request(), "11") == Unreachable(
         "Forbidden: bot was blocked by the user"
     )
-    assert await _sim_sender.send(_request(), "12") == PermanentError("Bad Request: chat not found")
+    assert await _sim_sender.send(_request(), "12") == Unreachable("Bad Request: chat not found")
     assert await _sim_sender.send(_request(text="a" * 5000), "13") == PermanentError(
         "Bad Request: message is too long"
     )

@@ -556,6 +556,24 @@ class NotificationClient(_ClientBase):
         """Queue depths and lifetime totals."""
         return self._call(self._stub.GetStats, pb.GetStatsRequest(), pb.GetStatsResponse)
 
+    def list_suppressed_chats(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListSuppressedChatsResponse:
+        """One page of the chats messages are not sent to (they blocked the bot or were
+        not found), newest first; pass ``next_page_token`` back for the next page
+        (``page_size`` 1..1000, 0 = 100)."""
+        req = pb.ListSuppressedChatsRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._stub.ListSuppressedChats, req, pb.ListSuppressedChatsResponse)
+
+    def unsuppress_chat(
+        self, chat_id: str | int, *, validate_only: bool = False
+    ) -> pb.SuppressedChat:
+        """Let messages reach a suppressed chat again; returns the suppression lifted
+        (``validate_only``: the one that would be, nothing changed). NotFoundError when
+        the chat is not suppressed."""
+        req = pb.UnsuppressChatRequest(chat_id=str(chat_id), validate_only=validate_only)
+        return self._call(self._stub.UnsuppressChat, req, pb.UnsuppressChatResponse).chat
+
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         self._channel.close()
@@ -861,6 +879,21 @@ class AsyncNotificationClient(_ClientBase):
     async def stats(self) -> pb.GetStatsResponse:
         """Queue depths and lifetime totals."""
         return await self._call(self._stub.GetStats, pb.GetStatsRequest(), pb.GetStatsResponse)
+
+    async def list_suppressed_chats(
+        self, page_size: int = 0, page_token: str = ""
+    ) -> pb.ListSuppressedChatsResponse:
+        """One page of the suppressed chats, newest first (see the blocking client)."""
+        req = pb.ListSuppressedChatsRequest(page_size=page_size, page_token=page_token)
+        return await self._call(self._stub.ListSuppressedChats, req, pb.ListSuppressedChatsResponse)
+
+    async def unsuppress_chat(
+        self, chat_id: str | int, *, validate_only: bool = False
+    ) -> pb.SuppressedChat:
+        """Let messages reach a suppressed chat again (see the blocking client)."""
+        req = pb.UnsuppressChatRequest(chat_id=str(chat_id), validate_only=validate_only)
+        reply = await self._call(self._stub.UnsuppressChat, req, pb.UnsuppressChatResponse)
+        return reply.chat
 
     async def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""

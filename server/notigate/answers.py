@@ -25,9 +25,17 @@ from notigate.outcomes import (
     RateLimited,
     TransientError,
     Unauthorized,
+    Unreachable,
 )
 
-__all__ = ["MAX_RETRY_AFTER_S", "RETRY_IN_TEXT", "Accepted", "classify_answer", "message_id_of"]
+__all__ = [
+    "MAX_RETRY_AFTER_S",
+    "RETRY_IN_TEXT",
+    "Accepted",
+    "classify_answer",
+    "is_unreachable",
+    "message_id_of",
+]
 
 # Longer waits are not plausible Telegram answers; the cap keeps a garbage value from
 # becoming a pause Redis refuses to store (and from parking a chat for centuries).
@@ -37,6 +45,9 @@ MAX_RETRY_AFTER_S = 7 * 24 * 3600
 _TRUNCATED_OK = re.compile(rb'\s*\{\s*"ok"\s*:\s*true\b')
 # Telegram's 429 description repeats the wait: "Too Many Requests: retry after 35".
 RETRY_IN_TEXT = re.compile(r"retry after (\d+)", re.IGNORECASE)
+# Telegram's 400 for a chat that does not exist (or the bot never met). Matched as a
+# whole description: "message to edit not found" and the like name a message, not the chat.
+_CHAT_NOT_FOUND = re.compile(r"(Bad Request: )?chat not found", re.IGNORECASE)
 _SNIPPET_CHARS = 120
 _MAX_MESSAGE_ID = (1 << 63) - 1
 
@@ -79,7 +90,15 @@ def _seconds(value: Any) -> float | None:
     return min(seconds, float(MAX_RETRY_AFTER_S))
 
 
-def _by_code(code: int, description: str, parameters: Any) -> Outcome:
+def is_unreachable(description: str) -> bool:
+    """Telegram's text says the chat cannot get the bot's messages: a "Forbidden: ..."
+    (blocked, deactivated, kicked) or "chat not found" (used where only the text is
+    known, such as the failed item of an album)."""
+    text = description.strip()
+    return text.startswith("Forbidden") or _CHAT_NOT_FOUND.fullmatch(text) is not None
+
+
+def _by_code(code: int, description: str, parameters: Any, *, telegram: bool = True) -> Outcome:
     if isinstance(parameters, dict):
         new_chat = parameters.get("migrate_to_chat_id")
         if _is_int(new_chat) and new_chat != 0:
@@ -95,6 +114,12 @@ def _by_code(code: int, description: str, parameters: Any) -> Outcome:
         # No wait given: retried with backoff like a 5xx, so a broken proxy that answers
         # nothing but 429 cannot park a message forever without using its attempts.
         return TransientError(description)
+    # Only Telegram's own envelope suppresses a chat: a proxy's 403 page says nothing
+    # about the chat, and suppressing on it would drop later messages to a good chat.
+    if telegram and code == HTTPStatus.FORBIDDEN:
+        return Unreachable(description)
+    if telegram and code == HTTPStatus.BAD_REQUEST and _CHAT_NOT_FOUND.fullmatch(description):
+        return Unreachable(description)
     if code in (HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN):
         return PermanentError(description)
     if code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
@@ -144,7 +169,7 @@ def classify_answer(status: int, body: bytes) -> Accepted | Outcome:
         # nothing says the message went out, and retries are bounded.
         return TransientError(f"unreadable Bot API answer (HTTP {status}): {_snippet(body)}")
     description = f"{_phrase(status)} (HTTP {status}, not a Bot API answer: {_snippet(body)})"
-    return _by_code(status, description, None)
+    return _by_code(status, description, None, telegram=False)
 
 
 def message_id_of(result: Any) -> int | None:

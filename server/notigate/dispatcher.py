@@ -40,6 +40,7 @@ from notigate.sender import (
     TelegramSender,
     TransientError,
     Unauthorized,
+    Unreachable,
 )
 from notigate.supervisor import Spell, Supervisor
 from notigate.telegram_media import Resolved
@@ -71,6 +72,7 @@ _OUTCOME_LABELS: dict[type, str] = {
     PermanentError: "permanent_error",
     TransientError: "transient_error",
     Unauthorized: "unauthorized",
+    Unreachable: "unreachable",
 }
 
 
@@ -235,6 +237,10 @@ class Dispatcher:
                 continue
             spell.succeeded()
             self._beat()
+            if leased.suppressed:
+                # Failed by the script itself: their chats are suppressed.
+                self.metrics.jobs_failed.inc(leased.suppressed)
+                self.metrics.jobs_suppressed.inc(leased.suppressed)
             for lease in leased.leases:
                 task = asyncio.create_task(self._deliver(lease))
                 self._inflight[lease.job_id] = (lease, task)
@@ -447,6 +453,18 @@ class Dispatcher:
                 await self.queue.fail(lease, description)
                 self.metrics.jobs_failed.inc()
                 log.warning("job %s failed: %s", job, description, extra=extra)
+            case Unreachable(description=description):
+                # The job fails and its chat is suppressed in one call: the next job to
+                # it fails without a request.
+                await self.queue.fail(lease, description, suppress=True)
+                self.metrics.jobs_failed.inc()
+                log.warning(
+                    "job %s failed: %s; chat %s suppressed",
+                    job,
+                    description,
+                    lease.chat_id,
+                    extra=extra,
+                )
             case Unauthorized(description=description):
                 await self.queue.defer(lease)
                 self.on_token_rejected(description)

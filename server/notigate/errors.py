@@ -37,6 +37,14 @@ class JobNotFound(NotigateError):
         self.job_id = job_id
 
 
+class ChatNotSuppressed(NotigateError):
+    """UnsuppressChat named a chat that is not suppressed."""
+
+    def __init__(self, chat_id: str) -> None:
+        super().__init__(f"chat {chat_id} is not suppressed")
+        self.chat_id = chat_id
+
+
 class JobStateConflict(NotigateError):
     """The job's state does not allow the operation (e.g. cancelling a delivered job)."""
 

@@ -72,4 +72,5 @@ def new_job(request: pb.SendRequest) -> NewJob:
         due_at_ms=due_at_ms,
         weight=media.weight(request),
         upload_ids=media.upload_ids(request),
+        ignore_suppression=request.ignore_suppression,
     )

@@ -179,6 +179,12 @@ class Metrics:
             "Jobs given up (permanent error or attempts used up).",
             registry=r,
         )
+        self.jobs_suppressed = Counter(
+            "notigate_jobs_suppressed",
+            "Jobs failed without a request because their chat is suppressed (it blocked the "
+            "bot or was not found); also counted in notigate_jobs_failed.",
+            registry=r,
+        )
         self.jobs_retried = Counter(
             "notigate_jobs_retried", "Transient failures scheduled for another attempt.", registry=r
         )

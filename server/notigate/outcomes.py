@@ -14,6 +14,7 @@ __all__ = [
     "RateLimited",
     "TransientError",
     "Unauthorized",
+    "Unreachable",
 ]
 
 
@@ -49,7 +50,18 @@ class Migrated:
 
 @dataclass(frozen=True, slots=True)
 class PermanentError:
-    """400/403: retrying will not help. ``description`` is Telegram's text, verbatim."""
+    """400, or a 403 not from Telegram itself: retrying will not help. ``description`` is
+    Telegram's text, verbatim."""
+
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """The chat cannot get messages from the bot: any 403 from Telegram (the user blocked
+    the bot or is deactivated, the bot was kicked) or 400 "chat not found". The job fails
+    and the chat is suppressed: later jobs to it fail without a request. ``description``
+    is Telegram's text, verbatim."""
 
     description: str
 
@@ -75,7 +87,7 @@ class AlbumPartlySent:
     sent are never sent again."""
 
     sent_items: int
-    outcome: RateLimited | PermanentError | TransientError
+    outcome: RateLimited | PermanentError | TransientError | Unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +104,7 @@ Outcome = (
     | RateLimited
     | Migrated
     | PermanentError
+    | Unreachable
     | TransientError
     | Unauthorized
     | AlbumPartlySent

@@ -31,6 +31,7 @@ from notigate.outcomes import (
     RateLimited,
     TransientError,
     Unauthorized,
+    Unreachable,
 )
 from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate.telegram_media import (
@@ -61,6 +62,7 @@ __all__ = [
     "TelegramSender",
     "TransientError",
     "Unauthorized",
+    "Unreachable",
 ]
 
 log = logging.getLogger(__name__)
@@ -381,7 +383,7 @@ class TelegramSender:
         except Exception as exc:
             return self._classify(exc)
         answer = classify_answer(status, body)
-        if isinstance(answer, PermanentError | TransientError | Unauthorized):
+        if isinstance(answer, PermanentError | Unreachable | TransientError | Unauthorized):
             return dataclasses.replace(answer, description=self._redact(answer.description))
         return answer
 

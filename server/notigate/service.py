@@ -14,6 +14,7 @@ from notigate import bulk, changes, rpc_status
 from notigate.config import Settings
 from notigate.errors import (
     ChangeRefused,
+    ChatNotSuppressed,
     IdempotencyKeyReused,
     JobNotFound,
     JobStateConflict,
@@ -37,6 +38,11 @@ from notigate.queue import (
     Queue,
     QueueStats,
 )
+from notigate.suppression import (
+    decode_suppression_token,
+    encode_suppression_token,
+    suppressed_to_pb,
+)
 from notigate.upload_checks import refusal_status, upload_violations
 from notigate.uploads import UploadRefused, UploadStore, receive_upload
 from notigate.validation import (
@@ -45,7 +51,9 @@ from notigate.validation import (
     validate_bulk_filter,
     validate_job_id,
     validate_list,
+    validate_list_suppressed,
     validate_send,
+    validate_unsuppress,
     validate_watch,
 )
 from notigate_client import pb, pb_grpc
@@ -139,6 +147,17 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             yield
         except JobNotFound as exc:
             await rpc_status.abort(context, await self._not_found(exc.job_id))
+        except ChatNotSuppressed as exc:
+            await rpc_status.abort(
+                context,
+                rpc_status.not_found(
+                    "chat",
+                    exc.chat_id,
+                    str(exc),
+                    description="not suppressed",
+                    reason=rpc_status.Reason.CHAT_NOT_SUPPRESSED,
+                ),
+            )
         except JobStateConflict as exc:
             violation = rpc_status.precondition_violation(
                 "JOB_STATE", f"jobs/{exc.job_id}", f"job is {exc.state}"
@@ -367,6 +386,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             total_stalled=t.get("stalled", 0),
             total_cancelled=t.get("cancelled", 0),
             total_duplicates=t.get("duplicates", 0),
+            suppressed_chats=stats.suppressed_chats,
             global_rate=self.settings.global_rate,
             warnings=[*self._warnings(), *_present(bot_pause_warning(stats))],
             retention=pb.Retention(
@@ -431,14 +451,26 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     async def ListSuppressedChats(
         self, request: pb.ListSuppressedChatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSuppressedChatsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not yet")
-        raise AssertionError("abort raises")
+        await self._invalid(context, validate_list_suppressed(request))
+        after = decode_suppression_token(request.page_token) if request.page_token else None
+        async with self._errors(context):
+            chats, cursor = await self.queue.suppressed(
+                after, request.page_size or _DEFAULT_PAGE_SIZE
+            )
+        return pb.ListSuppressedChatsResponse(
+            chats=[suppressed_to_pb(c) for c in chats],
+            next_page_token=encode_suppression_token(cursor) if cursor else "",
+        )
 
     async def UnsuppressChat(
         self, request: pb.UnsuppressChatRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnsuppressChatResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not yet")
-        raise AssertionError("abort raises")
+        await self._invalid(context, validate_unsuppress(request))
+        async with self._errors(context):
+            lifted = await self.queue.unsuppress(
+                request.chat_id, validate_only=request.validate_only
+            )
+        return pb.UnsuppressChatResponse(chat=suppressed_to_pb(lifted))
 
     async def _job(self, job_id: str) -> pb.Job:
         record = await self.queue.get(job_id)

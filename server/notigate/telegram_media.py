@@ -19,9 +19,9 @@ from typing import Any
 from telegram import InputFile
 from telegram.request._requestparameter import RequestParameter
 
-from notigate.answers import RETRY_IN_TEXT
+from notigate.answers import RETRY_IN_TEXT, is_unreachable
 from notigate.media import KINDS
-from notigate.outcomes import PermanentError, RateLimited, TransientError
+from notigate.outcomes import PermanentError, RateLimited, TransientError, Unreachable
 from notigate.parse_modes import PARSE_MODE_NAMES
 from notigate_client import pb
 
@@ -181,7 +181,7 @@ def file_ids_of(messages: Sequence[Any], kinds: Sequence[int]) -> list[str | Non
 
 def album_failure(
     description: str, already_sent: int
-) -> tuple[int, RateLimited | PermanentError | TransientError] | None:
+) -> tuple[int, RateLimited | PermanentError | TransientError | Unreachable] | None:
     """A "failed to send message #k" answer to sendMediaGroup: how many items are in the
     chat now (counted from the album's first) and what befell item #k; None for any other
     error (nothing of the album was sent)."""
@@ -195,6 +195,10 @@ def album_failure(
         return sent, RateLimited(float(max(1, int(wait.group(1)))))
     if _TRANSIENT.search(inner):
         return sent, TransientError(description)
+    if is_unreachable(inner):
+        # The chat refused the item (blocked meanwhile): the chat is suppressed, as after
+        # a plain 403.
+        return sent, Unreachable(inner)
     # Anything else (a bad URL, "WEBPAGE_CURL_FAILED", a wrong file) fails the same way
     # on every attempt.
     return sent, PermanentError(description)

@@ -30,6 +30,7 @@ from notigate.events.entries import is_cursor
 from notigate.media import ALBUM_MAX, ALBUM_MIN, KINDS, MAX_CAPTION_CHARS, album_kinds_problem
 from notigate.pagination import JOB_ID, decode_page_token
 from notigate.parse_modes import PARSE_MODE_NAMES
+from notigate.suppression import decode_suppression_token
 from notigate_client import pb
 
 __all__ = [
@@ -48,8 +49,10 @@ __all__ = [
     "validate_bulk_filter",
     "validate_job_id",
     "validate_list",
+    "validate_list_suppressed",
     "validate_media",
     "validate_send",
+    "validate_unsuppress",
     "validate_watch",
 ]
 
@@ -530,3 +533,18 @@ def validate_list(req: pb.ListJobsRequest) -> list[FieldViolation]:
             # of every state walks the states in turn, so its tokens may name any of them.)
             out.append(_v("page_token", "page_token was issued for a different state"))
     return out
+
+
+def validate_list_suppressed(req: pb.ListSuppressedChatsRequest) -> list[FieldViolation]:
+    """Validate a ListSuppressedChats request: page_size 0..1000, a token we issued."""
+    out: list[FieldViolation] = []
+    if not 0 <= req.page_size <= MAX_PAGE_SIZE:
+        out.append(_v("page_size", f"page_size must be 0..{MAX_PAGE_SIZE} (0 = 100)"))
+    if req.page_token and decode_suppression_token(req.page_token) is None:
+        out.append(_v("page_token", "page_token is not one returned by ListSuppressedChats"))
+    return out
+
+
+def validate_unsuppress(req: pb.UnsuppressChatRequest) -> list[FieldViolation]:
+    """Validate an UnsuppressChat request: a chat id as Send takes it."""
+    return _validate_chat_id(req.chat_id, "")

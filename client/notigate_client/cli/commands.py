@@ -1,5 +1,5 @@
 """The client subcommands of ``notigate``: send, send-file, edit, delete, stats, job, jobs,
-events, retry, cancel, health.
+events, retry, cancel, suppressed, health.
 
 They use the blocking Python client (:mod:`notigate_client`), so they work against any
 gateway, local or remote, from an install of the client package alone. Output is for people
@@ -523,6 +523,48 @@ def _cancel(args: argparse.Namespace, client: NotificationClient) -> int:
     return 0
 
 
+def suppressed_row(chat: pb.SuppressedChat) -> list[str]:
+    """One row of the `suppressed list` table."""
+    return [chat.chat_id, _time(chat.suppress_time), chat.job_id or "-", _short(chat.reason, 60)]
+
+
+def _suppressed_list(args: argparse.Namespace, client: NotificationClient) -> int:
+    chats: list[pb.SuppressedChat] = []
+    token = ""
+    # One more than asked for tells whether the listing was cut short.
+    while len(chats) <= args.limit:
+        page = client.list_suppressed_chats(min(args.limit + 1 - len(chats), 1000), token)
+        chats += page.chats
+        token = page.next_page_token
+        if not token:
+            break
+    more = len(chats) > args.limit
+    del chats[args.limit :]
+    if args.json:
+        for chat in chats:
+            print(_json(chat))
+    elif not chats:
+        print("no suppressed chats")
+    else:
+        rows = [["CHAT", "SINCE", "JOB", "REASON"]]
+        print(_table(rows + [suppressed_row(c) for c in chats]))
+    if more:
+        sys.stdout.flush()
+        print(f"{len(chats)} shown; more exist: --limit {args.limit * 5}", file=sys.stderr)
+    return 0
+
+
+def _suppressed_remove(args: argparse.Namespace, client: NotificationClient) -> int:
+    chat = client.unsuppress_chat(args.chat, validate_only=args.dry_run)
+    if args.json:
+        print(_json(chat))
+    elif args.dry_run:
+        print(f"chat {chat.chat_id} is suppressed ({chat.reason}); nothing changed (--dry-run)")
+    else:
+        print(f"chat {chat.chat_id}: no longer suppressed (was: {chat.reason})")
+    return 0
+
+
 # One RetryJobs/CancelJobs call acts on at most this many jobs (the server's bound).
 _BULK_MAX = 10_000
 
@@ -823,6 +865,25 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--state", choices=["waiting", "delayed"], help="with --all: only this state")
     p.add_argument("--chat", help="with --all: only this chat's jobs")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser(
+        "suppressed",
+        help="chats messages are not sent to (they blocked the bot or were not found)",
+        description="Chats that answered 403 or 400 chat not found: later messages to them "
+        "fail without reaching Telegram (unless sent with ignore_suppression).",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("list", help="the suppressed chats, newest first", parents=[conn])
+    q.add_argument("--limit", type=_positive, default=20, help="chats to show (%(default)s)")
+    q.add_argument("--json", action="store_true", help="one JSON object per line")
+    q.set_defaults(handler=_with_client(_suppressed_list))
+    q = actions.add_parser(
+        "remove", help="let messages reach a suppressed chat again", parents=[conn]
+    )
+    q.add_argument("chat", help="the chat id or @channel")
+    q.add_argument("--dry-run", action="store_true", help="check it is suppressed, change nothing")
+    q.add_argument("--json", action="store_true", help="the suppression lifted, as JSON")
+    q.set_defaults(handler=_with_client(_suppressed_remove))
 
     p = add("health", "exit 0 only when the gateway is SERVING")
     p.add_argument("--service", default="", help="service name to check (default: the server)")

@@ -26,6 +26,8 @@ from notigate.queue.records import (
     Recorded,
     RetryOutcome,
     Selected,
+    SuppressedChat,
+    SuppressionCursor,
     fingerprint,
 )
 
@@ -49,6 +51,8 @@ __all__ = [
     "Recorded",
     "RetryOutcome",
     "Selected",
+    "SuppressedChat",
+    "SuppressionCursor",
     "fingerprint",
     "redis_client",
 ]

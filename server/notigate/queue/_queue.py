@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import Redis
 
 from notigate.config import Settings
-from notigate.errors import IdempotencyKeyReused
+from notigate.errors import ChatNotSuppressed, IdempotencyKeyReused
 from notigate.queue.keys import QueueKeys
 from notigate.queue.records import (
     NEWEST_FIRST,
@@ -34,6 +34,8 @@ from notigate.queue.records import (
     Recorded,
     RetryOutcome,
     Selected,
+    SuppressedChat,
+    SuppressionCursor,
     decode_job_hash,
     stored_int,
     stored_text,
@@ -45,8 +47,38 @@ from notigate.queue.scripts import (
     store_errors,
     to_error,
 )
+from notigate.queue.scripts.manage import suppression_of
 
 T = TypeVar("T")
+# A page of suppressed chats and where the next starts (None: no chat follows).
+SuppressedPage = tuple[list[SuppressedChat], SuppressionCursor | None]
+
+
+async def _suppressed_after(
+    redis: Redis, by_time: str, after: SuppressionCursor | None, count: int
+) -> list[tuple[str, int]]:
+    """Up to ``count`` (chat, time) of the zset ``by_time`` after ``after``, newest first.
+
+    Chats suppressed in the same ms as the cursor's come in reverse byte order of their
+    ids: those up to the cursor's were on earlier pages and are skipped.
+    """
+    top: float | str = after.suppressed_ms if after else "+inf"
+    chats: list[tuple[str, int]] = []
+    offset = 0
+    while len(chats) < count:
+        want = count - len(chats)
+        rows = await redis.zrevrangebyscore(
+            by_time, top, "-inf", start=offset, num=want, withscores=True
+        )
+        offset += len(rows)
+        for member, score in cast(list[tuple[bytes, float]], rows):
+            chat, ms = member.decode(), int(score)
+            if after and ms == after.suppressed_ms and chat >= after.chat_id:
+                continue
+            chats.append((chat, ms))
+        if len(rows) < want:
+            break
+    return chats
 
 
 def _batch_conflict(
@@ -151,9 +183,11 @@ class Queue:
         self._woke(retried.woke)
         return retried.outcome
 
-    async def fail(self, lease: Lease, error: str) -> bool:
-        """Fail the job at once (a permanent error). False when the lease was lost."""
-        return await self.scripts.fail(lease=lease, error=error)
+    async def fail(self, lease: Lease, error: str, *, suppress: bool = False) -> bool:
+        """Fail the job at once (a permanent error). ``suppress``: the chat cannot be
+        reached, so it is suppressed in the same call with ``error`` as the reason.
+        False when the lease was lost (then nothing is suppressed either)."""
+        return await self.scripts.fail(lease=lease, error=error, suppress=suppress)
 
     async def defer(self, lease: Lease, pause_ms: int = 0) -> int:
         """Give the job back without using an attempt.
@@ -231,6 +265,18 @@ class Queue:
         are not woken: call :meth:`wake` once afterwards."""
         return await self.scripts.requeue.many(job_ids=job_ids)
 
+    async def unsuppress(self, chat_id: str, *, validate_only: bool = False) -> SuppressedChat:
+        """Let jobs reach ``chat_id`` again; the suppression lifted (``validate_only``:
+        the one that would be, nothing changed).
+
+        Raises:
+            ChatNotSuppressed: the chat is not suppressed.
+        """
+        lifted = await self.scripts.unsuppress(chat_id=chat_id, validate_only=validate_only)
+        if lifted is None:
+            raise ChatNotSuppressed(chat_id)
+        return lifted
+
     async def wake(self) -> None:
         """Wake every replica's workers (new work may be due), this gateway's too."""
         await self._read(lambda: self.redis.publish(self.keys.wake_channel, self.origin))
@@ -286,6 +332,27 @@ class Queue:
             index=self.keys.index(state), chat_id=chat_id, after=after, limit=limit, sample=sample
         )
 
+    async def suppressed(self, after: SuppressionCursor | None, limit: int) -> SuppressedPage:
+        """A page of suppressed chats, newest first, after ``after``; the cursor to go on
+        from, or None when no chat follows."""
+        k = self.keys
+        chats = await self._read(
+            lambda: _suppressed_after(self.redis, k.suppressed_by_time, after, limit + 1)
+        )
+        more = len(chats) > limit
+        del chats[limit:]
+        if not chats:
+            return [], None
+        names = [chat for chat, _ in chats]
+        stored = await self._read(lambda: self.redis.hmget(k.suppressed, names))
+        found = [
+            suppression_of(chat, raw)
+            for chat, raw in zip(names, cast(list[bytes | None], stored), strict=True)
+            if raw is not None  # lifted between the two reads
+        ]
+        last_chat, last_ms = chats[-1]
+        return found, SuppressionCursor(last_ms, last_chat) if more else None
+
     async def stats(self) -> QueueStats:
         """Depths per state, lifetime totals and the bot-wide pause."""
         k = self.keys
@@ -300,6 +367,7 @@ class Queue:
                 pipe.zrange(k.waiting, 0, 0, withscores=True)
                 pipe.time()
                 pipe.get(k.global_pause_reason)
+                pipe.zcard(k.suppressed_by_time)
                 return list(await pipe.execute())
 
         reply = await self._read(read)
@@ -315,4 +383,5 @@ class Queue:
             oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
             now_ms=int(sec) * 1000 + int(usec) // 1000,
             paused_reason=stored_text(reply[n + 4]),
+            suppressed_chats=int(reply[n + 5]),
         )

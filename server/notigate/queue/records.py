@@ -21,6 +21,7 @@ hash is kept for every queued job (about 258 B per job in all; see docs/benchmar
        ``tm`` the target's message ids when the job was created (comma-separated)
 ``sk`` album items Telegram has already sent (absent = 0): never sent again
 ``up`` upload ids the payload references, space-separated (pinned while unfinished)
+``is`` ``1``: sent with ignore_suppression (delivered even to a suppressed chat)
 ====== =====================================================================
 
 Per chat, ``q:<chat>`` (zset of waiting job ids by rank), ``w:<chat>`` (list of recent
@@ -102,6 +103,8 @@ class NewJob:
     target_message_ids: tuple[int, ...] = ()
     # Uploads the payload references: kept while the job is unfinished.
     upload_ids: tuple[str, ...] = ()
+    # Sent even when the chat is suppressed (the caller knows it is reachable again).
+    ignore_suppression: bool = False
 
     def extra_fields(self) -> list[tuple[str, str]]:
         """The hash fields beyond those every job has (see the field table above)."""
@@ -118,6 +121,8 @@ class NewJob:
             extra.append(("tm", ",".join(map(str, self.target_message_ids))))
         if self.upload_ids:
             extra.append(("up", " ".join(self.upload_ids)))
+        if self.ignore_suppression:
+            extra.append(("is", "1"))
         return extra
 
 
@@ -200,6 +205,8 @@ class LeaseBatch:
     # The bot-wide limit (or a bot-wide pause) stopped the leasing: nothing new
     # can be sent before wait_ms either.
     blocked: bool = False
+    # Jobs the call failed because their chat is suppressed (none of them was leased).
+    suppressed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +296,28 @@ class QueueStats:
     now_ms: int
     # Why the whole bot is paused ("" while it is not).
     paused_reason: str = ""
+    # Chats messages are not sent to (they blocked the bot or were not found).
+    suppressed_chats: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressedChat:
+    """A chat later jobs are not sent to: Telegram's ``reason``, when (ms) and the job
+    whose send found out."""
+
+    chat_id: str
+    reason: str
+    suppressed_ms: int
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionCursor:
+    """Where a listing of suppressed chats (newest first) continues: after this chat,
+    suppressed at this time (ms)."""
+
+    suppressed_ms: int
+    chat_id: str
 
 
 def stored_int(value: bytes | None) -> int:

@@ -85,8 +85,12 @@ async def _messages(request: web.Request) -> web.Response:
 
 
 async def _requests(request: web.Request) -> web.Response:
+    """Every Bot API request with its status, oldest first; ``?chat_id=`` only those to
+    that chat (blocked or not)."""
     state = request.app[STATE_KEY]
-    return _json([dataclasses.asdict(r) for r in state.requests])
+    chat_id = request.query.get("chat_id")
+    found = state.requests if chat_id is None else state.requests_to(chat_id)
+    return _json([dataclasses.asdict(r) for r in found])
 
 
 async def _stats(request: web.Request) -> web.Response:

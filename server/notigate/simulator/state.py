@@ -279,6 +279,11 @@ class SimulatorState:
         self._media_groups += 1
         return str(13_000_000_000_000_000 + self._media_groups)
 
+    def requests_to(self, chat_id: str) -> list[RequestRecord]:
+        """Every Bot API request addressed to ``chat_id``, answered or refused, oldest
+        first (a test proves with it that a job never reached the chat)."""
+        return [r for r in self.requests if r.chat_id == chat_id]
+
     def count_status(self, status: int) -> int:
         """How many Bot API requests were answered with HTTP ``status``."""
         return self._status_counts[status]

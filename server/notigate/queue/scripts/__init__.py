@@ -19,6 +19,7 @@ from notigate.queue.scripts.manage import (
     RewriteCode,
     Rewritten,
     Select,
+    Unsuppress,
 )
 from notigate.queue.scripts.outcome import (
     Complete,
@@ -72,6 +73,7 @@ class QueueScripts:
     postpone: Postpone
     progress: Progress
     rewrite: Rewrite
+    unsuppress: Unsuppress
 
     @classmethod
     def register(cls, redis: Redis, keys: QueueKeys, config: ScriptConfig) -> QueueScripts:
@@ -93,6 +95,7 @@ class QueueScripts:
             postpone=Postpone(*on),
             progress=Progress(*on),
             rewrite=Rewrite(*on),
+            unsuppress=Unsuppress(*on),
         )
 
     def all(self) -> list[ScriptBase[object]]:

@@ -34,6 +34,7 @@ class Dequeue(ScriptBase[LeaseBatch]):
         "failed",
         "global_tat",
         "events",
+        "suppressed",
     )
     argv = ("count", "nonce")
 
@@ -58,7 +59,10 @@ class Dequeue(ScriptBase[LeaseBatch]):
             for i in range(3, 3 + _PER_LEASE * as_int(reply[2]), _PER_LEASE)
         ]
         return LeaseBatch(
-            leases=leases, wait_ms=None if wait < 0 else wait, blocked=as_int(reply[1]) == 1
+            leases=leases,
+            wait_ms=None if wait < 0 else wait,
+            blocked=as_int(reply[1]) == 1,
+            suppressed=as_int(reply[-1]),
         )
 
 

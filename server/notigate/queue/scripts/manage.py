@@ -1,8 +1,9 @@
 """What operators do to jobs: ``cancel``, ``requeue``, and the read-only walks ``list``
-and ``select`` over a state's index."""
+and ``select`` over a state's index; and to chats: ``unsuppress``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -14,6 +15,7 @@ from notigate.queue.records import (
     JobState,
     ListCursor,
     Selected,
+    SuppressedChat,
     decode_job_hash,
 )
 from notigate.queue.scripts.base import (
@@ -190,3 +192,36 @@ class Rewrite(ScriptBase[Rewritten]):
             await self._run(job_id, letters, expected, payload, " ".join(upload_ids))
         )
         return Rewritten(as_int(code), as_str(state))
+
+
+class UnsuppressCode(IntEnum):
+    """What unsuppress.lua found (besides OK: the chat was suppressed)."""
+
+    NOT_SUPPRESSED = 2
+
+
+def suppression_of(chat_id: str, stored: bytes) -> SuppressedChat:
+    """A suppression as fail.lua stores it: JSON ``{r = reason, t = time (ms), j = job}``."""
+    data = json.loads(stored)
+    return SuppressedChat(
+        chat_id=chat_id,
+        reason=str(data.get("r", "")),
+        suppressed_ms=int(data.get("t", 0)),
+        job_id=str(data.get("j", "")),
+    )
+
+
+class Unsuppress(ScriptBase[SuppressedChat | None]):
+    """Lift a chat's suppression (``validate_only``: only look); what was lifted, or None
+    when the chat is not suppressed."""
+
+    name = "unsuppress"
+    keys = ("suppressed", "suppressed_by_time")
+    argv = ("chat", "validate_only")
+    codes = (UnsuppressCode,)
+
+    async def __call__(self, *, chat_id: str, validate_only: bool) -> SuppressedChat | None:
+        reply = as_list(await self._run(chat_id, int(validate_only)))
+        if as_int(reply[0]) != Status.OK:
+            return None
+        return suppression_of(chat_id, as_bytes(reply[1]))

@@ -97,14 +97,15 @@ class Retry(ScriptBase[Retried]):
 
 
 class Fail(ScriptBase[bool]):
-    """Fail the job at once (a permanent error); False when the lease was lost."""
+    """Fail the job at once (a permanent error), suppressing its chat with ``suppress``;
+    False when the lease was lost."""
 
     name = "fail"
-    keys = ("active", "failed", "stats", "events")
-    argv = ("job_id", "token", "error")
+    keys = ("active", "failed", "stats", "events", "suppressed", "suppressed_by_time")
+    argv = ("job_id", "token", "error", "suppress")
 
-    async def __call__(self, *, lease: Lease, error: str) -> bool:
-        [code] = as_list(await self._run(lease.job_id, lease.token, error))
+    async def __call__(self, *, lease: Lease, error: str, suppress: bool = False) -> bool:
+        [code] = as_list(await self._run(lease.job_id, lease.token, error, int(suppress)))
         return as_int(code) == Status.OK
 
 

@@ -1439,7 +1439,7 @@ class WatchEventsRequest(_message.Message):
     CHAT_ID_FIELD_NUMBER: _builtins.int
     start_cursor: _builtins.str
     """Empty: only events after the call starts. A cursor of an earlier event:
-    every event after it.
+    every event after it ("0-0": every event still kept).
     """
     chat_id: _builtins.str
     """Only events of jobs for this chat (as in SendRequest.chat_id)."""

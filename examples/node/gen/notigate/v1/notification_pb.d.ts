@@ -1401,7 +1401,7 @@ export declare const EventSchema: GenMessage<Event>;
 export declare type WatchEventsRequest = Message<"notigate.v1.WatchEventsRequest"> & {
   /**
    * Empty: only events after the call starts. A cursor of an earlier event:
-   * every event after it.
+   * every event after it ("0-0": every event still kept).
    *
    * @generated from field: string start_cursor = 1;
    */

@@ -15,6 +15,8 @@
   KEYS[9] failed        zset    failed job ids, score = time they failed
   KEYS[10] global_tat   string  bot-wide spacing: theoretical time of the next send (ms, GCRA)
   KEYS[11] events       stream  job state changes (includes/events.lua)
+  KEYS[12] suppressed   hash    chats messages are not sent to: chat -> JSON {r = reason,
+                                t, j} (fail.lua)
 
   ARGV[1] prefix  key prefix (with the hash tag)
   ARGV[2] config  the static configuration (JSON): lease_ms; bot_rate sends per
@@ -22,15 +24,21 @@
                   also spaced evenly (GCRA): at most as many as fit in this span at the
                   bot-wide rate may go back to back); the per-chat limits; max_stalls
                   (stalls allowed before a job fails); keep_failed, keep_age_ms;
-                  promote_batch (the most entries promoted per set in one call: bounds
-                  the script's run time)
+                  promote_batch (the most entries promoted per set in one call, and
+                  the most jobs of suppressed chats failed in one call: bounds the
+                  script's run time)
   ARGV[3] count   the most jobs to lease
   ARGV[4] nonce   random, new for every call: the lease tokens are "<nonce>:<n>"
 
   Returns {wait_ms, blocked, n, then per job: id, lease token, chat id, attempts,
   creation time (ms), payload, kind ('' = send, 'e' edit, 'r' delete), album items
   already sent, edit method, the target's state letter and message ids (edit and
-  delete jobs; '' otherwise)}.
+  delete jobs; '' otherwise)}, and last how many jobs failed because their chat is
+  suppressed.
+
+  A job leased for a suppressed chat fails here instead ("suppressed: <reason>"),
+  unless it was sent with ignore_suppression (field 'is'): no send is recorded in any
+  window, so it uses no rate-limit slot, and leasing goes on with the next chat.
 
   Why tokens from a nonce and not a per-job counter: a counter starts again when the
   store loses its data, so a lease taken before the loss could match one taken after,
@@ -52,7 +60,7 @@
 local ready, paced, delayed, active, waiting, glog, gpause, stats, failed, gtat_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
-local events = KEYS[11]
+local events, suppressed = KEYS[11], KEYS[12]
 local count, nonce = tonumber(ARGV[3]), ARGV[4]
 
 -- @include states
@@ -72,6 +80,7 @@ local tolerance = (burst - 1) * interval
 local catch_up = math.min(interval, 5)
 local now = time_ms()
 local touched = {}
+local dropped = 0
 trim_events(events, now, cfg)
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)) do
@@ -122,7 +131,7 @@ if paused > now then
   next_at = paused
   out[2] = 1
 else
-  while taken < count do
+  while taken < count and dropped < batch do
     local gopen = math.max(window_open_at(glog, grate, gwindow, gmargin), tat - tolerance)
     if gopen > now then
       next_at = gopen
@@ -144,9 +153,22 @@ else
       -- An album of n counts as n messages (Telegram counts them so): the windows
       -- must have room for all of them (place_chat only made room for one).
       -- One read of everything the lease returns (a held album reads it for nothing).
-      local f = redis.call('HMGET', jk, 'n', 'a', 'c', 'p', 'k', 'sk', 'em', 'tg', 'tm')
+      local f = redis.call('HMGET', jk, 'n', 'a', 'c', 'p', 'k', 'sk', 'em', 'tg', 'tm', 'is')
       local n = tonumber(f[1] or '1')
-      if n > 1 then
+      local why = f[10] ~= '1' and redis.call('HGET', suppressed, chat)
+      if why then
+        -- The chat cannot be reached: no request, no slot. (held stays false: the chat
+        -- is placed again below for its next job.)
+        local err = 'suppressed: ' .. cjson.decode(why).r
+        redis.call('ZREM', waiting, id)
+        redis.call('HSET', jk, 'e', err)
+        finish(prefix, failed, jk, id, FAILED, now, cfg)
+        emit(events, jk, id, FAILED, now, cfg, err)
+        redis.call('HINCRBY', stats, 'failed', 1)
+        redis.call('HINCRBY', stats, 'suppressed', 1)
+        trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
+        dropped = dropped + 1
+      elseif n > 1 then
         local bot_open = window_open_at(glog, grate, gwindow, gmargin, n)
         local chat_open = window_open_at(chat_log, rate, window, cfg.chat_margin_ms, n)
         if bot_open > now or chat_open > now then
@@ -161,7 +183,7 @@ else
           redis.call('ZADD', paced, chat_open, chat)
         end
       end
-      if not held then
+      if not held and not why then
         record_send(glog, grate, gwindow, gmargin, now, n)
         tat = math.max(tat, now - catch_up) + interval * n
         record_send(chat_log, rate, window, cfg.chat_margin_ms, now, n)
@@ -200,6 +222,7 @@ else
   end
 end
 out[3] = taken
+out[#out + 1] = dropped
 if taken > 0 then
   redis.call('SET', gtat_key, tostring(tat), 'PX', gwindow + gmargin)
 end
