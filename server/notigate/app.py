@@ -13,6 +13,7 @@ dir that another process holds (see :mod:`notigate.exclusive`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 from contextlib import AsyncExitStack
@@ -41,6 +42,7 @@ from notigate.store_watch import StoreWatch
 from notigate.supervisor import Supervisor
 from notigate.upload_files import UploadFiles, bot_id
 from notigate.uploads import UploadLimits, UploadStore
+from notigate.webhooks import WebhookWorker
 from notigate_client import pb
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class Gateway:
         self.health: HealthMonitor | None = None
         self.dispatcher: Dispatcher | None = None
         self.queue: Queue | None = None
+        # Posts the event stream to settings.webhook_url (None: no webhook).
+        self.webhooks: WebhookWorker | None = None
         self.metrics = Metrics()
         # Bound port of the /metrics endpoint (0: metrics_listen not set).
         self.metrics_port = 0
@@ -193,6 +197,14 @@ class Gateway:
         # whose reads may block.
         event_tail = EventTail(pubsub_redis, queue.keys.events)
         self._stack.push_async_callback(event_tail.stop)
+        if s.webhook_url:
+            self.webhooks = WebhookWorker(
+                redis, queue.keys, s, tail=event_tail, metrics=self.metrics
+            )
+            self._stack.push_async_callback(self.webhooks.poster.close)
+            # Before the server serves: every event of the jobs it accepts is posted.
+            with contextlib.suppress(QueueUnavailable):  # then the intake loop joins
+                await self.webhooks.prepare()
         service = NotificationService(
             queue,
             s,
@@ -200,6 +212,7 @@ class Gateway:
             metrics=self.metrics,
             uploads=uploads,
             event_tail=event_tail,
+            webhooks=self.webhooks,
         )
         registration.register(service, server)
         # Through a registrar that guards their request decoding (notigate.decoding).
@@ -246,6 +259,8 @@ class Gateway:
                 on_redis_error=self.metrics.redis_error,
             ),
         )
+        if self.webhooks is not None:
+            self.webhooks.start(tasks)
         tasks.start("notigate-upload-sweep", lambda: uploads.sweep_forever(_UPLOAD_SWEEP_S))
         watch = StoreWatch(queue, self.metrics)
         tasks.start("notigate-store-watch", lambda: watch.run(s.health_interval_s))
@@ -311,6 +326,8 @@ class Gateway:
             drains.append(self.dispatcher.stop(grace))
         if self._server is not None:
             drains.append(self._server.stop(grace))
+        if self.webhooks is not None:
+            drains.append(self.webhooks.stop(grace))
         await asyncio.gather(*drains)
         # Bounded: a task whose cancellation a library swallowed must not hold the
         # process up forever (the stack below still closes what it would use).

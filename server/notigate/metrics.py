@@ -28,6 +28,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     Info,
@@ -266,6 +267,26 @@ class Metrics:
             "notigate_task_restarts",
             "Background loops started again after they failed or ended unexpectedly.",
             ["task"],
+            registry=r,
+        )
+        # Webhook delivery (counted by the gateway that did it; GetStats has the totals).
+        self.webhook_delivered = Counter(
+            "notigate_webhook_delivered", "Events the webhook receiver acknowledged.", registry=r
+        )
+        self.webhook_undeliverable = Counter(
+            "notigate_webhook_undeliverable",
+            "Events given up: not acknowledged within NOTIGATE_WEBHOOK_MAX_AGE, or trimmed"
+            " from the event stream before they were read.",
+            registry=r,
+        )
+        self.webhook_failures = Counter(
+            "notigate_webhook_failures",
+            "Webhook POSTs that failed (a status other than 2xx, a timeout, no connection).",
+            registry=r,
+        )
+        self.webhook_pending = Gauge(
+            "notigate_webhook_pending",
+            "Events waiting for the webhook receiver's acknowledgement (all replicas').",
             registry=r,
         )
         self._queue = _QueueCollector()

@@ -56,6 +56,7 @@ from notigate.validation import (
     validate_unsuppress,
     validate_watch,
 )
+from notigate.webhooks import WebhookWorker
 from notigate_client import pb, pb_grpc
 
 # ListJobs without a state walks the states in JobState's order.
@@ -120,12 +121,15 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         metrics: Metrics | None = None,
         uploads: UploadStore | None = None,
         event_tail: EventTail | None = None,
+        webhooks: WebhookWorker | None = None,
     ) -> None:
         self.queue = queue
         self.events = EventStream(queue.redis, queue.keys.events)
         # Without a client of its own for blocking reads, the tail blocks briefly on the
         # queue's (whose socket timeout is short).
         self.event_tail = event_tail or EventTail(queue.redis, queue.keys.events, block_ms=100)
+        # The webhook's delivery, reported by GetStats (None: no webhook configured).
+        self.webhooks = webhooks
         # Files stored through UploadFile (None: this gateway takes no uploads).
         self.uploads = uploads
         self.settings = settings
@@ -370,6 +374,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     ) -> pb.GetStatsResponse:
         async with self._errors(context):
             stats = await self.queue.stats()
+            webhooks = None if self.webhooks is None else await self.webhooks.stats()
         t = stats.totals
         reply = pb.GetStatsResponse(
             waiting=stats.counts[JobState.WAITING],
@@ -395,6 +400,8 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 keep_age=Duration(seconds=self.settings.keep_age_s),
             ),
         )
+        if webhooks is not None:
+            reply.webhooks.CopyFrom(webhooks.to_pb())
         if stats.paused_until_ms > stats.now_ms:
             reply.paused_until.CopyFrom(timestamp(stats.paused_until_ms))
         if stats.oldest_waiting_ms is not None:
