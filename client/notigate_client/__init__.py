@@ -15,6 +15,7 @@ from notigate_client.client import (
 )
 from notigate_client.errors import (
     AlreadyExistsError,
+    DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -24,6 +25,7 @@ from notigate_client.errors import (
     UnavailableError,
     from_rpc_error,
 )
+from notigate_client.events import WatchedEvent
 from notigate_client.media import (
     animation,
     audio,
@@ -40,6 +42,7 @@ from notigate_client.media import (
 __all__ = [
     "AlreadyExistsError",
     "AsyncNotificationClient",
+    "DeadlineExceededError",
     "FailedPreconditionError",
     "InvalidArgumentError",
     "NotFoundError",
@@ -48,6 +51,7 @@ __all__ = [
     "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",
+    "WatchedEvent",
     "animation",
     "audio",
     "document",

@@ -6,9 +6,9 @@ import random
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypedDict
 
 import grpc
 
@@ -20,6 +20,27 @@ from notigate_client.media import media_group as build_media_group
 ParseModeLike: TypeAlias = "pb.ParseMode.ValueType | Literal['HTML', 'MarkdownV2', 'Markdown']"
 JobStateLike: TypeAlias = "pb.JobState.ValueType"
 Metadata: TypeAlias = tuple[tuple[str, str], ...]
+
+
+class SendOptions(TypedDict, total=False):
+    """The keyword arguments of ``send`` besides ``chat_id``, ``text`` and ``wait`` (for
+    its typed overloads)."""
+
+    parse_mode: ParseModeLike | None
+    priority: int
+    delay: float | timedelta | None
+    send_at: datetime | None
+    idempotency_key: str | None
+    max_attempts: int
+    disable_notification: bool
+    protect_content: bool
+    message_thread_id: int
+    reply_markup: pb.InlineKeyboardMarkup | None
+    link_preview: pb.LinkPreviewOptions | None
+    allow_paid_broadcast: bool
+    media: pb.Media | None
+    media_group: MediaGroupLike | None
+
 
 # Telegram's spellings of the parse modes, as the client and its CLI accept them.
 PARSE_MODES: Mapping[str, pb.ParseMode.ValueType] = MappingProxyType(
@@ -175,6 +196,12 @@ def list_request(state: JobStateLike | None, page_size: int, page_token: str) ->
         page_size=page_size,
         page_token=page_token,
     )
+
+
+# gRPC waits up to 120 s between attempts to reach a gateway that refused connections, and
+# calls fail at once meanwhile: a watch or a retry would miss a restarted gateway for that
+# long. 5 s is the clients' own longest backoff.
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.max_reconnect_backoff_ms", 5000),)
 
 
 def call_metadata(token: str | None) -> Metadata:

@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, Unpack, overload
 
 import grpc
 from google.protobuf.message import Message
 
 from notigate_client._common import (
+    CHANNEL_OPTIONS,
     JobStateLike,
     Metadata,
     ParseModeLike,
     RetryPolicy,
+    SendOptions,
     batch_request,
     build_edit_request,
     build_send_request,
@@ -45,11 +47,24 @@ from notigate_client._common import (
 )
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
 from notigate_client._proto.notigate.v1 import notification_pb2_grpc as pb_grpc
-from notigate_client.errors import from_rpc_error
+from notigate_client.errors import DeadlineExceededError, from_rpc_error
+from notigate_client.events import (
+    DEFAULT_RECONNECT_FOR_S,
+    FINAL_STATES,
+    AsyncEventIterator,
+    EventIterator,
+    Resume,
+)
 from notigate_client.media import MediaGroupLike
 from notigate_client.uploads import DEFAULT_CHUNK_SIZE, UploadSource, plan_upload
 
-__all__ = ["AsyncNotificationClient", "NotificationClient", "job_state", "state_name"]
+__all__ = [
+    "AsyncNotificationClient",
+    "NotificationClient",
+    "job_state",
+    "state_name",
+    "watch_request",
+]
 
 _R = TypeVar("_R", bound=Message)
 
@@ -106,6 +121,49 @@ def _job_filter(state: JobStateLike | str | None, chat_id: str | int | None) -> 
     )
 
 
+def watch_request(
+    *,
+    start_cursor: str = "",
+    job_ids: str | Iterable[str] = (),
+    states: Iterable[JobStateLike | str] = (),
+    chat_id: str | int | None = None,
+) -> pb.WatchEventsRequest:
+    """A WatchEventsRequest; states in any form :func:`job_state` takes, one job id or many."""
+    return pb.WatchEventsRequest(
+        start_cursor=start_cursor,
+        job_ids=[job_ids] if isinstance(job_ids, str) else list(job_ids),
+        states=[job_state(s) for s in states],
+        chat_id="" if chat_id is None else str(chat_id),
+    )
+
+
+def _final_request(job_id: str) -> pb.WatchEventsRequest:
+    return watch_request(job_ids=job_id, states=sorted(FINAL_STATES))
+
+
+def _deadline(timeout: float | None) -> float | None:
+    if timeout is not None and timeout < 0:
+        raise ValueError("timeout must be >= 0")
+    return None if timeout is None else time.monotonic() + timeout
+
+
+# wait_job reads the job at least this often, though no event says it changed.
+_RECHECK_S = 30.0
+
+
+def _recheck_by(deadline: float | None) -> float:
+    """The end of one round of wait_job: its next read, or the caller's deadline."""
+    recheck = time.monotonic() + _RECHECK_S
+    return recheck if deadline is None else min(deadline, recheck)
+
+
+def _job_timeout_error(job_id: str, timeout: float | None) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"job {job_id} was not final within {timeout:g} s",
+        code=grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+
+
 class _ClientBase:
     """Settings both clients share."""
 
@@ -132,6 +190,19 @@ class _ClientBase:
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         raise NotImplementedError
 
+    def _timeout(self, deadline: float | None) -> float:
+        """A call's deadline: the client's timeout, or less when a wait ends sooner."""
+        if deadline is None:
+            return self._timeout_s
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceededError("deadline exceeded", code=grpc.StatusCode.DEADLINE_EXCEEDED)
+        return min(self._timeout_s, left)
+
+    def _open_watch(self, req: pb.WatchEventsRequest, timeout: float | None) -> Any:
+        # No deadline unless a wait sets one: a watch lasts as long as the caller reads.
+        return self._stub.WatchEvents(req, timeout=timeout, metadata=self._metadata)
+
     def __repr__(self) -> str:
         # The token stays out of reprs, and so out of logs and tracebacks.
         return f"{type(self).__name__}({self.target!r})"
@@ -157,12 +228,19 @@ class NotificationClient(_ClientBase):
 
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         if credentials is None:
-            return grpc.insecure_channel(target)
-        return grpc.secure_channel(target, credentials)
+            return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
-    def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
+    def _call(
+        self,
+        rpc: Callable[..., Any],
+        request: Message,
+        response_type: type[_R],
+        deadline: float | None = None,
+    ) -> _R:
         return self._attempts(
-            lambda: rpc(request, timeout=self._timeout_s, metadata=self._metadata), response_type
+            lambda: rpc(request, timeout=self._timeout(deadline), metadata=self._metadata),
+            response_type,
         )
 
     def _attempts(
@@ -181,6 +259,38 @@ class NotificationClient(_ClientBase):
                 time.sleep(wait)
                 continue
             return _checked(response, response_type)
+
+    @overload
+    def send(
+        self,
+        chat_id: str | int,
+        text: str = "",
+        *,
+        wait: Literal[False] = False,
+        **options: Unpack[SendOptions],
+    ) -> pb.SendResponse: ...
+
+    @overload
+    def send(
+        self,
+        chat_id: str | int,
+        text: str = "",
+        *,
+        wait: Literal[True],
+        wait_timeout: float | None = None,
+        **options: Unpack[SendOptions],
+    ) -> pb.Job: ...
+
+    @overload
+    def send(
+        self,
+        chat_id: str | int,
+        text: str = "",
+        *,
+        wait: bool,
+        wait_timeout: float | None = None,
+        **options: Unpack[SendOptions],
+    ) -> pb.SendResponse | pb.Job: ...
 
     def send(
         self,
@@ -201,15 +311,20 @@ class NotificationClient(_ClientBase):
         allow_paid_broadcast: bool = False,
         media: pb.Media | None = None,
         media_group: MediaGroupLike | None = None,
-    ) -> pb.SendResponse:
+        wait: bool = False,
+        wait_timeout: float | None = None,
+    ) -> pb.SendResponse | pb.Job:
         """Enqueue one message; returns once the server stored it.
 
         ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
         now): deliver no earlier than that. ``media`` sends a file with ``text`` as its
         caption (0..1024 characters); ``media_group`` sends an album of 2..10 items, each
         with its own caption (``text`` empty, no ``reply_markup``).
+
+        ``wait=True`` returns the job once it is final (completed, failed or cancelled)
+        instead, as :meth:`wait_job` (``wait_timeout`` is its ``timeout``).
         """
-        return self.send_request(
+        sent = self.send_request(
             _with_send_at(
                 build_send_request(
                     chat_id,
@@ -231,6 +346,7 @@ class NotificationClient(_ClientBase):
                 send_at,
             )
         )
+        return self.wait_job(sent.job_id, timeout=wait_timeout) if wait else sent
 
     def send_request(self, req: pb.SendRequest) -> pb.SendResponse:
         """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
@@ -251,6 +367,61 @@ class NotificationClient(_ClientBase):
         """The job with its delivery state."""
         req = pb.GetJobRequest(job_id=job_id)
         return self._call(self._stub.GetJob, req, pb.GetJobResponse).job
+
+    def watch_events(
+        self,
+        *,
+        start_cursor: str = "",
+        job_ids: str | Iterable[str] = (),
+        states: Iterable[JobStateLike | str] = (),
+        chat_id: str | int | None = None,
+        reconnect_for_s: float | None = DEFAULT_RECONNECT_FOR_S,
+    ) -> EventIterator:
+        """Iterate over job state changes as they happen (:class:`~notigate_client.WatchedEvent`).
+
+        Without ``start_cursor`` only events after the call; with an event's ``cursor``,
+        every event after it (as long as the gateway keeps it: older ones are reported by
+        ``gap=True`` on the next). Filters: ``job_ids`` (at most 1,000), ``states``
+        (``"completed"`` or ``pb.JOB_STATE_COMPLETED``), ``chat_id``; all given must match.
+
+        The iterator reconnects by itself after UNAVAILABLE (a gateway restart, a dropped
+        connection) with jittered backoff of at most 5 s, resuming after the last event it
+        yielded: nothing is lost or repeated. It raises UnavailableError after
+        ``reconnect_for_s`` seconds without a connection (None: never), and other errors
+        as any call does. It never ends by itself: break out of it, or ``close()`` it
+        (it is a context manager). ``.cursor`` is where it stands.
+        """
+        req = watch_request(
+            start_cursor=start_cursor, job_ids=job_ids, states=states, chat_id=chat_id
+        )
+        resume = Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
+        return EventIterator(self._open_watch, resume)
+
+    def wait_job(self, job_id: str, *, timeout: float | None = None) -> pb.Job:
+        """The job once it is final (completed, failed or cancelled).
+
+        Watches the job's events before reading it, so no change between the read and
+        the watch is missed, and reads it again on each final event (a job retried
+        meanwhile is waited for again) and every 30 s (an event trimmed unread, or
+        events turned off). ``timeout`` (seconds; None waits as long as it takes) raises
+        DeadlineExceededError, a TimeoutError, when it passes first.
+        """
+        deadline = _deadline(timeout)
+        resume = Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
+        while True:
+            resume.deadline = _recheck_by(deadline)
+            try:
+                # Each round resumes after the last event seen: none falls between two.
+                with EventIterator(self._open_watch, resume) as events:
+                    events.connect()
+                    req = pb.GetJobRequest(job_id=job_id)
+                    job = self._call(self._stub.GetJob, req, pb.GetJobResponse, deadline).job
+                    if job.state in FINAL_STATES:
+                        return job
+                    next(events)
+            except DeadlineExceededError as err:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _job_timeout_error(job_id, timeout) from err
 
     def cancel_job(self, job_id: str) -> pb.Job:
         """Cancel a job not yet handed to Telegram; returns the cancelled job."""
@@ -427,12 +598,19 @@ class AsyncNotificationClient(_ClientBase):
 
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         if credentials is None:
-            return grpc.aio.insecure_channel(target)
-        return grpc.aio.secure_channel(target, credentials)
+            return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
-    async def _call(self, rpc: Callable[..., Any], request: Message, response_type: type[_R]) -> _R:
+    async def _call(
+        self,
+        rpc: Callable[..., Any],
+        request: Message,
+        response_type: type[_R],
+        deadline: float | None = None,
+    ) -> _R:
         return await self._attempts(
-            lambda: rpc(request, timeout=self._timeout_s, metadata=self._metadata), response_type
+            lambda: rpc(request, timeout=self._timeout(deadline), metadata=self._metadata),
+            response_type,
         )
 
     async def _attempts(
@@ -451,6 +629,38 @@ class AsyncNotificationClient(_ClientBase):
                 await asyncio.sleep(wait)
                 continue
             return _checked(response, response_type)
+
+    @overload
+    async def send(
+        self,
+        chat_id: str | int,
+        text: str = "",
+        *,
+        wait: Literal[False] = False,
+        **options: Unpack[SendOptions],
+    ) -> pb.SendResponse: ...
+
+    @overload
+    async def send(
+        self,
+        chat_id: str | int,
+        text: str = "",
+        *,
+        wait: Literal[True],
+        wait_timeout: float | None = None,
+        **options: Unpack[SendOptions],
+    ) -> pb.Job: ...
+
+    @overload
+    async def send(
+        self,
+        chat_id: str | int,
+        text: str = "",
+        *,
+        wait: bool,
+        wait_timeout: float | None = None,
+        **options: Unpack[SendOptions],
+    ) -> pb.SendResponse | pb.Job: ...
 
     async def send(
         self,
@@ -471,15 +681,20 @@ class AsyncNotificationClient(_ClientBase):
         allow_paid_broadcast: bool = False,
         media: pb.Media | None = None,
         media_group: MediaGroupLike | None = None,
-    ) -> pb.SendResponse:
+        wait: bool = False,
+        wait_timeout: float | None = None,
+    ) -> pb.SendResponse | pb.Job:
         """Enqueue one message; returns once the server stored it.
 
         ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
         now): deliver no earlier than that. ``media`` sends a file with ``text`` as its
         caption (0..1024 characters); ``media_group`` sends an album of 2..10 items, each
         with its own caption (``text`` empty, no ``reply_markup``).
+
+        ``wait=True`` returns the job once it is final (completed, failed or cancelled)
+        instead, as :meth:`wait_job` (``wait_timeout`` is its ``timeout``).
         """
-        return await self.send_request(
+        sent = await self.send_request(
             _with_send_at(
                 build_send_request(
                     chat_id,
@@ -501,6 +716,7 @@ class AsyncNotificationClient(_ClientBase):
                 send_at,
             )
         )
+        return await self.wait_job(sent.job_id, timeout=wait_timeout) if wait else sent
 
     async def send_request(self, req: pb.SendRequest) -> pb.SendResponse:
         """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
@@ -518,6 +734,43 @@ class AsyncNotificationClient(_ClientBase):
         """The job with its delivery state."""
         req = pb.GetJobRequest(job_id=job_id)
         return (await self._call(self._stub.GetJob, req, pb.GetJobResponse)).job
+
+    def watch_events(
+        self,
+        *,
+        start_cursor: str = "",
+        job_ids: str | Iterable[str] = (),
+        states: Iterable[JobStateLike | str] = (),
+        chat_id: str | int | None = None,
+        reconnect_for_s: float | None = DEFAULT_RECONNECT_FOR_S,
+    ) -> AsyncEventIterator:
+        """Iterate (``async for``) over job state changes as they happen, reconnecting and
+        resuming by itself (see the blocking client). Use it as an async context manager,
+        or ``aclose()`` it, to end the stream."""
+        req = watch_request(
+            start_cursor=start_cursor, job_ids=job_ids, states=states, chat_id=chat_id
+        )
+        resume = Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
+        return AsyncEventIterator(self._open_watch, resume)
+
+    # The blocking client's signature; the timeout also bounds each call's gRPC deadline.
+    async def wait_job(self, job_id: str, *, timeout: float | None = None) -> pb.Job:  # noqa: ASYNC109
+        """The job once it is final (see the blocking client)."""
+        deadline = _deadline(timeout)
+        resume = Resume(_final_request(job_id), reconnect_for_s=DEFAULT_RECONNECT_FOR_S)
+        while True:
+            resume.deadline = _recheck_by(deadline)
+            try:
+                async with AsyncEventIterator(self._open_watch, resume) as events:
+                    await events.connect()
+                    req = pb.GetJobRequest(job_id=job_id)
+                    reply = await self._call(self._stub.GetJob, req, pb.GetJobResponse, deadline)
+                    if reply.job.state in FINAL_STATES:
+                        return reply.job
+                    await anext(events)
+            except DeadlineExceededError as err:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise _job_timeout_error(job_id, timeout) from err
 
     async def cancel_job(self, job_id: str) -> pb.Job:
         """Cancel a job not yet handed to Telegram; returns the cancelled job."""

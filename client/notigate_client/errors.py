@@ -8,6 +8,7 @@
     ├── AlreadyExistsError        .job_id, .idempotency_key, .index (idempotency key reused)
     ├── FailedPreconditionError   .violations: [(type, subject, description), ...]
     ├── UnavailableError          .retry_after_s (retried automatically by the clients)
+    ├── DeadlineExceededError     also a TimeoutError (a call's or a wait's deadline passed)
     ├── ResourceExhaustedError    .retry_after_s
     └── UnauthenticatedError
 
@@ -31,6 +32,7 @@ from google.rpc import (  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
     "AlreadyExistsError",
+    "DeadlineExceededError",
     "FailedPreconditionError",
     "InvalidArgumentError",
     "NotFoundError",
@@ -139,6 +141,11 @@ class ResourceExhaustedError(_RetryableError):
     """A server-side limit was hit (queue full, message too large)."""
 
 
+class DeadlineExceededError(NotigateError, TimeoutError):
+    """A deadline passed: a call's ``timeout_s`` (the request may still have been carried
+    out) or the ``timeout`` of a wait such as ``wait_job``."""
+
+
 class UnauthenticatedError(NotigateError):
     """The bearer token was missing or not accepted."""
 
@@ -220,6 +227,8 @@ def from_rpc_error(exc: grpc.RpcError) -> NotigateError:
         return UnavailableError(message, retry_after_s=extra.get("retry_after_s"), **kw)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return ResourceExhaustedError(message, retry_after_s=extra.get("retry_after_s"), **kw)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceededError(message, **kw)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return UnauthenticatedError(message, **kw)
     return NotigateError(message, **kw)

@@ -1,5 +1,5 @@
 """The client subcommands of ``notigate``: send, send-file, edit, delete, stats, job, jobs,
-retry, cancel, suppressed, health.
+events, retry, cancel, suppressed, health.
 
 They use the blocking Python client (:mod:`notigate_client`), so they work against any
 gateway, local or remote, from an install of the client package alone. Output is for people
@@ -26,6 +26,7 @@ from notigate_client import (
     InvalidArgumentError,
     NotificationClient,
     NotigateError,
+    WatchedEvent,
     health,
     media_group,
     pb,
@@ -356,10 +357,14 @@ def _send(args: argparse.Namespace, client: NotificationClient) -> int:
         max_attempts=args.max_attempts,
         disable_notification=args.silent,
     )
-    print(reply.job_id)
+    print(reply.job_id, flush=True)
     if reply.duplicate:
         print("(duplicate: an earlier send with this idempotency key)", file=sys.stderr)
-    return 0
+    if not args.wait:
+        return 0
+    job = client.wait_job(reply.job_id)
+    print(format_job(job))
+    return 0 if job.state == pb.JOB_STATE_COMPLETED else 1
 
 
 def _change_line(job: pb.Job, requested: str, done: str) -> str:
@@ -445,6 +450,54 @@ def _jobs(args: argparse.Namespace, client: NotificationClient) -> int:
     if more:
         sys.stdout.flush()
         print(f"{len(jobs)} shown; more exist: --limit {args.limit * 5}", file=sys.stderr)
+    return 0
+
+
+def event_line(watched: WatchedEvent) -> str:
+    """One event as a line: time, cursor, job, state, and what the state says."""
+    e = watched.event
+    ms = e.time.ToMilliseconds()
+    when = datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    parts = [when, e.cursor, f"job {e.job_id}", _state(e.state), f"chat {e.chat_id}"]
+    if e.kind not in (pb.JOB_KIND_UNSPECIFIED, pb.JOB_KIND_SEND):
+        parts.append(_kind(e.kind))
+    if len(e.telegram_message_ids) > 1:
+        parts.append("telegram ids " + ",".join(str(i) for i in e.telegram_message_ids))
+    elif e.telegram_message_id:
+        parts.append(f"telegram id {e.telegram_message_id}")
+    if e.attempts:
+        parts.append(_plural(e.attempts, "failed attempt"))
+    if e.error:
+        parts.append(f"error: {_short(e.error, 120)}")
+    return "  ".join(parts)
+
+
+def gap_line(watched: WatchedEvent) -> str:
+    return (
+        f"gap: events before {watched.cursor} were trimmed from the stream before they "
+        "could be read (see `notigate jobs` for the states now)"
+    )
+
+
+def _events(args: argparse.Namespace, client: NotificationClient) -> int:
+    shown = 0
+    with client.watch_events(
+        start_cursor=args.start, job_ids=args.job, states=args.state, chat_id=args.chat
+    ) as events:
+        start = events.connect()
+        if not args.json:
+            print(f"watching events after {start}", file=sys.stderr, flush=True)
+        for watched in events:
+            if args.json:
+                print(_json(pb.WatchEventsResponse(event=watched.event, gap=watched.gap)))
+            else:
+                if watched.gap:
+                    print(gap_line(watched))
+                print(event_line(watched))
+            sys.stdout.flush()
+            shown += 1
+            if args.count and shown >= args.count:
+                break
     return 0
 
 
@@ -698,6 +751,12 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--idempotency-key", help="a repeat within 24 h returns the first job")
     p.add_argument("--max-attempts", type=int, default=0)
     p.add_argument("--silent", action="store_true", help="disable_notification")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="then wait until the message is delivered, failed or cancelled and show the job "
+        "(exit 1 unless delivered)",
+    )
 
     p = add("send-file", "check, then enqueue every message of a CSV or JSONL file", send_file)
     p.add_argument(
@@ -759,6 +818,34 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--state", choices=_STATE_NAMES)
     p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add(
+        "events",
+        "follow job state changes as they happen, one line each (reconnects by itself and "
+        "resumes where it was)",
+        _events,
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        default="",
+        metavar="CURSOR",
+        help="every event after this one's cursor (default: only new events)",
+    )
+    p.add_argument(
+        "--job", action="extend", nargs="+", default=[], metavar="ID", help="only these jobs'"
+    )
+    p.add_argument(
+        "--state",
+        action="extend",
+        nargs="+",
+        default=[],
+        choices=_STATE_NAMES,
+        help="only events entering these states",
+    )
+    p.add_argument("--chat", help="only this chat's")
+    p.add_argument("--count", type=_positive, help="stop after this many events")
+    p.add_argument("--json", action="store_true", help="one WatchEventsResponse per line")
 
     p = add("retry", "queue a failed job again, or every failed job (--all-failed)", _retry)
     which = p.add_mutually_exclusive_group(required=True)
