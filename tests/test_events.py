@@ -254,3 +254,23 @@ async def test_a_watcher_that_reads_nothing_does_not_hold_up_delivery(
 
         await wait_for(all_sent, timeout_s=60)
         stalled.cancel()
+
+
+async def test_an_albums_completed_event_carries_every_message_id(
+    gateway: tuple[Gateway, Stub], simulator: BotApiSimulator
+) -> None:
+    _, stub = gateway
+    items = [
+        pb.MediaGroupItem(
+            media=pb.Media(kind=pb.MEDIA_KIND_PHOTO, url=f"https://example.com/{i}.jpg")
+        )
+        for i in range(3)
+    ]
+    request = pb.SendRequest(chat_id="-1009", media_group=pb.MediaGroup(items=items))
+    job_id = (await stub.Send(request)).job_id
+    job = await wait_state(stub, job_id, COMPLETED)
+    got, _ = await take(stub, 1, start_cursor="0-0", states=[COMPLETED])
+    done = got[0].event
+    assert list(done.telegram_message_ids) == list(job.telegram_message_ids)
+    assert len(done.telegram_message_ids) == 3
+    assert done.telegram_message_id == job.telegram_message_ids[0]

@@ -442,11 +442,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchEventsResponse]:
         await self._invalid(context, validate_watch(request))
-        wanted = EventFilter(
-            job_ids=frozenset(request.job_ids),
-            states=frozenset(request.states),
-            chat_id=request.chat_id,
-        )
+        wanted = EventFilter.of(request.job_ids, request.states, request.chat_id)
         async with self._errors(context):
             start = request.start_cursor or await self.events.position()
             # Sent before any event: a caller that reads a job's state after receiving it

@@ -48,7 +48,7 @@ local sent = 0
 for base = 3, #ARGV, 4 do
   local id, token = ARGV[base], ARGV[base + 1]
   local jk = prefix .. 'job:' .. id
-  local f = redis.call('HMGET', jk, 's', 'tk', 'ch', 'c')
+  local f = redis.call('HMGET', jk, 's', 'tk', 'ch', 'c', 'a', 'k')
   local state, chat = f[1], f[3]
   if not state then
     out[#out + 1] = JOB_NOT_FOUND
@@ -78,7 +78,7 @@ for base = 3, #ARGV, 4 do
       redis.call('HSET', jk, 'm', ids, 'd', now)
     end
     finish(prefix, completed, jk, id, COMPLETED, now, cfg)
-    emit(events, jk, id, COMPLETED, now, cfg)
+    append_event(events, id, COMPLETED, now, cfg, chat, f[5], f[6], nil, ids)
     sent = sent + 1
   end
 end

@@ -191,7 +191,7 @@ else
         local token = nonce .. ':' .. taken
         redis.call('HSET', jk, 's', ACTIVE, 'u', now, 'tk', token)
         redis.call('ZADD', active, now + cfg.lease_ms, id)
-        emit(events, jk, id, ACTIVE, now, cfg)
+        append_event(events, id, ACTIVE, now, cfg, chat, f[2], f[5])
         -- Edit and delete jobs: the target's message ids as last recorded, and its
         -- state (the edit must wait for the original's delivery to be recorded).
         local target_state, target_ids = '', f[9] or ''

@@ -232,6 +232,7 @@ for i = 1, n do
     if priority > 0 then
       redis.call('HSET', jk, 'pr', priority)
     end
+    local kind = nil
     if extra_len > 0 then
       -- field NUL value NUL ...: kind, weight, edit method, target, uploads (records.py)
       local extra = string.sub(packed, extra_at, fp_at - 1)
@@ -243,11 +244,13 @@ for i = 1, n do
         redis.call('HSET', jk, field, value)
         if field == 'up' then
           pin_uploads(prefix, value)
+        elseif field == 'k' then
+          kind = value
         end
         at = stop + 1
       end
     end
-    emit(events, jk, id, due > now and DELAYED or WAITING, now, cfg)
+    append_event(events, id, due > now and DELAYED or WAITING, now, cfg, target, 0, kind)
     if idem_len > 0 then
       if wanted[idem] then
         key_id[idem] = id

@@ -6,31 +6,47 @@
 -- Kept to cfg.events_max entries (approximately: whole stream nodes go at once);
 -- cfg.events_max 0 turns the stream off.
 
--- Job `id` (hash `jk`) entered `state` at `now`; `err` is why an attempt failed (nil
--- when none did).
-local function emit(events, jk, id, state, now, cfg, err)
+-- Job `id` for `chat`, with `attempts` used and of `kind` ('' = send), entered `state` at
+-- `now`; `err` is why an attempt failed, `ids` Telegram's message ids on delivery (an
+-- album's separated by commas); nil when they do not apply. For the scripts that have
+-- just read these fields themselves (the hot paths: enqueue, lease, completion).
+local function append_event(events, id, state, now, cfg, chat, attempts, kind, err, ids)
   if cfg.events_max == 0 then
     return
   end
-  local f = redis.call('HMGET', jk, 'ch', 'a', 'k', 'm', 'ms')
-  local entry = { 'j', id, 's', state, 't', now, 'c', f[1] or '', 'a', f[2] or '0' }
-  if f[3] then
+  local entry = { 'j', id, 's', state, 't', now, 'c', chat or '', 'a', attempts or '0' }
+  if kind and kind ~= '' then
     entry[#entry + 1] = 'k'
-    entry[#entry + 1] = f[3]
+    entry[#entry + 1] = kind
   end
   if err then
     entry[#entry + 1] = 'e'
     entry[#entry + 1] = err
   end
-  if state == COMPLETED then
+  if ids then
+    local comma = string.find(ids, ',', 1, true)
     entry[#entry + 1] = 'm'
-    entry[#entry + 1] = f[4] or '0'
-    if f[5] then
+    entry[#entry + 1] = comma and string.sub(ids, 1, comma - 1) or ids
+    if comma then
       entry[#entry + 1] = 'ms'
-      entry[#entry + 1] = f[5]
+      entry[#entry + 1] = ids
     end
   end
   redis.call('XADD', events, 'MAXLEN', '~', cfg.events_max, '*', unpack(entry))
+end
+
+-- Job `id` (hash `jk`) entered `state` at `now`; `err` is why an attempt failed (nil
+-- when none did). Reads the rest from the job's hash.
+local function emit(events, jk, id, state, now, cfg, err)
+  if cfg.events_max == 0 then
+    return
+  end
+  local f = redis.call('HMGET', jk, 'ch', 'a', 'k', 'ms', 'm')
+  local ids = nil
+  if state == COMPLETED then
+    ids = f[4] or f[5] or '0'
+  end
+  append_event(events, id, state, now, cfg, f[1], f[2], f[3], err, ids)
 end
 
 -- Events older than cfg.events_max_age_ms go (whole stream nodes at once; called once
