@@ -12,8 +12,8 @@ fresh chat; their waiting, active and completed events. *offered load*: SendBatc
 1/100 of ``events_load_rate`` messages every 10 ms (over 5,000 chats, at most 8 calls in
 flight) for ``events_load_s`` s, delivered as they come; the events whose time falls after
 the first fifth of that window. ``delivered_per_s``: the completed events per second over
-the same part of the window; ``gateway_cpu_cores``: the gateway's CPU seconds per second
-over the whole window.
+the same part of the window, ``read_per_s`` the events the reader received per second
+then; ``gateway_cpu_cores``: the gateway's CPU seconds per second over the whole window.
 *Delivery, events on vs off*: the delivery scenario's drain of ``delivery_jobs``
 (NOTIGATE_EVENTS_MAX default, 100,000, against 0), in the order on off off on; each
 mode's figures are the means of its two drains, the ratio is the run's.
@@ -141,10 +141,12 @@ async def _one_reader(
     from_ms = start_ms + (end_ms - start_ms) / 5
     window = [s for s in seen if from_ms <= s.event_ms <= end_ms]
     delivered = sum(1 for s in window if s.state == COMPLETED)
+    read = sum(1 for s in seen if from_ms <= s.received_ms <= end_ms)
     load = {
         **_latency_figures(window),
         "offered_per_s": sent / (end_ms - start_ms) * 1000,
         "delivered_per_s": delivered / (end_ms - from_ms) * 1000,
+        "read_per_s": read / (end_ms - from_ms) * 1000,
         "gateway_cpu_cores": cpu,
     }
     return _latency_figures([s for s in seen if s.job_id in ids]), load
