@@ -28,8 +28,10 @@ class Hook:
 
 
 def signature_ok(secret: str, timestamp: str, body: bytes, header: str) -> bool:
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return hmac.compare_digest(header, f"v1={expected.hexdigest()}")
+    """Whether one of the header's comma-separated ``v1=`` values signs this body."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    expected = f"v1={digest.hexdigest()}"
+    return any(hmac.compare_digest(part.strip(), expected) for part in header.split(","))
 
 
 def event_ms(rfc3339: str) -> float:
