@@ -1,22 +1,24 @@
-"""11. Events and webhooks: how soon a WatchEvents reader hears of a state change, what
-the event stream costs delivery, and how fast webhooks keep up.
+"""11. Events and webhooks: how soon a WatchEvents reader hears of a state change, what the
+event stream costs delivery, and how fast webhooks keep up.
 
 *Event latency*: one notigate process with the delivery scenario's settings (rates
 1,000,000/s, margins 0, 64 in flight) delivering into the simulator (``--no-limits``),
-read by one WatchEvents reader (grpc.aio, in the bench's process) from the start: first
-one taking every event, then one filtered to completions. Latency = the reader's clock at
-arrival minus Event.time, Redis's clock at the state change (both this machine's
-CLOCK_REALTIME; Event.time has whole ms, floored, so a latency reads 0-1 ms above the true
-one). *idle*: ``events_idle_repeats`` Sends, one at a time, 50-100 ms apart, each to a
-fresh chat; their waiting, active and completed events. *offered load*: SendBatch of
-1/100 of ``events_load_rate`` messages every 10 ms (over 5,000 chats, at most 8 calls in
-flight) for ``events_load_s`` s, delivered as they come; the events whose time falls after
-the first fifth of that window. ``delivered_per_s``: the completed events per second over
-the same part of the window, ``read_per_s`` the events the reader received per second
-then; ``gateway_cpu_cores``: the gateway's CPU seconds per second over the whole window.
+read by one WatchEvents reader (grpc.aio, a process of its own: loadgen/watch_events.py)
+from the start: first one taking every event, then one filtered to completions. Latency
+= the reader's clock at arrival minus Event.time, Redis's clock at the state change
+(both this machine's CLOCK_REALTIME; Event.time has whole ms, floored, so a latency
+reads 0-1 ms above the true one). *idle*: ``events_idle_repeats`` Sends, one at a time,
+50-100 ms apart, each to a fresh chat; their waiting, active and completed events.
+*offered load*: SendBatch of 1/100 of ``events_load_rate`` messages every 10 ms (over
+5,000 chats, at most 8 calls in flight) for ``events_load_s`` s, delivered as they come;
+the events whose time falls after the first fifth of that window. ``delivered_per_s``:
+the completed events per second over the same part of the window, ``read_per_s`` the
+events the reader received per second then; ``gateway_cpu_cores``: the gateway's CPU
+seconds per second over the whole window.
 *Delivery, events on vs off*: the delivery scenario's drain of ``delivery_jobs``
 (NOTIGATE_EVENTS_MAX default, 100,000, against 0), in the order on off off on; each
-mode's figures are the means of its two drains, the ratio is the run's (smoke: one each).
+mode's figures are the means of its two drains, the ratio is the run's (smoke: one
+each).
 *Webhooks*: a queue of ``webhook_jobs`` pre-filled as in the delivery scenario, drained
 with NOTIGATE_WEBHOOK_STATES=completed (default concurrency 16) posting to an aiohttp
 receiver in the bench's process that checks each signature and answers 204. events/s
