@@ -78,6 +78,10 @@ class Config:
     media_memory_chats: int = 1_000
     media_delivery_jobs: int = 20_000
     py_procs: int = 2  # Python producer processes (64 in flight in total)
+    events_idle_repeats: int = 50
+    events_load_rate: int = 3_000  # msg/s offered through SendBatch
+    events_load_s: float = 10.0
+    webhook_jobs: int = 20_000
 
     @classmethod
     def smoke_config(cls) -> Config:
@@ -98,6 +102,10 @@ class Config:
             media_upload_bytes=3_000_000,
             media_upload_repeats=2,
             media_delivery_jobs=300,
+            events_idle_repeats=5,
+            events_load_rate=1_000,
+            events_load_s=1.0,
+            webhook_jobs=300,
         )
 
 

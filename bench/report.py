@@ -138,6 +138,8 @@ TARGETS: list[Target] = [
      lambda a: (v := _g(a, "media", "ratios", "media_extra_vs_file_size"), v <= 1.1)),
     ("media", "photo by file_id delivery >= 1.0x text, limits off",
      lambda a: (v := _g(a, "media", "ratios", "file_id_vs_text"), v >= 1.0)),
+    ("events", "delivery with the event stream on >= 0.9x off, limits off",
+     lambda a: (v := _g(a, "events", "ratios", "events_on_vs_off"), v >= 0.9)),
 ]  # fmt: skip
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import report
 from bench.infra import Config, Env, PeerError
 
-SCENARIOS = ["enqueue", "batch", "delivery", "rate", "paid", "latency", "growth", "media"]
+SCENARIOS = ["enqueue", "batch", "delivery", "rate", "paid", "latency", "growth", "media", "events"]
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

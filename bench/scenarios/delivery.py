@@ -35,16 +35,20 @@ CHATS = 5_000
 FAST = 1_000_000
 
 
-async def _notigate(env: Env, cfg: Config) -> dict[str, float]:
-    n = cfg.delivery_jobs
+# A gateway without limits: what every limit-free drain of the bench runs with.
+UNLIMITED: dict[str, Any] = dict(
+    NOTIGATE_GLOBAL_RATE=FAST, NOTIGATE_PRIVATE_RATE=FAST, NOTIGATE_GROUP_RATE=FAST,
+    NOTIGATE_GLOBAL_MARGIN_MS=0, NOTIGATE_CHAT_MARGIN_MS=0, NOTIGATE_CONCURRENCY=64,
+)  # fmt: skip
+
+
+async def drain(env: Env, n: int, **settings: Any) -> dict[str, float]:
+    """notigate's figures draining ``n`` pre-filled jobs, limits off; ``settings`` are
+    further gateway settings (the events scenario turns the event stream off with them)."""
     await env.flush()
     await fill_notigate(env, n, chats=CHATS, private_rate=FAST)
     sim = await Simulator(env, limits=False).start()
-    gw = Notigate(
-        env, sim,
-        NOTIGATE_GLOBAL_RATE=FAST, NOTIGATE_PRIVATE_RATE=FAST, NOTIGATE_GROUP_RATE=FAST,
-        NOTIGATE_GLOBAL_MARGIN_MS=0, NOTIGATE_CHAT_MARGIN_MS=0, NOTIGATE_CONCURRENCY=64,
-    )  # fmt: skip
+    gw = Notigate(env, sim, **{**UNLIMITED, **settings})
     async with running(sim, gw):
         await gw.start()
         samples = await sample_delivery(
@@ -98,7 +102,7 @@ async def _bullmq(env: Env, cfg: Config, which: str) -> dict[str, float]:
 
 async def run(env: Env, cfg: Config) -> dict[str, Any]:
     systems = {
-        "notigate": await _notigate(env, cfg),
+        "notigate": await drain(env, cfg.delivery_jobs),
         "BullMQ Node worker": await _bullmq(env, cfg, "node"),
         "BullMQ Python worker (no limiter)": await _bullmq(env, cfg, "py"),
     }
