@@ -34,6 +34,7 @@ from notigate.uploads.scripts import UploadScript, UploadScripts
 from notigate.uploads.source import read
 from notigate_client import pb, pb_grpc
 from tests.conftest import wait_for
+from tests.script_headers import header_names
 
 PREFIX = QueueKeys.for_queue("uploads").prefix
 KIB = 1 << 10
@@ -572,20 +573,11 @@ async def test_file_ids_are_kept_per_bot_and_kind(redis: Redis) -> None:
 # -- the scripts' headers ------------------------------------------------------------------
 
 _LUA = resources.files("notigate.uploads").joinpath("lua")
-_ENTRY = re.compile(r"^\s*(KEYS|ARGV)\[(\d+)(\.\.)?\]\s+(\w+)", re.MULTILINE)
 WRAPPERS = UploadScripts.register(Redis(), UploadKeys.for_prefix(PREFIX), UploadLimits()).all()
 
 
 def _entries(name: str, kind: str) -> list[str]:
-    text = read(f"{name}.lua")
-    header = text[text.index("--[[") : text.index("]]")]
-    found = [
-        (int(i), n + ("..." if rest else ""))
-        for k, i, rest, n in _ENTRY.findall(header)
-        if k == kind
-    ]
-    assert [i for i, _ in found] == list(range(1, len(found) + 1))
-    return [n for _, n in found]
+    return header_names(read(f"{name}.lua"), kind)
 
 
 def test_every_script_has_one_wrapper() -> None:

@@ -33,6 +33,7 @@ from notigate.webhooks.scripts import WebhookScript, WebhookScripts
 from notigate.webhooks.source import read
 from notigate_client import pb
 from tests.conftest import Stub, free_port, gateway_settings, running_gateway, wait_for
+from tests.script_headers import header_names
 
 SECRET = "s3cret-for-tests"
 COMPLETED, FAILED = pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED
@@ -429,21 +430,12 @@ async def _tried(receiver: Receiver, cursors: set[str]) -> bool:
 # -- the scripts' headers -----------------------------------------------------------------
 
 _LUA = resources.files("notigate.webhooks").joinpath("lua")
-_ENTRY = re.compile(r"^\s*(KEYS|ARGV)\[(\d+)(\.\.)?\]\s+(\w+)", re.MULTILINE)
 _POLICY = WebhookPolicy(wanted="cf", max_age_ms=1000, lease_ms=1000)
 WRAPPERS = WebhookScripts.register(Redis(), KEYS, _POLICY).all()
 
 
 def _entries(name: str, kind: str) -> list[str]:
-    text = read(f"{name}.lua")
-    header = text[text.index("--[[") : text.index("]]")]
-    found = [
-        (int(i), n + ("..." if rest else ""))
-        for k, i, rest, n in _ENTRY.findall(header)
-        if k == kind
-    ]
-    assert [i for i, _ in found] == list(range(1, len(found) + 1))
-    return [n for _, n in found]
+    return header_names(read(f"{name}.lua"), kind)
 
 
 def test_every_script_has_one_wrapper() -> None:

@@ -1,14 +1,12 @@
 """The text of an upload script: its ``.lua`` file under ``lua/`` with its includes
-spliced in, as the queue's scripts are (:func:`notigate.queue.scripts.source.splice`).
-``codes`` is made here from the wrapper's result enums.
+spliced in, as the queue's scripts are (:func:`notigate.queue.scripts.source.package_source`).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from functools import cache
 
-from notigate.queue.scripts.source import code_constants, splice
+from notigate.queue.scripts.source import package_source
 from notigate.queue.scripts.source import read as _read
 
 PACKAGE = "notigate.uploads"
@@ -19,13 +17,6 @@ def read(relative: str) -> str:
     return _read(relative, PACKAGE)
 
 
-@cache
 def source(name: str, codes: tuple[type[IntEnum], ...] = ()) -> str:
     """The full text of script ``name``; ``codes`` are its result enums."""
-
-    def generated(include: str) -> str | None:
-        if include == "codes":
-            return code_constants(codes, "Result codes (notigate.uploads.scripts).")
-        return None
-
-    return splice(name, PACKAGE, generated)
+    return package_source(PACKAGE, name, codes)

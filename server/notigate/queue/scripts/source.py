@@ -86,3 +86,17 @@ def source(name: str, codes: tuple[type[IntEnum], ...] = ()) -> str:
     """The full text of script ``name``; ``codes`` are its own result enums (read once
     per process: every Queue registers every script)."""
     return splice(name, QUEUE_PACKAGE, lambda include: _generated(include, codes))
+
+
+@cache
+def package_source(package: str, name: str, codes: tuple[type[IntEnum], ...] = ()) -> str:
+    """The full text of script ``name`` of another package with scripts of its own (the
+    upload store, the webhooks): ``codes``, its result enums, are its only generated
+    include."""
+
+    def generated(include: str) -> str | None:
+        if include == "codes":
+            return code_constants(codes, f"Result codes ({package}.scripts).")
+        return None
+
+    return splice(name, package, generated)
