@@ -120,14 +120,13 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         warnings: Callable[[], Sequence[str]] = tuple,
         metrics: Metrics | None = None,
         uploads: UploadStore | None = None,
-        event_tail: EventTail | None = None,
+        event_tail: EventTail,
         webhooks: WebhookWorker | None = None,
     ) -> None:
         self.queue = queue
         self.events = EventStream(queue.redis, queue.keys.events)
-        # Without a client of its own for blocking reads, the tail blocks briefly on the
-        # queue's (whose socket timeout is short).
-        self.event_tail = event_tail or EventTail(queue.redis, queue.keys.events, block_ms=100)
+        # The gateway's one blocking reader of the stream, which caught-up watchers wait on.
+        self.event_tail = event_tail
         # The webhook's delivery, reported by GetStats (None: no webhook configured).
         self.webhooks = webhooks
         # Files stored through UploadFile (None: this gateway takes no uploads).

@@ -51,6 +51,8 @@ class Intook:
     trimmed: int
     after: str
     before: str
+    # Events in the outbox after it (stored, not yet acknowledged).
+    pending: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class Intake(WebhookScript[Intook]):
             trimmed=as_int(r[3]),
             after=as_str(r[4]),
             before=as_str(r[5]),
+            pending=as_int(r[6]),
         )
 
 

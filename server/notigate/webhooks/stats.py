@@ -50,11 +50,6 @@ async def read_stats(redis: Redis, keys: WebhookKeys) -> WebhookStats:
     )
 
 
-async def pending_count(redis: Redis, keys: WebhookKeys) -> int:
-    async with store_errors():
-        return int(await redis.hlen(keys.outbox))
-
-
 async def undeliverable_records(
     redis: Redis, keys: WebhookKeys, limit: int = 100
 ) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from notigate.webhooks.delivery import Outcome, WebhookPoster
 from notigate.webhooks.keys import WebhookKeys
 from notigate.webhooks.policy import WebhookPolicy
 from notigate.webhooks.scripts import Leased, WebhookCode, WebhookScripts
-from notigate.webhooks.stats import WebhookStats, pending_count, read_stats
+from notigate.webhooks.stats import WebhookStats, read_stats
 
 log = logging.getLogger("notigate.webhooks")
 
@@ -135,7 +135,6 @@ class WebhookWorker:
                 if not self._joined:
                     await self._join()
                 position = await self.intake_all() or position
-                self.metrics.webhook_pending.set(await pending_count(self.redis, self.keys))
                 spell.succeeded()
             except StoreError as exc:
                 spell.failed(exc)
@@ -157,6 +156,7 @@ class WebhookWorker:
                     took.after,
                     f" and before {took.before}" if took.before else "",
                 )
+            self.metrics.webhook_pending.set(took.pending)
             if took.stored:
                 self._woken.set()
             if took.read < INTAKE_BATCH:

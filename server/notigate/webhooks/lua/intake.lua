@@ -19,9 +19,10 @@
   ARGV[2] config   the webhook policy (JSON: wanted, dead_max)
   ARGV[3] count    entries to read at most
 
-  Returns {read, stored, last, trimmed, after, before}: entries read and stored, the
-  stream's newest cursor, and the number of entries trimmed unread, which came after
-  cursor `after` and before cursor `before` ('' when the stream is empty).
+  Returns {read, stored, last, trimmed, after, before, pending}: entries read and
+  stored, the stream's newest cursor, the number of entries trimmed unread, which came
+  after cursor `after` and before cursor `before` ('' when the stream is empty), and
+  the events in the outbox now.
 ]]
 local events, outbox, times, due, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local prefix, cfg = ARGV[1], cjson.decode(ARGV[2])
@@ -81,4 +82,6 @@ if #ids > 0 then
   redis.call('XACK', events, GROUP, unpack(ids))
 end
 redis.call('HSET', state, 'read', read + #ids)
-return { #ids, stored, info['last-generated-id'], trimmed, after, before }
+return {
+  #ids, stored, info['last-generated-id'], trimmed, after, before, redis.call('HLEN', outbox),
+}

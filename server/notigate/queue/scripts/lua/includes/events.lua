@@ -1,4 +1,3 @@
--- @include states
 -- The event stream: one entry per job state change, appended by the script that makes
 -- the change, so there is no change without its event and no event without its change
 -- (notigate.events reads them). Fields: j job id, s state letter, t time (ms), c chat,
@@ -36,17 +35,14 @@ local function append_event(events, id, state, now, cfg, chat, attempts, kind, e
 end
 
 -- Job `id` (hash `jk`) entered `state` at `now`; `err` is why an attempt failed (nil
--- when none did). Reads the rest from the job's hash.
+-- when none did). Reads the rest from the job's hash. (A completion carries message
+-- ids: complete.lua, the one script that completes jobs, appends with append_event.)
 local function emit(events, jk, id, state, now, cfg, err)
   if cfg.events_max == 0 then
     return
   end
-  local f = redis.call('HMGET', jk, 'ch', 'a', 'k', 'ms', 'm')
-  local ids = nil
-  if state == COMPLETED then
-    ids = f[4] or f[5] or '0'
-  end
-  append_event(events, id, state, now, cfg, f[1], f[2], f[3], err, ids)
+  local f = redis.call('HMGET', jk, 'ch', 'a', 'k')
+  append_event(events, id, state, now, cfg, f[1], f[2], f[3], err)
 end
 
 -- Events older than cfg.events_max_age_ms go (whole stream nodes at once; called once
