@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
-import json
 import random
 import re
 from collections.abc import AsyncIterator, Iterable
-from importlib import resources
 
 import grpc
 import pytest
@@ -34,7 +31,12 @@ from notigate.uploads.scripts import UploadScript, UploadScripts
 from notigate.uploads.source import read
 from notigate_client import pb, pb_grpc
 from tests.conftest import wait_for
-from tests.script_headers import header_names
+from tests.script_headers import (
+    assert_header_matches,
+    assert_includes_close_over_nothing,
+    assert_names_only_what_it_defines,
+    lua_names,
+)
 
 PREFIX = QueueKeys.for_queue("uploads").prefix
 KIB = 1 << 10
@@ -572,47 +574,22 @@ async def test_file_ids_are_kept_per_bot_and_kind(redis: Redis) -> None:
 
 # -- the scripts' headers ------------------------------------------------------------------
 
-_LUA = resources.files("notigate.uploads").joinpath("lua")
 WRAPPERS = UploadScripts.register(Redis(), UploadKeys.for_prefix(PREFIX), UploadLimits()).all()
 
 
-def _entries(name: str, kind: str) -> list[str]:
-    return header_names(read(f"{name}.lua"), kind)
-
-
 def test_every_script_has_one_wrapper() -> None:
-    files = sorted(p.name[:-4] for p in _LUA.iterdir() if p.name.endswith(".lua"))
-    assert sorted(w.name for w in WRAPPERS) == files
+    assert sorted(w.name for w in WRAPPERS) == lua_names("notigate.uploads")
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS, ids=lambda w: w.name)
 def test_keys_and_argv_match_the_header(wrapper: UploadScript[object]) -> None:
-    assert _entries(wrapper.name, "KEYS") == list(wrapper.keys)
-    argv = _entries(wrapper.name, "ARGV")
-    assert argv[:2] == ["prefix", "config"]
-    assert argv[2:] == list(wrapper.argv)
-    assert {f.name for f in dataclasses.fields(UploadKeys)} >= set(wrapper.keys)
+    assert_header_matches(wrapper, read(f"{wrapper.name}.lua"), UploadKeys)
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS, ids=lambda w: w.name)
 def test_scripts_name_only_defined_constants(wrapper: UploadScript[object]) -> None:
-    text = wrapper.text()
-    assert "@include" not in text
-    code = re.sub(r"--[^\n]*|'[^'\n]*'", "", text[text.index("]]") + 2 :])
-    defined = set()
-    for names in re.findall(r"^\s*local ([A-Z_][A-Z_, ]*?) =", code, re.MULTILINE):
-        defined |= {n.strip() for n in names.split(",")}
-    assert set(re.findall(r"\b[A-Z][A-Z_]{2,}\b", code)) - {"KEYS", "ARGV"} <= defined
-    read_cfg = set(re.findall(r"\bcfg\.(\w+)", text))
-    assert read_cfg <= set(json.loads(UploadLimits().packed()))
+    assert_names_only_what_it_defines(wrapper, UploadLimits().packed())
 
 
 def test_includes_close_over_nothing() -> None:
-    for path in _LUA.joinpath("includes").iterdir():
-        text = path.read_text()
-        assert "KEYS[" not in text and "ARGV[" not in text, path.name
-        for params, body in re.findall(
-            r"local function \w+\(([^)]*)\)(.*?)\nend\n", text, re.DOTALL
-        ):
-            if re.search(r"\bprefix\b", body):
-                assert "prefix" in [p.strip() for p in params.split(",")], path.name
+    assert_includes_close_over_nothing("notigate.uploads", ("prefix",))

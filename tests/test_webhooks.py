@@ -6,14 +6,12 @@ unread."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import grpc
@@ -33,7 +31,12 @@ from notigate.webhooks.scripts import WebhookScript, WebhookScripts
 from notigate.webhooks.source import read
 from notigate_client import pb
 from tests.conftest import Stub, free_port, gateway_settings, running_gateway, wait_for
-from tests.script_headers import header_names
+from tests.script_headers import (
+    assert_header_matches,
+    assert_includes_close_over_nothing,
+    assert_names_only_what_it_defines,
+    lua_names,
+)
 
 SECRET = "s3cret-for-tests"
 COMPLETED, FAILED = pb.JOB_STATE_COMPLETED, pb.JOB_STATE_FAILED
@@ -429,58 +432,28 @@ async def _tried(receiver: Receiver, cursors: set[str]) -> bool:
 
 # -- the scripts' headers -----------------------------------------------------------------
 
-_LUA = resources.files("notigate.webhooks").joinpath("lua")
 _POLICY = WebhookPolicy(wanted="cf", max_age_ms=1000, lease_ms=1000)
 WRAPPERS = WebhookScripts.register(Redis(), KEYS, _POLICY).all()
 
 
-def _entries(name: str, kind: str) -> list[str]:
-    return header_names(read(f"{name}.lua"), kind)
-
-
 def test_every_script_has_one_wrapper() -> None:
-    files = sorted(p.name[:-4] for p in _LUA.iterdir() if p.name.endswith(".lua"))
-    assert sorted(w.name for w in WRAPPERS) == files
+    assert sorted(w.name for w in WRAPPERS) == lua_names("notigate.webhooks")
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS, ids=lambda w: w.name)
 def test_keys_and_argv_match_the_header(wrapper: WebhookScript[object]) -> None:
-    assert _entries(wrapper.name, "KEYS") == list(wrapper.keys)
-    argv = _entries(wrapper.name, "ARGV")
-    assert argv[:2] == ["prefix", "config"]
-    rest = argv[2:]
-    if wrapper.argv and wrapper.argv[-1].endswith("..."):
-        # ARGV[3..] in the header: the last name takes the rest.
-        assert rest == [wrapper.argv[-1].removesuffix("...") + "..."]
-    else:
-        assert rest == list(wrapper.argv)
-    assert {f.name for f in dataclasses.fields(WebhookKeys)} >= set(wrapper.keys)
+    assert_header_matches(wrapper, read(f"{wrapper.name}.lua"), WebhookKeys)
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS, ids=lambda w: w.name)
 def test_scripts_name_only_defined_constants_and_configuration(
     wrapper: WebhookScript[object],
 ) -> None:
-    text = wrapper.text()
-    assert "@include" not in text
-    code = re.sub(r"--[^\n]*|'[^'\n]*'", "", text[text.index("]]") + 2 :])
-    defined = set()
-    for names in re.findall(r"^\s*local ([A-Z_][A-Z_, ]*?) =", code, re.MULTILINE):
-        defined |= {n.strip() for n in names.split(",")}
-    assert set(re.findall(r"\b[A-Z][A-Z_]{2,}\b", code)) - {"KEYS", "ARGV"} <= defined
-    assert set(re.findall(r"\bcfg\.(\w+)", text)) <= set(json.loads(_POLICY.packed()))
+    assert_names_only_what_it_defines(wrapper, _POLICY.packed())
 
 
 def test_includes_close_over_nothing() -> None:
-    for path in _LUA.joinpath("includes").iterdir():
-        text = path.read_text()
-        assert "KEYS[" not in text and "ARGV[" not in text, path.name
-        for params, body in re.findall(
-            r"local function \w+\(([^)]*)\)(.*?)\nend\n", text, re.DOTALL
-        ):
-            for local in ("prefix", "cfg"):
-                if re.search(rf"\b{local}\b", body):
-                    assert local in [p.strip() for p in params.split(",")], path.name
+    assert_includes_close_over_nothing("notigate.webhooks", ("prefix", "cfg"))
 
 
 # -- kill -9 (fault injection) --------------------------------------------------------------

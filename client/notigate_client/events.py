@@ -173,12 +173,8 @@ def _no_cursor() -> NotigateError:
     return NotigateError(f"the server sent no {CURSOR_METADATA_KEY} initial metadata")
 
 
-class EventIterator:
-    """A blocking iterator of :class:`WatchedEvent` that reconnects by itself.
-
-    ``cursor`` is the position to resume from: the last event yielded, or where the
-    stream started. Close it (or use it as a context manager) to end the stream early.
-    """
+class _Watch:
+    """What both iterators hold: how to open the stream, where to resume, the open call."""
 
     def __init__(
         self, open_call: Callable[[pb.WatchEventsRequest, float | None], Any], resume: Resume
@@ -191,6 +187,19 @@ class EventIterator:
     @property
     def cursor(self) -> str:
         return self._resume.cursor
+
+    def _drop(self) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            call.cancel()
+
+
+class EventIterator(_Watch):
+    """A blocking iterator of :class:`WatchedEvent` that reconnects by itself.
+
+    ``cursor`` is the position to resume from: the last event yielded, or where the
+    stream started. Close it (or use it as a context manager) to end the stream early.
+    """
 
     def connect(self) -> str:
         """Open the stream if it is not open, and return the position it starts after:
@@ -250,11 +259,6 @@ class EventIterator:
             raise
         time.sleep(delay)
 
-    def _drop(self) -> None:
-        call, self._call = self._call, None
-        if call is not None:
-            call.cancel()
-
     def close(self) -> None:
         """End the stream; the iterator yields nothing more (safe from another thread:
         an iteration blocked on the stream ends)."""
@@ -273,20 +277,8 @@ class EventIterator:
         self.close()
 
 
-class AsyncEventIterator:
+class AsyncEventIterator(_Watch):
     """The asyncio counterpart of :class:`EventIterator`."""
-
-    def __init__(
-        self, open_call: Callable[[pb.WatchEventsRequest, float | None], Any], resume: Resume
-    ) -> None:
-        self._open = open_call
-        self._resume = resume
-        self._call: Any = None
-        self._closed = False
-
-    @property
-    def cursor(self) -> str:
-        return self._resume.cursor
 
     async def connect(self) -> str:
         """Open the stream if it is not open, and return the position it starts after."""
@@ -341,11 +333,6 @@ class AsyncEventIterator:
             self._closed = True
             raise
         await asyncio.sleep(delay)
-
-    def _drop(self) -> None:
-        call, self._call = self._call, None
-        if call is not None:
-            call.cancel()
 
     async def aclose(self) -> None:
         """End the stream; the iterator yields nothing more."""

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from notigate_client import pb
 
-__all__ = ["JOB_ID", "PageToken", "decode_page_token", "encode_page_token"]
+__all__ = ["JOB_ID", "PageToken", "decode_page_token", "encode_page_token", "opaque", "unwrap"]
 
 # A job id as Send returns it: decimal, no leading zero, at most 20 digits (a uint64).
 # Explicit ASCII classes: Python's \d also matches non-ASCII digits.
@@ -26,6 +26,21 @@ _PAGE_TOKEN_VERSION = 2
 # version, state, score of the last listed job; then its id (ASCII digits, may be empty).
 # Big-endian with nothing optional, so every position has one canonical token.
 _PAGE_TOKEN = struct.Struct(">BBd")
+
+
+def opaque(raw: bytes) -> str:
+    """``raw`` as a token: URL-safe base64 without its padding (the listings' tokens)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unwrap(token: str, max_chars: int) -> bytes | None:
+    """The bytes of a token made by :func:`opaque` of at most ``max_chars``, else None."""
+    if not token.isascii() or len(token) > max_chars:
+        return None
+    try:
+        return base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 class PageToken(NamedTuple):
@@ -42,19 +57,13 @@ def encode_page_token(token: PageToken) -> str:
     state, score, job_id = token
     if not 0 <= state <= 0xFF or (job_id and not JOB_ID.fullmatch(job_id)):
         raise ValueError(f"cannot encode page token {token}")
-    raw = _PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, state, score) + job_id.encode("ascii")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return opaque(_PAGE_TOKEN.pack(_PAGE_TOKEN_VERSION, state, score) + job_id.encode("ascii"))
 
 
 def decode_page_token(token: str) -> PageToken | None:
     """The position in a token made by :func:`encode_page_token`, else None."""
-    if not token.isascii() or len(token) > 64:
-        return None
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) < _PAGE_TOKEN.size:
+    raw = unwrap(token, 64)
+    if raw is None or len(raw) < _PAGE_TOKEN.size:
         return None
     version, state, score = _PAGE_TOKEN.unpack_from(raw)
     job_id = raw[_PAGE_TOKEN.size :].decode("ascii", errors="replace")

@@ -8,12 +8,11 @@ when we did not issue it, and the two kinds are never taken for each other.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import struct
 
 from notigate.job_views import timestamp
+from notigate.pagination import opaque, unwrap
 from notigate.queue import SuppressedChat, SuppressionCursor
 from notigate_client import pb
 
@@ -23,7 +22,7 @@ __all__ = ["decode_suppression_token", "encode_suppression_token", "suppressed_t
 _TOKEN_VERSION = 0x53
 # version, suppression time (ms); then the chat id (ASCII).
 _TOKEN = struct.Struct(">Bq")
-# A chat id as Send takes it: numeric, or a channel's @username.
+# A chat id as Send takes it (notigate.validation): numeric, or a channel's @username.
 _CHAT = re.compile(r"-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
 _MAX_TOKEN_CHARS = 80
 
@@ -32,19 +31,15 @@ def encode_suppression_token(cursor: SuppressionCursor) -> str:
     """The opaque token of a position in the listing."""
     if not _CHAT.fullmatch(cursor.chat_id) or cursor.suppressed_ms < 0:
         raise ValueError(f"cannot encode page token {cursor}")
-    raw = _TOKEN.pack(_TOKEN_VERSION, cursor.suppressed_ms) + cursor.chat_id.encode("ascii")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return opaque(
+        _TOKEN.pack(_TOKEN_VERSION, cursor.suppressed_ms) + cursor.chat_id.encode("ascii")
+    )
 
 
 def decode_suppression_token(token: str) -> SuppressionCursor | None:
     """The position in a token made by :func:`encode_suppression_token`, else None."""
-    if not token.isascii() or len(token) > _MAX_TOKEN_CHARS:
-        return None
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) <= _TOKEN.size:
+    raw = unwrap(token, _MAX_TOKEN_CHARS)
+    if raw is None or len(raw) <= _TOKEN.size:
         return None
     version, ms = _TOKEN.unpack_from(raw)
     chat = raw[_TOKEN.size :].decode("ascii", errors="replace")

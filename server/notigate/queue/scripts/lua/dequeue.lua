@@ -81,6 +81,8 @@ local catch_up = math.min(interval, 5)
 local now = time_ms()
 local touched = {}
 local dropped = 0
+-- Most queues suppress no chat: one look here saves one per job leased.
+local any_suppressed = redis.call('EXISTS', suppressed) == 1
 trim_events(events, now, cfg)
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)) do
@@ -155,7 +157,7 @@ else
       -- One read of everything the lease returns (a held album reads it for nothing).
       local f = redis.call('HMGET', jk, 'n', 'a', 'c', 'p', 'k', 'sk', 'em', 'tg', 'tm', 'is')
       local n = tonumber(f[1] or '1')
-      local why = f[10] ~= '1' and redis.call('HGET', suppressed, chat)
+      local why = any_suppressed and f[10] ~= '1' and redis.call('HGET', suppressed, chat)
       if why then
         -- The chat cannot be reached: no request, no slot. (held stays false: the chat
         -- is placed again below for its next job.)
@@ -163,7 +165,7 @@ else
         redis.call('ZREM', waiting, id)
         redis.call('HSET', jk, 'e', err)
         finish(prefix, failed, jk, id, FAILED, now, cfg)
-        emit(events, jk, id, FAILED, now, cfg, err)
+        append_event(events, id, FAILED, now, cfg, chat, f[2], f[5], err)
         redis.call('HINCRBY', stats, 'failed', 1)
         redis.call('HINCRBY', stats, 'suppressed', 1)
         trim(prefix, failed, cfg.keep_failed, cfg.keep_age_ms, now)
