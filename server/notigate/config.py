@@ -6,7 +6,10 @@ Nothing else in the package reads ``os.environ``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import re
+import tomllib
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,34 @@ class Limits:
     global_burst_ms: int = 20
 
 
+# The bot a lone BOT_TOKEN is, and the one an empty `bot` field names.
+DEFAULT_BOT = "default"
+# Bot names: part of job ids ("<bot>:<n>"), Redis keys, metric labels and health names.
+BOT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """One bot of the gateway (a ``[bots.<name>]`` table of the bots file). ``None``
+    fields take the gateway-wide setting."""
+
+    name: str
+    # None: only in sandbox mode, which makes one up for its simulator.
+    token: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    limits: Limits | None = None
+    paid_broadcast: bool | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBinding:
+    """An API token (kept as its SHA-256) that may use only ``bots``."""
+
+    sha256: bytes = field(repr=False)
+    bots: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything notigate can be configured with. Units are in the names."""
@@ -65,6 +96,20 @@ class Settings:
     # host:port of the sandbox's Bot API simulator (port 0: any free one).
     sandbox_listen: str = DEFAULT_SANDBOX_LISTEN
     queue_name: str = "default"
+    # Several bots from NOTIGATE_BOTS_FILE (empty: one bot, DEFAULT_BOT, with bot_token).
+    bots_file: Path | None = None
+    bots: tuple[BotSettings, ...] = ()
+    # API tokens that may use only some bots (from the bots file); each is accepted.
+    token_bindings: tuple[TokenBinding, ...] = field(default=(), repr=False)
+    # REDIS_URL names a node of a Redis Cluster (redis-py's cluster client).
+    redis_cluster: bool = False
+    # host:port of Sentinels and the name of the primary they watch (instead of REDIS_URL).
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str | None = None
+    # A Send is acknowledged once this many replicas have it (WAIT), or fails UNAVAILABLE
+    # when they do not confirm it within the timeout.
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     limits: Limits = field(default_factory=Limits)
     # allow_paid_broadcast on every send and the bot-wide limit raised to match.
     paid_broadcast: bool = False
@@ -146,6 +191,23 @@ class Settings:
     def global_rate(self) -> int:
         """Bot-wide sends per window actually enforced."""
         return self.paid_broadcast_rate if self.paid_broadcast else self.limits.global_rate
+
+    def bot_list(self) -> tuple[BotSettings, ...]:
+        """Every bot, in the bots file's order (without one: DEFAULT_BOT, with bot_token)."""
+        return self.bots or (BotSettings(DEFAULT_BOT, self.bot_token),)
+
+    def for_bot(self, bot: BotSettings) -> Settings:
+        """These settings as ``bot`` sees them: its token, Bot API, limits and mode."""
+        return dataclasses.replace(
+            self,
+            bot_token=bot.token,
+            telegram_api_url=bot.api_url or self.telegram_api_url,
+            limits=bot.limits or self.limits,
+            paid_broadcast=self.paid_broadcast
+            if bot.paid_broadcast is None
+            else bot.paid_broadcast,
+            concurrency=bot.concurrency or self.concurrency,
+        )
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the object itself is frozen)."""
@@ -232,6 +294,9 @@ RANGES: dict[str, Range] = {
     "grpc_min_ping_interval_ms": Range(1000, 300_000),
     "grpc_max_ping_strikes": Range(1, 10, off=0),
     "grpc_max_concurrent_streams": Range(10, 1000),
+    # WAIT on a shard with more replicas than it has never returns enough of them.
+    "redis_wait_replicas": Range(0, 16),
+    "redis_wait_timeout_ms": Range(10, 60_000),
 }
 
 
@@ -313,6 +378,12 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_DATA_DIR": ("data_dir", "path"),
     "NOTIGATE_SANDBOX_LISTEN": ("sandbox_listen", "str"),
     "NOTIGATE_QUEUE": ("queue_name", "str"),
+    "NOTIGATE_BOTS_FILE": ("bots_file", "path"),
+    "NOTIGATE_REDIS_CLUSTER": ("redis_cluster", "bool"),
+    "NOTIGATE_REDIS_SENTINELS": ("redis_sentinels", "tokens"),
+    "NOTIGATE_REDIS_SENTINEL_MASTER": ("redis_sentinel_master", "str"),
+    "NOTIGATE_REDIS_WAIT_REPLICAS": ("redis_wait_replicas", "int"),
+    "NOTIGATE_REDIS_WAIT_TIMEOUT_MS": ("redis_wait_timeout_ms", "int1"),
     "NOTIGATE_PAID_BROADCAST": ("paid_broadcast", "bool"),
     "NOTIGATE_CONCURRENCY": ("concurrency", "int1"),
     "NOTIGATE_LEASE_MS": ("lease_ms", "int1"),
@@ -444,7 +515,21 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         )
     if "global_rate" in values:
         limit_values["global_rate"] = values.pop("global_rate")
-    settings = Settings(**values, limits=Limits(**limit_values), notices=tuple(notices))
+    limits = Limits(**limit_values)
+    if values.get("bots_file") is not None:
+        try:
+            values["bots"], values["token_bindings"] = load_bots_file(
+                values["bots_file"], source, limits
+            )
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    token = values.get("bot_token")
+    if values.get("bots") and token and all(b.token != token for b in values["bots"]):
+        notices.append(
+            "BOT_TOKEN is ignored: NOTIGATE_BOTS_FILE names the bots "
+            '(a bot\'s token_env = "BOT_TOKEN" reads it)'
+        )
+    settings = Settings(**values, limits=limits, notices=tuple(notices))
     problems += _problems(settings, flags={k for k, v in overrides.items() if v is not None})
     if problems:
         raise ConfigError(*problems)
@@ -549,6 +634,17 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
         problems.append("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
     problems += _webhook_problems(settings)
+    problems += _redis_problems(settings)
+    if settings.bots and not settings.sandbox:
+        missing = [bot.name for bot in settings.bots if not bot.token]
+        if missing:
+            problems.append(
+                f"NOTIGATE_BOTS_FILE: no token for bot(s) {', '.join(missing)} "
+                "(token or token_env; only sandbox mode makes them up)"
+            )
+    for bot in settings.bots:
+        if bot.api_url is not None and not bot.api_url.startswith(("http://", "https://")):
+            problems.append(f"bot {bot.name}: api_url must be an http(s) URL, got {bot.api_url!r}")
     if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
         problems.append("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
     return problems
@@ -574,3 +670,194 @@ def _webhook_problems(settings: Settings) -> list[str]:
             f"{', '.join(WEBHOOK_STATES)}, got {','.join(settings.webhook_states)!r}"
         )
     return problems
+
+
+def _redis_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.redis_sentinels:
+        if settings.redis_cluster:
+            problems.append(
+                "NOTIGATE_REDIS_SENTINELS and NOTIGATE_REDIS_CLUSTER exclude each other"
+            )
+        if not settings.redis_sentinel_master:
+            problems.append("NOTIGATE_REDIS_SENTINELS needs NOTIGATE_REDIS_SENTINEL_MASTER")
+        for address in settings.redis_sentinels:
+            host, sep, port = address.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                problems.append(f"NOTIGATE_REDIS_SENTINELS: {address!r} is not host:port")
+    elif settings.redis_sentinel_master:
+        problems.append("NOTIGATE_REDIS_SENTINEL_MASTER needs NOTIGATE_REDIS_SENTINELS")
+    if settings.redis_cluster and not settings.redis_url:
+        problems.append("NOTIGATE_REDIS_CLUSTER needs REDIS_URL (any node of the cluster)")
+    return problems
+
+
+# -- the bots file ---------------------------------------------------------------
+
+# Keys of a [bots.<name>] table that override a Limits field of the gateway's.
+_BOT_LIMITS = ("global_rate", "private_rate", "private_window_ms", "group_rate", "group_window_ms")
+_BOT_KEYS = {"token", "token_env", "api_url", "paid_broadcast", "concurrency", *_BOT_LIMITS}
+_BINDING_KEYS = {"token", "token_env", "sha256", "bots"}
+
+
+def load_bots_file(
+    path: Path, env: Mapping[str, str], limits: Limits
+) -> tuple[tuple[BotSettings, ...], tuple[TokenBinding, ...]]:
+    """The bots and token bindings of the TOML file at ``path`` (see the README's "Several
+    bots"); ``env`` resolves ``token_env``, ``limits`` are the gateway's, which a bot's
+    table overrides field by field. Raises :class:`ConfigError` naming every problem."""
+    where = f"NOTIGATE_BOTS_FILE {path}"
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    problems: list[str] = []
+    unknown = set(doc) - {"bots", "api_tokens"}
+    if unknown:
+        problems.append(f"{where}: unknown table(s) {', '.join(sorted(unknown))}")
+    tables = doc.get("bots")
+    if not isinstance(tables, dict) or not tables:
+        problems.append(f"{where}: no [bots.<name>] table")
+        tables = {}
+    bots = []
+    for name, table in tables.items():
+        bot = _bot(f"{where}: [bots.{name}]", name, table, env, limits, problems)
+        if bot is not None:
+            bots.append(bot)
+    names = frozenset(tables)
+    bindings = []
+    entries = doc.get("api_tokens", [])
+    if not isinstance(entries, list):
+        problems.append(f"{where}: api_tokens must be an array of tables ([[api_tokens]])")
+        entries = []
+    for i, entry in enumerate(entries):
+        binding = _binding(f"{where}: api_tokens[{i}]", entry, env, names, problems)
+        if binding is not None:
+            bindings.append(binding)
+    if problems:
+        raise ConfigError(*problems)
+    return tuple(bots), tuple(bindings)
+
+
+def _token(where: str, table: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Any:
+    """The table's ``token``, or the variable its ``token_env`` names (None: neither)."""
+    if "token" in table and "token_env" in table:
+        problems.append(f"{where}: token and token_env exclude each other")
+        return None
+    if "token_env" in table:
+        var = table["token_env"]
+        if not isinstance(var, str) or not env.get(var, "").strip():
+            problems.append(f"{where}: token_env names {var!r}, which is not set")
+            return None
+        return env[var].strip()
+    token = table.get("token")
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        problems.append(f"{where}: token must be a non-empty string")
+        return None
+    return token.strip() if isinstance(token, str) else None
+
+
+def _bot(
+    where: str,
+    name: str,
+    table: Any,
+    env: Mapping[str, str],
+    limits: Limits,
+    problems: list[str],
+) -> BotSettings | None:
+    if not BOT_NAME.fullmatch(name):
+        problems.append(
+            f"{where}: a bot name is 1-32 of a-z, 0-9, '_' and '-' (not first), got {name!r}"
+        )
+        return None
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    unknown = set(table) - _BOT_KEYS
+    if unknown:
+        problems.append(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_BOT_KEYS))}"
+        )
+    before = len(problems)
+    overrides: dict[str, int] = {}
+    for key in _BOT_LIMITS:
+        if key in table:
+            value = table[key]
+            bounds = RANGES[f"limits.{key}"]
+            if isinstance(value, bool) or not isinstance(value, int) or not bounds.allows(value):
+                problems.append(f"{where}: {key} must be an integer {bounds.text()}, got {value!r}")
+            else:
+                overrides[key] = value
+    concurrency = table.get("concurrency")
+    if concurrency is not None and (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not RANGES["concurrency"].allows(concurrency)
+    ):
+        problems.append(
+            f"{where}: concurrency must be an integer {RANGES['concurrency'].text()}, "
+            f"got {concurrency!r}"
+        )
+    paid = table.get("paid_broadcast")
+    if paid is not None and not isinstance(paid, bool):
+        problems.append(f"{where}: paid_broadcast must be true or false, got {paid!r}")
+    api_url = table.get("api_url")
+    if api_url is not None and not isinstance(api_url, str):
+        problems.append(f"{where}: api_url must be a string")
+    token = _token(where, table, env, problems)
+    if len(problems) > before:
+        return None
+    return BotSettings(
+        name=name,
+        token=token,
+        api_url=api_url,
+        limits=dataclasses.replace(limits, **overrides) if overrides else None,
+        paid_broadcast=paid,
+        concurrency=concurrency,
+    )
+
+
+def _binding(
+    where: str,
+    entry: Any,
+    env: Mapping[str, str],
+    names: frozenset[str],
+    problems: list[str],
+) -> TokenBinding | None:
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    unknown = set(entry) - _BINDING_KEYS
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    before = len(problems)
+    bots = entry.get("bots")
+    if not isinstance(bots, list) or not bots or not all(isinstance(b, str) for b in bots):
+        problems.append(f"{where}: bots must be a non-empty list of bot names")
+    else:
+        strangers = sorted(set(bots) - names)
+        if strangers:
+            problems.append(
+                f"{where}: no bot {', '.join(strangers)} (the bots are {', '.join(sorted(names))})"
+            )
+    digest: bytes | None = None
+    if "sha256" in entry:
+        if "token" in entry or "token_env" in entry:
+            problems.append(f"{where}: sha256 excludes token and token_env")
+        raw = entry["sha256"]
+        if not isinstance(raw, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", raw):
+            problems.append(f"{where}: sha256 must be 64 hex digits (sha256sum of the token)")
+        else:
+            digest = bytes.fromhex(raw)
+    else:
+        token = _token(where, entry, env, problems)
+        if token is None and len(problems) == before:
+            problems.append(f"{where}: needs token, token_env or sha256")
+        elif token is not None:
+            digest = hashlib.sha256(token.encode()).digest()
+    if len(problems) > before or digest is None:
+        return None
+    return TokenBinding(sha256=digest, bots=frozenset(bots or ()))

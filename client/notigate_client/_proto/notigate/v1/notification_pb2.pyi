@@ -386,6 +386,7 @@ class SendRequest(_message.Message):
     MEDIA_FIELD_NUMBER: _builtins.int
     MEDIA_GROUP_FIELD_NUMBER: _builtins.int
     IGNORE_SUPPRESSION_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     chat_id: _builtins.str
     """Target chat: a numeric id ("123456789", "-1001234567890") or "@channelname"."""
     text: _builtins.str
@@ -408,6 +409,11 @@ class SendRequest(_message.Message):
     ignore_suppression: _builtins.bool
     """Send even if the chat is suppressed (it blocked the bot or was not
     found): for a chat known to be reachable again.
+    """
+    bot: _builtins.str
+    """The bot that sends the message (a name from the gateway's bots file);
+    empty: the bot named "default", or the only bot. The job id names the bot,
+    so calls about the job need only its id.
     """
     @_builtins.property
     def delay(self) -> _duration_pb2.Duration:
@@ -451,10 +457,11 @@ class SendRequest(_message.Message):
         media: Global___Media | None = ...,
         media_group: Global___MediaGroup | None = ...,
         ignore_suppression: _builtins.bool = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "link_preview", b"link_preview", "media", b"media", "media_group", b"media_group", "reply_markup", b"reply_markup", "send_at", b"send_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "ignore_suppression", b"ignore_suppression", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "media", b"media", "media_group", b"media_group", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_paid_broadcast", b"allow_paid_broadcast", "bot", b"bot", "chat_id", b"chat_id", "delay", b"delay", "disable_notification", b"disable_notification", "idempotency_key", b"idempotency_key", "ignore_suppression", b"ignore_suppression", "link_preview", b"link_preview", "max_attempts", b"max_attempts", "media", b"media", "media_group", b"media_group", "message_thread_id", b"message_thread_id", "parse_mode", b"parse_mode", "priority", b"priority", "protect_content", b"protect_content", "reply_markup", b"reply_markup", "send_at", b"send_at", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -559,6 +566,7 @@ class Job(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     TARGET_JOB_ID_FIELD_NUMBER: _builtins.int
     TELEGRAM_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: Global___JobState.ValueType
     attempts: _builtins.int
@@ -575,6 +583,8 @@ class Job(_message.Message):
     kind: Global___JobKind.ValueType
     target_job_id: _builtins.str
     """Edit and delete jobs: the send job whose message they change."""
+    bot: _builtins.str
+    """The bot that sends it."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -614,10 +624,11 @@ class Job(_message.Message):
         kind: Global___JobKind.ValueType = ...,
         target_job_id: _builtins.str = ...,
         telegram_message_ids: _abc.Iterable[_builtins.int] | None = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deliver_time", b"deliver_time", "request", b"request", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chat_id", b"chat_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "job_id", b"job_id", "kind", b"kind", "last_error", b"last_error", "max_attempts", b"max_attempts", "request", b"request", "scheduled_time", b"scheduled_time", "stalls", b"stalls", "state", b"state", "target_job_id", b"target_job_id", "telegram_message_id", b"telegram_message_id", "telegram_message_ids", b"telegram_message_ids", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "bot", b"bot", "chat_id", b"chat_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "job_id", b"job_id", "kind", b"kind", "last_error", b"last_error", "max_attempts", b"max_attempts", "request", b"request", "scheduled_time", b"scheduled_time", "stalls", b"stalls", "state", b"state", "target_job_id", b"target_job_id", "telegram_message_id", b"telegram_message_id", "telegram_message_ids", b"telegram_message_ids", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -718,22 +729,28 @@ class ListJobsRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     state: Global___JobState.ValueType
     """JOB_STATE_UNSPECIFIED lists every state."""
     page_size: _builtins.int
     """1..1000; 0 means 100."""
     page_token: _builtins.str
     """From a previous ListJobsResponse; empty for the first page."""
+    bot: _builtins.str
+    """The bot whose jobs to list (a name from the gateway's bots file); empty: the bot
+    named "default", or the only bot.
+    """
     def __init__(
         self,
         *,
         state: Global___JobState.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -815,16 +832,23 @@ Global___RetryJobResponse: _TypeAlias = RetryJobResponse  # noqa: Y015
 
 @_typing.final
 class GetStatsRequest(_message.Message):
-    """GetStatsRequest has no fields."""
+    """GetStatsRequest names the bot to report on."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    BOT_FIELD_NUMBER: _builtins.int
+    bot: _builtins.str
+    """One bot's figures (a name from the gateway's bots file); empty: the sum
+    over every bot, with each bot's own in GetStatsResponse.bots.
+    """
     def __init__(
         self,
+        *,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -857,6 +881,7 @@ class GetStatsResponse(_message.Message):
     RETENTION_FIELD_NUMBER: _builtins.int
     SUPPRESSED_CHATS_FIELD_NUMBER: _builtins.int
     WEBHOOKS_FIELD_NUMBER: _builtins.int
+    BOTS_FIELD_NUMBER: _builtins.int
     waiting: _builtins.int
     active: _builtins.int
     delayed: _builtins.int
@@ -900,6 +925,10 @@ class GetStatsResponse(_message.Message):
     def webhooks(self) -> Global___WebhookStats:
         """Webhook delivery of events; unset when no webhook is configured."""
 
+    @_builtins.property
+    def bots(self) -> _containers.RepeatedCompositeFieldContainer[Global___BotStats]:
+        """Each bot's own figures, by name (empty when the request named a bot)."""
+
     def __init__(
         self,
         *,
@@ -924,14 +953,46 @@ class GetStatsResponse(_message.Message):
         retention: Global___Retention | None = ...,
         suppressed_chats: _builtins.int = ...,
         webhooks: Global___WebhookStats | None = ...,
+        bots: _abc.Iterable[Global___BotStats] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "webhooks", b"webhooks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "suppressed_chats", b"suppressed_chats", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings", "webhooks", b"webhooks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "bots", b"bots", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "suppressed_chats", b"suppressed_chats", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings", "webhooks", b"webhooks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class BotStats(_message.Message):
+    """BotStats is one bot's share of GetStatsResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    TOKEN_OK_FIELD_NUMBER: _builtins.int
+    bot: _builtins.str
+    token_ok: _builtins.bool
+    """False while Telegram rejects the bot's token (its jobs wait meanwhile)."""
+    @_builtins.property
+    def stats(self) -> Global___GetStatsResponse:
+        """The bot's figures; its bots field is empty, its warnings are the bot's."""
+
+    def __init__(
+        self,
+        *,
+        bot: _builtins.str = ...,
+        stats: Global___GetStatsResponse | None = ...,
+        token_ok: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stats", b"stats"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "stats", b"stats", "token_ok", b"token_ok"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BotStats: _TypeAlias = BotStats  # noqa: Y015
 
 @_typing.final
 class WebhookStats(_message.Message):
@@ -1014,21 +1075,27 @@ class JobFilter(_message.Message):
 
     STATE_FIELD_NUMBER: _builtins.int
     CHAT_ID_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     state: Global___JobState.ValueType
     """Only jobs in this state (RetryJobs: JOB_STATE_FAILED, the default;
     CancelJobs: JOB_STATE_WAITING or JOB_STATE_DELAYED, default both).
     """
     chat_id: _builtins.str
     """Only jobs for this chat (as in SendRequest.chat_id)."""
+    bot: _builtins.str
+    """The bot whose jobs to select (a name from the gateway's bots file); empty: the bot
+    named "default", or the only bot.
+    """
     def __init__(
         self,
         *,
         state: Global___JobState.ValueType = ...,
         chat_id: _builtins.str = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "chat_id", b"chat_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1183,22 +1250,29 @@ class UploadMetadata(_message.Message):
     FILENAME_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     filename: _builtins.str
     """The name Telegram shows (e.g. "invoice.pdf"); required."""
     content_type: _builtins.str
     """MIME type, e.g. "application/pdf" (optional)."""
     size: _builtins.int
     """Total bytes that follow; the upload fails unless exactly this many come."""
+    bot: _builtins.str
+    """The bot whose messages may use the file (uploads are the bot's own:
+    Telegram's file ids are per bot); empty: the bot named "default", or the
+    only bot.
+    """
     def __init__(
         self,
         *,
         filename: _builtins.str = ...,
         content_type: _builtins.str = ...,
         size: _builtins.int = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "filename", b"filename", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "content_type", b"content_type", "filename", b"filename", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1382,6 +1456,7 @@ class Event(_message.Message):
     TELEGRAM_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     TELEGRAM_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Position in the event stream; pass as WatchEventsRequest.start_cursor to
     resume after this event.
@@ -1397,6 +1472,8 @@ class Event(_message.Message):
     telegram_message_id: _builtins.int
     """Telegram's message id (entering COMPLETED; an album's first message)."""
     kind: Global___JobKind.ValueType
+    bot: _builtins.str
+    """The bot whose job it is."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1416,10 +1493,11 @@ class Event(_message.Message):
         telegram_message_id: _builtins.int = ...,
         kind: Global___JobKind.ValueType = ...,
         telegram_message_ids: _abc.Iterable[_builtins.int] | None = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "chat_id", b"chat_id", "cursor", b"cursor", "error", b"error", "job_id", b"job_id", "kind", b"kind", "state", b"state", "telegram_message_id", b"telegram_message_id", "telegram_message_ids", b"telegram_message_ids", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "bot", b"bot", "chat_id", b"chat_id", "cursor", b"cursor", "error", b"error", "job_id", b"job_id", "kind", b"kind", "state", b"state", "telegram_message_id", b"telegram_message_id", "telegram_message_ids", b"telegram_message_ids", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1437,12 +1515,18 @@ class WatchEventsRequest(_message.Message):
     JOB_IDS_FIELD_NUMBER: _builtins.int
     STATES_FIELD_NUMBER: _builtins.int
     CHAT_ID_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     start_cursor: _builtins.str
     """Empty: only events after the call starts. A cursor of an earlier event:
     every event after it ("0-0": every event still kept).
     """
     chat_id: _builtins.str
     """Only events of jobs for this chat (as in SendRequest.chat_id)."""
+    bot: _builtins.str
+    """The bot whose events to stream (each bot has its own stream, and cursors
+    are the stream's); empty: the bot of job_ids when set, else the bot named
+    "default", or the only bot.
+    """
     @_builtins.property
     def job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only events of these jobs (at most 1000)."""
@@ -1458,10 +1542,11 @@ class WatchEventsRequest(_message.Message):
         job_ids: _abc.Iterable[_builtins.str] | None = ...,
         states: _abc.Iterable[Global___JobState.ValueType] | None = ...,
         chat_id: _builtins.str = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "job_ids", b"job_ids", "start_cursor", b"start_cursor", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "chat_id", b"chat_id", "job_ids", b"job_ids", "start_cursor", b"start_cursor", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1506,6 +1591,7 @@ class SuppressedChat(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SUPPRESS_TIME_FIELD_NUMBER: _builtins.int
     JOB_ID_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     chat_id: _builtins.str
     reason: _builtins.str
     """Telegram's answer that suppressed it, e.g. "Forbidden: bot was blocked by
@@ -1513,6 +1599,8 @@ class SuppressedChat(_message.Message):
     """
     job_id: _builtins.str
     """The job whose send got that answer."""
+    bot: _builtins.str
+    """The bot the chat blocked (suppression is per bot)."""
     @_builtins.property
     def suppress_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1522,10 +1610,11 @@ class SuppressedChat(_message.Message):
         reason: _builtins.str = ...,
         suppress_time: _timestamp_pb2.Timestamp | None = ...,
         job_id: _builtins.str = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["suppress_time", b"suppress_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "job_id", b"job_id", "reason", b"reason", "suppress_time", b"suppress_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "chat_id", b"chat_id", "job_id", b"job_id", "reason", b"reason", "suppress_time", b"suppress_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1539,19 +1628,25 @@ class ListSuppressedChatsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1..1000 (0 = 100)."""
     page_token: _builtins.str
     """From a previous response's next_page_token; empty for the first page."""
+    bot: _builtins.str
+    """The bot whose suppressed chats to list (a name from the gateway's bots file); empty: the bot
+    named "default", or the only bot.
+    """
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1591,18 +1686,24 @@ class UnsuppressChatRequest(_message.Message):
 
     CHAT_ID_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
     chat_id: _builtins.str
     validate_only: _builtins.bool
     """Check that the chat is suppressed and change nothing."""
+    bot: _builtins.str
+    """The bot that may reach the chat again (a name from the gateway's bots file); empty: the bot
+    named "default", or the only bot.
+    """
     def __init__(
         self,
         *,
         chat_id: _builtins.str = ...,
         validate_only: _builtins.bool = ...,
+        bot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "chat_id", b"chat_id", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

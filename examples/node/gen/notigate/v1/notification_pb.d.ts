@@ -370,6 +370,15 @@ export declare type SendRequest = Message<"notigate.v1.SendRequest"> & {
    * @generated from field: bool ignore_suppression = 17;
    */
   ignoreSuppression: boolean;
+
+  /**
+   * The bot that sends the message (a name from the gateway's bots file);
+   * empty: the bot named "default", or the only bot. The job id names the bot,
+   * so calls about the job need only its id.
+   *
+   * @generated from field: string bot = 18;
+   */
+  bot: string;
 };
 
 /**
@@ -549,6 +558,13 @@ export declare type Job = Message<"notigate.v1.Job"> & {
    * @generated from field: repeated int64 telegram_message_ids = 16;
    */
   telegramMessageIds: bigint[];
+
+  /**
+   * The bot that sends it.
+   *
+   * @generated from field: string bot = 17;
+   */
+  bot: string;
 };
 
 /**
@@ -655,6 +671,14 @@ export declare type ListJobsRequest = Message<"notigate.v1.ListJobsRequest"> & {
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * The bot whose jobs to list (a name from the gateway's bots file); empty: the bot
+   * named "default", or the only bot.
+   *
+   * @generated from field: string bot = 4;
+   */
+  bot: string;
 };
 
 /**
@@ -728,11 +752,18 @@ export declare type RetryJobResponse = Message<"notigate.v1.RetryJobResponse"> &
 export declare const RetryJobResponseSchema: GenMessage<RetryJobResponse>;
 
 /**
- * GetStatsRequest has no fields.
+ * GetStatsRequest names the bot to report on.
  *
  * @generated from message notigate.v1.GetStatsRequest
  */
 export declare type GetStatsRequest = Message<"notigate.v1.GetStatsRequest"> & {
+  /**
+   * One bot's figures (a name from the gateway's bots file); empty: the sum
+   * over every bot, with each bot's own in GetStatsResponse.bots.
+   *
+   * @generated from field: string bot = 1;
+   */
+  bot: string;
 };
 
 /**
@@ -869,6 +900,13 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
    * @generated from field: notigate.v1.WebhookStats webhooks = 21;
    */
   webhooks?: WebhookStats | undefined;
+
+  /**
+   * Each bot's own figures, by name (empty when the request named a bot).
+   *
+   * @generated from field: repeated notigate.v1.BotStats bots = 22;
+   */
+  bots: BotStats[];
 };
 
 /**
@@ -876,6 +914,38 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export declare const GetStatsResponseSchema: GenMessage<GetStatsResponse>;
+
+/**
+ * BotStats is one bot's share of GetStatsResponse.
+ *
+ * @generated from message notigate.v1.BotStats
+ */
+export declare type BotStats = Message<"notigate.v1.BotStats"> & {
+  /**
+   * @generated from field: string bot = 1;
+   */
+  bot: string;
+
+  /**
+   * The bot's figures; its bots field is empty, its warnings are the bot's.
+   *
+   * @generated from field: notigate.v1.GetStatsResponse stats = 2;
+   */
+  stats?: GetStatsResponse | undefined;
+
+  /**
+   * False while Telegram rejects the bot's token (its jobs wait meanwhile).
+   *
+   * @generated from field: bool token_ok = 3;
+   */
+  tokenOk: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.BotStats.
+ * Use `create(BotStatsSchema)` to create a new message.
+ */
+export declare const BotStatsSchema: GenMessage<BotStats>;
 
 /**
  * WebhookStats reports the webhook's delivery of events.
@@ -975,6 +1045,14 @@ export declare type JobFilter = Message<"notigate.v1.JobFilter"> & {
    * @generated from field: string chat_id = 2;
    */
   chatId: string;
+
+  /**
+   * The bot whose jobs to select (a name from the gateway's bots file); empty: the bot
+   * named "default", or the only bot.
+   *
+   * @generated from field: string bot = 3;
+   */
+  bot: string;
 };
 
 /**
@@ -1143,6 +1221,15 @@ export declare type UploadMetadata = Message<"notigate.v1.UploadMetadata"> & {
    * @generated from field: int64 size = 3;
    */
   size: bigint;
+
+  /**
+   * The bot whose messages may use the file (uploads are the bot's own:
+   * Telegram's file ids are per bot); empty: the bot named "default", or the
+   * only bot.
+   *
+   * @generated from field: string bot = 4;
+   */
+  bot: string;
 };
 
 /**
@@ -1384,6 +1471,13 @@ export declare type Event = Message<"notigate.v1.Event"> & {
    * @generated from field: repeated int64 telegram_message_ids = 10;
    */
   telegramMessageIds: bigint[];
+
+  /**
+   * The bot whose job it is.
+   *
+   * @generated from field: string bot = 11;
+   */
+  bot: string;
 };
 
 /**
@@ -1427,6 +1521,15 @@ export declare type WatchEventsRequest = Message<"notigate.v1.WatchEventsRequest
    * @generated from field: string chat_id = 4;
    */
   chatId: string;
+
+  /**
+   * The bot whose events to stream (each bot has its own stream, and cursors
+   * are the stream's); empty: the bot of job_ids when set, else the bot named
+   * "default", or the only bot.
+   *
+   * @generated from field: string bot = 5;
+   */
+  bot: string;
 };
 
 /**
@@ -1492,6 +1595,13 @@ export declare type SuppressedChat = Message<"notigate.v1.SuppressedChat"> & {
    * @generated from field: string job_id = 4;
    */
   jobId: string;
+
+  /**
+   * The bot the chat blocked (suppression is per bot).
+   *
+   * @generated from field: string bot = 5;
+   */
+  bot: string;
 };
 
 /**
@@ -1519,6 +1629,14 @@ export declare type ListSuppressedChatsRequest = Message<"notigate.v1.ListSuppre
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * The bot whose suppressed chats to list (a name from the gateway's bots file); empty: the bot
+   * named "default", or the only bot.
+   *
+   * @generated from field: string bot = 3;
+   */
+  bot: string;
 };
 
 /**
@@ -1569,6 +1687,14 @@ export declare type UnsuppressChatRequest = Message<"notigate.v1.UnsuppressChatR
    * @generated from field: bool validate_only = 2;
    */
   validateOnly: boolean;
+
+  /**
+   * The bot that may reach the chat again (a name from the gateway's bots file); empty: the bot
+   * named "default", or the only bot.
+   *
+   * @generated from field: string bot = 3;
+   */
+  bot: string;
 };
 
 /**
