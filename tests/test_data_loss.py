@@ -348,7 +348,7 @@ N = 12
 
 
 def _sample(gw_metrics: Metrics, name: str, **labels: str) -> float:
-    return gw_metrics.registry.get_sample_value(name, labels) or 0.0
+    return gw_metrics.registry.get_sample_value(name, {"bot": "default", **labels}) or 0.0
 
 
 @pytest.mark.faults

@@ -37,7 +37,9 @@ async def test_a_delivery_after_its_lease_was_lost_is_recorded_logged_and_counte
         assert await redis.zscore(queue.keys.active, job_id) is None
 
         def late() -> float:
-            value = gw.metrics.registry.get_sample_value("notigate_jobs_late_completion_total")
+            value = gw.metrics.registry.get_sample_value(
+                "notigate_jobs_late_completion_total", {"bot": "default"}
+            )
             return value or 0.0
 
         async def counted() -> bool:

@@ -39,7 +39,20 @@ def _key(**labels: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
+# Metrics labelled by bot: unless a test names one, it means the default bot's.
+BOT_LABELLED = (
+    "notigate_jobs_",
+    "notigate_telegram_",
+    "notigate_delivery_",
+    "notigate_outcomes_",
+    "notigate_queue_",
+    "notigate_bot_",
+)
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
+    if name.startswith(BOT_LABELLED):
+        labels.setdefault("bot", "default")
     return samples.get((name, _key(**labels)), 0.0)
 
 

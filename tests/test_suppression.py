@@ -153,7 +153,10 @@ async def test_a_403_suppresses_the_chat_and_later_jobs_fail_without_a_request(
 
     stats = await stub.GetStats(pb.GetStatsRequest())
     assert (stats.suppressed_chats, stats.failed, stats.total_failed) == (1, 5, 5)
-    assert gw.metrics.registry.get_sample_value("notigate_jobs_suppressed_total") == 4
+    assert (
+        gw.metrics.registry.get_sample_value("notigate_jobs_suppressed_total", {"bot": "default"})
+        == 4
+    )
 
 
 async def test_a_400_chat_not_found_suppresses_but_other_400s_do_not(

@@ -16,23 +16,29 @@ import asyncio
 import contextlib
 import errno
 import logging
+import secrets
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from redis.asyncio import Redis
 
 from notigate import connection_limits, registration, security, wakeups
-from notigate.config import ConfigError, Settings
+from notigate.bots import Bot, Bots
+from notigate.config import BotSettings, ConfigError, Settings
 from notigate.decoding import GuardedRegistrar
 from notigate.dispatcher import Dispatcher
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StartupRefused
-from notigate.events.stream import EventTail
+from notigate.events.stream import EventStream, EventTail
 from notigate.exclusive import DataDirLock, check_listen_free
-from notigate.health import HealthMonitor
+from notigate.health import BotHealth, HealthMonitor
 from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue, redis_client
 from notigate.sender import TelegramSender
@@ -42,6 +48,7 @@ from notigate.store_watch import StoreWatch
 from notigate.supervisor import Supervisor
 from notigate.upload_files import UploadFiles, bot_id
 from notigate.uploads import UploadLimits, UploadStore
+from notigate.uploads.store import sweep_forever as sweep_uploads_forever
 from notigate.webhooks import WebhookWorker
 from notigate_client import pb
 
@@ -51,6 +58,36 @@ log = logging.getLogger(__name__)
 _TASK_STOP_S = 5.0
 # How often expired uploads are trimmed when nothing else trims them.
 _UPLOAD_SWEEP_S = 60.0
+
+
+# How many bots' stores the store watches look at per second at most.
+STORE_WATCHES_PER_S = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _BotRuntime:
+    """One bot's parts as the gateway runs them."""
+
+    bot: Bot
+    dispatcher: Dispatcher
+    health: BotHealth
+
+
+def _watching(
+    queue: Queue, metrics: Metrics, interval_s: float
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The loop that watches ``queue``'s store for lost data (a supervised task)."""
+    watch = StoreWatch(queue, metrics)
+    return lambda: watch.run(interval_s)
+
+
+def sandbox_tokens(tokens: Mapping[str, str | None]) -> dict[str, str]:
+    """Each bot's token, made up where the bots file gives none (sandbox mode only): the
+    simulator knows each bot by its token."""
+    made = {}
+    for i, (name, token) in enumerate(tokens.items()):
+        made[name] = token or (SANDBOX_TOKEN if i == 0 else f"{100000 + i}:notigate-sandbox-{name}")
+    return made
 
 
 class Gateway:
@@ -64,9 +101,12 @@ class Gateway:
         # Root URL of the sandbox's Bot API simulator ("" outside sandbox mode).
         self.sandbox_url = ""
         self.health: HealthMonitor | None = None
+        # The bots served, and their dispatchers (once started).
+        self.bots: Mapping[str, Bot] = {}
+        self.dispatchers: list[Dispatcher] = []
+        # The default bot's (or the first bot's) dispatcher, queue and webhook worker.
         self.dispatcher: Dispatcher | None = None
         self.queue: Queue | None = None
-        # Posts the event stream to settings.webhook_url (None: no webhook).
         self.webhooks: WebhookWorker | None = None
         self.metrics = Metrics()
         # Bound port of the /metrics endpoint (0: metrics_listen not set).
@@ -103,14 +143,17 @@ class Gateway:
 
     async def _start(self) -> None:
         s = self.settings
-        token = s.bot_token
+        configured = s.bot_list()
         # Refused before anything starts: a second gateway on the port would take a share
         # of the connections, one on the data dir a second Valkey on the same files.
         check_listen_free(s.listen)
+        tokens: Mapping[str, str | None] = {b.name: b.token for b in configured}
         if s.sandbox:
             # Next: a taken port is the likeliest startup failure and costs nothing to find.
-            token = await self._start_sandbox(token or SANDBOX_TOKEN)
-        if not self.redis_url:
+            made = sandbox_tokens(tokens)
+            await self._start_sandbox(list(made.values()))
+            tokens = made
+        if not self.redis_url and not s.redis_sentinels:
             # Only the embedded store is local: replicas on one REDIS_URL share no files.
             lock = DataDirLock(s.data_dir)
             lock.acquire()
@@ -119,56 +162,42 @@ class Gateway:
             await valkey.start()
             self._stack.push_async_callback(valkey.stop)
             self.redis_url = valkey.url
-        if not token:
-            raise RuntimeError("no bot token")
+        missing = [name for name, token in tokens.items() if not token]
+        if missing:
+            raise RuntimeError(f"no bot token for {', '.join(missing)}")
 
         redis = redis_client(self.redis_url, s)
         self._stack.push_async_callback(redis.aclose)
         pubsub_redis = redis_client(self.redis_url, s, for_pubsub=True)
         self._stack.push_async_callback(pubsub_redis.aclose)
-        self.queue = queue = Queue(redis, s)
-        uploads = UploadStore(
-            redis,
-            queue.keys.prefix,
-            UploadLimits(
-                max_file_bytes=s.upload_max_bytes,
-                budget_bytes=max(s.upload_budget_bytes, s.upload_max_bytes),
-                ttl_s=s.upload_ttl_s,
-            ),
-        )
+        # One origin for every bot's queue: the gateway's one wake listener skips its own.
+        origin = secrets.token_hex(8)
+        runtimes = [
+            await self._bot(bot, tokens[bot.name] or "", redis, pubsub_redis, origin)
+            for bot in configured
+        ]
+        self.bots = bots = Bots([r.bot for r in runtimes])
+        self.dispatchers = [r.dispatcher for r in runtimes]
+        first = next(r for r in runtimes if r.bot is bots.default)
+        self.queue, self.dispatcher = first.bot.queue, first.dispatcher
+        self.webhooks = first.bot.webhooks
         try:
-            await queue.load()
-            await uploads.load()
+            for r in runtimes:
+                await r.bot.queue.load()
+            # One store for every bot's uploads: loading the scripts once loads them for all.
+            await runtimes[0].bot.uploads.load()
         except QueueUnavailable as exc:
             log.warning("Redis cannot serve yet (%s); NOT_SERVING until it can", exc)
 
-        sender = TelegramSender(
-            token,
-            self.api_url,
-            pool_size=s.concurrency,
-            connect_timeout_s=s.send_connect_timeout_s,
-            read_timeout_s=s.send_read_timeout_s,
-            paid_broadcast=s.paid_broadcast,
-        )
-        await sender.start()
-        self._stack.push_async_callback(sender.close)
-
         health_servicer = health_aio.HealthServicer()
-        files = UploadFiles(uploads, bot_id(token), claim_ms=s.lease_ms, ttl_s=s.upload_ttl_s)
-        self.dispatcher = dispatcher = Dispatcher(
-            queue, sender, s, metrics=self.metrics, files=files
-        )
         self.health = health = HealthMonitor(
             health_servicer,
             redis,
-            sender,
+            [r.health for r in runtimes],
             interval_s=s.health_interval_s,
-            on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
-            probe_key=queue.keys.health_probe,
-            dispatcher_live=dispatcher.live,
+            probe_key=first.bot.queue.keys.health_probe,
             on_redis_error=self.metrics.redis_error,
         )
-        dispatcher.on_token_rejected = health.token_rejected
         self.metrics.watch_health(health.state)
         await health.check_redis()
         await health.check_token()
@@ -193,26 +222,18 @@ class Gateway:
         server = grpc.aio.server(
             interceptors=interceptors, options=connection_limits.server_options(s)
         )
-        # WatchEvents' readers wait on one blocking read of the stream, on the client
-        # whose reads may block.
-        event_tail = EventTail(pubsub_redis, queue.keys.events)
-        self._stack.push_async_callback(event_tail.stop)
-        if s.webhook_url:
-            self.webhooks = WebhookWorker(
-                redis, queue.keys, s, tail=event_tail, metrics=self.metrics
-            )
-            self._stack.push_async_callback(self.webhooks.poster.close)
-            # Before the server serves: every event of the jobs it accepts is posted.
-            with contextlib.suppress(QueueUnavailable):  # then the intake loop joins
-                await self.webhooks.prepare()
+        for r in runtimes:
+            webhooks = r.bot.webhooks
+            if webhooks is not None:
+                # Before the server serves: every event of the jobs it accepts is posted.
+                with contextlib.suppress(QueueUnavailable):  # then the intake loop joins
+                    await webhooks.prepare()
         service = NotificationService(
-            queue,
+            bots,
             s,
-            warnings=lambda: health.warnings,
+            warnings=lambda bot: health.warnings_of(bot.name),
             metrics=self.metrics,
-            uploads=uploads,
-            event_tail=event_tail,
-            webhooks=self.webhooks,
+            access=security.BotAccess(s.token_bindings),
         )
         registration.register(service, server)
         # Through a registrar that guards their request decoding (notigate.decoding).
@@ -244,46 +265,108 @@ class Gateway:
         await server.start()
         self._server = server
 
-        if not health.token_ok:
-            dispatcher.pause()
         tasks = self._tasks
-        dispatcher.start(tasks)
+        # Store watches of many bots take turns (see STORE_WATCHES_PER_S).
+        watch_s = max(s.health_interval_s, len(runtimes) / STORE_WATCHES_PER_S)
+        for r in runtimes:
+            if not r.health.token_ok:
+                r.dispatcher.pause()
+            r.dispatcher.start(tasks)
+            if r.bot.webhooks is not None:
+                r.bot.webhooks.start(tasks)
+            tasks.start(
+                f"notigate-store-watch-{r.bot.name}", _watching(r.bot.queue, self.metrics, watch_s)
+            )
         tasks.start("notigate-health", health.run)
+        wakes = {r.bot.queue.keys.wake_channel: r.dispatcher.wake for r in runtimes}
         tasks.start(
             "notigate-wakeups",
             lambda: wakeups.listen(
-                pubsub_redis,
-                queue.keys.wake_channel,
-                dispatcher.wake,
-                origin=queue.origin,
-                on_redis_error=self.metrics.redis_error,
+                pubsub_redis, wakes, origin=origin, on_redis_error=self.metrics.redis_error
             ),
         )
-        if self.webhooks is not None:
-            self.webhooks.start(tasks)
-        tasks.start("notigate-upload-sweep", lambda: uploads.sweep_forever(_UPLOAD_SWEEP_S))
-        watch = StoreWatch(queue, self.metrics)
-        tasks.start("notigate-store-watch", lambda: watch.run(s.health_interval_s))
+        uploads = [r.bot.uploads for r in runtimes]
+        tasks.start(
+            "notigate-upload-sweep", lambda: sweep_uploads_forever(uploads, _UPLOAD_SWEEP_S)
+        )
         if s.metrics_listen:
-            tasks.start("notigate-metrics", lambda: self.metrics.refresh_queue(queue))
+            queues = [r.bot.queue for r in runtimes]
+            tasks.start("notigate-metrics", lambda: self.metrics.refresh_queue(queues))
         host = s.listen.rpartition(":")[0]
         log.info(
-            "notigate listening on %s:%d (%s%s)",
+            "notigate listening on %s:%d (%s%s) for %s",
             host,
             self.port,
             "mutual TLS" if s.tls_client_ca_file else "TLS" if credentials else "plaintext",
             ", bearer tokens required" if auth is not None else "",
+            f"bot {configured[0].name}" if len(configured) == 1 else f"{len(configured)} bots",
         )
 
-    async def _start_sandbox(self, token: str) -> str:
-        """Serve the Bot API simulator on ``sandbox_listen`` and deliver to it."""
+    async def _bot(
+        self, bot: BotSettings, token: str, redis: Redis, pubsub_redis: Redis, origin: str
+    ) -> _BotRuntime:
+        """One bot's queue, uploads, sender, dispatcher, events and health."""
+        s = self.settings.for_bot(bot)
+        queue = Queue(redis, s, bot.name, origin=origin)
+        uploads = UploadStore(
+            redis,
+            queue.keys.prefix,
+            UploadLimits(
+                max_file_bytes=s.upload_max_bytes,
+                budget_bytes=max(s.upload_budget_bytes, s.upload_max_bytes),
+                ttl_s=s.upload_ttl_s,
+            ),
+        )
+        sender = TelegramSender(
+            token,
+            self.api_url if self.sandbox_url else s.telegram_api_url,
+            pool_size=s.concurrency,
+            connect_timeout_s=s.send_connect_timeout_s,
+            read_timeout_s=s.send_read_timeout_s,
+            paid_broadcast=s.paid_broadcast,
+        )
+        await sender.start()
+        self._stack.push_async_callback(sender.close)
+        files = UploadFiles(uploads, bot_id(token), claim_ms=s.lease_ms, ttl_s=s.upload_ttl_s)
+        dispatcher = Dispatcher(queue, sender, s, metrics=self.metrics, files=files)
+        health = BotHealth(
+            bot.name,
+            sender,
+            on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
+            dispatcher_live=dispatcher.live,
+        )
+        dispatcher.on_token_rejected = health.token_rejected
+        # WatchEvents' readers wait on one blocking read of the stream, on the client
+        # whose reads may block (started by the first watcher that waits).
+        event_tail = EventTail(pubsub_redis, queue.keys.events)
+        self._stack.push_async_callback(event_tail.stop)
+        webhooks = None
+        if s.webhook_url:
+            webhooks = WebhookWorker(redis, queue.keys, s, tail=event_tail, metrics=self.metrics)
+            self._stack.push_async_callback(webhooks.poster.close)
+        view = Bot(
+            name=bot.name,
+            settings=s,
+            queue=queue,
+            uploads=uploads,
+            events=EventStream(redis, queue.keys.events),
+            event_tail=event_tail,
+            webhooks=webhooks,
+            # GetStats reports the token as health last saw it.
+            token_ok=lambda: health.token_ok,
+        )
+        return _BotRuntime(view, dispatcher, health)
+
+    async def _start_sandbox(self, tokens: list[str]) -> None:
+        """Serve the Bot API simulator on ``sandbox_listen``, for ``tokens``, and deliver
+        to it."""
         from notigate.sandbox_cli import command_hint, url_for
         from notigate.simulator import BotApiSimulator, SimulatorConfig
 
         listen = self.settings.sandbox_listen
         host, _, port = listen.rpartition(":")
         host = host.strip("[]")
-        sim = BotApiSimulator(tokens=[token], config=SimulatorConfig())
+        sim = BotApiSimulator(tokens=tokens, config=SimulatorConfig())
         try:
             await sim.start(host=host, port=int(port))
         except OSError as exc:
@@ -306,7 +389,6 @@ class Gateway:
             command_hint("messages", self.sandbox_url),
             command_hint("fail-chat ID", self.sandbox_url),
         )
-        return token
 
     async def stop(self) -> None:
         """Graceful shutdown; concurrent and repeated calls wait for the same one."""
@@ -321,13 +403,10 @@ class Gateway:
         self._tasks.wind_down()
         if self.health is not None:
             await self.health.shutting_down()
-        drains = []
-        if self.dispatcher is not None:
-            drains.append(self.dispatcher.stop(grace))
+        drains = [d.stop(grace) for d in self.dispatchers]
         if self._server is not None:
             drains.append(self._server.stop(grace))
-        if self.webhooks is not None:
-            drains.append(self.webhooks.stop(grace))
+        drains += [b.webhooks.stop(grace) for b in self.bots.values() if b.webhooks is not None]
         await asyncio.gather(*drains)
         # Bounded: a task whose cancellation a library swallowed must not hold the
         # process up forever (the stack below still closes what it would use).

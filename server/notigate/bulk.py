@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from notigate.queue import JobState, ListCursor, Queue
+from notigate.queue.job_ids import number_of
 from notigate_client import pb
 
 __all__ = ["MAX_JOBS_PER_CALL", "SAMPLE_SIZE", "BulkOutcome", "cancel_jobs", "retry_jobs"]
@@ -37,16 +38,17 @@ class BulkOutcome:
     """How many jobs matched (or were acted on) and the oldest of them."""
 
     count: int = 0
-    # Min-heap of the oldest ids by creation order (ids are a sequence): the negated
-    # ids of at most SAMPLE_SIZE jobs, so the largest of them is popped first.
-    _oldest: list[int] = field(default_factory=list)
+    # Min-heap of the oldest ids by creation order (the ids of one bot end in a sequence):
+    # the negated numbers of at most SAMPLE_SIZE jobs, with their ids, so the largest of
+    # them is popped first.
+    _oldest: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, job_ids: Sequence[str], count: int | None = None) -> None:
         """Count ``job_ids`` (or ``count`` jobs of which they are the oldest) and keep
         the oldest of them for the sample."""
         self.count += len(job_ids) if count is None else count
         for job_id in job_ids:
-            value = -int(job_id)
+            value = (-(number_of(job_id) or 0), job_id)
             if len(self._oldest) < SAMPLE_SIZE:
                 heapq.heappush(self._oldest, value)
             elif value > self._oldest[0]:
@@ -55,7 +57,7 @@ class BulkOutcome:
     @property
     def sample(self) -> list[str]:
         """Up to SAMPLE_SIZE job ids, oldest first."""
-        return [str(-v) for v in sorted(self._oldest, reverse=True)]
+        return [job_id for _, job_id in sorted(self._oldest, reverse=True)]
 
 
 def _requested(chat_id: str, undecided: list[tuple[str, bytes]]) -> list[str]:

@@ -1,9 +1,11 @@
 """Delivery: lease due jobs from the queue and send them through the Bot API.
 
-One dispatcher coroutine per process leases as many jobs as there are free
-send slots, then sleeps until the queue's next event (the script says when),
-a local Send, or a wake message published by another replica. Each leased job
-is sent by its own task; its outcome is one script call.
+One dispatcher coroutine per bot leases as many jobs as there are free send
+slots, then sleeps until the queue's next event (the script says when), a local
+Send, or a wake message published by another replica. Each leased job is sent by
+its own task; its outcome is one script call. A bot with nothing due costs nothing
+but its timer: its dispatcher sleeps until it is woken (or, as a safety net, for
+_IDLE_WAIT_S), so a gateway's dispatch work grows with the bots that have work.
 
 Both loops run under a :class:`~notigate.supervisor.Supervisor` and survive every Redis
 error (logged once per spell, counted, retried with backoff); a job's task never raises.
@@ -51,9 +53,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Sleep at most this long without being woken: a safety net should a wake
-# message be lost while Redis reconnects.
-_IDLE_WAIT_S = 2.0
+# Sleep at most this long without being woken: a safety net should a wake message be
+# lost. (The wake listener wakes every dispatcher whenever it subscribes again, so a
+# Redis reconnect loses none; with a thousand bots, a short net would cost a dequeue per
+# bot every few seconds.)
+_IDLE_WAIT_S = 30.0
 _REDIS_RETRY_S = (0.05, 1.0)
 _MIN_BLOCKED_WAIT_MS = 5
 # An outcome whose recording fails other than by a Redis error (a bug) is tried this often.
@@ -100,7 +104,7 @@ class Dispatcher:
         self.files = files
         # The queue wakes this gateway's workers when a change it made is due first.
         queue.on_wake = self.wake
-        self.metrics = metrics or Metrics()
+        self.metrics = (metrics or Metrics()).for_bot(queue.bot)
         self.sender = sender
         self.settings = settings
         self.on_token_rejected = on_token_rejected
@@ -114,9 +118,10 @@ class Dispatcher:
         self._supervisor: Supervisor | None = None
         # loop.time() of the dispatch loop's last turn (0: not started).
         self._heartbeat = 0.0
-        # Longest a healthy turn takes: a wait, plus a dequeue that times out and is retried
-        # once (connect and read timeouts each).
-        self._stale_after_s = 2 * _IDLE_WAIT_S + 4 * settings.redis_timeout_s + 2.0
+        # Longest a healthy turn takes past the end of its wait (a wait moves the heartbeat
+        # to its own end): a dequeue that times out and is retried once (connect and read
+        # timeouts each), and some slack for a busy event loop.
+        self._stale_after_s = 4 * settings.redis_timeout_s + 5.0
         # Outcomes known but not recorded yet: at shutdown a sent message is not given back.
         self._outcomes: dict[str, tuple[Outcome, float]] = {}
         self._record_spell = Spell("recording outcomes", logger=log, count=self.metrics.redis_error)
@@ -212,7 +217,8 @@ class Dispatcher:
         # wait ended), not at the top of the loop: a loop that fails every turn goes stale.
         while not self._stopping:
             if not self._enabled.is_set():
-                # Paused (the token was rejected): still alive, so wait in short turns.
+                # Paused (the token was rejected): still alive, so wait in turns.
+                self._heartbeat = asyncio.get_running_loop().time() + _IDLE_WAIT_S
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_IDLE_WAIT_S):
                         await self._enabled.wait()
@@ -262,7 +268,11 @@ class Dispatcher:
             await self._wait(leased.wait_ms)
 
     async def _wait(self, wait_ms: int | None) -> None:
-        timeout = _IDLE_WAIT_S if wait_ms is None else min(wait_ms / 1000, _IDLE_WAIT_S)
+        timeout = (
+            _IDLE_WAIT_S if wait_ms is None or wait_ms < 0 else min(wait_ms / 1000, _IDLE_WAIT_S)
+        )
+        # A loop that waits is alive until its wait ends: the heartbeat is due then.
+        self._heartbeat = asyncio.get_running_loop().time() + timeout
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()
@@ -500,7 +510,7 @@ class Dispatcher:
     ) -> None:
         """A delivery the store has no job for any more: this log line is its only record."""
         other = recorded is Recorded.OTHER_JOB
-        self.metrics.outcomes_orphaned.labels(reason="other_job" if other else "no_job").inc()
+        self.metrics.orphaned("other_job" if other else "no_job")
         log.error(
             "job %s was delivered to %s as Telegram message %d, but %s; the delivery is "
             "not recorded (did the store lose its data?)",

@@ -1,16 +1,23 @@
-"""gRPC health: SERVING only while Redis accepts writes, the dispatcher runs and Telegram
+"""gRPC health: SERVING only while Redis accepts writes, the dispatchers run and Telegram
 accepts the token.
 
 Redis is probed with a write, not only a PING: a read-only replica (READONLY) or a Redis
-that cannot persist (MISCONF) answers PING and refuses every Send. The dispatcher proves
+that cannot persist (MISCONF) answers PING and refuses every Send. A dispatcher proves
 it runs by a heartbeat it updates every turn of its loop, including while it waits.
+
+Each bot has a health service name of its own, ``bot/<name>``: SERVING while Telegram
+accepts its token and its dispatcher runs. With several bots (a bots file) the gateway's
+own names ("" and ``notigate.v1.NotificationService``) leave the bots out, so one revoked
+token does not take the others out of a load balancer; with one bot they include it, as
+they did before there were several.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -26,6 +33,8 @@ from notigate.sender import TelegramSender, Unauthorized
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "notigate.v1.NotificationService"
+# getMe calls in flight at once when many bots' tokens are checked together.
+_TOKEN_CHECKS_AT_ONCE = 16
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -35,12 +44,18 @@ _SAFE_POLICY = "noeviction"
 TOKEN_RECHECK_S = 5.0
 
 
+def bot_health_name(bot: str) -> str:
+    """The health service name that reports ``bot``'s token and dispatcher."""
+    return f"bot/{bot}"
+
+
 def token_rejected_warning(description: str) -> str:
     """What an operator reads in GetStats and the log while Telegram rejects the token."""
     return (
         f"bot token rejected by Telegram ({description}): delivery paused, queued messages "
-        "wait; check BOT_TOKEN (revoke and regenerate it with @BotFather if it leaked) and "
-        f"restart notigate (the token is rechecked every {TOKEN_RECHECK_S:g} s)"
+        "wait; check its token (BOT_TOKEN, or the bots file; revoke and regenerate it with "
+        f"@BotFather if it leaked) and restart notigate (the token is rechecked every "
+        f"{TOKEN_RECHECK_S:g} s)"
     )
 
 
@@ -92,46 +107,37 @@ class HealthState:
 
     serving: bool
     redis_ok: bool
-    token: TokenState
+    # What Telegram last said of each bot's token, by bot.
+    tokens: dict[str, TokenState]
     reasons: frozenset[HealthReason] = frozenset()
 
 
-class HealthMonitor:
-    """Watches Redis and the bot token and publishes the health status."""
+class BotHealth:
+    """One bot's part of health: Telegram's word on its token, and its delivery loop."""
 
     def __init__(
         self,
-        servicer: health_aio.HealthServicer,
-        redis: Redis,
+        name: str,
         sender: TelegramSender,
         *,
-        interval_s: float,
-        on_token: Callable[[bool], None],
-        probe_key: str = QueueKeys.for_queue("default").health_probe,
+        on_token: Callable[[bool], None] = lambda _ok: None,
         dispatcher_live: Callable[[], bool] = lambda: True,
-        on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
     ) -> None:
-        self.servicer = servicer
-        self.redis = redis
+        self.name = name
         self.sender = sender
-        self.interval_s = interval_s
         self._on_token = on_token
-        self._probe_key = probe_key
         self._dispatcher_live = dispatcher_live
-        self._on_redis_error = on_redis_error
-        # Redis answered the last probe at all (PING)...
-        self.redis_ok = False
-        # ... and why it refused the probe's write (None: the write went through).
-        self.store_error: StoreError | None = None
         self.dispatcher_ok = True
         self.token = TokenState.UNKNOWN
         self._token_warning = ""
         # The last reason getMe got no answer ("" after an answer): logged once per streak.
         self._unreachable = ""
-        self._redis_warnings: list[str] = []
+        # loop.time() of the last getMe (-inf: never).
+        self.checked_at = float("-inf")
         self._published: int | None = None
-        self._shutting_down = False
-        self._token_changed = asyncio.Event()
+        # Set when a send learns the token was rejected, so the monitor publishes at once
+        # (the monitor's own event, shared by its bots: it waits on one event, not many).
+        self.changed = asyncio.Event()
 
     @property
     def token_ok(self) -> bool:
@@ -139,38 +145,21 @@ class HealthMonitor:
         return self.token is TokenState.ACCEPTED
 
     @property
-    def serving(self) -> bool:
-        """True while the gateway can accept and deliver messages."""
-        return not self.reasons
-
-    @property
     def reasons(self) -> frozenset[HealthReason]:
-        """Why health is NOT_SERVING (empty while SERVING)."""
+        """Why this bot cannot deliver (empty while it can)."""
         out: set[HealthReason] = set()
-        if not self.redis_ok:
-            out.add(HealthReason.REDIS_UNREACHABLE)
-        elif self.store_error is not None:
-            out.add(HealthReason.STORE_NOT_WRITABLE)
         if not self.dispatcher_ok:
             out.add(HealthReason.DISPATCHER_NOT_RUNNING)
         if self.token is TokenState.REJECTED:
             out.add(HealthReason.BOT_TOKEN_REJECTED)
         elif self.token is TokenState.UNKNOWN:
             out.add(HealthReason.BOT_TOKEN_UNCHECKED)
-        if self._shutting_down:
-            out.add(HealthReason.SHUTTING_DOWN)
         return frozenset(out)
 
     @property
     def warnings(self) -> list[str]:
-        """Operational warnings for GetStats, each with what to do about it."""
-        out = list(self._redis_warnings)
-        if self.store_error is not None:
-            kind = self.store_error.kind
-            out.append(
-                f"Redis refuses writes ({self.store_error}): health is NOT_SERVING, Sends "
-                f"answer UNAVAILABLE and delivery waits; {_STORE_ADVICE[kind]}"
-            )
+        """This bot's warnings for GetStats, each with what to do about it."""
+        out = []
         if not self.dispatcher_ok:
             out.append(
                 "the delivery loop is not running (no heartbeat): health is NOT_SERVING and "
@@ -185,45 +174,14 @@ class HealthMonitor:
             )
         return out
 
-    def state(self) -> HealthState:
-        """The current readings (for the health gauges)."""
-        reasons = self.reasons
-        return HealthState(
-            serving=not reasons, redis_ok=self.redis_ok, token=self.token, reasons=reasons
-        )
-
-    async def publish(self) -> None:
-        """Push the current status to the health service (only on change)."""
-        status = SERVING if self.serving else NOT_SERVING
-        if status == self._published:
-            return
-        self._published = status
-        for name in ("", SERVICE_NAME):
-            await self.servicer.set(name, status)
-        log.log(
-            logging.INFO if status == SERVING else logging.WARNING,
-            "health: %s (redis %s, bot token %s, dispatcher %s)",
-            "SERVING" if status == SERVING else "NOT_SERVING",
-            self._redis_text(),
-            self.token.value,
-            "running" if self.dispatcher_ok else "not running",
-        )
-
-    def _redis_text(self) -> str:
-        if not self.redis_ok:
-            return "unreachable"
-        if self.store_error is not None:
-            return f"refuses writes: {self.store_error.kind}"
-        return "ok"
-
-    def check_dispatcher(self) -> None:
+    def check_dispatcher(self, shutting_down: bool) -> None:
         """Read the dispatcher's liveness (its heartbeat); log a change."""
         live = self._dispatcher_live()
-        if live != self.dispatcher_ok and not self._shutting_down:
+        if live != self.dispatcher_ok and not shutting_down:
             if live:
-                log.info("the delivery loop runs again")
+                log.info("bot %s: the delivery loop runs again", self.name)
             else:
-                log.error("the delivery loop is not running (no heartbeat)")
+                log.error("bot %s: the delivery loop is not running (no heartbeat)", self.name)
         self.dispatcher_ok = live
 
     def token_rejected(self, description: str) -> None:
@@ -234,15 +192,195 @@ class HealthMonitor:
         self._unreachable = ""
         if self.token is not TokenState.REJECTED:
             self._token_warning = token_rejected_warning(description)
-            log.error("Telegram rejected the bot token: %s", self._token_warning)
+            log.error("Telegram rejected the bot token of %s: %s", self.name, self._token_warning)
         self.token = TokenState.REJECTED
         self._on_token(False)
-        self._token_changed.set()
+        self.changed.set()
+
+    async def check_token(self) -> None:
+        """getMe: the token is accepted or not (network errors leave it as it was)."""
+        self.checked_at = asyncio.get_running_loop().time()
+        result = await self.sender.get_me()
+        if isinstance(result, str):
+            self._unreachable = ""
+            if self.token is TokenState.REJECTED:
+                log.warning(
+                    "bot token accepted again (%s, @%s): delivery resumed", self.name, result
+                )
+            elif self.token is TokenState.UNKNOWN:
+                log.info("bot token accepted (%s, @%s)", self.name, result)
+            self.token = TokenState.ACCEPTED
+            self._on_token(True)
+        elif isinstance(result, Unauthorized):
+            self.token_rejected(result.description)
+        else:
+            reason = getattr(result, "description", "") or type(result).__name__
+            if not self._unreachable:
+                log.warning(
+                    "bot %s: cannot reach the Bot API to check the token: %s", self.name, result
+                )
+            self._unreachable = reason
+
+    async def publish(self, servicer: health_aio.HealthServicer, shutting_down: bool) -> None:
+        """Push this bot's status to its health service name (only on change)."""
+        status = NOT_SERVING if shutting_down or self.reasons else SERVING
+        if status != self._published:
+            self._published = status
+            await servicer.set(bot_health_name(self.name), status)
+
+
+class HealthMonitor:
+    """Watches Redis and the bots' tokens and publishes the health status."""
+
+    def __init__(
+        self,
+        servicer: health_aio.HealthServicer,
+        redis: Redis,
+        bots: Sequence[BotHealth],
+        *,
+        interval_s: float,
+        probe_key: str = QueueKeys.for_queue("default").health_probe,
+        on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
+        bots_gate_gateway: bool | None = None,
+    ) -> None:
+        if not bots:
+            raise ValueError("health watches at least one bot")
+        self.servicer = servicer
+        self.redis = redis
+        self.bots = {bot.name: bot for bot in bots}
+        self._changed = asyncio.Event()
+        for bot in bots:
+            bot.changed = self._changed
+        self.interval_s = interval_s
+        self._probe_key = probe_key
+        self._on_redis_error = on_redis_error
+        # Whether a bot that cannot deliver makes the whole gateway NOT_SERVING (default:
+        # with one bot only, as before there were several).
+        self._bots_gate = len(self.bots) == 1 if bots_gate_gateway is None else bots_gate_gateway
+        # Redis answered the last probe at all (PING)...
+        self.redis_ok = False
+        # ... and why it refused the probe's write (None: the write went through).
+        self.store_error: StoreError | None = None
+        self._redis_warnings: list[str] = []
+        self._published: int | None = None
+        self._shutting_down = False
+
+    @property
+    def _first(self) -> BotHealth:
+        return next(iter(self.bots.values()))
+
+    @property
+    def token(self) -> TokenState:
+        """What Telegram last said of the (first) bot's token."""
+        return self._first.token
+
+    @property
+    def token_ok(self) -> bool:
+        """True while Telegram accepts every bot's token."""
+        return all(bot.token_ok for bot in self.bots.values())
+
+    def token_rejected(self, description: str) -> None:
+        """The (first) bot's token was rejected (see :meth:`BotHealth.token_rejected`)."""
+        self._first.token_rejected(description)
+
+    @property
+    def dispatcher_ok(self) -> bool:
+        """True while every bot's dispatcher runs."""
+        return all(bot.dispatcher_ok for bot in self.bots.values())
+
+    @property
+    def serving(self) -> bool:
+        """True while the gateway can accept and deliver messages."""
+        return not self.reasons
+
+    @property
+    def reasons(self) -> frozenset[HealthReason]:
+        """Why health is NOT_SERVING (empty while SERVING)."""
+        out: set[HealthReason] = set()
+        if not self.redis_ok:
+            out.add(HealthReason.REDIS_UNREACHABLE)
+        elif self.store_error is not None:
+            out.add(HealthReason.STORE_NOT_WRITABLE)
+        if self._bots_gate:
+            for bot in self.bots.values():
+                out |= bot.reasons
+        if self._shutting_down:
+            out.add(HealthReason.SHUTTING_DOWN)
+        return frozenset(out)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Operational warnings for GetStats, each with what to do about it: the
+        gateway's (Redis's), and with one bot that bot's."""
+        out = list(self._redis_warnings)
+        if self.store_error is not None:
+            kind = self.store_error.kind
+            out.append(
+                f"Redis refuses writes ({self.store_error}): health is NOT_SERVING, Sends "
+                f"answer UNAVAILABLE and delivery waits; {_STORE_ADVICE[kind]}"
+            )
+        if len(self.bots) == 1:
+            out += self._first.warnings
+        return out
+
+    def warnings_of(self, bot: str) -> list[str]:
+        """What GetStats warns of for ``bot``: the gateway's warnings and the bot's own."""
+        if len(self.bots) == 1:
+            return self.warnings
+        return [*self.warnings, *self.bots[bot].warnings]
+
+    def state(self) -> HealthState:
+        """The current readings (for the health gauges)."""
+        reasons = self.reasons
+        return HealthState(
+            serving=not reasons,
+            redis_ok=self.redis_ok,
+            tokens={name: bot.token for name, bot in self.bots.items()},
+            reasons=reasons,
+        )
+
+    async def publish(self) -> None:
+        """Push the current status to the health service (only on change)."""
+        for bot in self.bots.values():
+            await bot.publish(self.servicer, self._shutting_down)
+        status = SERVING if self.serving else NOT_SERVING
+        if status == self._published:
+            return
+        self._published = status
+        for name in ("", SERVICE_NAME):
+            await self.servicer.set(name, status)
+        log.log(
+            logging.INFO if status == SERVING else logging.WARNING,
+            "health: %s (redis %s, %s)",
+            "SERVING" if status == SERVING else "NOT_SERVING",
+            self._redis_text(),
+            self._bots_text(),
+        )
+
+    def _bots_text(self) -> str:
+        if len(self.bots) == 1:
+            bot = self._first
+            running = "running" if bot.dispatcher_ok else "not running"
+            return f"bot token {bot.token.value}, dispatcher {running}"
+        ready = sum(not bot.reasons for bot in self.bots.values())
+        return f"{ready} of {len(self.bots)} bots delivering"
+
+    def _redis_text(self) -> str:
+        if not self.redis_ok:
+            return "unreachable"
+        if self.store_error is not None:
+            return f"refuses writes: {self.store_error.kind}"
+        return "ok"
+
+    def check_dispatcher(self) -> None:
+        """Read the dispatchers' liveness (their heartbeats); log a change."""
+        for bot in self.bots.values():
+            bot.check_dispatcher(self._shutting_down)
 
     async def shutting_down(self) -> None:
         """Report NOT_SERVING from now on, and end :meth:`run`."""
         self._shutting_down = True
-        self._token_changed.set()
+        self._changed.set()
         await self.publish()
 
     async def check_redis(self) -> None:
@@ -293,42 +431,37 @@ class HealthMonitor:
             self._redis_warnings.append(warning)
             log.warning("%s", warning)
 
-    async def check_token(self) -> None:
-        """getMe: the token is accepted or not (network errors leave it as it was)."""
-        result = await self.sender.get_me()
-        if isinstance(result, str):
-            self._unreachable = ""
-            if self.token is TokenState.REJECTED:
-                log.warning("bot token accepted again (@%s): delivery resumed", result)
-            elif self.token is TokenState.UNKNOWN:
-                log.info("bot token accepted (@%s)", result)
-            self.token = TokenState.ACCEPTED
-            self._on_token(True)
-        elif isinstance(result, Unauthorized):
-            self.token_rejected(result.description)
-        else:
-            reason = getattr(result, "description", "") or type(result).__name__
-            if not self._unreachable:
-                log.warning("cannot reach the Bot API to check the token: %s", result)
-            self._unreachable = reason
+    async def check_token(self, *, due_only: bool = False) -> None:
+        """getMe for every bot (``due_only``: those whose token is not accepted and was not
+        asked about for TOKEN_RECHECK_S), a few at a time."""
+        now = asyncio.get_running_loop().time()
+        period = max(TOKEN_RECHECK_S, self.interval_s)
+        bots = [
+            bot
+            for bot in self.bots.values()
+            if not due_only or (not bot.token_ok and now - bot.checked_at >= period)
+        ]
+        gate = asyncio.Semaphore(_TOKEN_CHECKS_AT_ONCE)
+
+        async def check(bot: BotHealth) -> None:
+            async with gate:
+                await bot.check_token()
+
+        await asyncio.gather(*(check(bot) for bot in bots))
 
     async def run(self) -> None:
-        """Check Redis every interval; re-check a rejected token every few seconds."""
-        token_period = max(TOKEN_RECHECK_S, self.interval_s)
-        since_token = token_period
+        """Check Redis every interval; re-check a token that is not accepted every few
+        seconds. An accepted token is not asked about again (a send that meets a 401 says
+        so), so a bot that delivers costs the loop only a look at its heartbeat."""
         # Ends on shutting_down(), not only on cancellation: redis-py can swallow a
         # cancellation that lands in a command (redis/redis-py#2028), and the timeout below
         # would then turn every later one into a TimeoutError that the loop survives.
         while not self._shutting_down:
             await self.check_redis()
             self.check_dispatcher()
-            if not self.token_ok and since_token >= token_period:
-                since_token = 0.0
-                await self.check_token()
+            await self.check_token(due_only=True)
             await self.publish()
-            self._token_changed.clear()
-            try:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval_s):
-                    await self._token_changed.wait()
-            except TimeoutError:
-                since_token += self.interval_s
+                    await self._changed.wait()

@@ -6,6 +6,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from notigate import media
 from notigate.queue import JobKind, JobRecord, JobState, NewJob
+from notigate.queue.job_ids import bot_of
 from notigate_client import pb
 
 __all__ = ["KIND_TO_PB", "PB_TO_STATE", "STATE_TO_PB", "job_to_pb", "new_job", "timestamp"]
@@ -30,6 +31,7 @@ def job_to_pb(record: JobRecord) -> pb.Job:
     """The API view of a stored job."""
     job = pb.Job(
         job_id=record.job_id,
+        bot=bot_of(record.job_id),
         state=STATE_TO_PB[record.state],
         attempts=record.attempts,
         max_attempts=record.max_attempts,

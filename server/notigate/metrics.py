@@ -4,6 +4,7 @@ Every :class:`Metrics` has its own ``CollectorRegistry``, so several gateways ca
 process (the tests do). Queue depths are read from Redis by a background task once a second
 and served from that snapshot: a scrape never waits on Redis nor blocks the event loop.
 No metric is labelled by chat: chat ids are unbounded and would explode the series count.
+Job and Telegram metrics are labelled by ``bot``: bots are configured, so they are few.
 gRPC calls are counted under go-grpc-prometheus's names and labels (``grpc_server_*``,
 ``grpc_service``/``grpc_method``/``grpc_code``/``grpc_type``), so the dashboards and alerts
 written for it apply unchanged.
@@ -15,8 +16,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -71,51 +71,51 @@ GRPC_CODE_NAMES: dict[grpc.StatusCode, str] = {c: _go_code_name(c) for c in grpc
 """``grpc_code`` label values: the status codes as grpc-go spells them (``InvalidArgument``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    stats: QueueStats
-
-
 class _QueueCollector(Collector):
-    """Serves the last queue snapshot as gauges (nothing while none was read)."""
+    """Serves the last snapshot of each bot's queue as gauges (nothing for a bot whose
+    queue could not be read)."""
 
     def __init__(self) -> None:
-        self.snapshot: _Snapshot | None = None
+        # Bot -> its queue's stats; the refresher replaces the dict whole.
+        self.snapshot: dict[str, QueueStats] = {}
 
     def collect(self) -> Iterable[Metric]:
-        snap = self.snapshot  # one read: the refresher replaces it whole
-        if snap is None:
+        snap = self.snapshot  # one read
+        if not snap:
             return
         jobs = GaugeMetricFamily(
-            "notigate_queue_jobs", "Jobs in the queue by state.", labels=["state"]
+            "notigate_queue_jobs", "Jobs in the queue by state.", labels=["bot", "state"]
         )
-        for state, count in snap.stats.counts.items():
-            jobs.add_metric([state.value], count)
-        yield jobs
-        oldest = snap.stats.oldest_waiting_ms
-        age_s = 0.0 if oldest is None else max(0, snap.stats.now_ms - oldest) / 1000
-        yield GaugeMetricFamily(
+        age = GaugeMetricFamily(
             "notigate_queue_oldest_waiting_age_seconds",
             "Age of the oldest due message still waiting (0 when none waits).",
-            value=age_s,
+            labels=["bot"],
         )
-        paused_s = max(0, snap.stats.paused_until_ms - snap.stats.now_ms) / 1000
-        yield GaugeMetricFamily(
+        left = GaugeMetricFamily(
             "notigate_queue_bot_paused_seconds",
             "Time left in a bot-wide pause after 429s (0 when not paused).",
-            value=paused_s,
+            labels=["bot"],
         )
-        paused = snap.stats.paused_until_ms > snap.stats.now_ms
-        yield GaugeMetricFamily(
+        paused = GaugeMetricFamily(
             "notigate_bot_paused",
             "1 while the whole bot is paused after 429s from several chats (GetStats says why).",
-            value=int(paused),
+            labels=["bot"],
         )
-        yield GaugeMetricFamily(
+        until = GaugeMetricFamily(
             "notigate_bot_paused_until_seconds",
             "Unix time the bot-wide pause ends (0 when not paused).",
-            value=snap.stats.paused_until_ms / 1000 if paused else 0.0,
+            labels=["bot"],
         )
+        for bot, stats in snap.items():
+            for state, count in stats.counts.items():
+                jobs.add_metric([bot, state.value], count)
+            oldest = stats.oldest_waiting_ms
+            age.add_metric([bot], 0.0 if oldest is None else max(0, stats.now_ms - oldest) / 1000)
+            left.add_metric([bot], max(0, stats.paused_until_ms - stats.now_ms) / 1000)
+            is_paused = stats.paused_until_ms > stats.now_ms
+            paused.add_metric([bot], int(is_paused))
+            until.add_metric([bot], stats.paused_until_ms / 1000 if is_paused else 0.0)
+        yield from (jobs, age, left, paused, until)
 
 
 class _HealthCollector(Collector):
@@ -147,12 +147,15 @@ class _HealthCollector(Collector):
             "1 while Redis answers (the health probe gets a reply, even an error).",
             value=int(state.redis_ok),
         )
-        if state.token is not TokenState.UNKNOWN:  # no answer from Telegram yet: neither 0 nor 1
-            yield GaugeMetricFamily(
-                "notigate_bot_token_valid",
-                "1 while Telegram accepts the bot token, 0 once it answered 401.",
-                value=int(state.token is TokenState.ACCEPTED),
-            )
+        valid = GaugeMetricFamily(
+            "notigate_bot_token_valid",
+            "1 while Telegram accepts the bot's token, 0 once it answered 401.",
+            labels=["bot"],
+        )
+        for bot, token in state.tokens.items():
+            if token is not TokenState.UNKNOWN:  # no answer from Telegram yet: neither 0 nor 1
+                valid.add_metric([bot], int(token is TokenState.ACCEPTED))
+        yield valid
 
 
 class Metrics:
@@ -170,37 +173,46 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         self.jobs_enqueued = Counter(
-            "notigate_jobs_enqueued", "Messages accepted (duplicates not counted).", registry=r
+            "notigate_jobs_enqueued",
+            "Messages accepted (duplicates not counted).",
+            ["bot"],
+            registry=r,
         )
         self.jobs_delivered = Counter(
-            "notigate_jobs_delivered", "Messages Telegram accepted.", registry=r
+            "notigate_jobs_delivered", "Messages Telegram accepted.", ["bot"], registry=r
         )
         self.jobs_failed = Counter(
             "notigate_jobs_failed",
             "Jobs given up (permanent error or attempts used up).",
+            ["bot"],
             registry=r,
         )
         self.jobs_suppressed = Counter(
             "notigate_jobs_suppressed",
             "Jobs failed without a request because their chat is suppressed (it blocked the "
             "bot or was not found); also counted in notigate_jobs_failed.",
+            ["bot"],
             registry=r,
         )
         self.jobs_retried = Counter(
-            "notigate_jobs_retried", "Transient failures scheduled for another attempt.", registry=r
+            "notigate_jobs_retried",
+            "Transient failures scheduled for another attempt.",
+            ["bot"],
+            registry=r,
         )
         self.telegram_rate_limited = Counter(
-            "notigate_telegram_rate_limited", "429 answers from Telegram.", registry=r
+            "notigate_telegram_rate_limited", "429 answers from Telegram.", ["bot"], registry=r
         )
         self.telegram_requests = Counter(
             "notigate_telegram_requests",
             "sendMessage calls by outcome.",
-            ["outcome"],
+            ["bot", "outcome"],
             registry=r,
         )
         self.telegram_duration = Histogram(
             "notigate_telegram_request_duration_seconds",
             "Duration of one sendMessage call.",
+            ["bot"],
             buckets=_TELEGRAM_BUCKETS,
             registry=r,
         )
@@ -209,6 +221,7 @@ class Metrics:
         self.delivery_duration = Histogram(
             "notigate_delivery_duration_seconds",
             "From leasing a job to recording its delivery.",
+            ["bot"],
             buckets=_DELIVERY_BUCKETS,
             registry=r,
         )
@@ -223,19 +236,18 @@ class Metrics:
             "notigate_outcomes_orphaned",
             "Deliveries that could not be recorded: the job is gone (no_job), or its id now"
             " names another job (other_job); both follow a loss of the store's data.",
-            ["reason"],
+            ["bot", "reason"],
             registry=r,
         )
         self.late_completions = Counter(
             "notigate_jobs_late_completion",
             "Deliveries recorded after their lease was lost (a slow send, a paused"
             " process): the job had gone back to the queue and may have been sent twice.",
+            ["bot"],
             registry=r,
         )
         for kind in ("reset", "rollback"):
             self.store_data_loss.labels(kind=kind)
-        for reason in ("no_job", "other_job"):
-            self.outcomes_orphaned.labels(reason=reason)
         self.grpc_started = Counter(
             "grpc_server_started",
             "RPCs started on the server.",
@@ -298,37 +310,85 @@ class Metrics:
         """Serve ``source()``'s readings as the health gauges at every scrape."""
         self._health.source = source
 
-    def observe_telegram(self, outcome: str, duration_s: float) -> None:
-        """Record one sendMessage call (``outcome``: delivered, rate_limited, ...)."""
-        self.telegram_requests.labels(outcome=outcome).inc()
-        self.telegram_duration.observe(duration_s)
-        if outcome == "rate_limited":
-            self.telegram_rate_limited.inc()
+    def for_bot(self, bot: str) -> BotMetrics:
+        """The metrics one bot's work counts in."""
+        return BotMetrics(self, bot)
 
-    def set_queue_stats(self, stats: QueueStats | None) -> None:
-        """Replace the queue snapshot served at scrape time (None: unknown, not served)."""
-        self._queue.snapshot = None if stats is None else _Snapshot(stats)
+    def set_queue_stats(self, stats: dict[str, QueueStats]) -> None:
+        """Replace the queue snapshot served at scrape time, by bot (a bot left out: its
+        queue could not be read, and is not served)."""
+        self._queue.snapshot = stats
 
     def redis_error(self, kind: RedisErrorKind) -> None:
         """Count one Redis error of ``kind``."""
         self.redis_errors.labels(kind=kind.value).inc()
 
-    async def refresh_queue(self, queue: Queue, interval_s: float = 1.0) -> None:
-        """Read the queue's stats every ``interval_s`` until cancelled."""
+    async def refresh_queue(self, queues: Sequence[Queue], interval_s: float = 1.0) -> None:
+        """Read each bot's queue stats every ``interval_s`` (with many bots, every
+        ``len(queues) / QUEUES_PER_S`` s: the gauges of a thousand bots may be 10 s old)
+        until cancelled."""
         spell = Spell("reading queue metrics", logger=log, count=self.redis_error)
+        period = max(interval_s, len(queues) / QUEUES_PER_S)
+        gate = asyncio.Semaphore(16)
+
+        async def read(queue: Queue) -> QueueStats | None:
+            async with gate:
+                try:
+                    return await queue.stats()
+                except StoreError as exc:
+                    spell.failed(exc)
+                    return None
+
         while True:
-            try:
-                self.set_queue_stats(await queue.stats())
+            read_at = asyncio.get_running_loop().time()
+            stats = await asyncio.gather(*(read(q) for q in queues))
+            # Stale depths would look healthy; better no gauge than a wrong one.
+            self.set_queue_stats({q.bot: s for q, s in zip(queues, stats, strict=True) if s})
+            if all(s is not None for s in stats):
                 spell.succeeded()
-            except StoreError as exc:
-                # Stale depths would look healthy; better no gauge than a wrong one.
-                self.set_queue_stats(None)
-                spell.failed(exc)
-            await asyncio.sleep(interval_s)
+            spent = asyncio.get_running_loop().time() - read_at
+            await asyncio.sleep(max(0.0, period - spent))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+# How many queues' stats the metrics refresher reads per second at most.
+QUEUES_PER_S = 100
+
+
+class BotMetrics:
+    """One bot's share of :class:`Metrics`: the bot-labelled metrics, by the same names,
+    with the bot's label applied (and the gateway's others passed through)."""
+
+    def __init__(self, metrics: Metrics, bot: str) -> None:
+        self.gateway = metrics
+        self.bot = bot
+        self.jobs_enqueued = metrics.jobs_enqueued.labels(bot=bot)
+        self.jobs_delivered = metrics.jobs_delivered.labels(bot=bot)
+        self.jobs_failed = metrics.jobs_failed.labels(bot=bot)
+        self.jobs_suppressed = metrics.jobs_suppressed.labels(bot=bot)
+        self.jobs_retried = metrics.jobs_retried.labels(bot=bot)
+        self.telegram_rate_limited = metrics.telegram_rate_limited.labels(bot=bot)
+        self.telegram_duration = metrics.telegram_duration.labels(bot=bot)
+        self.delivery_duration = metrics.delivery_duration.labels(bot=bot)
+        self.late_completions = metrics.late_completions.labels(bot=bot)
+        self.task_restarts = metrics.task_restarts
+        self.redis_error = metrics.redis_error
+        for reason in ("no_job", "other_job"):
+            metrics.outcomes_orphaned.labels(bot=bot, reason=reason)
+
+    def orphaned(self, reason: str) -> None:
+        """Count a delivery that could not be recorded (``no_job``, ``other_job``)."""
+        self.gateway.outcomes_orphaned.labels(bot=self.bot, reason=reason).inc()
+
+    def observe_telegram(self, outcome: str, duration_s: float) -> None:
+        """Record one sendMessage call (``outcome``: delivered, rate_limited, ...)."""
+        self.gateway.telegram_requests.labels(bot=self.bot, outcome=outcome).inc()
+        self.telegram_duration.observe(duration_s)
+        if outcome == "rate_limited":
+            self.telegram_rate_limited.inc()
 
 
 class MetricsServer:

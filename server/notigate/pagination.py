@@ -10,17 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import re
 import struct
 from typing import NamedTuple
 
+from notigate.queue.job_ids import JOB_ID
 from notigate_client import pb
 
 __all__ = ["JOB_ID", "PageToken", "decode_page_token", "encode_page_token", "opaque", "unwrap"]
 
-# A job id as Send returns it: decimal, no leading zero, at most 20 digits (a uint64).
-# Explicit ASCII classes: Python's \d also matches non-ASCII digits.
-JOB_ID = re.compile(r"[1-9][0-9]{0,19}")
 
 _PAGE_TOKEN_VERSION = 2
 # version, state, score of the last listed job; then its id (ASCII digits, may be empty).

@@ -85,6 +85,8 @@ class Reason(StrEnum):
     QUEUE_FULL = "QUEUE_FULL"
     AUTH_MISSING = "AUTH_MISSING"
     AUTH_INVALID = "AUTH_INVALID"
+    BOT_NOT_ALLOWED = "BOT_NOT_ALLOWED"
+    BOT_UNKNOWN = "BOT_UNKNOWN"
     INTERNAL = "INTERNAL"
 
 
@@ -262,6 +264,13 @@ def unauthenticated(
 ) -> grpc.Status:
     """UNAUTHENTICATED with an ErrorInfo; the message must never echo the presented token."""
     return _status(code_pb2.UNAUTHENTICATED, message, [_error_info(reason, None)])
+
+
+def permission_denied(
+    message: str, *, reason: str = Reason.BOT_NOT_ALLOWED, metadata: Mapping[str, str] | None = None
+) -> grpc.Status:
+    """PERMISSION_DENIED with an ErrorInfo: the caller is known but may not do this."""
+    return _status(code_pb2.PERMISSION_DENIED, message, [_error_info(reason, metadata)])
 
 
 def internal(message: str = "internal error", *, reason: str = Reason.INTERNAL) -> grpc.Status:

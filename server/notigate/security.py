@@ -27,12 +27,13 @@ from typing import Any
 import grpc
 
 from notigate import rpc_status
-from notigate.config import ConfigError, Settings
+from notigate.config import ConfigError, Settings, TokenBinding
 
 __all__ = [
     "HEALTH_PREFIX",
     "REFLECTION_PREFIXES",
     "BearerAuthInterceptor",
+    "BotAccess",
     "RejectionLog",
     "auth_interceptor",
     "plaintext_token_warning",
@@ -99,6 +100,7 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
         self,
         tokens: Iterable[str],
         *,
+        sha256s: Iterable[bytes] = (),
         open_prefixes: Sequence[str] = (),
         log_interval_s: float = REJECTION_LOG_INTERVAL_S,
     ) -> None:
@@ -107,7 +109,9 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
         # no plaintext token sits in this object for a repr or a debugger to show.
         self._key = secrets.token_bytes(32)
         self._digests = tuple(self._digest(t) for t in tokens)
-        if not self._digests:
+        # Tokens the configuration knows only by their SHA-256 (bound to bots).
+        self._sha256s = tuple(sha256s)
+        if not self._digests and not self._sha256s:
             raise ValueError("BearerAuthInterceptor needs at least one token")
         self._open_prefixes = tuple(open_prefixes)
         self._rejections = RejectionLog(log_interval_s)
@@ -122,17 +126,17 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
         # which one (or whether the first) matched.
         for digest in self._digests:
             matched |= hmac.compare_digest(presented, digest)
+        if self._sha256s:
+            plain = token_sha256(token)
+            for digest in self._sha256s:
+                matched |= hmac.compare_digest(plain, digest)
         return matched
 
     def check(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> rpc_status.Reason | None:
         """None when ``metadata`` carries an accepted token, else the reason to reject."""
-        values = [value for key, value in metadata or () if key.lower() == _AUTH_KEY]
-        # Several authorization headers are ambiguous: reject rather than guess which counts.
-        if len(values) != 1 or not isinstance(values[0], str):
-            return rpc_status.Reason.AUTH_MISSING
-        scheme, _, token = values[0].strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != _SCHEME or not token:
+        # Several authorization headers are ambiguous: rejected rather than guessing which counts.
+        token = presented_token(metadata)
+        if token is None:
             return rpc_status.Reason.AUTH_MISSING
         return None if self._matches(token) else rpc_status.Reason.AUTH_INVALID
 
@@ -149,6 +153,35 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,un
         # Rejected before the method is looked up, so a caller without a token cannot
         # probe which methods exist (no UNIMPLEMENTED vs UNAUTHENTICATED difference).
         return _rejecting_handler(method, reason, self._rejections)
+
+
+def token_sha256(token: str) -> bytes:
+    """The SHA-256 a bots file names a token by (``sha256sum`` of the token)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def presented_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    """The bearer token of a call's metadata (None: none, or not exactly one)."""
+    values = [value for key, value in metadata or () if key.lower() == _AUTH_KEY]
+    if len(values) != 1 or not isinstance(values[0], str):
+        return None
+    scheme, _, token = values[0].strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == _SCHEME and token else None
+
+
+class BotAccess:
+    """Which bots a call's token may use: bound tokens (the bots file) only theirs."""
+
+    def __init__(self, bindings: Iterable[TokenBinding]) -> None:
+        self._bots = {b.sha256: b.bots for b in bindings}
+
+    def allowed(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> frozenset[str] | None:
+        """The bots the call may use; None: every bot (an unbound token, or no auth)."""
+        if not self._bots:
+            return None
+        token = presented_token(metadata)
+        return None if token is None else self._bots.get(token_sha256(token))
 
 
 def _rejecting_handler(
@@ -173,12 +206,16 @@ def _rejecting_handler(
 
 def auth_interceptor(settings: Settings) -> BearerAuthInterceptor | None:
     """The interceptor ``settings`` ask for, or None when no API token is configured."""
-    if not settings.api_tokens:
+    if not settings.api_tokens and not settings.token_bindings:
         return None
     open_prefixes = [HEALTH_PREFIX]
     if settings.reflection_open:
         open_prefixes.extend(REFLECTION_PREFIXES)
-    return BearerAuthInterceptor(settings.api_tokens, open_prefixes=open_prefixes)
+    return BearerAuthInterceptor(
+        settings.api_tokens,
+        sha256s=[b.sha256 for b in settings.token_bindings],
+        open_prefixes=open_prefixes,
+    )
 
 
 def _read(path: Path, variable: str) -> bytes:
@@ -216,7 +253,7 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 def plaintext_token_warning(settings: Settings) -> str | None:
     """A warning when API tokens would cross a network unencrypted, else None."""
-    if not settings.api_tokens or settings.tls_cert_file is not None:
+    if (not settings.api_tokens and not settings.token_bindings) or settings.tls_cert_file:
         return None
     host = settings.listen.rpartition(":")[0].strip("[]")
     if host == "localhost":

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import grpc
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from notigate import bulk, changes, rpc_status
+from notigate.bots import Bot, Bots, UnknownBot
 from notigate.config import Settings
 from notigate.errors import (
     ChangeRefused,
@@ -23,21 +23,18 @@ from notigate.errors import (
     RequestInvalid,
     StoreError,
 )
-from notigate.events.stream import EventStream, EventTail
 from notigate.events.watch import EventFilter, watch
-from notigate.group_commit import GroupCommit
-from notigate.job_views import PB_TO_STATE, STATE_TO_PB, job_to_pb, new_job, timestamp
+from notigate.job_views import PB_TO_STATE, STATE_TO_PB, job_to_pb, new_job
 from notigate.metrics import Metrics
 from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (
     Enqueued,
     EnqueueOutcome,
-    JobState,
     ListCursor,
-    NewJob,
-    Queue,
-    QueueStats,
 )
+from notigate.queue.job_ids import bot_of, id_prefix, number_of
+from notigate.security import BotAccess
+from notigate.stats_views import bot_pause_warning, stats_to_pb, sum_stats
 from notigate.suppression import (
     decode_suppression_token,
     encode_suppression_token,
@@ -56,7 +53,6 @@ from notigate.validation import (
     validate_unsuppress,
     validate_watch,
 )
-from notigate.webhooks import WebhookWorker
 from notigate_client import pb, pb_grpc
 
 # ListJobs without a state walks the states in JobState's order.
@@ -90,21 +86,6 @@ def retention_text(settings: Settings) -> str:
     )
 
 
-def bot_pause_warning(stats: QueueStats) -> str | None:
-    """What GetStats says while the whole bot is paused after 429s (None when it is not)."""
-    if stats.paused_until_ms <= stats.now_ms:
-        return None
-    until = Timestamp()
-    until.FromMilliseconds(stats.paused_until_ms)
-    left_s = (stats.paused_until_ms - stats.now_ms) / 1000
-    reason = stats.paused_reason or "429s from several chats"
-    return (
-        f"the whole bot is paused until {until.ToJsonString()} ({left_s:.1f} s left): "
-        f"{reason}; queued messages wait and nothing is lost. If it keeps happening, lower "
-        "NOTIGATE_GLOBAL_RATE"
-    )
-
-
 def _present(warning: str | None) -> list[str]:
     return [] if warning is None else [warning]
 
@@ -114,34 +95,67 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
 
     def __init__(
         self,
-        queue: Queue,
+        bots: Bots,
         settings: Settings,
         *,
-        warnings: Callable[[], Sequence[str]] = tuple,
+        warnings: Callable[[Bot], Sequence[str]] = lambda _bot: (),
         metrics: Metrics | None = None,
-        uploads: UploadStore | None = None,
-        event_tail: EventTail,
-        webhooks: WebhookWorker | None = None,
+        access: BotAccess | None = None,
     ) -> None:
-        self.queue = queue
-        self.events = EventStream(queue.redis, queue.keys.events)
-        # The gateway's one blocking reader of the stream, which caught-up watchers wait on.
-        self.event_tail = event_tail
-        # The webhook's delivery, reported by GetStats (None: no webhook configured).
-        self.webhooks = webhooks
-        # Files stored through UploadFile (None: this gateway takes no uploads).
-        self.uploads = uploads
+        self.bots = bots
         self.settings = settings
         self.metrics = metrics or Metrics()
+        # What GetStats warns of for one bot (its token, the store's policy, ...).
         self._warnings = warnings
+        # Which bots a call's token may use (None: every token may use every bot).
+        self._access = access
         self._logged_store_bugs: set[str] = set()
-        # Concurrent Sends share one enqueue script call (the script takes batches), each
-        # standing alone in it: one Send's reused idempotency key fails that Send only.
-        self._sends: GroupCommit[NewJob, Enqueued] = GroupCommit(
-            lambda jobs: queue.enqueue(jobs, all_or_nothing=False),
-            max_items=settings.max_batch,
-            linger_s=settings.send_linger_ms / 1000,
+
+    async def _bot(self, context: grpc.aio.ServicerContext, name: str, field: str) -> Bot:
+        """The bot a request's ``field`` names, if the caller may use it (else aborts)."""
+        try:
+            bot = self.bots.pick(name)
+        except UnknownBot as exc:
+            await rpc_status.abort(
+                context,
+                rpc_status.invalid_argument(
+                    [FieldViolation(field=field, description=str(exc))],
+                    reason=rpc_status.Reason.BOT_UNKNOWN,
+                ),
+            )
+        await self._allowed(context, bot)
+        return bot
+
+    async def _job_bot(self, context: grpc.aio.ServicerContext, job_id: str) -> Bot:
+        """The bot of a well-formed job id, if the caller may use it (else aborts)."""
+        bot = self.bots.of_job(job_id)
+        if bot is None:
+            await rpc_status.abort(
+                context,
+                rpc_status.not_found(
+                    "job",
+                    job_id,
+                    f"no such job: {job_id} (this gateway serves no bot "
+                    f"{bot_of(job_id)!r}; the bots are {', '.join(self.bots)})",
+                    description="no such bot",
+                ),
+            )
+        await self._allowed(context, bot)
+        return bot
+
+    async def _allowed(self, context: grpc.aio.ServicerContext, bot: Bot) -> None:
+        allowed = (
+            None if self._access is None else self._access.allowed(context.invocation_metadata())
         )
+        if allowed is not None and bot.name not in allowed:
+            await rpc_status.abort(
+                context,
+                rpc_status.permission_denied(
+                    f"this API token may not use bot {bot.name!r} "
+                    f"(it may use {', '.join(sorted(allowed))})",
+                    metadata={"bot": bot.name},
+                ),
+            )
 
     @asynccontextmanager
     async def _errors(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
@@ -150,6 +164,11 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             yield
         except JobNotFound as exc:
             await rpc_status.abort(context, await self._not_found(exc.job_id))
+        except UnknownBot as exc:
+            await rpc_status.abort(
+                context,
+                rpc_status.invalid_argument([], str(exc), reason=rpc_status.Reason.BOT_UNKNOWN),
+            )
         except ChatNotSuppressed as exc:
             await rpc_status.abort(
                 context,
@@ -222,14 +241,16 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         Ids only grow but are not dense (they follow Redis's clock), so a missing id at
         or below the newest was trimmed or never used; one above it was never created.
         """
-        if not job_id.isdigit():
+        number = number_of(job_id)
+        bot = self.bots.of_job(job_id)
+        if number is None or bot is None:
             return rpc_status.not_found("job", job_id)
         try:
-            newest = await self.queue.last_job_id()
+            newest = await bot.queue.last_job_id()
         except StoreError:
             # The plain answer is still right; Redis being down is for the next call to say.
             return rpc_status.not_found("job", job_id)
-        if int(job_id) <= newest:
+        if number <= newest:
             message = (
                 f"no job {job_id}: trimmed by retention ({retention_text(self.settings)})"
                 " or never used (ids are not dense)"
@@ -237,7 +258,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             return rpc_status.not_found(
                 "job", job_id, message, description="trimmed by retention or never used"
             )
-        message = f"no such job: {job_id} (the newest job id is {newest})"
+        message = f"no such job: {job_id} (the newest job id is {id_prefix(bot.name)}{newest})"
         return rpc_status.not_found("job", job_id, message, description="never created")
 
     async def _invalid(
@@ -249,6 +270,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     async def _enqueue(
         self,
         context: grpc.aio.ServicerContext,
+        bot: Bot,
         requests: Sequence[pb.SendRequest],
         *,
         batch: bool = False,
@@ -256,7 +278,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         async with self._errors(context):
             if len(requests) == 1:
                 [request] = requests
-                result = await self._sends.submit(new_job(request))
+                result = await bot.sends.submit(new_job(request))
                 if result.outcome is EnqueueOutcome.KEY_REUSED:
                     # Nothing was stored for it; for a batch of one, nothing of the batch.
                     raise IdempotencyKeyReused(
@@ -265,16 +287,21 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                 results = [result]
             else:
                 # All or nothing: a reused key anywhere in the batch stores nothing (raises).
-                results = await self.queue.enqueue([new_job(r) for r in requests])
-        self.metrics.jobs_enqueued.inc(sum(r.outcome is EnqueueOutcome.CREATED for r in results))
+                results = await bot.queue.enqueue([new_job(r) for r in requests])
+        created = sum(r.outcome is EnqueueOutcome.CREATED for r in results)
+        self.metrics.jobs_enqueued.labels(bot.name).inc(created)
         return results
 
     async def _check_uploads(
-        self, context: grpc.aio.ServicerContext, requests: Sequence[pb.SendRequest], prefix: str
+        self,
+        context: grpc.aio.ServicerContext,
+        bot: Bot,
+        requests: Sequence[pb.SendRequest],
+        prefix: str,
     ) -> None:
         async with self._errors(context):
             violations = await upload_violations(
-                self.uploads, requests, prefix, self.settings.upload_ttl_s
+                bot.uploads, requests, prefix, self.settings.upload_ttl_s
             )
         await self._invalid(context, violations)
 
@@ -283,16 +310,13 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         request_iterator: AsyncIterator[pb.UploadFileRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.UploadFileResponse:
-        if self.uploads is None:
-            await rpc_status.abort(
-                context,
-                rpc_status.failed_precondition(
-                    [], reason=rpc_status.Reason.INVALID_REQUEST, message="uploads are off"
-                ),
-            )
+        async def store_of(metadata: pb.UploadMetadata) -> UploadStore:
+            bot = await self._bot(context, metadata.bot, "metadata.bot")
+            return bot.uploads
+
         try:
             async with self._errors(context):
-                return await receive_upload(self.uploads, request_iterator)
+                return await receive_upload(store_of, request_iterator)
         except UploadRefused as exc:
             await rpc_status.abort(context, refusal_status(exc))
 
@@ -300,62 +324,91 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.SendRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendResponse:
         await self._invalid(context, validate_send(request))
-        await self._check_uploads(context, [request], "")
-        [result] = await self._enqueue(context, [request])
+        bot = await self._bot(context, request.bot, "bot")
+        await self._check_uploads(context, bot, [request], "")
+        [result] = await self._enqueue(context, bot, [request])
         return pb.SendResponse(job_id=result.job_id, duplicate=result.duplicate)
 
     async def SendBatch(
         self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendBatchResponse:
         await self._invalid(context, validate_batch(request, max_batch=self.settings.max_batch))
-        await self._check_uploads(context, request.messages, "messages[{}].")
+        bot = await self._batch_bot(context, request.messages)
+        await self._check_uploads(context, bot, request.messages, "messages[{}].")
         if request.validate_only:
             return pb.SendBatchResponse()
-        results = await self._enqueue(context, request.messages, batch=True)
+        results = await self._enqueue(context, bot, request.messages, batch=True)
         return pb.SendBatchResponse(
             results=[pb.SendResponse(job_id=r.job_id, duplicate=r.duplicate) for r in results]
         )
+
+    async def _batch_bot(
+        self, context: grpc.aio.ServicerContext, messages: Sequence[pb.SendRequest]
+    ) -> Bot:
+        """The one bot of a batch: all or nothing is one script call, on one bot's queue."""
+        bot = await self._bot(context, messages[0].bot, "messages[0].bot")
+        for i, message in enumerate(messages[1:], start=1):
+            other = await self._bot(context, message.bot, f"messages[{i}].bot")
+            if other is not bot:
+                await self._invalid(
+                    context,
+                    [
+                        FieldViolation(
+                            field=f"messages[{i}].bot",
+                            description=f"a batch goes to one bot: messages[0] is for "
+                            f"{bot.name!r}, messages[{i}] for {other.name!r}",
+                        )
+                    ],
+                )
+        return bot
 
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJobResponse:
         await self._invalid(context, validate_job_id(request.job_id))
+        bot = await self._job_bot(context, request.job_id)
         async with self._errors(context):
-            record = await self.queue.get(request.job_id)
-            if record is None:
-                raise JobNotFound(request.job_id)
-        return pb.GetJobResponse(job=job_to_pb(record))
+            job = await self._job(bot, request.job_id)
+        return pb.GetJobResponse(job=job)
 
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
         await self._invalid(context, validate_job_id(request.job_id))
+        bot = await self._job_bot(context, request.job_id)
         async with self._errors(context):
-            record = await self.queue.cancel(request.job_id)
+            record = await bot.queue.cancel(request.job_id)
         return pb.CancelJobResponse(job=job_to_pb(record))
 
     async def RetryJob(
         self, request: pb.RetryJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.RetryJobResponse:
         await self._invalid(context, validate_job_id(request.job_id))
+        bot = await self._job_bot(context, request.job_id)
         async with self._errors(context):
-            record = await self.queue.requeue(request.job_id)
+            record = await bot.queue.requeue(request.job_id)
         return pb.RetryJobResponse(job=job_to_pb(record))
 
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
         await self._invalid(context, validate_list(request))
+        bot = await self._bot(context, request.bot, "bot")
         states: list[int] = [int(request.state)] if request.state else _ALL_STATES
         size = request.page_size or _DEFAULT_PAGE_SIZE
         token = decode_page_token(request.page_token) if request.page_token else None
+        if token and token.job_id and bot_of(token.job_id) != bot.name:
+            await self._invalid(
+                context,
+                [FieldViolation(field="page_token", description="the token lists another bot")],
+            )
         state = token.state if token else states[0]
         after = ListCursor(token.score, token.job_id) if token and token.job_id else None
         jobs: list[pb.Job] = []
         next_token = ""
         async with self._errors(context):
             for i in range(states.index(state), len(states)):
-                records, after = await self.queue.list(
+                records, after = await bot.queue.list(
                     PB_TO_STATE[states[i]], after, size - len(jobs)
                 )
                 jobs.extend(job_to_pb(r) for r in records)
@@ -371,43 +424,28 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     async def GetStats(
         self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatsResponse:
-        async with self._errors(context):
-            stats = await self.queue.stats()
-            webhooks = None if self.webhooks is None else await self.webhooks.stats()
-        t = stats.totals
-        reply = pb.GetStatsResponse(
-            waiting=stats.counts[JobState.WAITING],
-            active=stats.counts[JobState.ACTIVE],
-            delayed=stats.counts[JobState.DELAYED],
-            completed=stats.counts[JobState.COMPLETED],
-            failed=stats.counts[JobState.FAILED],
-            cancelled=stats.counts[JobState.CANCELLED],
-            total_enqueued=t.get("enqueued", 0),
-            total_sent=t.get("sent", 0),
-            total_failed=t.get("failed", 0),
-            total_retried=t.get("retried", 0),
-            total_rate_limited=t.get("rate_limited", 0),
-            total_stalled=t.get("stalled", 0),
-            total_cancelled=t.get("cancelled", 0),
-            total_duplicates=t.get("duplicates", 0),
-            suppressed_chats=stats.suppressed_chats,
-            global_rate=self.settings.global_rate,
-            warnings=[*self._warnings(), *_present(bot_pause_warning(stats))],
-            retention=pb.Retention(
-                keep_completed=self.settings.keep_completed,
-                keep_failed=self.settings.keep_failed,
-                keep_age=Duration(seconds=self.settings.keep_age_s),
-            ),
+        if request.bot:
+            bot = await self._bot(context, request.bot, "bot")
+            async with self._errors(context):
+                return await self._stats(bot)
+        allowed = (
+            None if self._access is None else self._access.allowed(context.invocation_metadata())
         )
-        if webhooks is not None:
-            reply.webhooks.CopyFrom(webhooks.to_pb())
-        if stats.paused_until_ms > stats.now_ms:
-            reply.paused_until.CopyFrom(timestamp(stats.paused_until_ms))
-        if stats.oldest_waiting_ms is not None:
-            age = Duration()
-            age.FromMilliseconds(max(0, stats.now_ms - stats.oldest_waiting_ms))
-            reply.oldest_waiting_age.CopyFrom(age)
+        bots = [b for b in self.bots.values() if allowed is None or b.name in allowed]
+        async with self._errors(context):
+            each = await asyncio.gather(*(self._stats(b) for b in bots))
+        reply = sum_stats([(b.name, s) for b, s in zip(bots, each, strict=True)])
+        reply.bots.extend(
+            pb.BotStats(bot=b.name, stats=s, token_ok=b.token_ok())
+            for b, s in zip(bots, each, strict=True)
+        )
         return reply
+
+    async def _stats(self, bot: Bot) -> pb.GetStatsResponse:
+        stats = await bot.queue.stats()
+        webhooks = None if bot.webhooks is None else await bot.webhooks.stats()
+        warnings = [*self._warnings(bot), *_present(bot_pause_warning(stats))]
+        return stats_to_pb(stats, bot.settings, warnings, webhooks)
 
     async def RetryJobs(
         self, request: pb.RetryJobsRequest, context: grpc.aio.ServicerContext
@@ -415,9 +453,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         """Queue every failed job matching the filter again (at most
         bulk.MAX_JOBS_PER_CALL per call; validate_only counts them all)."""
         await self._invalid(context, validate_bulk_filter(request.filter, _RETRYABLE))
+        bot = await self._bot(context, request.filter.bot, "filter.bot")
         async with self._errors(context):
             outcome = await bulk.retry_jobs(
-                self.queue, request.filter.chat_id, validate_only=request.validate_only
+                bot.queue, request.filter.chat_id, validate_only=request.validate_only
             )
         return pb.RetryJobsResponse(count=outcome.count, sample_job_ids=outcome.sample)
 
@@ -428,9 +467,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         bulk.MAX_JOBS_PER_CALL per call; validate_only counts them all)."""
         await self._invalid(context, validate_bulk_filter(request.filter, _CANCELLABLE))
         states = [int(request.filter.state)] if request.filter.state else _CANCELLABLE
+        bot = await self._bot(context, request.filter.bot, "filter.bot")
         async with self._errors(context):
             outcome = await bulk.cancel_jobs(
-                self.queue,
+                bot.queue,
                 [PB_TO_STATE[s] for s in states],
                 request.filter.chat_id,
                 validate_only=request.validate_only,
@@ -441,26 +481,51 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchEventsResponse]:
         await self._invalid(context, validate_watch(request))
+        bot = await self._watched_bot(context, request)
         wanted = EventFilter.of(request.job_ids, request.states, request.chat_id)
         async with self._errors(context):
-            start = request.start_cursor or await self.events.position()
+            start = request.start_cursor or await bot.events.position()
             # Sent before any event: a caller that reads a job's state after receiving it
             # misses none of the job's later changes (see Client.wait_job).
             await context.send_initial_metadata((("x-notigate-cursor", start),))
-            async for response in watch(self.events, self.event_tail, start, wanted):
+            async for response in watch(bot.events, bot.event_tail, start, wanted):
                 yield response
+
+    async def _watched_bot(
+        self, context: grpc.aio.ServicerContext, request: pb.WatchEventsRequest
+    ) -> Bot:
+        """The bot whose stream a watch reads: the one named, else the jobs' (one stream
+        per bot: the jobs of a watch must be one bot's)."""
+        if request.bot or not request.job_ids:
+            bot = await self._bot(context, request.bot, "bot")
+        else:
+            bot = await self._job_bot(context, request.job_ids[0])
+        for i, job_id in enumerate(request.job_ids):
+            if bot_of(job_id) != bot.name:
+                await self._invalid(
+                    context,
+                    [
+                        FieldViolation(
+                            field=f"job_ids[{i}]",
+                            description=f"job {job_id} is not bot {bot.name!r}'s: a watch "
+                            "reads one bot's events (watch each bot in a call of its own)",
+                        )
+                    ],
+                )
+        return bot
 
     async def ListSuppressedChats(
         self, request: pb.ListSuppressedChatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSuppressedChatsResponse:
         await self._invalid(context, validate_list_suppressed(request))
+        bot = await self._bot(context, request.bot, "bot")
         after = decode_suppression_token(request.page_token) if request.page_token else None
         async with self._errors(context):
-            chats, cursor = await self.queue.suppressed(
+            chats, cursor = await bot.queue.suppressed(
                 after, request.page_size or _DEFAULT_PAGE_SIZE
             )
         return pb.ListSuppressedChatsResponse(
-            chats=[suppressed_to_pb(c) for c in chats],
+            chats=[suppressed_to_pb(c, bot.name) for c in chats],
             next_page_token=encode_suppression_token(cursor) if cursor else "",
         )
 
@@ -468,14 +533,15 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.UnsuppressChatRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnsuppressChatResponse:
         await self._invalid(context, validate_unsuppress(request))
+        bot = await self._bot(context, request.bot, "bot")
         async with self._errors(context):
-            lifted = await self.queue.unsuppress(
+            lifted = await bot.queue.unsuppress(
                 request.chat_id, validate_only=request.validate_only
             )
-        return pb.UnsuppressChatResponse(chat=suppressed_to_pb(lifted))
+        return pb.UnsuppressChatResponse(chat=suppressed_to_pb(lifted, bot.name))
 
-    async def _job(self, job_id: str) -> pb.Job:
-        record = await self.queue.get(job_id)
+    async def _job(self, bot: Bot, job_id: str) -> pb.Job:
+        record = await bot.queue.get(job_id)
         if record is None:
             raise JobNotFound(job_id)
         return job_to_pb(record)
@@ -484,26 +550,28 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self, request: pb.EditMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.EditMessageResponse:
         await self._invalid(context, validate_job_id(request.job_id))
+        bot = await self._job_bot(context, request.job_id)
         if "media" in changes.edit_paths(request)[0]:
-            await self._check_uploads(context, [pb.SendRequest(media=request.media)], "")
+            await self._check_uploads(context, bot, [pb.SendRequest(media=request.media)], "")
         async with self._errors(context):
             change = await changes.edit_message(
-                self.queue, request, validate_only=request.validate_only
+                bot.queue, request, validate_only=request.validate_only
             )
-            job = await self._job(change.job_id)
+            job = await self._job(bot, change.job_id)
         if change.written and job.kind == pb.JOB_KIND_EDIT:
-            self.metrics.jobs_enqueued.inc()
+            self.metrics.jobs_enqueued.labels(bot.name).inc()
         return pb.EditMessageResponse(job=job)
 
     async def DeleteMessage(
         self, request: pb.DeleteMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteMessageResponse:
         await self._invalid(context, validate_job_id(request.job_id))
+        bot = await self._job_bot(context, request.job_id)
         async with self._errors(context):
             change = await changes.delete_message(
-                self.queue, request.job_id, validate_only=request.validate_only
+                bot.queue, request.job_id, validate_only=request.validate_only
             )
-            job = await self._job(change.job_id)
+            job = await self._job(bot, change.job_id)
         if change.written and job.kind == pb.JOB_KIND_DELETE:
-            self.metrics.jobs_enqueued.inc()
+            self.metrics.jobs_enqueued.labels(bot.name).inc()
         return pb.DeleteMessageResponse(job=job)

@@ -52,8 +52,8 @@ def decode_suppression_token(token: str) -> SuppressionCursor | None:
     return cursor
 
 
-def suppressed_to_pb(chat: SuppressedChat) -> pb.SuppressedChat:
-    """The API view of a stored suppression."""
-    view = pb.SuppressedChat(chat_id=chat.chat_id, reason=chat.reason, job_id=chat.job_id)
+def suppressed_to_pb(chat: SuppressedChat, bot: str) -> pb.SuppressedChat:
+    """The API view of a stored suppression of ``bot``."""
+    view = pb.SuppressedChat(chat_id=chat.chat_id, reason=chat.reason, job_id=chat.job_id, bot=bot)
     view.suppress_time.CopyFrom(timestamp(chat.suppressed_ms))
     return view

@@ -5,7 +5,8 @@ earlier than anything else (a Send, a retry, a returned job); every replica
 subscribes, so an idle one starts delivering at once instead of sleeping
 until its own next timer. A message carries the publishing gateway's origin
 (:attr:`notigate.queue.Queue.origin`): that gateway woke its own workers already,
-so it skips its own messages.
+so it skips its own messages. One subscription serves every bot of a gateway:
+each bot's queue has its own channel, and a message wakes that bot's workers only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
@@ -25,31 +26,36 @@ log = logging.getLogger(__name__)
 
 async def listen(
     redis: Redis,
-    channel: str,
-    on_wake: Callable[[], None],
+    channel: str | Mapping[str, Callable[[], None]],
+    on_wake: Callable[[], None] = lambda: None,
     *,
     origin: str = "",
     on_redis_error: Callable[[RedisErrorKind], None] = lambda _: None,
 ) -> None:
-    """Call ``on_wake`` for every wake message but those of ``origin``; resubscribe
-    after any Redis error.
+    """Call ``on_wake`` for every wake message on ``channel`` but those of ``origin``
+    (or, given channels with their callbacks, the channel's callback); resubscribe after
+    any Redis error, and then call every callback: anything may have become due meanwhile.
 
     Never returns: a lost subscription only delays idle replicas (their timers still fire),
     so every Redis error is retried with backoff, logged once per spell.
     """
+    wakes = {channel: on_wake} if isinstance(channel, str) else dict(channel)
+    by_name = {name.encode(): wake for name, wake in wakes.items()}
     spell = Spell("listening for wake messages", logger=log, count=on_redis_error)
     while True:
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(channel)
-            # Anything may have become due while we were not subscribed.
-            on_wake()
+            await pubsub.subscribe(*wakes)
+            for wake in wakes.values():
+                wake()
             spell.succeeded()
             own = origin.encode()
             while True:
                 message = await pubsub.get_message(timeout=30.0)
                 if message is not None and message["data"] != own:
-                    on_wake()
+                    woken = by_name.get(message["channel"])
+                    if woken is not None:
+                        woken()
         except REDIS_ERRORS as exc:
             error = store_error(exc)
             if error.kind is RedisErrorKind.CONNECTION and not spell.active:

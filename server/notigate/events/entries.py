@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 
 from notigate.job_views import KIND_TO_PB, STATE_TO_PB, timestamp
+from notigate.queue.job_ids import bot_of
 from notigate.queue.records import STATE_OF_LETTER, JobKind, message_ids_of, stored_int, stored_text
 from notigate_client import pb
 
@@ -23,9 +24,11 @@ def is_cursor(text: str) -> bool:
 def event_of_entry(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> pb.Event:
     """The event that the stream holds as ``entry_id`` with ``fields``."""
     cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    job_id = stored_text(fields.get(b"j"))
     event = pb.Event(
         cursor=cursor,
-        job_id=stored_text(fields.get(b"j")),
+        job_id=job_id,
+        bot=bot_of(job_id),
         state=STATE_TO_PB[STATE_OF_LETTER[stored_text(fields.get(b"s"))]],
         chat_id=stored_text(fields.get(b"c")),
         attempts=stored_int(fields.get(b"a")),

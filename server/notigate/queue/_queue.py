@@ -16,8 +16,9 @@ from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
-from notigate.config import Settings
+from notigate.config import DEFAULT_BOT, Settings
 from notigate.errors import ChatNotSuppressed, IdempotencyKeyReused
+from notigate.queue.job_ids import id_prefix, number_of
 from notigate.queue.keys import QueueKeys
 from notigate.queue.records import (
     NEWEST_FIRST,
@@ -97,14 +98,23 @@ def _batch_conflict(
 class Queue:
     """One bot's queue in Redis."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        bot: str = DEFAULT_BOT,
+        *,
+        origin: str | None = None,
+    ) -> None:
         self.redis = redis
         self.settings = settings
-        self.keys = QueueKeys.for_queue(settings.queue_name)
-        # This gateway's name in wake messages (random: two gateways may share a process).
-        self.origin = secrets.token_hex(8)
+        self.bot = bot
+        self.keys = QueueKeys.for_queue(settings.queue_name, bot)
+        # This gateway's name in wake messages (random: two gateways may share a process;
+        # the queues of one gateway's bots share it, as they share one wake listener).
+        self.origin = origin or secrets.token_hex(8)
         self.scripts = QueueScripts.register(
-            redis, self.keys, ScriptConfig.from_settings(settings, self.origin)
+            redis, self.keys, ScriptConfig.from_settings(settings, self.origin, id_prefix(bot))
         )
         # The highest job id this process was handed (created or leased): enqueue never
         # hands out an id at or below it, and a store whose sequence is below it went back.
@@ -152,7 +162,7 @@ class Queue:
         return results
 
     def _raise_floor(self, job_ids: Iterable[str]) -> None:
-        self.id_floor = max(self.id_floor, *(int(i) for i in job_ids if i.isdigit()), 0)
+        self.id_floor = max(self.id_floor, *(number_of(i) or 0 for i in job_ids), 0)
 
     # -- consuming -------------------------------------------------------------
 

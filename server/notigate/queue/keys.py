@@ -2,14 +2,17 @@
 
 Every key a script touches either comes from here through KEYS (each script's wrapper
 names the attributes it passes, in its header's order) or is built in Lua from
-``prefix`` (per-job and per-chat keys: see :mod:`notigate.queue.records`); all share the
-``{notigate:<queue>}`` hash tag, so one queue lives in one Redis Cluster slot.
+``prefix`` (per-job and per-chat keys: see :mod:`notigate.queue.records`); all share one
+hash tag, so one bot's queue lives in one Redis Cluster slot: ``{notigate:<queue>}`` for
+the default bot (the layout from before there were several), ``{notigate:<queue>:<bot>}``
+for another, so on a cluster the bots spread over the shards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from notigate.config import DEFAULT_BOT
 from notigate.queue.records import JobState
 
 # Bump when the layout changes incompatibly; old data is then ignored, not misread.
@@ -50,9 +53,10 @@ class QueueKeys:
     suppressed_by_time: str
 
     @classmethod
-    def for_queue(cls, name: str) -> QueueKeys:
-        """Keys of queue ``name``."""
-        p = f"{{notigate:{name}}}:v{SCHEMA_VERSION}:"
+    def for_queue(cls, name: str, bot: str = DEFAULT_BOT) -> QueueKeys:
+        """Keys of ``bot``'s queue in queue ``name``."""
+        tag = name if bot == DEFAULT_BOT else f"{name}:{bot}"
+        p = f"{{notigate:{tag}}}:v{SCHEMA_VERSION}:"
         return cls(
             prefix=p,
             seq=p + "seq",

@@ -208,13 +208,12 @@ class UploadStore:
         """Trim expired uploads every ``interval_s`` until cancelled (uploads and sends
         trim some as they go; this keeps a quiet gateway's budget free too). A Redis
         error only delays the next sweep."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                while await self.sweep() >= self.limits.sweep_batch:
-                    pass
-            except StoreError as exc:
-                log.debug("cannot sweep the uploads: %s", exc)
+        await sweep_forever([self], interval_s)
+
+    async def sweep_all(self) -> None:
+        """Trim every expired upload, a batch per call."""
+        while await self.sweep() >= self.limits.sweep_batch:
+            pass
 
     async def held_bytes(self) -> int:
         """Bytes held by every upload, complete or partial (what the budget counts)."""
@@ -323,3 +322,21 @@ class UploadStore:
         key = self._file_id_key(bot_id, kind, sha256)
         async with store_errors():
             await self.redis.delete(key)
+
+
+# The most stores one sweeper visits per second: a thousand bots' stores take 200 s a round.
+SWEEPS_PER_S = 5
+
+
+async def sweep_forever(stores: Sequence[UploadStore], interval_s: float) -> None:
+    """Trim the expired uploads of each store (each bot's) once per ``interval_s`` (or
+    per ``len(stores) / SWEEPS_PER_S`` s, whichever is longer), one store at a time,
+    until cancelled. A Redis error only delays that store's next sweep."""
+    pause_s = max(interval_s / len(stores), 1 / SWEEPS_PER_S)
+    while True:
+        for store in stores:
+            await asyncio.sleep(pause_s)
+            try:
+                await store.sweep_all()
+            except StoreError as exc:
+                log.debug("cannot sweep the uploads: %s", exc)

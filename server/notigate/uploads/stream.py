@@ -10,7 +10,7 @@ was stored and is re-raised.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 
 from notigate.uploads.errors import invalid
 from notigate.uploads.store import UploadStore
@@ -18,9 +18,11 @@ from notigate_client import pb
 
 
 async def receive_upload(
-    store: UploadStore, requests: AsyncIterable[pb.UploadFileRequest]
+    store: UploadStore | Callable[[pb.UploadMetadata], Awaitable[UploadStore]],
+    requests: AsyncIterable[pb.UploadFileRequest],
 ) -> pb.UploadFileResponse:
-    """Store the file an UploadFile stream carries; its id, size and digest.
+    """Store the file an UploadFile stream carries in ``store``, or the one its metadata
+    picks (the bot's: the picker may end the call instead); its id, size and digest.
 
     Raises :class:`~notigate.uploads.errors.UploadRefused` (nothing of the upload
     kept), a :class:`~notigate.errors.StoreError` when Redis fails, or whatever the
@@ -34,6 +36,8 @@ async def receive_upload(
     first = await anext(stream, None)
     if first is None or first.WhichOneof("data") != "metadata":
         raise invalid("metadata", "the first message of an upload carries its metadata")
+    if not isinstance(store, UploadStore):
+        store = await store(first.metadata)
     upload_id = await store.begin(first.metadata)
     digest = hashlib.sha256()
     try:

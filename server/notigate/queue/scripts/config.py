@@ -57,9 +57,11 @@ class ScriptConfig:
     events_max_age_ms: int
     # Who publishes a wake message: a gateway skips its own (it woke itself already).
     origin: str
+    # What job ids start with: '' for the default bot, "<bot>:" for another.
+    id_prefix: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings, origin: str) -> ScriptConfig:
+    def from_settings(cls, settings: Settings, origin: str, id_prefix: str = "") -> ScriptConfig:
         """The configuration of a queue run with ``settings`` by the gateway ``origin``."""
         lim = settings.limits
         return cls(
@@ -88,6 +90,7 @@ class ScriptConfig:
             events_max=settings.events_max,
             events_max_age_ms=settings.events_max_age_s * 1000,
             origin=origin,
+            id_prefix=id_prefix,
         )
 
     def packed(self) -> str:

@@ -12,7 +12,8 @@
 
   ARGV[1] prefix          key prefix (with the hash tag)
   ARGV[2] config          the static configuration (JSON; idempotency_ttl_ms: how long a
-                          key is remembered, the per-chat limits, origin)
+                          key is remembered, the per-chat limits, origin, id_prefix: what
+                          the bot's job ids start with)
   ARGV[3] n               the number of messages
   ARGV[4] messages        the messages, packed back to back; each is a header
                           struct '>BddBBHIH': priority (0..10), delay ms, due time (ms since
@@ -200,7 +201,7 @@ for i = 1, n do
     local payload = string.sub(packed, payload_at, extra_at - 1)
     seq = seq + 1
     -- Not tostring: it rounds to 14 significant digits.
-    local id = string.format('%d', seq)
+    local id = cfg.id_prefix .. string.format('%d', seq)
     local rank = job_rank(priority, seq)
     local target = chat
     if migrated then

@@ -17,7 +17,7 @@
   ARGV[5] after_id     id of the previous page's last entry
   ARGV[6] chat         chat id ('' = every job)
   ARGV[7] sample       0 = list every sure match; k > 0 = only count them and list the
-                       k smallest ids (validate_only: parsing a long reply is most of a
+                       k smallest ids (by their number) (validate_only: parsing a long reply is most of a
                        page's cost in the client)
 
   Returns {more, last id, last score, matched, n, then n ids, then pairs of id, payload}:
@@ -50,7 +50,10 @@ end
 local moved_to = chat ~= '' and redis.call('HGET', migrations, chat)
 local unsure = {}
 local matched = 0
-local smallest = {} -- ascending numeric ids, at most `keep` (ids are decimal sequences)
+local smallest = {} -- ascending id numbers, at most `keep` (ids end in a decimal sequence)
+-- What precedes the number: the bot's part of the id ('' for the default bot), the same
+-- for every job of the queue.
+local id_prefix = #page > 0 and string.match(page[1], '^(.-)%d+$') or ''
 for i = 1, #page, 2 do
   local id = page[i]
   local current = chat ~= '' and redis.call('HGET', prefix .. 'job:' .. id, 'ch')
@@ -59,7 +62,7 @@ for i = 1, #page, 2 do
     if keep == 0 then
       out[#out + 1] = id
     else
-      local v = tonumber(id)
+      local v = tonumber(string.match(id, '%d+$'))
       if #smallest < keep or v < smallest[#smallest] then
         local at = #smallest + 1
         while at > 1 and smallest[at - 1] > v do
@@ -75,7 +78,7 @@ for i = 1, #page, 2 do
   end
 end
 for _, v in ipairs(smallest) do
-  out[#out + 1] = string.format('%d', v)
+  out[#out + 1] = id_prefix .. string.format('%d', v)
 end
 out[4], out[5] = matched, #out - 5
 for i = 1, #unsure do
