@@ -114,6 +114,8 @@ class Dispatcher:
         self._enabled.set()
         self._stopping = False
         self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
+        # Set when a job is leased (the lease renewer waits for it while none is in flight).
+        self._leased = asyncio.Event()
         self._completions: GroupCommit[CompletedSend, Recorded] = GroupCommit(queue.complete_many)
         self._supervisor: Supervisor | None = None
         # loop.time() of the dispatch loop's last turn (0: not started).
@@ -255,6 +257,7 @@ class Dispatcher:
             for lease in leased.leases:
                 task = asyncio.create_task(self._deliver(lease))
                 self._inflight[lease.job_id] = (lease, task)
+                self._leased.set()
             self._quiet_until = (
                 asyncio.get_running_loop().time() + leased.wait_ms / 1000
                 if leased.blocked and leased.wait_ms
@@ -287,6 +290,10 @@ class Dispatcher:
         period = self.settings.lease_ms / 3000
         spell = Spell("renewing leases", logger=log, count=self.metrics.redis_error)
         while True:
+            if not self._inflight:
+                # Nothing to renew: an idle bot's renewer sleeps until a job is leased.
+                self._leased.clear()
+                await self._leased.wait()
             await asyncio.sleep(period)
             leases = [lease for lease, _ in self._inflight.values()]
             try:
