@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 
 from notigate import media
 from notigate.backoff import exponential_backoff
-from notigate.config import DEFAULT_BOT, Settings
+from notigate.config import Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
@@ -44,7 +44,7 @@ from notigate.sender import (
     Unauthorized,
     Unreachable,
 )
-from notigate.supervisor import Spell, Supervisor
+from notigate.supervisor import Spell, Supervisor, bot_loop_name
 from notigate.telegram_media import Resolved
 from notigate_client import pb
 
@@ -127,11 +127,8 @@ class Dispatcher:
         # Outcomes known but not recorded yet: at shutdown a sent message is not given back.
         self._outcomes: dict[str, tuple[Outcome, float]] = {}
         self._record_spell = Spell("recording outcomes", logger=log, count=self.metrics.redis_error)
-        # The supervised loops' names: the bot's name in them, but the default bot's as they
-        # were before there were several.
-        suffix = "" if queue.bot == DEFAULT_BOT else f"-{queue.bot}"
-        self._dispatch_task = DISPATCH_TASK + suffix
-        self._renew_task = RENEW_TASK + suffix
+        self._dispatch_task = bot_loop_name(DISPATCH_TASK, queue.bot)
+        self._renew_task = bot_loop_name(RENEW_TASK, queue.bot)
 
     # -- control ---------------------------------------------------------------
 
