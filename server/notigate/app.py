@@ -273,7 +273,7 @@ class Gateway:
                 r.dispatcher.pause()
             r.dispatcher.start(tasks)
             if r.bot.webhooks is not None:
-                r.bot.webhooks.start(tasks, r.bot.name)
+                r.bot.webhooks.start(tasks)
             tasks.start(
                 bot_loop_name("notigate-store-watch", r.bot.name),
                 _watching(r.bot.queue, self.metrics, watch_s),
@@ -343,7 +343,9 @@ class Gateway:
         self._stack.push_async_callback(event_tail.stop)
         webhooks = None
         if s.webhook_url:
-            webhooks = WebhookWorker(redis, queue.keys, s, tail=event_tail, metrics=self.metrics)
+            webhooks = WebhookWorker(
+                redis, queue.keys, s, tail=event_tail, metrics=self.metrics, bot=bot.name
+            )
             self._stack.push_async_callback(webhooks.poster.close)
         view = Bot(
             name=bot.name,
