@@ -110,7 +110,7 @@ class Gateway:
         if s.sandbox:
             # Next: a taken port is the likeliest startup failure and costs nothing to find.
             token = await self._start_sandbox(token or SANDBOX_TOKEN)
-        if not self.redis_url:
+        if not self.redis_url and not s.redis_sentinels:
             # Only the embedded store is local: replicas on one REDIS_URL share no files.
             lock = DataDirLock(s.data_dir)
             lock.acquire()
@@ -122,9 +122,9 @@ class Gateway:
         if not token:
             raise RuntimeError("no bot token")
 
-        redis = redis_client(self.redis_url, s)
+        redis = redis_client(self.redis_url or None, s)
         self._stack.push_async_callback(redis.aclose)
-        pubsub_redis = redis_client(self.redis_url, s, for_pubsub=True)
+        pubsub_redis = redis_client(self.redis_url or None, s, for_pubsub=True)
         self._stack.push_async_callback(pubsub_redis.aclose)
         self.queue = queue = Queue(redis, s)
         uploads = UploadStore(
