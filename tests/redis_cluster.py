@@ -42,7 +42,11 @@ class Node:
 
     port: int
     directory: Path
+    # The cluster bus's port (cluster nodes only).
+    bus_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # The options it was last started with (a restart uses them again).
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -53,6 +57,7 @@ class Node:
 
     def start(self, *extra: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.options = extra
         self.proc = subprocess.Popen(
             [
                 server_binary(),
@@ -106,11 +111,23 @@ async def _until(what: str, check: object, timeout_s: float) -> None:
         await asyncio.sleep(0.05)
 
 
+def cluster_node_port() -> int:
+    """A free port a cluster node may have: Valkey refuses ports above 55535 in cluster
+    mode (its default bus port would be 10000 higher) even with a bus port of its own."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            return port
+
+
 class LocalCluster:
     """Three primaries, one replica each (node i + 3 replicates node i)."""
 
     def __init__(self, directory: Path, primaries: int = 3) -> None:
-        self.nodes = [Node(free_port(), directory / f"node{i}") for i in range(primaries * 2)]
+        self.nodes = [
+            Node(cluster_node_port(), directory / f"node{i}", free_port())
+            for i in range(primaries * 2)
+        ]
         self.count = primaries
 
     @property
@@ -128,6 +145,8 @@ class LocalCluster:
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", str(node.directory / "nodes.conf"),
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                # Its own free port: the default (port + 10000) may be taken or past 65535.
+                "--cluster-port", str(node.bus_port),
                 # A replica that lost its primary a while ago still takes over: the
                 # tests kill primaries moments after writing.
                 "--cluster-replica-validity-factor", "0",
@@ -143,7 +162,9 @@ class LocalCluster:
                     high = SLOTS - 1 if i == self.count - 1 else (i + 1) * per - 1
                     await c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, high)
                 if node is not first:
-                    await c.execute_command("CLUSTER", "MEET", "127.0.0.1", first.port)
+                    await c.execute_command(
+                        "CLUSTER", "MEET", "127.0.0.1", first.port, first.bus_port
+                    )
         await self.wait_known(len(self.nodes))
         for i in range(self.count):
             replica = self.nodes[i + self.count]
@@ -206,6 +227,17 @@ class LocalCluster:
                 return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no node serves slot {slot}")
 
+    async def replica_of(self, key: str) -> Node:
+        """A live replica of the primary serving ``key``'s slot."""
+        primary = await self.primary_of(key)
+        for node in self.nodes:
+            if node.alive and node is not primary:
+                async with node.client() as c:
+                    info = await c.info("replication")
+                if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+                    return node
+        raise AssertionError(f"the primary of {key} has no replica")
+
     async def kill_primary_of(self, key: str, timeout_s: float = 30) -> tuple[Node, Node]:
         """kill -9 the primary of ``key``'s slot; wait until another node serves the slot
         as primary and the cluster is ok again. Returns (killed, promoted)."""
@@ -222,6 +254,13 @@ class LocalCluster:
         await _until("a replica took over", promoted, timeout_s)
         await self.wait_ok(timeout_s)
         return killed, await self.primary_of(key)
+
+    async def restart(self, node: Node, timeout_s: float = 30) -> None:
+        """Start a killed node again: it rejoins (from its nodes.conf) as a replica of
+        the primary that took its place, and syncs from it."""
+        node.start(*node.options)
+        await node.wait_up()
+        await self.wait_ok(timeout_s)
 
 
 class LocalSentinel:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 
 from notigate.errors import REDIS_ERRORS, StoreError, store_error
@@ -124,9 +125,44 @@ class ScriptBase(Generic[T]):
         call_keys: Mapping[str, str] | None = None,
     ) -> Reply:
         """Run the script with ``args`` (ARGV[3] on, in :attr:`argv` order)."""
+        keys = self._keys(call_keys)
         async with store_errors():
-            reply: Reply = await self._script(keys=self._keys(call_keys), args=self._argv(args))
+            if not keys:
+                cluster = cluster_of(self.redis)
+                if cluster is not None:
+                    return await self._run_keyless(cluster, self._argv(args))
+            reply: Reply = await self._script(keys=keys, args=self._argv(args))
             return reply
+
+    async def _run_keyless(self, cluster: RedisCluster, argv: list[Arg]) -> Reply:
+        # A script without KEYS builds its keys from the prefix: redis-py would send it
+        # to a random node. The prefix's hash tag names the slot; its primary runs it.
+        for attempt in range(2):
+            await cluster.initialize()  # no-op once the slot map is known
+            node = cluster.get_node_from_key(str(self._head[0]))
+            try:
+                reply: Reply = await cluster.execute_command(
+                    "EVALSHA", self._script.sha, 0, *argv, target_nodes=node
+                )
+                return reply
+            except redis_errors.NoScriptError:
+                if attempt:
+                    raise
+                await self.load()
+            except (
+                redis_errors.ConnectionError,
+                redis_errors.TimeoutError,
+                redis_errors.ClusterDownError,
+                redis_errors.ResponseError,
+            ) as exc:
+                # A stale slot map (a failover moved the slot): Redis refuses the keys as
+                # "non local". Nothing ran; read the map again and retry once.
+                moved = "non local key" in str(exc)
+                if not isinstance(exc, redis_errors.ResponseError) or moved:
+                    await refresh_slots(cluster)
+                if attempt or not moved:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _run_many(
         self, arg_lists: Sequence[Sequence[Arg]], call_keys: Mapping[str, str] | None = None
