@@ -25,6 +25,7 @@ from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
 from tests.conftest import TOKEN, Stub, running_gateway, wait_for, wait_state
 from tests.redis_cluster import LocalCluster
+from tests.test_webhooks import SECRET, Receiver
 
 pytestmark = pytest.mark.faults
 
@@ -79,7 +80,18 @@ async def upload(stub: Stub, data: bytes) -> pb.UploadFileResponse:
 
 
 async def test_every_rpc_works_on_a_cluster(cluster: LocalCluster, sim: BotApiSimulator) -> None:
-    settings = cluster_settings(cluster, sim, queue_name="rpcs")
+    receiver = Receiver()
+    await receiver.start()
+    settings = cluster_settings(
+        cluster, sim, queue_name="rpcs", webhook_url=receiver.url, webhook_secret=SECRET
+    )
+    try:
+        await _every_rpc(settings, sim, receiver)
+    finally:
+        await receiver.stop()
+
+
+async def _every_rpc(settings: Settings, sim: BotApiSimulator, receiver: Receiver) -> None:
     async with running_gateway(settings) as (gw, stub):
         assert gw.health is not None and gw.health.serving
         watch = stub.WatchEvents(pb.WatchEventsRequest(chat_id="10"), timeout=30)
@@ -140,6 +152,13 @@ async def test_every_rpc_works_on_a_cluster(cluster: LocalCluster, sim: BotApiSi
         stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
         assert stats.completed >= 9 and stats.cancelled == 1 and stats.total_enqueued >= 10
         assert not [w for w in stats.warnings if "maxmemory-policy" in w]
+
+        async def posted() -> bool:
+            events = [r.event for r in receiver.acknowledged()]
+            return any(e.job_id == doc and e.state == COMPLETED for e in events)
+
+        await wait_for(posted)
+        assert all(r.verifies() for r in receiver.requests)
 
 
 async def test_queues_of_different_names_live_on_different_shards(
