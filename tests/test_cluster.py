@@ -194,6 +194,38 @@ def names_of(names: dict[int, str], index: int) -> str:
     return list(names.values())[index]
 
 
+async def test_scripts_missing_on_every_node_are_loaded_again(
+    cluster: LocalCluster, sim: BotApiSimulator
+) -> None:
+    """What a promoted replica may lack: each way a script is called (one call, WAIT on
+    the write's connection, keyless on the slot's primary, many in one pipeline) loads it
+    again and repeats the call, which had not run."""
+    settings = cluster_settings(cluster, sim, queue_name="noscript", redis_wait_replicas=1)
+    async with running_gateway(settings) as (_, stub):
+
+        async def flush() -> None:
+            for node in cluster.nodes:
+                if node.alive:
+                    async with node.client() as c:
+                        await c.script_flush()
+
+        later = pb.SendRequest(chat_id="70", text="v1")
+        later.delay.FromSeconds(3600)
+        await flush()
+        job_id = (await stub.Send(later, timeout=10)).job_id
+        await flush()
+        edited = await stub.EditMessage(pb.EditMessageRequest(job_id=job_id, text="v2"))
+        assert edited.job.request.text == "v2"
+        await flush()
+        cancelled = await stub.CancelJobs(
+            pb.CancelJobsRequest(filter=pb.JobFilter(state=pb.JOB_STATE_DELAYED, chat_id="70"))
+        )
+        assert cancelled.count == 1
+        assert (await stub.GetJob(pb.GetJobRequest(job_id=job_id))).job.state == (
+            pb.JOB_STATE_CANCELLED
+        )
+
+
 async def test_a_send_not_on_enough_replicas_is_unavailable_but_stored(
     cluster: LocalCluster, sim: BotApiSimulator
 ) -> None:
