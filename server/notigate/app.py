@@ -166,9 +166,9 @@ class Gateway:
         if missing:
             raise RuntimeError(f"no bot token for {', '.join(missing)}")
 
-        redis = redis_client(self.redis_url, s)
+        redis = redis_client(self.redis_url or None, s)
         self._stack.push_async_callback(redis.aclose)
-        pubsub_redis = redis_client(self.redis_url, s, for_pubsub=True)
+        pubsub_redis = redis_client(self.redis_url or None, s, for_pubsub=True)
         self._stack.push_async_callback(pubsub_redis.aclose)
         # One origin for every bot's queue: the gateway's one wake listener skips its own.
         origin = secrets.token_hex(8)
