@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +45,7 @@ from tests.conftest import (
     wait_state,
 )
 from tests.test_cli import cli
+from tests.test_node_client import EXAMPLE, ROOT, _node
 
 BOTS = ("default", "support", "alerts")
 LATER = timedelta(hours=1)
@@ -405,3 +408,24 @@ async def test_cli_send_file_rows_without_a_bot_go_to_the_flag_bot(
     async with bots.client() as client:
         per_bot = {b.bot: b.stats.delayed for b in (await client.stats(bot="")).bots}
     assert per_bot == {"default": 0, "support": 2, "alerts": 0}
+
+
+async def test_the_node_example_sends_as_the_bot_of_notigate_bot(bots: Bots) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        _node(),
+        str(EXAMPLE),
+        bots.target,
+        "870",
+        "from node",
+        cwd=ROOT,
+        env={**os.environ, "NOTIGATE_BOT": "support"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    sent, stats = (json.loads(line) for line in out.decode().splitlines())
+    assert sent["jobId"].startswith("support:")
+    assert stats["totalEnqueued"] == 1
+    await wait_state(bots.stub, sent["jobId"], pb.JOB_STATE_COMPLETED)
+    assert [m.bot_id for m in bots.sim.chat_messages("870")] == [bot_id("support")]
