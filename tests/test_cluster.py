@@ -19,11 +19,11 @@ from typing import Any
 import grpc
 import pytest
 
-from notigate.config import Limits, Settings
+from notigate.config import BotSettings, Limits, Settings
 from notigate.queue.keys import QueueKeys
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
-from tests.conftest import TOKEN, Stub, running_gateway, wait_for, wait_state
+from tests.conftest import TOKEN, Stub, bot_token, running_gateway, wait_for, wait_state
 from tests.redis_cluster import LocalCluster
 from tests.test_webhooks import SECRET, Receiver
 
@@ -192,6 +192,41 @@ async def test_queues_of_different_names_live_on_different_shards(
 
 def names_of(names: dict[int, str], index: int) -> str:
     return list(names.values())[index]
+
+
+async def test_several_bots_spread_over_the_shards(cluster: LocalCluster) -> None:
+    shard_of: dict[str, int] = {}
+    for i in range(60):
+        node = await cluster.primary_of(QueueKeys.for_queue("bots", f"bot{i}").seq)
+        if node.port not in shard_of.values() or len(shard_of) >= 3:
+            shard_of[f"bot{i}"] = node.port
+        if len(shard_of) == 6:
+            break
+    names = list(shard_of)
+    assert len(set(shard_of.values())) == 3
+    bots = tuple(BotSettings(n, bot_token(n)) for n in names)
+    config = SimulatorConfig(enforce_limits=False)
+    server = BotApiSimulator(tokens=[bot_token(n) for n in names], config=config)
+    await server.start(host="127.0.0.1", port=0)
+    try:
+        settings = cluster_settings(cluster, server, queue_name="bots", bot_token=None, bots=bots)
+        async with running_gateway(settings) as (_gw, stub):
+            ids = {}
+            for k, bot in enumerate(names):
+                reply = await stub.Send(
+                    pb.SendRequest(chat_id=str(70 + k), text=bot, bot=bot), timeout=10
+                )
+                ids[bot] = reply.job_id
+            for bot, job_id in ids.items():
+                job = await wait_state(stub, job_id, COMPLETED)
+                assert job.bot == bot and job_id.startswith(f"{bot}:")
+            stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
+            assert stats.total_sent == len(names)
+            assert {b.bot: b.stats.total_sent for b in stats.bots} == dict.fromkeys(names, 1)
+        by_bot = {m.text: m.bot_id for m in server.messages}
+        assert by_bot == {n: server.bot_id(bot_token(n)) for n in names}
+    finally:
+        await server.stop()
 
 
 async def test_scripts_missing_on_every_node_are_loaded_again(
