@@ -335,6 +335,10 @@ class Gateway:
             sender,
             on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
             dispatcher_live=dispatcher.live,
+            # With one bot the gateway's own probe speaks for the bot's store.
+            store_error=(lambda: dispatcher.store_error)
+            if len(self.settings.bot_list()) > 1
+            else (lambda: None),
         )
         dispatcher.on_token_rejected = health.token_rejected
         # WatchEvents' readers wait on one blocking read of the stream, on the client

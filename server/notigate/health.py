@@ -130,8 +130,10 @@ class BotHealth:
         *,
         on_token: Callable[[bool], None] = lambda _ok: None,
         dispatcher_live: Callable[[], bool] = lambda: True,
+        store_error: Callable[[], StoreError | None] = lambda: None,
     ) -> None:
         self.name = name
+        self._store_error = store_error
         self.sender = sender
         self._on_token = on_token
         self._dispatcher_live = dispatcher_live
@@ -158,6 +160,8 @@ class BotHealth:
         out: set[HealthReason] = set()
         if not self.dispatcher_ok:
             out.add(HealthReason.DISPATCHER_NOT_RUNNING)
+        if self._store_error() is not None:
+            out.add(HealthReason.STORE_NOT_WRITABLE)
         if self.token is TokenState.REJECTED:
             out.add(HealthReason.BOT_TOKEN_REJECTED)
         elif self.token is TokenState.UNKNOWN:
@@ -168,6 +172,12 @@ class BotHealth:
     def warnings(self) -> list[str]:
         """This bot's warnings for GetStats, each with what to do about it."""
         out = []
+        error = self._store_error()
+        if error is not None:
+            out.append(
+                f"the bot's queue cannot be read ({error}): its messages wait; "
+                f"{_STORE_ADVICE[error.kind]}"
+            )
         if not self.dispatcher_ok:
             out.append(
                 "the delivery loop is not running (no heartbeat): health is NOT_SERVING and "
