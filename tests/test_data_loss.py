@@ -21,6 +21,7 @@ from notigate.simulator import BotApiSimulator
 from notigate.store_watch import StoreWatch
 from notigate_client import pb
 from tests.conftest import TOKEN, free_port, running_gateway, wait_for
+from tests.test_metrics import BOT_LABELLED
 
 
 def job(chat: str, body: str = "x", delay_ms: int = 0) -> NewJob:
@@ -348,7 +349,9 @@ N = 12
 
 
 def _sample(gw_metrics: Metrics, name: str, **labels: str) -> float:
-    return gw_metrics.registry.get_sample_value(name, {"bot": "default", **labels}) or 0.0
+    if name.startswith(BOT_LABELLED):
+        labels.setdefault("bot", "default")
+    return gw_metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.mark.faults

@@ -62,6 +62,8 @@ _UPLOAD_SWEEP_S = 60.0
 
 # How many bots' stores the store watches look at per second at most.
 STORE_WATCHES_PER_S = 20
+# How often a bot's store watch looks by itself when another bot's watches the same store.
+_UNWATCHED_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +184,9 @@ class Gateway:
         self.queue, self.dispatcher = first.bot.queue, first.dispatcher
         self.webhooks = first.bot.webhooks
         try:
-            for r in runtimes:
-                await r.bot.queue.load()
-            # One store for every bot's uploads: loading the scripts once loads them for all.
+            # Every bot's queue runs the same scripts (a bot's own settings travel as
+            # arguments), so loading one bot's loads them for all.
+            await runtimes[0].bot.queue.load()
             await runtimes[0].bot.uploads.load()
         except QueueUnavailable as exc:
             log.warning("Redis cannot serve yet (%s); NOT_SERVING until it can", exc)
@@ -266,7 +268,10 @@ class Gateway:
         self._server = server
 
         tasks = self._tasks
-        # Store watches of many bots take turns (see STORE_WATCHES_PER_S).
+        # One store holds every bot's queue, unless it is a cluster (a shard each): there,
+        # the watches of many bots take turns (STORE_WATCHES_PER_S); on one store the first
+        # bot's watch looks for a reset of them all, and the others look only when an
+        # enqueue of theirs saw the store go back.
         watch_s = max(s.health_interval_s, len(runtimes) / STORE_WATCHES_PER_S)
         for r in runtimes:
             if not r.health.token_ok:
@@ -276,7 +281,11 @@ class Gateway:
                 r.bot.webhooks.start(tasks)
             tasks.start(
                 bot_loop_name("notigate-store-watch", r.bot.name),
-                _watching(r.bot.queue, self.metrics, watch_s),
+                _watching(
+                    r.bot.queue,
+                    self.metrics,
+                    watch_s if s.redis_cluster or r is runtimes[0] else _UNWATCHED_S,
+                ),
             )
         tasks.start("notigate-health", health.run)
         wakes = {r.bot.queue.keys.wake_channel: r.dispatcher.wake for r in runtimes}

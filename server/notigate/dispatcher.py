@@ -5,7 +5,7 @@ slots, then sleeps until the queue's next event (the script says when), a local
 Send, or a wake message published by another replica. Each leased job is sent by
 its own task; its outcome is one script call. A bot with nothing due costs nothing
 but its timer: its dispatcher sleeps until it is woken (or, as a safety net, for
-_IDLE_WAIT_S), so a gateway's dispatch work grows with the bots that have work.
+_NOTHING_DUE_WAIT_S), so a gateway's dispatch work grows with the bots that have work.
 
 Both loops run under a :class:`~notigate.supervisor.Supervisor` and survive every Redis
 error (logged once per spell, counted, retried with backoff); a job's task never raises.
@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 # Redis reconnect loses none; with a thousand bots, a short net would cost a dequeue per
 # bot every few seconds.)
 _IDLE_WAIT_S = 30.0
+# With nothing scheduled at all, a longer net still (jittered, so idle bots' safety
+# dequeues spread out): a thousand idle bots then cost about 9 dequeues a second.
+_NOTHING_DUE_WAIT_S = 120.0
 _REDIS_RETRY_S = (0.05, 1.0)
 _MIN_BLOCKED_WAIT_MS = 5
 # An outcome whose recording fails other than by a Redis error (a bug) is tried this often.
@@ -278,9 +281,10 @@ class Dispatcher:
             await self._wait(leased.wait_ms)
 
     async def _wait(self, wait_ms: int | None) -> None:
-        timeout = (
-            _IDLE_WAIT_S if wait_ms is None or wait_ms < 0 else min(wait_ms / 1000, _IDLE_WAIT_S)
-        )
+        if wait_ms is None or wait_ms < 0:
+            timeout = _NOTHING_DUE_WAIT_S * random.uniform(0.9, 1.0)
+        else:
+            timeout = min(wait_ms / 1000, _IDLE_WAIT_S)
         # A loop that waits is alive until its wait ends: the heartbeat is due then.
         self._heartbeat = asyncio.get_running_loop().time() + timeout
         with contextlib.suppress(TimeoutError):

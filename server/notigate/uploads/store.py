@@ -324,8 +324,8 @@ class UploadStore:
             await self.redis.delete(key)
 
 
-# The most stores one sweeper visits per second: a thousand bots' stores take 200 s a round.
-SWEEPS_PER_S = 5
+# The most stores one sweeper visits per second: a thousand bots' stores take 500 s a round.
+SWEEPS_PER_S = 2
 
 
 async def sweep_forever(stores: Sequence[UploadStore], interval_s: float) -> None:
