@@ -459,14 +459,20 @@ def validate_batch(req: pb.SendBatchRequest, max_batch: int = MAX_BATCH) -> list
 
 
 def validate_job_id(job_id: str, field: str = "job_id") -> list[FieldViolation]:
-    """Validate the shape of a job id (decimal, 1..20 digits, no leading zero).
+    """Validate the shape of a job id (1..20 digits, no leading zero, after a bot name
+    and a colon for a bot other than the default).
 
     A well-formed id that names no job is valid here; it is NOT_FOUND at lookup.
     """
     if not job_id:
         return [_v(field, f"{field} is required")]
     if not JOB_ID.fullmatch(job_id):
-        return [_v(field, f"{field} must be a job id as returned by Send (a decimal number)")]
+        return [
+            _v(
+                field,
+                f"{field} must be a job id as returned by Send (a number, or <bot>:<number>)",
+            )
+        ]
     return []
 
 
