@@ -298,6 +298,24 @@ class LocalSentinel:
         )
         await self.sentinel.wait_up()
         await self.wait_replica_synced(self.replica)
+        await self.wait_sentinel_knows_replica()
+
+    async def wait_sentinel_knows_replica(self, timeout_s: float = 30) -> None:
+        """A failover needs a replica the Sentinel has seen in sync (it learns of replicas
+        from the primary's INFO, every few seconds): until then a killed primary would have
+        no successor."""
+
+        async def known() -> bool:
+            async with self.sentinel.client() as c:
+                replicas = await c.execute_command("SENTINEL", "REPLICAS", self.master_name)
+            # A replica the Sentinel last saw cut off from the primary is not promoted.
+            return any(
+                r.get(b"port") == str(self.replica.port).encode()
+                and r.get(b"master-link-status") == b"ok"
+                for r in replicas
+            )
+
+        await _until("the Sentinel knows the replica", known, timeout_s)
 
     async def wait_replica_synced(self, replica: Node, timeout_s: float = 20) -> None:
         async def synced() -> bool:
@@ -314,7 +332,7 @@ class LocalSentinel:
             )
         return int(port)
 
-    async def kill_primary(self, timeout_s: float = 30) -> Node:
+    async def kill_primary(self, timeout_s: float = 60) -> Node:
         """kill -9 the primary; wait until the Sentinel names the replica the primary and
         the replica accepts writes. Returns the new primary."""
         old = self.primary

@@ -15,7 +15,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_status import rpc_status
 from redis.asyncio import Redis
 
-from notigate.config import BotSettings, Limits, TokenBinding
+from notigate.config import BotSettings, Limits, Settings, TokenBinding
 from notigate.embedded import EmbeddedValkey
 from notigate.errors import QueueUnavailable, StoreError
 from notigate.health import BotHealth, HealthMonitor, HealthReason
@@ -156,33 +156,47 @@ async def test_stats_sum_the_bots_and_break_them_down(
         assert one.total_sent == 2 and not one.bots
 
 
-async def test_several_bots_at_once_each_keep_their_own_limit(
-    redis: Redis, valkey: EmbeddedValkey, sim: BotApiSimulator
-) -> None:
-    # A low bot-wide rate on both sides, so a short test fills many windows.
-    rate = 5
-    sim.configure(global_rate=rate)
-    limits = Limits(global_rate=rate, private_rate=1000)
-    bots = tuple(BotSettings(n, bot_token(n), limits=limits) for n in ("a", "b"))
-    settings = bots_settings(valkey, sim, ("a", "b")).replace(bots=bots)
-    sim.configure(private_rate=1000)
-    async with running_gateway(settings) as (_gw, stub):
-        n = 3 * rate
-        for bot in ("a", "b"):
-            batch = [pb.SendRequest(chat_id=str(100 + i), text=bot, bot=bot) for i in range(n)]
-            await stub.SendBatch(pb.SendBatchRequest(messages=batch))
+# A low bot-wide rate on both sides (the gateway's and the simulator's), so a short test
+# fills many windows.
+RATE = 5
 
-        async def delivered() -> bool:
-            return (await stub.GetStats(pb.GetStatsRequest())).total_sent == 2 * n
 
-        await wait_for(delivered)
-    assert not [r for r in sim.requests if r.status == 429]
+def _slow_bots(valkey: EmbeddedValkey, sim: BotApiSimulator, names: Sequence[str]) -> Settings:
+    sim.configure(global_rate=RATE, private_rate=1000)
+    limits = Limits(global_rate=RATE, private_rate=1000)
+    bots = tuple(BotSettings(n, bot_token(n), limits=limits) for n in names)
+    return bots_settings(valkey, sim, names).replace(bots=bots)
+
+
+async def _deliver_backlogs(stub: Stub, names: Sequence[str], n: int) -> None:
+    """Queue ``n`` messages for each bot (a chat each) and wait until all are delivered."""
+    for bot in names:
+        batch = [pb.SendRequest(chat_id=str(100 + i), text=bot, bot=bot) for i in range(n)]
+        await stub.SendBatch(pb.SendBatchRequest(messages=batch))
+
+    async def delivered() -> bool:
+        return (await stub.GetStats(pb.GetStatsRequest())).total_sent == len(names) * n
+
+    await wait_for(delivered)
+
+
+def _sent_times(sim: BotApiSimulator) -> dict[int, list[float]]:
     times: dict[int, list[float]] = defaultdict(list)
     for message in sim.messages:
         times[message.bot_id].append(message.received_at)
+    return times
+
+
+async def test_several_bots_at_once_each_keep_their_own_limit(
+    redis: Redis, valkey: EmbeddedValkey, sim: BotApiSimulator
+) -> None:
+    n = 3 * RATE
+    async with running_gateway(_slow_bots(valkey, sim, ("a", "b"))) as (_gw, stub):
+        await _deliver_backlogs(stub, ("a", "b"), n)
+    assert not [r for r in sim.requests if r.status == 429]
+    times = _sent_times(sim)
     assert sorted(len(t) for t in times.values()) == [n, n]
-    for sent in times.values():
-        assert _most_in_a_window(sent, 1.0) <= rate
+    assert all(_most_in_a_window(sent, 1.0) <= RATE for sent in times.values())
     # Both bots delivered side by side, neither after the other's backlog.
     a, b = times.values()
     assert min(a) < max(b) and min(b) < max(a)
@@ -191,27 +205,14 @@ async def test_several_bots_at_once_each_keep_their_own_limit(
 async def test_replicas_share_each_bots_limit(
     redis: Redis, valkey: EmbeddedValkey, sim: BotApiSimulator
 ) -> None:
-    rate = 5
-    sim.configure(global_rate=rate, private_rate=1000)
-    limits = Limits(global_rate=rate, private_rate=1000)
-    bots = tuple(BotSettings(n, bot_token(n), limits=limits) for n in ("a", "b"))
-    settings = bots_settings(valkey, sim, ("a", "b")).replace(bots=bots)
-    n = 3 * rate
-    async with running_gateway(settings) as (_one, stub), running_gateway(settings) as _two:
-        for bot in ("a", "b"):
-            batch = [pb.SendRequest(chat_id=str(400 + i), text=bot, bot=bot) for i in range(n)]
-            await stub.SendBatch(pb.SendBatchRequest(messages=batch))
-
-        async def delivered() -> bool:
-            return (await stub.GetStats(pb.GetStatsRequest())).total_sent == 2 * n
-
-        await wait_for(delivered)
+    n = 3 * RATE
+    settings = _slow_bots(valkey, sim, ("a", "b"))
+    async with running_gateway(settings) as (_one, stub), running_gateway(settings):
+        await _deliver_backlogs(stub, ("a", "b"), n)
     assert not [r for r in sim.requests if r.status == 429]
-    times: dict[int, list[float]] = defaultdict(list)
-    for message in sim.messages:
-        times[message.bot_id].append(message.received_at)
+    times = _sent_times(sim)
     assert sorted(len(t) for t in times.values()) == [n, n]
-    assert all(_most_in_a_window(sent, 1.0) <= rate for sent in times.values())
+    assert all(_most_in_a_window(sent, 1.0) <= RATE for sent in times.values())
 
 
 def _most_in_a_window(times: Sequence[float], window_s: float) -> int:

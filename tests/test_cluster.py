@@ -24,6 +24,12 @@ from notigate.queue.keys import QueueKeys
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
 from tests.conftest import TOKEN, Stub, bot_token, running_gateway, wait_for, wait_state
+from tests.failover_load import (
+    assert_every_acknowledged_delivered,
+    at_least,
+    duplicates_of,
+    keyed_sends,
+)
 from tests.redis_cluster import LocalCluster
 from tests.test_webhooks import SECRET, Receiver
 
@@ -328,26 +334,14 @@ async def test_a_killed_primary_is_replaced_and_every_acknowledged_send_delivere
     unavailable = Counter[str]()
     started = sim.messages_after(0)[-1].seq if sim.messages_after(0) else 0
 
-    async def sender(stub: Stub, first: int) -> None:
-        for i in range(first, n, senders):
-            request = pb.SendRequest(chat_id=str(10_000 + i), text=f"m{i}", idempotency_key=f"k{i}")
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    acked[i] = (await stub.Send(request, timeout=5)).job_id
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    # The gateway says UNAVAILABLE while the cluster fails over; the same
-                    # key makes the retry safe.
-                    assert exc.code() is grpc.StatusCode.UNAVAILABLE, exc
-                    unavailable[exc.details() or ""] += 1
-                    assert time.monotonic() < deadline, "no recovery within 60 s"
-                    await asyncio.sleep(0.05)
-            await asyncio.sleep(0.01)  # a bounded rate: about 20 / 10 ms at most
-
     async with running_gateway(settings) as (gw, stub):
-        tasks = [asyncio.create_task(sender(stub, k)) for k in range(senders)]
-        await wait_for(lambda: _at_least(acked, n // 4), timeout_s=60)
+        tasks = [
+            asyncio.create_task(
+                keyed_sends(stub, range(k, n, senders), "m", 10000, acked, unavailable)
+            )
+            for k in range(senders)
+        ]
+        await wait_for(lambda: at_least(acked, n // 4), timeout_s=60)
         killed, promoted = await cluster.kill_primary_of(QueueKeys.for_queue(name).seq)
         assert promoted.port != killed.port
         # The promoted replica has no replica of its own until the old primary is back
@@ -366,21 +360,10 @@ async def test_a_killed_primary_is_replaced_and_every_acknowledged_send_delivere
             return stats.completed >= n
 
         await wait_for(all_completed, timeout_s=90)
-        for i, job_id in acked.items():
-            job = (await stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)).job
-            assert job.state == COMPLETED, (i, job_id)
-    texts = Counter(m.text for m in sim.messages_after(started))
-    duplicates = sum(c - 1 for c in texts.values())
-    print(
-        f"\ncluster failover: acknowledged={len(acked)} delivered={len(texts)} "
-        f"duplicated={duplicates} unavailable answers={sum(unavailable.values())} "
-        f"{dict(unavailable.most_common(3))}"
-    )
+        await assert_every_acknowledged_delivered(stub, acked)
+    texts = [m.text for m in sim.messages_after(started)]
+    duplicates = duplicates_of(texts, "cluster failover", len(acked), unavailable)
     assert len(acked) == n
     assert {f"m{i}" for i in range(n)} <= set(texts)
     # Only sends in flight at the kill go twice: their completion died with the primary.
     assert duplicates <= settings.concurrency
-
-
-async def _at_least(acked: dict[int, str], n: int) -> bool:
-    return len(acked) >= n

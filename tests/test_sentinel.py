@@ -8,18 +8,22 @@ promotes the replica, and with WAIT 1 every acknowledged job is found and delive
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
 import pytest
 
 from notigate.config import Limits, Settings
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
-from tests.conftest import TOKEN, Stub, running_gateway, wait_for, wait_state
+from tests.conftest import TOKEN, running_gateway, wait_for, wait_state
+from tests.failover_load import (
+    assert_every_acknowledged_delivered,
+    at_least,
+    duplicates_of,
+    keyed_sends,
+)
 from tests.redis_cluster import LocalSentinel
 
 pytestmark = pytest.mark.faults
@@ -69,26 +73,16 @@ async def test_the_gateway_follows_a_sentinel_failover_and_loses_no_acknowledged
     acked: dict[int, str] = {}
     unavailable = Counter[str]()
 
-    async def sender(stub: Stub, first: int) -> None:
-        for i in range(first, n, senders):
-            request = pb.SendRequest(chat_id=str(20_000 + i), text=f"s{i}", idempotency_key=f"s{i}")
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    acked[i] = (await stub.Send(request, timeout=5)).job_id
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() is grpc.StatusCode.UNAVAILABLE, exc
-                    unavailable[exc.details() or ""] += 1
-                    assert time.monotonic() < deadline, "no recovery within 60 s"
-                    await asyncio.sleep(0.05)
-            await asyncio.sleep(0.01)
-
     async with running_gateway(settings) as (gw, stub):
         first = (await stub.Send(pb.SendRequest(chat_id="1", text="hello"), timeout=10)).job_id
         await wait_state(stub, first, COMPLETED)
-        tasks = [asyncio.create_task(sender(stub, k)) for k in range(senders)]
-        await wait_for(lambda: _at_least(acked, n // 4), timeout_s=60)
+        tasks = [
+            asyncio.create_task(
+                keyed_sends(stub, range(k, n, senders), "s", 20000, acked, unavailable)
+            )
+            for k in range(senders)
+        ]
+        await wait_for(lambda: at_least(acked, n // 4), timeout_s=60)
         old_port = sentinel.primary.port
         killed = sentinel.primary
         promoted = await sentinel.kill_primary()
@@ -110,20 +104,9 @@ async def test_the_gateway_follows_a_sentinel_failover_and_loses_no_acknowledged
             return stats.completed >= n + 1
 
         await wait_for(all_completed, timeout_s=90)
-        for i, job_id in acked.items():
-            job = (await stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=10)).job
-            assert job.state == COMPLETED, (i, job_id)
-    texts = Counter(m.text for m in sim.messages_after(0))
-    duplicates = sum(c - 1 for c in texts.values())
-    print(
-        f"\nsentinel failover: acknowledged={len(acked)} delivered={len(texts) - 1} "
-        f"duplicated={duplicates} unavailable answers={sum(unavailable.values())} "
-        f"{dict(unavailable.most_common(3))}"
-    )
+        await assert_every_acknowledged_delivered(stub, acked)
+    texts = [m.text for m in sim.messages_after(0)]
+    duplicates = duplicates_of(texts, "sentinel failover", len(acked), unavailable)
     assert len(acked) == n
     assert {f"s{i}" for i in range(n)} <= set(texts)
     assert duplicates <= settings.concurrency
-
-
-async def _at_least(acked: dict[int, str], n: int) -> bool:
-    return len(acked) >= n
