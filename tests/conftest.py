@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from notigate.app import Gateway
-from notigate.config import Settings
+from notigate.config import BotSettings, Settings
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb, pb_grpc
@@ -94,6 +94,31 @@ def gateway_settings(valkey: EmbeddedValkey, sim: BotApiSimulator, **overrides: 
     }
     base.update(overrides)
     return Settings(**base)
+
+
+def bot_token(name: str) -> str:
+    """The token a test gives bot ``name`` (the simulator must know it: see bots_simulator)."""
+    return f"{100000 + sum(name.encode())}:TEST-{name}"
+
+
+@asynccontextmanager
+async def bots_simulator(*names: str) -> AsyncIterator[BotApiSimulator]:
+    """A simulator that knows the bots ``names`` (their bot_token), each with Telegram's
+    limits of its own."""
+    sim = BotApiSimulator(tokens=[bot_token(n) for n in names], config=SimulatorConfig())
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def bots_settings(
+    valkey: EmbeddedValkey, sim: BotApiSimulator, names: Sequence[str], **overrides: Any
+) -> Settings:
+    """gateway_settings for a gateway serving the bots ``names`` (as a bots file would)."""
+    bots = tuple(BotSettings(name, bot_token(name)) for name in names)
+    return gateway_settings(valkey, sim, bot_token=None, bots=bots, **overrides)
 
 
 @asynccontextmanager

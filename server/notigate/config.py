@@ -644,7 +644,10 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
             )
     for bot in settings.bots:
         if bot.api_url is not None and not bot.api_url.startswith(("http://", "https://")):
-            problems.append(f"bot {bot.name}: api_url must be an http(s) URL, got {bot.api_url!r}")
+            problems.append(
+                f"NOTIGATE_BOTS_FILE: [bots.{bot.name}]: api_url must be an http(s) URL, "
+                f"got {bot.api_url!r}"
+            )
     if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
         problems.append("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
     return problems

@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 
 from notigate import media
 from notigate.backoff import exponential_backoff
-from notigate.config import Settings
+from notigate.config import DEFAULT_BOT, Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
@@ -125,6 +125,11 @@ class Dispatcher:
         # Outcomes known but not recorded yet: at shutdown a sent message is not given back.
         self._outcomes: dict[str, tuple[Outcome, float]] = {}
         self._record_spell = Spell("recording outcomes", logger=log, count=self.metrics.redis_error)
+        # The supervised loops' names: the bot's name in them, but the default bot's as they
+        # were before there were several.
+        suffix = "" if queue.bot == DEFAULT_BOT else f"-{queue.bot}"
+        self._dispatch_task = DISPATCH_TASK + suffix
+        self._renew_task = RENEW_TASK + suffix
 
     # -- control ---------------------------------------------------------------
 
@@ -156,14 +161,14 @@ class Dispatcher:
             )
         self._supervisor = supervisor
         self._beat()
-        supervisor.start(DISPATCH_TASK, self._dispatch)
-        supervisor.start(RENEW_TASK, self._renew_leases)
+        supervisor.start(self._dispatch_task, self._dispatch)
+        supervisor.start(self._renew_task, self._renew_leases)
 
     def live(self) -> bool:
         """True while the dispatch loop runs and turned recently (its heartbeat is fresh)."""
         if self._supervisor is None or self._stopping:
             return False
-        if not self._supervisor.running(DISPATCH_TASK):
+        if not self._supervisor.running(self._dispatch_task):
             return False
         age = asyncio.get_running_loop().time() - self._heartbeat
         return age <= self._stale_after_s
@@ -184,13 +189,13 @@ class Dispatcher:
             # Let a dequeue in progress return rather than cancel it: its script
             # runs anyway, and the jobs it leased would wait for their leases
             # to expire. What it returns is sent within the grace period.
-            await self._supervisor.stop([DISPATCH_TASK], grace_s=grace_s)
+            await self._supervisor.stop([self._dispatch_task], grace_s=grace_s)
         pending = [task for _, task in self._inflight.values()]
         if pending:
             log.info("waiting for %d sends in flight", len(pending))
             await asyncio.wait(pending, timeout=grace_s)
         if self._supervisor is not None:
-            await self._supervisor.stop([RENEW_TASK])
+            await self._supervisor.stop([self._renew_task])
         leftovers = list(self._inflight.values())
         outcomes = dict(self._outcomes)  # their tasks forget them when cancelled
         for _, task in leftovers:
