@@ -82,6 +82,12 @@ class Config:
     events_load_rate: int = 3_000  # msg/s offered through SendBatch
     events_load_s: float = 10.0
     webhook_jobs: int = 20_000
+    bots_count: int = 100  # bots of the many-bots case, each at 30/s
+    bots_steady_s: float = 25.0  # each bot's backlog lasts this long at 30/s
+    idle_bots_total: int = 1_000  # bots configured, of which idle_bots_busy have work
+    idle_bots_busy: int = 10
+    idle_bots_steady_s: float = 15.0
+    cluster_bots: int = 6  # bots whose queues spread over the cluster's shards
 
     @classmethod
     def smoke_config(cls) -> Config:
@@ -106,6 +112,12 @@ class Config:
             events_load_rate=1_000,
             events_load_s=1.0,
             webhook_jobs=300,
+            bots_count=4,
+            bots_steady_s=2.0,
+            idle_bots_total=40,
+            idle_bots_busy=2,
+            idle_bots_steady_s=2.0,
+            cluster_bots=3,
         )
 
 
@@ -217,11 +229,14 @@ class Proc:
 class Simulator:
     """``notigate simulator`` in its own process (its CPU is not the bench's)."""
 
-    def __init__(self, env: Env, *, limits: bool, name: str = "sim") -> None:
+    def __init__(
+        self, env: Env, *, limits: bool, name: str = "sim", tokens: Sequence[str] = (TOKEN,)
+    ) -> None:
         self.env = env
         self.port = free_port()
-        argv = [NOTIGATE, "simulator", "--port", str(self.port), "--token", TOKEN,
-                "--log-level", "warning"]  # fmt: skip
+        argv = [NOTIGATE, "simulator", "--port", str(self.port), "--log-level", "warning"]
+        for token in tokens:
+            argv += ["--token", token]
         if not limits:
             argv.append("--no-limits")
         self.proc = Proc(name, argv, dict(os.environ), env.workdir / f"{name}-{self.port}.log")
@@ -267,12 +282,19 @@ class Simulator:
             return dict(await r.json())
 
     async def messages(self) -> list[dict[str, Any]]:
-        """Accepted sends: chat_id, text, received_at (time.monotonic(): CLOCK_MONOTONIC,
-        the same clock in every process of this machine)."""
+        """Accepted sends: chat_id, text, bot_id (the token's number), received_at
+        (time.monotonic(): CLOCK_MONOTONIC, the same clock in every process of this
+        machine)."""
         assert self.session is not None
         async with self.session.get(f"{self.url}/_sim/messages") as r:
             data = await r.json()
-        return [{k: m[k] for k in ("chat_id", "text", "received_at")} for m in data]
+        return [{k: m[k] for k in ("chat_id", "text", "bot_id", "received_at")} for m in data]
+
+    async def requests(self) -> list[dict[str, Any]]:
+        """Every Bot API request: method, chat_id, status, received_at, retry_after."""
+        assert self.session is not None
+        async with self.session.get(f"{self.url}/_sim/requests") as r:
+            return list(await r.json())
 
     async def wait_accepted(self, n: int, timeout: float, procs: Sequence[Proc] = ()) -> int:
         deadline = time.monotonic() + timeout
@@ -295,16 +317,34 @@ class Simulator:
 
 
 class Notigate:
-    """One ``notigate serve`` replica on the bench's Valkey."""
+    """One ``notigate serve`` replica on the bench's Valkey (or ``redis_url``'s server);
+    with ``bots``, serving those bots (name, token) from a bots file instead of TOKEN."""
 
-    def __init__(self, env: Env, sim: Simulator, name: str = "notigate", **settings: Any) -> None:
+    def __init__(
+        self,
+        env: Env,
+        sim: Simulator,
+        name: str = "notigate",
+        *,
+        bots: Sequence[tuple[str, str]] = (),
+        redis_url: str | None = None,
+        **settings: Any,
+    ) -> None:
         self.env = env
         self.port = free_port()
         self.target = f"{HOST}:{self.port}"
         e = dict(os.environ)
+        if bots:
+            path = env.workdir / f"{name}-{self.port}-bots.toml"
+            path.write_text("".join(f'[bots.{bot}]\ntoken = "{token}"\n\n' for bot, token in bots))
+            e["NOTIGATE_BOTS_FILE"] = str(path)
+            # `notigate serve` still refuses to start without BOT_TOKEN when a bots file
+            # names the bots; one of the bots' own tokens satisfies it and changes nothing.
+            e["BOT_TOKEN"] = bots[0][1]
+        else:
+            e["BOT_TOKEN"] = TOKEN
         e.update(
-            REDIS_URL=env.redis_url,
-            BOT_TOKEN=TOKEN,
+            REDIS_URL=redis_url or env.redis_url,
             TELEGRAM_API_URL=sim.url,
             NOTIGATE_LISTEN=self.target,
             NOTIGATE_SHUTDOWN_GRACE_S="2",
@@ -314,8 +354,8 @@ class Notigate:
         argv = [NOTIGATE, "serve", "--log-level", "warning"]
         self.proc = Proc(name, argv, e, env.workdir / f"{name}-{self.port}.log")
 
-    async def start(self) -> Notigate:
-        deadline = time.monotonic() + 20
+    async def start(self, timeout: float = 20.0) -> Notigate:
+        deadline = time.monotonic() + timeout
         async with grpc.aio.insecure_channel(self.target) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while True:

@@ -140,6 +140,23 @@ TARGETS: list[Target] = [
      lambda a: (v := _g(a, "media", "ratios", "file_id_vs_text"), v >= 1.0)),
     ("events", "delivery with the event stream on >= 0.9x off, limits off",
      lambda a: (v := _g(a, "events", "ratios", "events_on_vs_off"), v >= 0.9)),
+    ("bots", "several bots: no bot's 1 s window above 30",
+     lambda a: (v := max(m["max_per_1s"] for m in a["bots"]["systems"].values()), v <= 30)),
+    ("bots", "several bots: worst bot's mean >= 98% of 30/s (%)",
+     lambda a: (v := min(m["worst_bot_pct_of_30"] for m in a["bots"]["systems"].values()),
+                v >= 98)),
+    ("bots", "several bots: zero 429s",
+     lambda a: (v := sum(m["http_429"] for m in a["bots"]["systems"].values()), v == 0)),
+    ("bots", "several bots: gateway CPU s/1000, many bots vs one bot <= 1.2x",
+     lambda a: (v := _g(a, "bots", "ratios", "cpu_per_1000_many_vs_one"), v <= 1.2)),
+    ("idle_bots", "idle bots: gateway CPU s/1000 with 1,000 configured vs 10 <= 1.1x",
+     lambda a: (v := _g(a, "idle_bots", "ratios", "gateway_cpu_many_vs_few"), v <= 1.1)),
+    ("idle_bots", "idle bots: Valkey CPU s/1000 with 1,000 configured vs 10 <= 1.1x",
+     lambda a: (v := _g(a, "idle_bots", "ratios", "valkey_cpu_many_vs_few"), v <= 1.1)),
+    ("cluster", "Send on a 3-primary cluster >= 0.9x standalone",
+     lambda a: (v := _g(a, "cluster", "ratios", "send_cluster_vs_standalone"), v >= 0.9)),
+    ("cluster", "SendBatch on a 3-primary cluster >= 0.9x standalone",
+     lambda a: (v := _g(a, "cluster", "ratios", "batch_cluster_vs_standalone"), v >= 0.9)),
 ]  # fmt: skip
 
 
