@@ -424,3 +424,108 @@ def node(script: str, **opts: Any) -> list[str]:
 def py(script: str, **opts: Any) -> list[str]:
     """The argv of a Python script under bench/ with its options as one JSON argument."""
     return [PYTHON, str(BENCH / script), json.dumps(opts)]
+
+
+# -- Redis Cluster ---------------------------------------------------------------------
+
+SLOTS = 16_384
+
+
+class ValkeyCluster:
+    """A local Valkey Cluster of ``primaries`` primaries and no replicas, each on free
+    ports (client and cluster bus), persisted like the bench's standalone server
+    (appendonly everysec, noeviction). Slots are split evenly with CLUSTER ADDSLOTSRANGE
+    and the nodes joined with CLUSTER MEET, as ``valkey-cli --cluster create`` would."""
+
+    def __init__(self, env: Env, primaries: int = 3) -> None:
+        self.env = env
+        self.ports = [free_port() for _ in range(primaries)]
+        self.bus_ports = [free_port() for _ in range(primaries)]
+        self.procs: list[Proc] = []
+        # Slot ranges (first, last) of each primary, in the order of self.ports.
+        step = SLOTS // primaries
+        self.ranges = [
+            (k * step, SLOTS - 1 if k == primaries - 1 else (k + 1) * step - 1)
+            for k in range(primaries)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Any node names the cluster: the first."""
+        return f"redis://{HOST}:{self.ports[0]}/0"
+
+    def _node(self, port: int) -> Redis:
+        return Redis(host=HOST, port=port)
+
+    async def start(self) -> ValkeyCluster:
+        from notigate.embedded import valkey_binary
+
+        for port, bus in zip(self.ports, self.bus_ports, strict=True):
+            d = self.env.workdir / f"cluster-{port}"
+            d.mkdir(parents=True, exist_ok=True)
+            argv = [
+                str(valkey_binary()), "--port", str(port), "--bind", HOST,
+                "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                "--cluster-config-file", str(d / "nodes.conf"), "--dir", str(d),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--maxmemory-policy", "noeviction", "--daemonize", "no",
+            ]  # fmt: skip
+            self.procs.append(Proc(f"cluster-{port}", argv, dict(os.environ), d / "log"))
+        nodes = [self._node(p) for p in self.ports]
+        try:
+            for node, proc in zip(nodes, self.procs, strict=True):
+                await _until(lambda n=node: n.ping(), f"cluster node {proc.name}", proc)
+            for node, (first, last) in zip(nodes, self.ranges, strict=True):
+                await node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)  # type: ignore[no-untyped-call]
+            # The bus ports are not port + 10000, so MEET names them.
+            for port, bus in zip(self.ports[1:], self.bus_ports[1:], strict=True):
+                await nodes[0].execute_command("CLUSTER", "MEET", HOST, port, bus)  # type: ignore[no-untyped-call]
+
+            async def formed() -> bool:
+                for node in nodes:
+                    info = await node.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+                    text = info.decode() if isinstance(info, bytes) else str(info)
+                    if "cluster_state:ok" not in text or (
+                        f"cluster_known_nodes:{len(nodes)}" not in text
+                    ):
+                        return False
+                return True
+
+            await _until(formed, "cluster_state:ok on every node", self.procs[0])
+        finally:
+            for node in nodes:
+                await node.aclose()
+        return self
+
+    def shard_of(self, slot: int) -> int:
+        """The index (in self.ports) of the primary serving ``slot``."""
+        return next(k for k, (a, b) in enumerate(self.ranges) if a <= slot <= b)
+
+    async def flush(self) -> None:
+        for port in self.ports:
+            node = self._node(port)
+            try:
+                await node.execute_command("FLUSHALL", "SYNC")  # type: ignore[no-untyped-call]
+            finally:
+                await node.aclose()
+
+    def cpu(self) -> float:
+        return cpu_seconds([p.pid for p in self.procs])
+
+    async def stop(self) -> None:
+        for p in self.procs:
+            await p.stop()
+
+
+async def _until(check: Any, what: str, proc: Proc, timeout: float = 15.0) -> None:
+    """Wait until ``await check()`` is truthy (errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not proc.alive():
+            raise BenchError(f"{proc.name} exited: {proc.tail()}")
+        with contextlib.suppress(Exception):
+            if await check():
+                return
+        if time.monotonic() > deadline:
+            raise BenchError(f"no {what} in {timeout:.0f} s: {proc.tail()}")
+        await asyncio.sleep(0.05)

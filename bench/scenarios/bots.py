@@ -7,7 +7,9 @@ never binds; the run is cut 1.6x that long after the first delivery, should the 
 fall behind. Per bot: the most sends in any sliding 1 s window, the mean over full 1 s
 windows as % of 30/s (worst bot and median bot), the 429s. CPU seconds per 1,000
 delivered of the gateway, Valkey and the simulator process between the first delivery
-and the end; ``*_cpu_pct`` is each process's CPU over that span (100 = one core)."""
+and the end; ``*_cpu_pct`` is each process's CPU over that span (100 = one core), and
+``machine_cpu_pct`` the whole machine's (200 = both cores busy, the bench and anything
+else running included)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from bench.infra import BenchError, Config, Env, Notigate, Simulator, cpu_seconds, running
+import psutil
+
+from bench.infra import BenchError, Config, Env, Notigate, Simulator, running
 from bench.load import bench_bots, fill_notigate
 from bench.measure import window_figures
 
@@ -34,18 +39,35 @@ def chat_base(k: int) -> int:
     return CHAT_BASE + k * 100_000
 
 
-async def drain(
-    env: Env, sim: Simulator, gw: Notigate, n: int, cut_s: float
-) -> list[tuple[float, int, float, float, float]]:
-    """Readings (t, accepted, gateway, Valkey and simulator CPU s) every 0.25 s until
-    ``n`` were accepted or ``cut_s`` s after the first delivery."""
-    out: list[tuple[float, int, float, float, float]] = []
+@dataclass
+class Reading:
+    """One reading while the bots drain: when, sends accepted, CPU seconds so far of the
+    gateway, Valkey, the simulator, and the whole machine (every process, every core)."""
+
+    t: float
+    accepted: int
+    gateway: float
+    valkey: float
+    simulator: float
+    machine: float
+
+
+def machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, all processes)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
+async def drain(env: Env, sim: Simulator, gw: Notigate, n: int, cut_s: float) -> list[Reading]:
+    """Readings every 0.25 s until ``n`` were accepted or ``cut_s`` s after the first
+    delivery."""
+    out: list[Reading] = []
     first: float | None = None
     deadline = time.monotonic() + 60
     while True:
         accepted = int((await sim.stats())["accepted"])
         now = time.monotonic()
-        out.append((now, accepted, gw.cpu(), env.valkey_cpu(), cpu_seconds([sim.proc.pid])))
+        out.append(Reading(now, accepted, gw.cpu(), env.valkey_cpu(), sim.cpu(), machine_cpu()))
         if accepted and first is None:
             first = now
             deadline = now + cut_s
@@ -59,17 +81,17 @@ async def drain(
 
 
 def figures(
-    readings: list[tuple[float, int, float, float, float]],
+    readings: list[Reading],
     messages: list[dict[str, Any]],
     requests: list[dict[str, Any]] | None,
     bots: list[tuple[str, str, int]],
 ) -> dict[str, float]:
     """The case's figures (see the module's doc) from the readings and what the
     simulator saw; ``requests`` only when there were 429s (to name their bots)."""
-    first = next(r for r in readings if r[1] > 0)
+    first = next(r for r in readings if r.accepted > 0)
     last = readings[-1]
-    done = last[1] - first[1]
-    span = last[0] - first[0]
+    done = last.accepted - first.accepted
+    span = last.t - first.t
     k = 1000 / done if done > 0 else math.nan
     by_bot: dict[int, list[float]] = defaultdict(list)
     for m in messages:
@@ -90,12 +112,14 @@ def figures(
         "median_bot_pct_of_30": statistics.median(pcts),
         "http_429": sum(throttled.values()),
         "bots_with_429": len(throttled),
-        "cpu_s_per_1000_gateway": (last[2] - first[2]) * k,
-        "cpu_s_per_1000_valkey": (last[3] - first[3]) * k,
-        "cpu_s_per_1000_simulator": (last[4] - first[4]) * k,
-        "gateway_cpu_pct": 100 * (last[2] - first[2]) / span,
-        "valkey_cpu_pct": 100 * (last[3] - first[3]) / span,
-        "simulator_cpu_pct": 100 * (last[4] - first[4]) / span,
+        "cpu_s_per_1000_gateway": (last.gateway - first.gateway) * k,
+        "cpu_s_per_1000_valkey": (last.valkey - first.valkey) * k,
+        "cpu_s_per_1000_simulator": (last.simulator - first.simulator) * k,
+        "gateway_cpu_pct": 100 * (last.gateway - first.gateway) / span,
+        "valkey_cpu_pct": 100 * (last.valkey - first.valkey) / span,
+        "simulator_cpu_pct": 100 * (last.simulator - first.simulator) / span,
+        # Of the machine's 2 cores (200 = both busy): what else the machine ran counts too.
+        "machine_cpu_pct": 100 * (last.machine - first.machine) / span,
     }
 
 

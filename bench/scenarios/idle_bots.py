@@ -46,7 +46,7 @@ async def case(env: Env, cfg: Config, configured: int) -> dict[str, float]:
         "startup_s": startup,
         **{k: f[k] for k in ("delivered", "msg_per_s", "max_per_1s", "worst_bot_pct_of_30",
                              "http_429", "cpu_s_per_1000_gateway", "cpu_s_per_1000_valkey",
-                             "gateway_cpu_pct", "valkey_cpu_pct")},
+                             "gateway_cpu_pct", "valkey_cpu_pct", "machine_cpu_pct")},
     }  # fmt: skip
 
 
