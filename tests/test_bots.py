@@ -184,6 +184,32 @@ async def test_several_bots_at_once_each_keep_their_own_limit(
     assert min(a) < max(b) and min(b) < max(a)
 
 
+async def test_replicas_share_each_bots_limit(
+    redis: Redis, valkey: EmbeddedValkey, sim: BotApiSimulator
+) -> None:
+    rate = 5
+    sim.configure(global_rate=rate, private_rate=1000)
+    limits = Limits(global_rate=rate, private_rate=1000)
+    bots = tuple(BotSettings(n, bot_token(n), limits=limits) for n in ("a", "b"))
+    settings = bots_settings(valkey, sim, ("a", "b")).replace(bots=bots)
+    n = 3 * rate
+    async with running_gateway(settings) as (_one, stub), running_gateway(settings) as _two:
+        for bot in ("a", "b"):
+            batch = [pb.SendRequest(chat_id=str(400 + i), text=bot, bot=bot) for i in range(n)]
+            await stub.SendBatch(pb.SendBatchRequest(messages=batch))
+
+        async def delivered() -> bool:
+            return (await stub.GetStats(pb.GetStatsRequest())).total_sent == 2 * n
+
+        await wait_for(delivered)
+    assert not [r for r in sim.requests if r.status == 429]
+    times: dict[int, list[float]] = defaultdict(list)
+    for message in sim.messages:
+        times[message.bot_id].append(message.received_at)
+    assert sorted(len(t) for t in times.values()) == [n, n]
+    assert all(_most_in_a_window(sent, 1.0) <= rate for sent in times.values())
+
+
 def _most_in_a_window(times: Sequence[float], window_s: float) -> int:
     times = sorted(times)
     most, start = 0, 0

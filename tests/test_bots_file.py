@@ -135,3 +135,20 @@ def test_redis_topology_settings_are_checked(env: dict[str, str], problem: str) 
     with pytest.raises(ConfigError) as err:
         from_env({"BOT_TOKEN": "1:x", **env})
     assert problem in str(err.value)
+
+
+def test_the_example_bots_file_is_valid() -> None:
+    example = Path(__file__).parent.parent / "deploy" / "bots.example.toml"
+    env = {
+        "NOTIGATE_BOTS_FILE": str(example),
+        **{v: f"1:{v}" for v in ("BOT_TOKEN", "SUPPORT_BOT_TOKEN", "MARKETING_BOT_TOKEN")},
+        "ALERTS_BOT_TOKEN": "4:a",
+        "SHOP_BACKEND_API_TOKEN": "shop",
+    }
+    settings = from_env(env)
+    assert [b.name for b in settings.bot_list()] == ["default", "support", "marketing", "alerts"]
+    assert [sorted(b.bots) for b in settings.token_bindings] == [
+        ["default", "support"],
+        ["marketing"],
+    ]
+    assert not settings.notices

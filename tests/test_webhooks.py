@@ -30,7 +30,15 @@ from notigate.webhooks.policy import WebhookPolicy
 from notigate.webhooks.scripts import WebhookScript, WebhookScripts
 from notigate.webhooks.source import read
 from notigate_client import pb
-from tests.conftest import Stub, free_port, gateway_settings, running_gateway, wait_for
+from tests.conftest import (
+    Stub,
+    bots_settings,
+    bots_simulator,
+    free_port,
+    gateway_settings,
+    running_gateway,
+    wait_for,
+)
 from tests.script_headers import (
     assert_header_matches,
     assert_includes_close_over_nothing,
@@ -511,3 +519,31 @@ async def test_kill_9_while_the_receiver_fails_loses_no_event(
     assert all(r.verifies() for r in receiver.requests)
     # Only POSTs in flight at a kill may be sent again: at most the concurrency per kill.
     assert duplicates <= 2 * Settings().webhook_concurrency
+
+
+async def test_several_bots_post_to_one_webhook_with_ids_unique_across_bots(
+    redis: Redis, valkey: EmbeddedValkey, receiver: Receiver
+) -> None:
+    async with bots_simulator("default", "shop") as sim:
+        settings = bots_settings(
+            valkey, sim, ("default", "shop"), webhook_url=receiver.url, webhook_secret=SECRET
+        )
+        async with running_gateway(settings) as (_gw, stub):
+            ids = [
+                (await stub.Send(pb.SendRequest(chat_id="7", text="hi", bot=bot))).job_id
+                for bot in ("default", "shop")
+            ]
+
+            async def both_completed() -> bool:
+                done = {
+                    r.event.job_id for r in receiver.acknowledged() if r.event.state == COMPLETED
+                }
+                return done >= set(ids)
+
+            await wait_for(both_completed)
+    events = {r.event.job_id: r for r in receiver.acknowledged() if r.event.state == COMPLETED}
+    plain, shop = events[ids[0]], events[ids[1]]
+    assert (plain.event.bot, shop.event.bot) == ("default", "shop")
+    assert plain.event_id == plain.event.cursor
+    assert shop.event_id == f"shop/{shop.event.cursor}"
+    assert plain.verifies() and shop.verifies()

@@ -45,7 +45,7 @@ from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.simulator.config import SANDBOX_TOKEN
 from notigate.store_watch import StoreWatch
-from notigate.supervisor import Supervisor
+from notigate.supervisor import Supervisor, bot_loop_name
 from notigate.upload_files import UploadFiles, bot_id
 from notigate.uploads import UploadLimits, UploadStore
 from notigate.uploads.store import sweep_forever as sweep_uploads_forever
@@ -273,9 +273,10 @@ class Gateway:
                 r.dispatcher.pause()
             r.dispatcher.start(tasks)
             if r.bot.webhooks is not None:
-                r.bot.webhooks.start(tasks)
+                r.bot.webhooks.start(tasks, r.bot.name)
             tasks.start(
-                f"notigate-store-watch-{r.bot.name}", _watching(r.bot.queue, self.metrics, watch_s)
+                bot_loop_name("notigate-store-watch", r.bot.name),
+                _watching(r.bot.queue, self.metrics, watch_s),
             )
         tasks.start("notigate-health", health.run)
         wakes = {r.bot.queue.keys.wake_channel: r.dispatcher.wake for r in runtimes}

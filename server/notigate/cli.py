@@ -156,12 +156,12 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except ConfigError as exc:
         print(f"notigate: {exc}", file=sys.stderr)
         return 2
-    if not settings.bot_token and not settings.sandbox:
+    if not settings.bots and not settings.bot_token and not settings.sandbox:
         print(SETUP_HELP, file=sys.stderr)
         return 2
-    setup_logging(
-        args.log_level, settings.log_format, [settings.bot_token or "", *settings.api_tokens]
-    )
+    # Every bot's token is a secret the logs must not show.
+    secrets = [bot.token or "" for bot in settings.bot_list()]
+    setup_logging(args.log_level, settings.log_format, [*secrets, *settings.api_tokens])
     for notice in settings.notices:
         log.warning("%s", notice)
     try:

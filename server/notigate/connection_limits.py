@@ -73,7 +73,9 @@ def ensure_descriptors(settings: Settings) -> None:
     """
     if not settings.grpc_max_connections:
         return
-    needed = settings.grpc_max_connections + settings.concurrency + _FD_RESERVE
+    # Each bot's sends in flight hold a connection each.
+    sends = sum(settings.for_bot(bot).concurrency for bot in settings.bot_list())
+    needed = settings.grpc_max_connections + sends + _FD_RESERVE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return

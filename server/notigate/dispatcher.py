@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 
 from notigate import media
 from notigate.backoff import exponential_backoff
-from notigate.config import DEFAULT_BOT, Settings
+from notigate.config import Settings
 from notigate.errors import StoreError
 from notigate.group_commit import GroupCommit
 from notigate.metrics import Metrics
@@ -44,7 +44,7 @@ from notigate.sender import (
     Unauthorized,
     Unreachable,
 )
-from notigate.supervisor import Spell, Supervisor
+from notigate.supervisor import Spell, Supervisor, bot_loop_name
 from notigate.telegram_media import Resolved
 from notigate_client import pb
 
@@ -114,6 +114,8 @@ class Dispatcher:
         self._enabled.set()
         self._stopping = False
         self._inflight: dict[str, tuple[Lease, asyncio.Task[None]]] = {}
+        # Set when a job is leased (the lease renewer waits for it while none is in flight).
+        self._leased = asyncio.Event()
         self._completions: GroupCommit[CompletedSend, Recorded] = GroupCommit(queue.complete_many)
         self._supervisor: Supervisor | None = None
         # loop.time() of the dispatch loop's last turn (0: not started).
@@ -125,11 +127,8 @@ class Dispatcher:
         # Outcomes known but not recorded yet: at shutdown a sent message is not given back.
         self._outcomes: dict[str, tuple[Outcome, float]] = {}
         self._record_spell = Spell("recording outcomes", logger=log, count=self.metrics.redis_error)
-        # The supervised loops' names: the bot's name in them, but the default bot's as they
-        # were before there were several.
-        suffix = "" if queue.bot == DEFAULT_BOT else f"-{queue.bot}"
-        self._dispatch_task = DISPATCH_TASK + suffix
-        self._renew_task = RENEW_TASK + suffix
+        self._dispatch_task = bot_loop_name(DISPATCH_TASK, queue.bot)
+        self._renew_task = bot_loop_name(RENEW_TASK, queue.bot)
 
     # -- control ---------------------------------------------------------------
 
@@ -255,6 +254,7 @@ class Dispatcher:
             for lease in leased.leases:
                 task = asyncio.create_task(self._deliver(lease))
                 self._inflight[lease.job_id] = (lease, task)
+                self._leased.set()
             self._quiet_until = (
                 asyncio.get_running_loop().time() + leased.wait_ms / 1000
                 if leased.blocked and leased.wait_ms
@@ -287,6 +287,10 @@ class Dispatcher:
         period = self.settings.lease_ms / 3000
         spell = Spell("renewing leases", logger=log, count=self.metrics.redis_error)
         while True:
+            if not self._inflight:
+                # Nothing to renew: an idle bot's renewer sleeps until a job is leased.
+                self._leased.clear()
+                await self._leased.wait()
             await asyncio.sleep(period)
             leases = [lease for lease, _ in self._inflight.values()]
             try:

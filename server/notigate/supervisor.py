@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notigate.backoff import exponential_backoff
+from notigate.config import DEFAULT_BOT
 from notigate.errors import RedisErrorKind, StoreError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,12 @@ RESTART_BACKOFF_S = (0.1, 30.0)
 _HEALTHY_RUN_S = 60.0
 # How often a cancellation is repeated while a loop does not end.
 _RECANCEL_S = 0.05
+
+
+def bot_loop_name(name: str, bot: str) -> str:
+    """The name of one bot's loop ``name``: the default bot's keeps the plain name (as
+    before there were several bots), another's ends in ``-<bot>``."""
+    return name if bot == DEFAULT_BOT else f"{name}-{bot}"
 
 
 @dataclass(eq=False)

@@ -15,6 +15,7 @@ import aiohttp
 from google.protobuf import json_format
 
 from notigate import __version__
+from notigate.config import DEFAULT_BOT
 from notigate.webhooks.signing import sign
 from notigate_client import pb
 
@@ -27,6 +28,12 @@ def event_body(event: pb.Event) -> bytes:
     """The JSON body posted for ``event``."""
     text = json_format.MessageToJson(event, preserving_proto_field_name=True, indent=None)
     return text.encode()
+
+
+def event_id(event: pb.Event) -> str:
+    """The id a receiver deduplicates by: the cursor, unique in one bot's stream, and
+    another bot's name before it (each bot's stream has cursors of its own)."""
+    return event.cursor if event.bot in ("", DEFAULT_BOT) else f"{event.bot}/{event.cursor}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +71,7 @@ class WebhookPoster:
     def headers(self, event: pb.Event, body: bytes, timestamp: int) -> dict[str, str]:
         return {
             "Content-Type": "application/json",
-            "X-Notigate-Event-Id": event.cursor,
+            "X-Notigate-Event-Id": event_id(event),
             "X-Notigate-Timestamp": str(timestamp),
             "X-Notigate-Signature": sign(self._secret, timestamp, body),
         }

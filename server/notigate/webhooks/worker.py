@@ -19,13 +19,13 @@ import random
 from redis.asyncio import Redis
 
 from notigate.backoff import exponential_backoff
-from notigate.config import Settings
+from notigate.config import DEFAULT_BOT, Settings
 from notigate.errors import StoreError
 from notigate.events.entries import event_of_entry
 from notigate.events.stream import BEGINNING, EventTail
 from notigate.metrics import Metrics
 from notigate.queue.keys import QueueKeys
-from notigate.supervisor import Spell, Supervisor
+from notigate.supervisor import Spell, Supervisor, bot_loop_name
 from notigate.webhooks.delivery import Outcome, WebhookPoster
 from notigate.webhooks.keys import WebhookKeys
 from notigate.webhooks.policy import WebhookPolicy
@@ -99,9 +99,9 @@ class WebhookWorker:
             log.info("webhook: posting events from now on to %s", self.poster.url)
         self._joined = True
 
-    def start(self, tasks: Supervisor) -> None:
-        tasks.start("notigate-webhook-intake", self.intake_forever)
-        tasks.start("notigate-webhook-delivery", self.deliver_forever)
+    def start(self, tasks: Supervisor, bot: str = DEFAULT_BOT) -> None:
+        tasks.start(bot_loop_name("notigate-webhook-intake", bot), self.intake_forever)
+        tasks.start(bot_loop_name("notigate-webhook-delivery", bot), self.deliver_forever)
 
     async def stop(self, grace_s: float) -> None:
         """Lease nothing more; POSTs in flight get ``grace_s`` to be answered, the others
