@@ -39,6 +39,7 @@ def aggregate(runs: Runs) -> dict[str, dict[str, Any]]:
             "systems": systems,
             "ratios": ratios,
             "runs": len(results),
+            "skipped": results[0].get("skipped"),
             "series": results[0].get("series", {}),
             "samples": {
                 k: [x for r in results for x in r.get("samples", {}).get(k, [])]
@@ -69,6 +70,9 @@ def tables(agg: dict[str, dict[str, Any]], titles: dict[str, str]) -> str:
         metrics: list[str] = []
         for m in systems.values():
             metrics += [k for k in m if k not in metrics]
+        if res.get("skipped"):
+            parts.append(f"### {titles.get(name, name)}\n\nnot run: {res['skipped']}\n")
+            continue
         parts.append(f"### {titles.get(name, name)} (median of {res['runs']} run(s))\n")
         parts.append("| system | " + " | ".join(metrics) + " |")
         parts.append("|---|" + "---:|" * len(metrics))

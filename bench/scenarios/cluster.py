@@ -96,12 +96,12 @@ async def _loops(
 
 async def run(env: Env, cfg: Config) -> dict[str, Any]:
     if not cluster_supported():
-        print(
-            "\n  cluster: SKIPPED: this notigate has no Redis Cluster client yet "
-            "(NOTIGATE_REDIS_CLUSTER would talk to one node); nothing measured",
-            flush=True,
+        why = (
+            "this notigate has no Redis Cluster client yet "
+            "(NOTIGATE_REDIS_CLUSTER would talk to one node only)"
         )
-        return {"systems": {}, "ratios": {}}
+        print(f"\n  cluster: SKIPPED: {why}; nothing measured", flush=True)
+        return {"systems": {}, "ratios": {}, "skipped": why}
     cluster = await ValkeyCluster(env, SHARDS).start()
     async with running(cluster):
         bots = spread_bots(cfg.cluster_bots, cluster)
