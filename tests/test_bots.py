@@ -11,11 +11,15 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 from grpc_status import rpc_status
 from redis.asyncio import Redis
 
 from notigate.config import BotSettings, Limits, TokenBinding
 from notigate.embedded import EmbeddedValkey
+from notigate.errors import QueueUnavailable, StoreError
+from notigate.health import BotHealth, HealthMonitor, HealthReason
+from notigate.sender import TelegramSender
 from notigate.simulator import BotApiSimulator
 from notigate_client import pb
 from tests.conftest import (
@@ -373,3 +377,41 @@ async def _upload_stream(data: bytes, bot: str) -> AsyncIterator[pb.UploadFileRe
         metadata=pb.UploadMetadata(filename="invoice.pdf", size=len(data), bot=bot)
     )
     yield pb.UploadFileRequest(chunk=data)
+
+
+async def test_a_bot_whose_queue_cannot_be_read_is_not_serving_alone(
+    sim: BotApiSimulator,
+) -> None:
+    # On a cluster one bot's shard can be down while the gateway's probe (another shard)
+    # goes through: that bot's health name says so, the others' do not.
+    down: list[StoreError] = []
+    servicer = health_aio.HealthServicer()
+    bots = []
+    for name in ("a", "b"):
+        sender = TelegramSender(bot_token(name), sim.base_url)
+        await sender.start()
+        bots.append(sender)
+    try:
+        a = BotHealth("a", bots[0], store_error=lambda: down[0] if down else None)
+        b = BotHealth("b", bots[1])
+        monitor = HealthMonitor(servicer, Redis(), [a, b], interval_s=1)
+        monitor.redis_ok = True
+        await monitor.check_token()
+        await monitor.publish()
+        assert not a.reasons and not b.reasons
+        down.append(QueueUnavailable("Redis Cluster: the slot's primary is unreachable"))
+        await monitor.publish()
+        assert a.reasons == {HealthReason.STORE_NOT_WRITABLE} and not b.reasons
+        assert monitor.serving  # several bots: one bot's trouble is its own
+        assert any("queue cannot be read" in w for w in monitor.warnings_of("a"))
+        assert not monitor.warnings_of("b")
+
+        async def status(service: str) -> int:
+            reply = await servicer.Check(health_pb2.HealthCheckRequest(service=service), None)
+            return int(reply.status)
+
+        assert await status("bot/a") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await status("bot/b") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for sender in bots:
+            await sender.close()

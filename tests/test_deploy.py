@@ -36,6 +36,12 @@ def test_manifests_parse_and_keep_the_essentials() -> None:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["grpc"] == {"port": 50051}
     list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "redis.yaml").read_text()))
+    cluster_docs = (ROOT / "deploy" / "k8s" / "notigate-redis-cluster.yaml").read_text()
+    [on_cluster] = [d for d in yaml.safe_load_all(cluster_docs) if d["kind"] == "Deployment"]
+    [cluster_container] = on_cluster["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in cluster_container["env"]}
+    assert env["NOTIGATE_REDIS_CLUSTER"] == "1" and "REDIS_URL" not in env
+    assert set(env) <= set(ENV_VARS)
 
 
 def test_readme_documents_every_environment_variable() -> None:

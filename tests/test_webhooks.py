@@ -182,7 +182,7 @@ async def acknowledged_all(receiver: Receiver, cursors: set[str]) -> bool:
 
 
 def sample(gw: Gateway, name: str) -> float:
-    return gw.metrics.registry.get_sample_value(name) or 0.0
+    return gw.metrics.registry.get_sample_value(name, {"bot": "default"}) or 0.0
 
 
 # -- signing ------------------------------------------------------------------------------

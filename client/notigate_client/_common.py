@@ -40,6 +40,7 @@ class SendOptions(TypedDict, total=False):
     allow_paid_broadcast: bool
     media: pb.Media | None
     media_group: MediaGroupLike | None
+    bot: str | None
 
 
 # Telegram's spellings of the parse modes, as the client and its CLI accept them.
@@ -81,11 +82,12 @@ def build_send_request(
     allow_paid_broadcast: bool = False,
     media: pb.Media | None = None,
     media_group: MediaGroupLike | None = None,
+    bot: str = "",
 ) -> pb.SendRequest:
     """Build a SendRequest from keyword arguments (limits are checked by the server).
 
     With ``media``, ``text`` is its caption; with ``media_group`` (an album) it must be
-    empty.
+    empty. ``bot`` names the bot that sends it ("": the gateway's default bot).
     """
     req = pb.SendRequest(
         chat_id=str(chat_id),
@@ -98,6 +100,7 @@ def build_send_request(
         protect_content=protect_content,
         message_thread_id=message_thread_id,
         allow_paid_broadcast=allow_paid_broadcast,
+        bot=bot,
     )
     if delay is not None:
         # timedelta keeps microseconds exact; a float goes through it for the same rounding.
@@ -180,22 +183,47 @@ def with_idempotency_key(req: pb.SendRequest) -> pb.SendRequest:
     return keyed
 
 
+def with_bot(req: pb.SendRequest, bot: str) -> pb.SendRequest:
+    """``req`` unchanged if it names a bot (or ``bot`` is empty), else a copy naming ``bot``.
+
+    The caller's message is never modified: it may be sent again with another default.
+    """
+    if req.bot or not bot:
+        return req
+    named = pb.SendRequest()
+    named.CopyFrom(req)
+    named.bot = bot
+    return named
+
+
 def batch_request(
-    requests: Sequence[pb.SendRequest], validate_only: bool = False
+    requests: Sequence[pb.SendRequest], validate_only: bool = False, bot: str = ""
 ) -> pb.SendBatchRequest:
-    """A SendBatchRequest where every message has an idempotency key."""
+    """A SendBatchRequest where every message has an idempotency key, and those that name
+    no bot name ``bot``."""
     return pb.SendBatchRequest(
-        messages=[with_idempotency_key(r) for r in requests], validate_only=validate_only
+        messages=[with_idempotency_key(with_bot(r, bot)) for r in requests],
+        validate_only=validate_only,
     )
 
 
-def list_request(state: JobStateLike | None, page_size: int, page_token: str) -> pb.ListJobsRequest:
+def list_request(
+    state: JobStateLike | None, page_size: int, page_token: str, bot: str = ""
+) -> pb.ListJobsRequest:
     """One ListJobs page request."""
     return pb.ListJobsRequest(
         state=state if state is not None else pb.JOB_STATE_UNSPECIFIED,
         page_size=page_size,
         page_token=page_token,
+        bot=bot,
     )
+
+
+def bot_of_job(job_id: str) -> str:
+    """The bot a job id names: ``"support"`` for ``"support:123"``, ``""`` (the default
+    bot) for a decimal id."""
+    name, sep, _ = job_id.rpartition(":")
+    return name if sep else ""
 
 
 # gRPC waits up to 120 s between attempts to reach a gateway that refused connections, and

@@ -38,11 +38,13 @@ from notigate_client._common import (
     RetryPolicy,
     SendOptions,
     batch_request,
+    bot_of_job,
     build_edit_request,
     build_send_request,
     call_metadata,
     channel_credentials,
     list_request,
+    with_bot,
     with_idempotency_key,
 )
 from notigate_client._proto.notigate.v1 import notification_pb2 as pb
@@ -61,6 +63,7 @@ from notigate_client.uploads import DEFAULT_CHUNK_SIZE, UploadSource, plan_uploa
 __all__ = [
     "AsyncNotificationClient",
     "NotificationClient",
+    "bot_of_job",
     "job_state",
     "state_name",
     "watch_request",
@@ -114,10 +117,13 @@ def _with_send_at(req: pb.SendRequest, send_at: datetime | None) -> pb.SendReque
     return req
 
 
-def _job_filter(state: JobStateLike | str | None, chat_id: str | int | None) -> pb.JobFilter:
+def _job_filter(
+    state: JobStateLike | str | None, chat_id: str | int | None, bot: str
+) -> pb.JobFilter:
     return pb.JobFilter(
         state=_optional_state(state) or pb.JOB_STATE_UNSPECIFIED,
         chat_id="" if chat_id is None else str(chat_id),
+        bot=bot,
     )
 
 
@@ -127,13 +133,18 @@ def watch_request(
     job_ids: str | Iterable[str] = (),
     states: Iterable[JobStateLike | str] = (),
     chat_id: str | int | None = None,
+    bot: str = "",
 ) -> pb.WatchEventsRequest:
-    """A WatchEventsRequest; states in any form :func:`job_state` takes, one job id or many."""
+    """A WatchEventsRequest; states in any form :func:`job_state` takes, one job id or many.
+
+    ``bot`` picks the bot's event stream; "" the stream of the bot ``job_ids`` name, or
+    the default bot's."""
     return pb.WatchEventsRequest(
         start_cursor=start_cursor,
         job_ids=[job_ids] if isinstance(job_ids, str) else list(job_ids),
         states=[job_state(s) for s in states],
         chat_id="" if chat_id is None else str(chat_id),
+        bot=bot,
     )
 
 
@@ -176,10 +187,12 @@ class _ClientBase:
         root_certificates: bytes | None = None,
         timeout_s: float = 10.0,
         retries: int = 3,
+        bot: str = "",
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.target = target
+        self.bot = bot
         self._credentials = channel_credentials(tls, root_certificates)
         self._metadata: Metadata = call_metadata(token)
         self._timeout_s = timeout_s
@@ -189,6 +202,25 @@ class _ClientBase:
 
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
         raise NotImplementedError
+
+    def _bot_of(self, bot: str | None) -> str:
+        """The bot a call names: its own ``bot`` when given ("" included), else the client's."""
+        return self.bot if bot is None else bot
+
+    def _watch_request(
+        self,
+        start_cursor: str,
+        job_ids: str | Iterable[str],
+        states: Iterable[JobStateLike | str],
+        chat_id: str | int | None,
+        bot: str | None,
+    ) -> pb.WatchEventsRequest:
+        ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        # Job ids name their bot: the client's default would only contradict them.
+        picked = bot if bot is not None else "" if ids else self.bot
+        return watch_request(
+            start_cursor=start_cursor, job_ids=ids, states=states, chat_id=chat_id, bot=picked
+        )
 
     def _timeout(self, deadline: float | None) -> float:
         """A call's deadline: the client's timeout, or less when a wait ends sooner."""
@@ -205,7 +237,8 @@ class _ClientBase:
 
     def __repr__(self) -> str:
         # The token stays out of reprs, and so out of logs and tracebacks.
-        return f"{type(self).__name__}({self.target!r})"
+        bot = f", bot={self.bot!r}" if self.bot else ""
+        return f"{type(self).__name__}({self.target!r}{bot})"
 
 
 def _checked(response: Any, response_type: type[_R]) -> _R:
@@ -224,6 +257,11 @@ class NotificationClient(_ClientBase):
         root_certificates: PEM roots to trust instead of the system's (implies TLS).
         timeout_s: deadline of each attempt.
         retries: retries after an UNAVAILABLE answer (0 disables retrying).
+        bot: the bot of every call that picks one (send, send_batch, upload_file,
+            list_jobs, stats, retry_jobs, cancel_jobs, watch_events, the suppressed
+            chats) unless the call names its own ``bot=``; "" is the gateway's default
+            bot (the one named "default", or its only bot). Calls about one job need no
+            bot: its id names it (``support:123``; the default bot's ids are decimal).
     """
 
     def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
@@ -311,6 +349,7 @@ class NotificationClient(_ClientBase):
         allow_paid_broadcast: bool = False,
         media: pb.Media | None = None,
         media_group: MediaGroupLike | None = None,
+        bot: str | None = None,
         wait: bool = False,
         wait_timeout: float | None = None,
     ) -> pb.SendResponse | pb.Job:
@@ -319,11 +358,13 @@ class NotificationClient(_ClientBase):
         ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
         now): deliver no earlier than that. ``media`` sends a file with ``text`` as its
         caption (0..1024 characters); ``media_group`` sends an album of 2..10 items, each
-        with its own caption (``text`` empty, no ``reply_markup``).
+        with its own caption (``text`` empty, no ``reply_markup``). ``bot`` picks the bot
+        that sends it (default: the client's).
 
         ``wait=True`` returns the job once it is final (completed, failed or cancelled)
         instead, as :meth:`wait_job` (``wait_timeout`` is its ``timeout``).
         """
+        picked = self._bot_of(bot)
         sent = self.send_request(
             _with_send_at(
                 build_send_request(
@@ -342,25 +383,35 @@ class NotificationClient(_ClientBase):
                     allow_paid_broadcast=allow_paid_broadcast,
                     media=media,
                     media_group=media_group,
+                    bot=picked,
                 ),
                 send_at,
-            )
+            ),
+            # Already the call's pick: "" must stay the gateway's default, not the client's.
+            bot=picked,
         )
         return self.wait_job(sent.job_id, timeout=wait_timeout) if wait else sent
 
-    def send_request(self, req: pb.SendRequest) -> pb.SendResponse:
-        """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
-        return self._call(self._stub.Send, with_idempotency_key(req), pb.SendResponse)
+    def send_request(self, req: pb.SendRequest, *, bot: str | None = None) -> pb.SendResponse:
+        """Enqueue a prepared SendRequest (``req`` itself is not modified); one that names
+        no bot goes to ``bot`` (default: the client's)."""
+        keyed = with_idempotency_key(with_bot(req, self._bot_of(bot)))
+        return self._call(self._stub.Send, keyed, pb.SendResponse)
 
     def send_batch(
-        self, requests: Sequence[pb.SendRequest], *, validate_only: bool = False
+        self,
+        requests: Sequence[pb.SendRequest],
+        *,
+        validate_only: bool = False,
+        bot: str | None = None,
     ) -> list[pb.SendResponse]:
         """Enqueue many messages all-or-nothing; results are in request order.
 
         With ``validate_only`` the server checks the messages, stores nothing and returns no
-        results; invalid ones raise InvalidArgumentError as a real call would.
+        results; invalid ones raise InvalidArgumentError as a real call would. Messages that
+        name no bot go to ``bot`` (default: the client's); a batch goes to one bot.
         """
-        req = batch_request(requests, validate_only)
+        req = batch_request(requests, validate_only, self._bot_of(bot))
         return list(self._call(self._stub.SendBatch, req, pb.SendBatchResponse).results)
 
     def get_job(self, job_id: str) -> pb.Job:
@@ -376,6 +427,7 @@ class NotificationClient(_ClientBase):
         states: Iterable[JobStateLike | str] = (),
         chat_id: str | int | None = None,
         reconnect_for_s: float | None = DEFAULT_RECONNECT_FOR_S,
+        bot: str | None = None,
     ) -> EventIterator:
         """Iterate over job state changes as they happen (:class:`~notigate_client.WatchedEvent`).
 
@@ -383,6 +435,8 @@ class NotificationClient(_ClientBase):
         every event after it (as long as the gateway keeps it: older ones are reported by
         ``gap=True`` on the next). Filters: ``job_ids`` (at most 1,000), ``states``
         (``"completed"`` or ``pb.JOB_STATE_COMPLETED``), ``chat_id``; all given must match.
+        Each bot has a stream of its own: ``bot`` picks it (default: the bot ``job_ids``
+        name, else the client's), and cursors belong to their stream.
 
         The iterator reconnects by itself after UNAVAILABLE (a gateway restart, a dropped
         connection) with jittered backoff of at most 5 s, resuming after the last event it
@@ -391,9 +445,7 @@ class NotificationClient(_ClientBase):
         as any call does. It never ends by itself: break out of it, or ``close()`` it
         (it is a context manager). ``.cursor`` is where it stands.
         """
-        req = watch_request(
-            start_cursor=start_cursor, job_ids=job_ids, states=states, chat_id=chat_id
-        )
+        req = self._watch_request(start_cursor, job_ids, states, chat_id, bot)
         resume = Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
         return EventIterator(self._open_watch, resume)
 
@@ -442,6 +494,7 @@ class NotificationClient(_ClientBase):
         size: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout_s: float | None = None,
+        bot: str | None = None,
     ) -> pb.UploadFileResponse:
         """Store a file on the gateway for sends that name its ``upload_id``.
 
@@ -451,14 +504,20 @@ class NotificationClient(_ClientBase):
         file object that cannot tell its size (a pipe) needs ``size``. ``timeout_s`` bounds
         the whole upload (default: the client's timeout), to raise for large files on slow
         links. An UNAVAILABLE answer is retried from the first byte unless the file object
-        cannot be rewound.
+        cannot be rewound. The file is ``bot``'s (default: the client's): only its messages
+        can use it (for an edit, the bot of the job: :func:`bot_of_job`).
 
         Raises:
             ValueError: no filename or size can be found, or ``chunk_size`` is out of range.
             OSError: the path cannot be read.
         """
         plan = plan_upload(
-            source, filename=filename, content_type=content_type, size=size, chunk_size=chunk_size
+            source,
+            filename=filename,
+            content_type=content_type,
+            size=size,
+            chunk_size=chunk_size,
+            bot=self._bot_of(bot),
         )
         timeout = self._timeout_s if timeout_s is None else timeout_s
         return self._attempts(
@@ -517,11 +576,14 @@ class NotificationClient(_ClientBase):
         chat_id: str | int | None = None,
         *,
         validate_only: bool = False,
+        bot: str | None = None,
     ) -> pb.RetryJobsResponse:
         """Queue again every failed job (of ``chat_id``, when given); ``validate_only``
         only counts them. One call acts on at most 10,000 jobs: while ``count`` comes
-        back as 10,000, call again for the rest."""
-        req = pb.RetryJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        back as 10,000, call again for the rest. Only ``bot``'s jobs (default: the
+        client's)."""
+        filter_ = _job_filter(state, chat_id, self._bot_of(bot))
+        req = pb.RetryJobsRequest(filter=filter_, validate_only=validate_only)
         return self._call(self._stub.RetryJobs, req, pb.RetryJobsResponse)
 
     def cancel_jobs(
@@ -530,48 +592,62 @@ class NotificationClient(_ClientBase):
         chat_id: str | int | None = None,
         *,
         validate_only: bool = False,
+        bot: str | None = None,
     ) -> pb.CancelJobsResponse:
         """Cancel every waiting and delayed job (only ``state``'s, only ``chat_id``'s when
         given); ``validate_only`` only counts them. At most 10,000 per call, as
         :meth:`retry_jobs`."""
-        req = pb.CancelJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        filter_ = _job_filter(state, chat_id, self._bot_of(bot))
+        req = pb.CancelJobsRequest(filter=filter_, validate_only=validate_only)
         return self._call(self._stub.CancelJobs, req, pb.CancelJobsResponse)
 
     def list_jobs(
-        self, state: JobStateLike | str | None = None, page_size: int = 100
+        self,
+        state: JobStateLike | str | None = None,
+        page_size: int = 100,
+        *,
+        bot: str | None = None,
     ) -> Iterator[pb.Job]:
         """Iterate over all jobs in ``state`` (all states when None; ``"failed"`` or
-        ``pb.JOB_STATE_FAILED``), fetching page by page."""
+        ``pb.JOB_STATE_FAILED``) of ``bot`` (default: the client's), page by page."""
         state = _optional_state(state)
+        picked = self._bot_of(bot)
         token = ""
         while True:
-            req = list_request(state, page_size, token)
+            req = list_request(state, page_size, token, picked)
             page = self._call(self._stub.ListJobs, req, pb.ListJobsResponse)
             yield from page.jobs
             token = page.next_page_token
             if not token:
                 return
 
-    def stats(self) -> pb.GetStatsResponse:
-        """Queue depths and lifetime totals."""
-        return self._call(self._stub.GetStats, pb.GetStatsRequest(), pb.GetStatsResponse)
+    def stats(self, *, bot: str | None = None) -> pb.GetStatsResponse:
+        """Queue depths and lifetime totals of ``bot`` (default: the client's); for "" the
+        sum over the gateway's bots, each bot's own in ``.bots``."""
+        req = pb.GetStatsRequest(bot=self._bot_of(bot))
+        return self._call(self._stub.GetStats, req, pb.GetStatsResponse)
 
     def list_suppressed_chats(
-        self, page_size: int = 0, page_token: str = ""
+        self, page_size: int = 0, page_token: str = "", *, bot: str | None = None
     ) -> pb.ListSuppressedChatsResponse:
         """One page of the chats messages are not sent to (they blocked the bot or were
         not found), newest first; pass ``next_page_token`` back for the next page
-        (``page_size`` 1..1000, 0 = 100)."""
-        req = pb.ListSuppressedChatsRequest(page_size=page_size, page_token=page_token)
+        (``page_size`` 1..1000, 0 = 100). Suppression is per bot: ``bot``'s chats
+        (default: the client's)."""
+        req = pb.ListSuppressedChatsRequest(
+            page_size=page_size, page_token=page_token, bot=self._bot_of(bot)
+        )
         return self._call(self._stub.ListSuppressedChats, req, pb.ListSuppressedChatsResponse)
 
     def unsuppress_chat(
-        self, chat_id: str | int, *, validate_only: bool = False
+        self, chat_id: str | int, *, validate_only: bool = False, bot: str | None = None
     ) -> pb.SuppressedChat:
         """Let messages reach a suppressed chat again; returns the suppression lifted
         (``validate_only``: the one that would be, nothing changed). NotFoundError when
-        the chat is not suppressed."""
-        req = pb.UnsuppressChatRequest(chat_id=str(chat_id), validate_only=validate_only)
+        the chat is not suppressed (for ``bot``, default: the client's)."""
+        req = pb.UnsuppressChatRequest(
+            chat_id=str(chat_id), validate_only=validate_only, bot=self._bot_of(bot)
+        )
         return self._call(self._stub.UnsuppressChat, req, pb.UnsuppressChatResponse).chat
 
     def close(self) -> None:
@@ -681,6 +757,7 @@ class AsyncNotificationClient(_ClientBase):
         allow_paid_broadcast: bool = False,
         media: pb.Media | None = None,
         media_group: MediaGroupLike | None = None,
+        bot: str | None = None,
         wait: bool = False,
         wait_timeout: float | None = None,
     ) -> pb.SendResponse | pb.Job:
@@ -689,11 +766,13 @@ class AsyncNotificationClient(_ClientBase):
         ``delay`` (seconds) or ``send_at`` (a timezone-aware datetime; a past one means
         now): deliver no earlier than that. ``media`` sends a file with ``text`` as its
         caption (0..1024 characters); ``media_group`` sends an album of 2..10 items, each
-        with its own caption (``text`` empty, no ``reply_markup``).
+        with its own caption (``text`` empty, no ``reply_markup``). ``bot`` picks the bot
+        that sends it (default: the client's).
 
         ``wait=True`` returns the job once it is final (completed, failed or cancelled)
         instead, as :meth:`wait_job` (``wait_timeout`` is its ``timeout``).
         """
+        picked = self._bot_of(bot)
         sent = await self.send_request(
             _with_send_at(
                 build_send_request(
@@ -712,22 +791,30 @@ class AsyncNotificationClient(_ClientBase):
                     allow_paid_broadcast=allow_paid_broadcast,
                     media=media,
                     media_group=media_group,
+                    bot=picked,
                 ),
                 send_at,
-            )
+            ),
+            # Already the call's pick: "" must stay the gateway's default, not the client's.
+            bot=picked,
         )
         return await self.wait_job(sent.job_id, timeout=wait_timeout) if wait else sent
 
-    async def send_request(self, req: pb.SendRequest) -> pb.SendResponse:
-        """Enqueue a prepared SendRequest (``req`` itself is not modified)."""
-        return await self._call(self._stub.Send, with_idempotency_key(req), pb.SendResponse)
+    async def send_request(self, req: pb.SendRequest, *, bot: str | None = None) -> pb.SendResponse:
+        """Enqueue a prepared SendRequest (see the blocking client)."""
+        keyed = with_idempotency_key(with_bot(req, self._bot_of(bot)))
+        return await self._call(self._stub.Send, keyed, pb.SendResponse)
 
     async def send_batch(
-        self, requests: Sequence[pb.SendRequest], *, validate_only: bool = False
+        self,
+        requests: Sequence[pb.SendRequest],
+        *,
+        validate_only: bool = False,
+        bot: str | None = None,
     ) -> list[pb.SendResponse]:
         """Enqueue many messages all-or-nothing; results are in request order (none with
-        ``validate_only``: the server only checks them)."""
-        req = batch_request(requests, validate_only)
+        ``validate_only``: the server only checks them); see the blocking client."""
+        req = batch_request(requests, validate_only, self._bot_of(bot))
         return list((await self._call(self._stub.SendBatch, req, pb.SendBatchResponse)).results)
 
     async def get_job(self, job_id: str) -> pb.Job:
@@ -743,13 +830,12 @@ class AsyncNotificationClient(_ClientBase):
         states: Iterable[JobStateLike | str] = (),
         chat_id: str | int | None = None,
         reconnect_for_s: float | None = DEFAULT_RECONNECT_FOR_S,
+        bot: str | None = None,
     ) -> AsyncEventIterator:
         """Iterate (``async for``) over job state changes as they happen, reconnecting and
         resuming by itself (see the blocking client). Use it as an async context manager,
         or ``aclose()`` it, to end the stream."""
-        req = watch_request(
-            start_cursor=start_cursor, job_ids=job_ids, states=states, chat_id=chat_id
-        )
+        req = self._watch_request(start_cursor, job_ids, states, chat_id, bot)
         resume = Resume(req, reconnect_for_s=reconnect_for_s, deadline=None)
         return AsyncEventIterator(self._open_watch, resume)
 
@@ -791,11 +877,17 @@ class AsyncNotificationClient(_ClientBase):
         size: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout_s: float | None = None,
+        bot: str | None = None,
     ) -> pb.UploadFileResponse:
         """Store a file for sends that name its ``upload_id`` (see the blocking client);
         the file is read in a thread, off the event loop."""
         plan = plan_upload(
-            source, filename=filename, content_type=content_type, size=size, chunk_size=chunk_size
+            source,
+            filename=filename,
+            content_type=content_type,
+            size=size,
+            chunk_size=chunk_size,
+            bot=self._bot_of(bot),
         )
         timeout = self._timeout_s if timeout_s is None else timeout_s
         return await self._attempts(
@@ -844,9 +936,11 @@ class AsyncNotificationClient(_ClientBase):
         chat_id: str | int | None = None,
         *,
         validate_only: bool = False,
+        bot: str | None = None,
     ) -> pb.RetryJobsResponse:
         """Queue again every failed job matching the filter (see the blocking client)."""
-        req = pb.RetryJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        filter_ = _job_filter(state, chat_id, self._bot_of(bot))
+        req = pb.RetryJobsRequest(filter=filter_, validate_only=validate_only)
         return await self._call(self._stub.RetryJobs, req, pb.RetryJobsResponse)
 
     async def cancel_jobs(
@@ -855,20 +949,27 @@ class AsyncNotificationClient(_ClientBase):
         chat_id: str | int | None = None,
         *,
         validate_only: bool = False,
+        bot: str | None = None,
     ) -> pb.CancelJobsResponse:
         """Cancel every waiting/delayed job matching the filter (see the blocking client)."""
-        req = pb.CancelJobsRequest(filter=_job_filter(state, chat_id), validate_only=validate_only)
+        filter_ = _job_filter(state, chat_id, self._bot_of(bot))
+        req = pb.CancelJobsRequest(filter=filter_, validate_only=validate_only)
         return await self._call(self._stub.CancelJobs, req, pb.CancelJobsResponse)
 
     async def list_jobs(
-        self, state: JobStateLike | str | None = None, page_size: int = 100
+        self,
+        state: JobStateLike | str | None = None,
+        page_size: int = 100,
+        *,
+        bot: str | None = None,
     ) -> AsyncIterator[pb.Job]:
         """Iterate over all jobs in ``state`` (all states when None; ``"failed"`` or
-        ``pb.JOB_STATE_FAILED``), fetching page by page."""
+        ``pb.JOB_STATE_FAILED``) of ``bot`` (default: the client's), page by page."""
         state = _optional_state(state)
+        picked = self._bot_of(bot)
         token = ""
         while True:
-            req = list_request(state, page_size, token)
+            req = list_request(state, page_size, token, picked)
             page = await self._call(self._stub.ListJobs, req, pb.ListJobsResponse)
             for job in page.jobs:
                 yield job
@@ -876,22 +977,27 @@ class AsyncNotificationClient(_ClientBase):
             if not token:
                 return
 
-    async def stats(self) -> pb.GetStatsResponse:
-        """Queue depths and lifetime totals."""
-        return await self._call(self._stub.GetStats, pb.GetStatsRequest(), pb.GetStatsResponse)
+    async def stats(self, *, bot: str | None = None) -> pb.GetStatsResponse:
+        """Queue depths and lifetime totals (see the blocking client)."""
+        req = pb.GetStatsRequest(bot=self._bot_of(bot))
+        return await self._call(self._stub.GetStats, req, pb.GetStatsResponse)
 
     async def list_suppressed_chats(
-        self, page_size: int = 0, page_token: str = ""
+        self, page_size: int = 0, page_token: str = "", *, bot: str | None = None
     ) -> pb.ListSuppressedChatsResponse:
         """One page of the suppressed chats, newest first (see the blocking client)."""
-        req = pb.ListSuppressedChatsRequest(page_size=page_size, page_token=page_token)
+        req = pb.ListSuppressedChatsRequest(
+            page_size=page_size, page_token=page_token, bot=self._bot_of(bot)
+        )
         return await self._call(self._stub.ListSuppressedChats, req, pb.ListSuppressedChatsResponse)
 
     async def unsuppress_chat(
-        self, chat_id: str | int, *, validate_only: bool = False
+        self, chat_id: str | int, *, validate_only: bool = False, bot: str | None = None
     ) -> pb.SuppressedChat:
         """Let messages reach a suppressed chat again (see the blocking client)."""
-        req = pb.UnsuppressChatRequest(chat_id=str(chat_id), validate_only=validate_only)
+        req = pb.UnsuppressChatRequest(
+            chat_id=str(chat_id), validate_only=validate_only, bot=self._bot_of(bot)
+        )
         reply = await self._call(self._stub.UnsuppressChat, req, pb.UnsuppressChatResponse)
         return reply.chat
 

@@ -10,7 +10,11 @@
     ├── UnavailableError          .retry_after_s (retried automatically by the clients)
     ├── DeadlineExceededError     also a TimeoutError (a call's or a wait's deadline passed)
     ├── ResourceExhaustedError    .retry_after_s
-    └── UnauthenticatedError
+    ├── UnauthenticatedError
+    └── PermissionDeniedError     .bot (reason BOT_NOT_ALLOWED: the token may not use it)
+
+A request naming a bot the gateway does not serve is an InvalidArgumentError with reason
+``BOT_UNKNOWN`` (its message names the gateway's bots).
 
 The details come from the ``google.rpc.Status`` the server puts in the trailing metadata
 (``grpc-status-details-bin``); the original ``grpc.RpcError`` is the ``__cause__``.
@@ -37,6 +41,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "NotigateError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",
@@ -150,6 +155,15 @@ class UnauthenticatedError(NotigateError):
     """The bearer token was missing or not accepted."""
 
 
+class PermissionDeniedError(NotigateError):
+    """The bearer token was accepted but may not do this: for reason ``BOT_NOT_ALLOWED``,
+    use ``bot`` (the token is bound to other bots)."""
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.bot = self.metadata.get("bot", "")
+
+
 def _rich_status(metadata: Iterable[tuple[str, str | bytes]] | None) -> Any | None:
     for key, value in metadata or ():
         if key == DETAILS_METADATA_KEY and isinstance(value, bytes):
@@ -231,4 +245,6 @@ def from_rpc_error(exc: grpc.RpcError) -> NotigateError:
         return DeadlineExceededError(message, **kw)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return UnauthenticatedError(message, **kw)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDeniedError(message, **kw)
     return NotigateError(message, **kw)

@@ -119,9 +119,10 @@ def plan_upload(
     content_type: str | None = None,
     size: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    bot: str = "",
 ) -> UploadPlan:
     """The upload of ``source``: a path, or a binary file object read from its current
-    position.
+    position; for the messages of ``bot`` ("": the gateway's default bot).
 
     Raises:
         ValueError: no filename can be found, the size is unknown (a pipe without
@@ -156,5 +157,5 @@ def plan_upload(
         raise ValueError("the file object has no name: pass filename=")
     if content_type is None:
         content_type = mimetypes.guess_type(name)[0] or ""
-    metadata = pb.UploadMetadata(filename=name, content_type=content_type, size=size)
+    metadata = pb.UploadMetadata(filename=name, content_type=content_type, size=size, bot=bot)
     return UploadPlan(metadata, chunk_size, path, file, start)

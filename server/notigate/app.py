@@ -166,9 +166,9 @@ class Gateway:
         if missing:
             raise RuntimeError(f"no bot token for {', '.join(missing)}")
 
-        redis = redis_client(self.redis_url, s)
+        redis = redis_client(self.redis_url or None, s)
         self._stack.push_async_callback(redis.aclose)
-        pubsub_redis = redis_client(self.redis_url, s, for_pubsub=True)
+        pubsub_redis = redis_client(self.redis_url or None, s, for_pubsub=True)
         self._stack.push_async_callback(pubsub_redis.aclose)
         # One origin for every bot's queue: the gateway's one wake listener skips its own.
         origin = secrets.token_hex(8)
@@ -273,7 +273,7 @@ class Gateway:
                 r.dispatcher.pause()
             r.dispatcher.start(tasks)
             if r.bot.webhooks is not None:
-                r.bot.webhooks.start(tasks, r.bot.name)
+                r.bot.webhooks.start(tasks)
             tasks.start(
                 bot_loop_name("notigate-store-watch", r.bot.name),
                 _watching(r.bot.queue, self.metrics, watch_s),
@@ -335,6 +335,10 @@ class Gateway:
             sender,
             on_token=lambda ok: dispatcher.resume() if ok else dispatcher.pause(),
             dispatcher_live=dispatcher.live,
+            # With one bot the gateway's own probe speaks for the bot's store.
+            store_error=(lambda: dispatcher.store_error)
+            if len(self.settings.bot_list()) > 1
+            else (lambda: None),
         )
         dispatcher.on_token_rejected = health.token_rejected
         # WatchEvents' readers wait on one blocking read of the stream, on the client
@@ -343,7 +347,9 @@ class Gateway:
         self._stack.push_async_callback(event_tail.stop)
         webhooks = None
         if s.webhook_url:
-            webhooks = WebhookWorker(redis, queue.keys, s, tail=event_tail, metrics=self.metrics)
+            webhooks = WebhookWorker(
+                redis, queue.keys, s, tail=event_tail, metrics=self.metrics, bot=bot.name
+            )
             self._stack.push_async_callback(webhooks.poster.close)
         view = Bot(
             name=bot.name,

@@ -118,6 +118,9 @@ class Dispatcher:
         self._leased = asyncio.Event()
         self._completions: GroupCommit[CompletedSend, Recorded] = GroupCommit(queue.complete_many)
         self._supervisor: Supervisor | None = None
+        # Why the last dequeue failed (None: it succeeded). On a Redis Cluster the bot's
+        # shard may be down while the gateway's probe, on another shard, goes through.
+        self.store_error: StoreError | None = None
         # loop.time() of the dispatch loop's last turn (0: not started).
         self._heartbeat = 0.0
         # Longest a healthy turn takes past the end of its wait (a wait moves the heartbeat
@@ -242,10 +245,12 @@ class Dispatcher:
                 leased = await self.queue.dequeue(free)
             except StoreError as exc:
                 spell.failed(exc)
+                self.store_error = exc
                 self._beat()
                 await asyncio.sleep(spell.delay_s(*_REDIS_RETRY_S))
                 continue
             spell.succeeded()
+            self.store_error = None
             self._beat()
             if leased.suppressed:
                 # Failed by the script itself: their chats are suppressed.

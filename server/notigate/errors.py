@@ -198,7 +198,22 @@ def redis_error_code(exc: BaseException) -> str:
 # errors of its reads, writes and connects in ConnectionError, but an OSError that slips
 # past it (a path or a version that does not wrap) means just as surely that Redis cannot
 # be reached, and store_error classifies it so; a loop that must survive Redis catches both.
-REDIS_ERRORS: tuple[type[Exception], ...] = (redis_errors.RedisError, OSError)
+# The cluster client raises a few errors outside RedisError (RedisClusterException:
+# SlotNotCoveredError while the slot map misses a slot, and its client-side refusals).
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis_errors.RedisError,
+    redis_errors.RedisClusterException,
+    OSError,
+)
+
+# Cluster trouble that passes: a failover (CLUSTERDOWN, MASTERDOWN, a slot unserved for a
+# moment), a resharding (TRYAGAIN), redirections beyond the client's retries.
+_CLUSTER_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis_errors.ClusterError,
+    redis_errors.TryAgainError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.AskError,
+)
 
 
 def store_error(exc: BaseException) -> StoreError:
@@ -209,6 +224,12 @@ def store_error(exc: BaseException) -> StoreError:
     if code in _UNAVAILABLE:
         kind, message = _UNAVAILABLE[code]
         return QueueUnavailable(message, kind)
+    if isinstance(exc, _CLUSTER_UNAVAILABLE):
+        return QueueUnavailable(
+            "the Redis cluster cannot serve the queue's slot now (a failover or a "
+            "resharding in progress)",
+            RedisErrorKind.CLUSTER,
+        )
     if code == "OOM" or isinstance(exc, redis_errors.OutOfMemoryError):
         return QueueFull("Redis is out of memory (maxmemory reached)")
     if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):

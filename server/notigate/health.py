@@ -27,6 +27,7 @@ from grpc_health.v1.health import aio as health_aio
 from redis.asyncio import Redis
 
 from notigate.errors import REDIS_ERRORS, RedisErrorKind, StoreError, store_error
+from notigate.queue.connection import cluster_of
 from notigate.queue.keys import QueueKeys
 from notigate.sender import TelegramSender, Unauthorized
 
@@ -82,6 +83,13 @@ _STORE_ADVICE: dict[RedisErrorKind, str] = {
 }
 
 
+def _policy(reply: Any) -> str:
+    """maxmemory-policy from a CONFIG GET reply ("" when it has none)."""
+    values: dict[Any, Any] = dict(reply)
+    policy = values.get(b"maxmemory-policy") or values.get("maxmemory-policy")
+    return policy.decode() if isinstance(policy, bytes) else str(policy or "")
+
+
 class HealthReason(Enum):
     """Why health is NOT_SERVING (the ``reason`` label of notigate_health_reason)."""
 
@@ -122,8 +130,10 @@ class BotHealth:
         *,
         on_token: Callable[[bool], None] = lambda _ok: None,
         dispatcher_live: Callable[[], bool] = lambda: True,
+        store_error: Callable[[], StoreError | None] = lambda: None,
     ) -> None:
         self.name = name
+        self._store_error = store_error
         self.sender = sender
         self._on_token = on_token
         self._dispatcher_live = dispatcher_live
@@ -150,6 +160,8 @@ class BotHealth:
         out: set[HealthReason] = set()
         if not self.dispatcher_ok:
             out.add(HealthReason.DISPATCHER_NOT_RUNNING)
+        if self._store_error() is not None:
+            out.add(HealthReason.STORE_NOT_WRITABLE)
         if self.token is TokenState.REJECTED:
             out.add(HealthReason.BOT_TOKEN_REJECTED)
         elif self.token is TokenState.UNKNOWN:
@@ -160,6 +172,12 @@ class BotHealth:
     def warnings(self) -> list[str]:
         """This bot's warnings for GetStats, each with what to do about it."""
         out = []
+        error = self._store_error()
+        if error is not None:
+            out.append(
+                f"the bot's queue cannot be read ({error}): its messages wait; "
+                f"{_STORE_ADVICE[error.kind]}"
+            )
         if not self.dispatcher_ok:
             out.append(
                 "the delivery loop is not running (no heartbeat): health is NOT_SERVING and "
@@ -412,21 +430,31 @@ class HealthMonitor:
             await self.check_eviction_policy()
 
     async def check_eviction_policy(self) -> None:
-        """Warn loudly when Redis may evict keys (queued jobs) under memory pressure."""
+        """Warn loudly when Redis may evict keys (queued jobs) under memory pressure (on a
+        cluster: any primary, each holds some queues' slots)."""
+        cluster = cluster_of(self.redis)
         try:
-            reply = await self.redis.config_get("maxmemory-policy")
+            if cluster is None:
+                replies: list[Any] = [await self.redis.config_get("maxmemory-policy")]
+            else:
+                by_node = await cluster.config_get(
+                    "maxmemory-policy", target_nodes=cluster.PRIMARIES
+                )
+                # One primary answers unwrapped; several, by node name.
+                nested = isinstance(by_node, dict) and all(
+                    isinstance(v, dict) for v in by_node.values()
+                )
+                replies = list(by_node.values()) if nested else [by_node]
         except REDIS_ERRORS:
             return  # CONFIG may be disabled (managed Redis); nothing to learn then.
-        values: dict[Any, Any] = dict(reply)
-        policy = values.get(b"maxmemory-policy") or values.get("maxmemory-policy")
-        policy_text = policy.decode() if isinstance(policy, bytes) else str(policy or "")
+        policies = sorted({_policy(reply) for reply in replies} - {"", _SAFE_POLICY})
         self._redis_warnings = [
             w for w in self._redis_warnings if not w.startswith("maxmemory-policy")
         ]
-        if policy_text and policy_text != _SAFE_POLICY:
+        if policies:
             warning = (
-                f"maxmemory-policy is {policy_text}: Redis may evict queued jobs under memory "
-                "pressure; configure maxmemory-policy noeviction"
+                f"maxmemory-policy is {', '.join(policies)}: Redis may evict queued jobs under "
+                "memory pressure; configure maxmemory-policy noeviction"
             )
             self._redis_warnings.append(warning)
             log.warning("%s", warning)

@@ -283,22 +283,28 @@ class Metrics:
         )
         # Webhook delivery (counted by the gateway that did it; GetStats has the totals).
         self.webhook_delivered = Counter(
-            "notigate_webhook_delivered", "Events the webhook receiver acknowledged.", registry=r
+            "notigate_webhook_delivered",
+            "Events the webhook receiver acknowledged.",
+            ["bot"],
+            registry=r,
         )
         self.webhook_undeliverable = Counter(
             "notigate_webhook_undeliverable",
             "Events given up: not acknowledged within NOTIGATE_WEBHOOK_MAX_AGE, or trimmed"
             " from the event stream before they were read.",
+            ["bot"],
             registry=r,
         )
         self.webhook_failures = Counter(
             "notigate_webhook_failures",
             "Webhook POSTs that failed (a status other than 2xx, a timeout, no connection).",
+            ["bot"],
             registry=r,
         )
         self.webhook_pending = Gauge(
             "notigate_webhook_pending",
             "Events waiting for the webhook receiver's acknowledgement (all replicas').",
+            ["bot"],
             registry=r,
         )
         self._queue = _QueueCollector()
@@ -374,6 +380,10 @@ class BotMetrics:
         self.telegram_duration = metrics.telegram_duration.labels(bot=bot)
         self.delivery_duration = metrics.delivery_duration.labels(bot=bot)
         self.late_completions = metrics.late_completions.labels(bot=bot)
+        self.webhook_delivered = metrics.webhook_delivered.labels(bot=bot)
+        self.webhook_undeliverable = metrics.webhook_undeliverable.labels(bot=bot)
+        self.webhook_failures = metrics.webhook_failures.labels(bot=bot)
+        self.webhook_pending = metrics.webhook_pending.labels(bot=bot)
         self.task_restarts = metrics.task_restarts
         self.redis_error = metrics.redis_error
         for reason in ("no_job", "other_job"):

@@ -7,6 +7,15 @@ until its own next timer. A message carries the publishing gateway's origin
 (:attr:`notigate.queue.Queue.origin`): that gateway woke its own workers already,
 so it skips its own messages. One subscription serves every bot of a gateway:
 each bot's queue has its own channel, and a message wakes that bot's workers only.
+
+On a Redis Cluster the scripts keep classic PUBLISH, which the cluster broadcasts to every
+node, and a replica subscribes on the node of the channel's slot. Sharded pub/sub
+(SPUBLISH) would keep each message on its shard, but a wake is rare (a job became due
+earlier than all others, not every Send) and tiny, and only hurries an idle replica (its
+timers deliver anyway): the broadcast costs little, while PUBLISH works unchanged on one
+server, Sentinel's primaries and every Redis and Valkey version the scripts run on.
+Classic subscriptions, too, hear every node's messages, so one subscription to every bot's
+channel serves the bots of all shards.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from collections.abc import Callable, Mapping
 from redis.asyncio import Redis
 
 from notigate.errors import REDIS_ERRORS, RedisErrorKind, store_error
+from notigate.queue.connection import cluster_of, refresh_slots
 from notigate.supervisor import Spell
 
 log = logging.getLogger(__name__)
@@ -42,10 +52,16 @@ async def listen(
     wakes = {channel: on_wake} if isinstance(channel, str) else dict(channel)
     by_name = {name.encode(): wake for name, wake in wakes.items()}
     spell = Spell("listening for wake messages", logger=log, count=on_redis_error)
+    cluster = cluster_of(redis)
     while True:
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
+            if cluster is not None:
+                # The cluster's pub/sub picks its node from the slot map, which only
+                # the client's commands read: read it now (again after a failover).
+                await cluster.initialize()
             await pubsub.subscribe(*wakes)
+            # Anything may have become due while we were not subscribed.
             for wake in wakes.values():
                 wake()
             spell.succeeded()
@@ -65,6 +81,8 @@ async def listen(
                 on_redis_error(error.kind)
             else:
                 spell.failed(error)
+            if cluster is not None:
+                await refresh_slots(cluster)
             await asyncio.sleep(spell.delay_s(0.1, 1.0))
         finally:
             with contextlib.suppress(*REDIS_ERRORS):

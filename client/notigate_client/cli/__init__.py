@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """Entry point of the ``notigate`` console script; ``env`` defaults to ``os.environ``.
 
     The one place of the client package that reads the environment: NOTIGATE_TARGET,
-    NOTIGATE_API_TOKEN and NOTIGATE_CA become flag defaults, and commands added by other
-    packages get the same mapping.
+    NOTIGATE_API_TOKEN, NOTIGATE_CA and NOTIGATE_BOT become flag defaults, and commands
+    added by other packages get the same mapping.
     """
     env = os.environ if env is None else env
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -32,7 +32,7 @@ from notigate_client import (
     pb,
     state_name,
 )
-from notigate_client._common import PARSE_MODES
+from notigate_client._common import PARSE_MODES, bot_of_job
 from notigate_client.cli.batchfile import parse_duration_s, parse_time
 from notigate_client.cli.mediasource import Uploads, parse_album_entry, resolve
 from notigate_client.cli.registry import Handler, Subparsers
@@ -76,6 +76,19 @@ def _connection_flags(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return flags
 
 
+def _bot_flag(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """--bot, for the commands that pick a bot (those about one job go by its id)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--bot",
+        default=env.get("NOTIGATE_BOT", ""),
+        metavar="NAME",
+        help="the bot to use, a name from the gateway's bots file (NOTIGATE_BOT; default: "
+        "the bot named default, or the only bot)",
+    )
+    return flags
+
+
 def _client(args: argparse.Namespace) -> NotificationClient:
     roots = args.ca.read_bytes() if args.ca else None
     return NotificationClient(
@@ -84,6 +97,7 @@ def _client(args: argparse.Namespace) -> NotificationClient:
         tls=bool(args.tls),
         root_certificates=roots,
         timeout_s=args.timeout,
+        bot=getattr(args, "bot", ""),
     )
 
 
@@ -175,6 +189,22 @@ def format_stats(s: pb.GetStatsResponse) -> str:
         lines.append(f"bot paused until {_time(s.paused_until)} UTC (429s from Telegram)")
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)
+
+
+def format_bots(s: pb.GetStatsResponse) -> str:
+    """Each bot's share of a GetStats sum, one row per bot with its token's state; "" when
+    the gateway serves one bot (the sum is that bot's)."""
+    if len(s.bots) < 2:
+        return ""
+    rows = [["BOT", "WAITING", "DELAYED", "ACTIVE", "FAILED", "SENT", "TOKEN"]]
+    for b in s.bots:
+        t = b.stats
+        token = "ok" if b.token_ok else "rejected by Telegram (its jobs wait)"
+        if b.token_ok and t.HasField("paused_until"):
+            token = f"ok, paused until {_time(t.paused_until)} UTC"
+        counts = [t.waiting, t.delayed, t.active, t.failed, t.total_sent]
+        rows.append([b.bot, *map(str, counts), token])
+    return _table(rows)
 
 
 def _plural(n: int, word: str) -> str:
@@ -378,7 +408,9 @@ def _change_line(job: pb.Job, requested: str, done: str) -> str:
 def _edit(args: argparse.Namespace, client: NotificationClient) -> int:
     values = _media_values(args)  # at most one: the flags exclude each other
     try:
-        file = _resolve(*values[0], Uploads(client), args) if values else None
+        # The file must be the bot's that sends the message: the one the job id names.
+        uploads = Uploads(client, bot=bot_of_job(args.job_id))
+        file = _resolve(*values[0], uploads, args) if values else None
         job = client.edit(
             args.job_id,
             text=args.text,
@@ -422,6 +454,8 @@ def _stats(args: argparse.Namespace, client: NotificationClient) -> int:
             if args.watch:
                 print(time.strftime("%H:%M:%S"), client.target)
             print(format_stats(reply))
+            if breakdown := format_bots(reply):
+                print(f"\n{breakdown}")
         sys.stdout.flush()
         shown += 1
         if not args.watch or (args.count and shown >= args.count):
@@ -575,6 +609,8 @@ def _bulk(args: argparse.Namespace, client: NotificationClient, verb: str, what:
     call = client.retry_jobs if verb == "retry" else client.cancel_jobs
     counted = call(state, args.chat, validate_only=True)
     scope = f"{what} jobs" + (f" of chat {args.chat}" if args.chat else "")
+    if args.bot:
+        scope += f" of bot {args.bot}"
     if counted.count == 0:
         print(f"no {scope}: nothing to {verb}")
         return 0
@@ -720,14 +756,18 @@ def _media_flags(p: argparse.ArgumentParser, *, repeat: bool) -> None:
 def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     """Add the client subcommands to ``sub``; flag defaults come from ``env``."""
     conn = _connection_flags(env)
+    bot = _bot_flag(env)
 
-    def add(name: str, help_: str, handler: ClientHandler | None = None) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_, parents=[conn])
+    def add(
+        name: str, help_: str, handler: ClientHandler | None = None, *, bots: bool = False
+    ) -> argparse.ArgumentParser:
+        parents = [conn, bot] if bots else [conn]
+        p = sub.add_parser(name, help=help_, description=help_, parents=parents)
         if handler is not None:
             p.set_defaults(handler=_with_client(handler))
         return p
 
-    p = add("send", "enqueue one message; prints its job id", _send)
+    p = add("send", "enqueue one message; prints its job id", _send, bots=True)
     p.add_argument("--chat", required=True, help="chat id or @channel")
     p.add_argument("--text", help="the message, or the caption of a file (of an album's first)")
     _media_flags(p, repeat=True)
@@ -758,7 +798,13 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
         "(exit 1 unless delivered)",
     )
 
-    p = add("send-file", "check, then enqueue every message of a CSV or JSONL file", send_file)
+    p = add(
+        "send-file",
+        "check, then enqueue every message of a CSV or JSONL file (rows without a bot "
+        "column go to --bot)",
+        send_file,
+        bots=True,
+    )
     p.add_argument(
         "file", type=Path, help="*.csv with a header, or *.jsonl/*.ndjson; fields of SendRequest"
     )
@@ -805,7 +851,12 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--dry-run", action="store_true", help="check the delete, change nothing")
     p.add_argument("--json", action="store_true", help="the job that carries the delete, as JSON")
 
-    p = add("stats", "queue depths and lifetime totals", _stats)
+    p = add(
+        "stats",
+        "queue depths and lifetime totals (without --bot: the sum over the bots, then each bot)",
+        _stats,
+        bots=True,
+    )
     p.add_argument("--watch", type=float, metavar="N", help="refresh every N seconds")
     p.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
     p.add_argument("--json", action="store_true")
@@ -814,7 +865,7 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("job_id")
     p.add_argument("--json", action="store_true")
 
-    p = add("jobs", "list jobs (every state, or one with --state)", _jobs)
+    p = add("jobs", "list jobs (every state, or one with --state)", _jobs, bots=True)
     p.add_argument("--state", choices=_STATE_NAMES)
     p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -822,8 +873,9 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p = add(
         "events",
         "follow job state changes as they happen, one line each (reconnects by itself and "
-        "resumes where it was)",
+        "resumes where it was); --job ids name their bot, else --bot picks its stream",
         _events,
+        bots=True,
     )
     p.add_argument(
         "--from",
@@ -847,7 +899,12 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--count", type=_positive, help="stop after this many events")
     p.add_argument("--json", action="store_true", help="one WatchEventsResponse per line")
 
-    p = add("retry", "queue a failed job again, or every failed job (--all-failed)", _retry)
+    p = add(
+        "retry",
+        "queue a failed job again, or every failed job of a bot (--all-failed)",
+        _retry,
+        bots=True,
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("job_id", nargs="?")
     which.add_argument(
@@ -856,7 +913,12 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
     p.add_argument("--chat", help="with --all-failed: only this chat's jobs")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
-    p = add("cancel", "cancel a job not yet sent, or every one of a filter (--all)", _cancel)
+    p = add(
+        "cancel",
+        "cancel a job not yet sent, or every one of a filter (--all)",
+        _cancel,
+        bots=True,
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("job_id", nargs="?")
     which.add_argument(
@@ -873,12 +935,14 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
         "fail without reaching Telegram (unless sent with ignore_suppression).",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    q = actions.add_parser("list", help="the suppressed chats, newest first", parents=[conn])
+    q = actions.add_parser(
+        "list", help="the suppressed chats of a bot, newest first", parents=[conn, bot]
+    )
     q.add_argument("--limit", type=_positive, default=20, help="chats to show (%(default)s)")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
     q.set_defaults(handler=_with_client(_suppressed_list))
     q = actions.add_parser(
-        "remove", help="let messages reach a suppressed chat again", parents=[conn]
+        "remove", help="let messages reach a suppressed chat again", parents=[conn, bot]
     )
     q.add_argument("chat", help="the chat id or @channel")
     q.add_argument("--dry-run", action="store_true", help="check it is suppressed, change nothing")

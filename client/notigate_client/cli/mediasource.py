@@ -84,13 +84,15 @@ class Uploads:
 
     client: NotificationClient
     report: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
+    # The bot whose messages use the files (None: the client's).
+    bot: str | None = None
     _ids: dict[str, str] = field(default_factory=dict)
 
     def upload_id(self, path: str) -> str:
         """The upload_id of ``path``, uploading it on first use."""
         key = str(Path(path).resolve())
         if key not in self._ids:
-            reply = self.client.upload_file(path)
+            reply = self.client.upload_file(path, bot=self.bot)
             self._ids[key] = reply.upload_id
             self.report(f"uploaded {path}: {reply.size:,} bytes, upload {reply.upload_id}")
         return self._ids[key]

@@ -17,7 +17,13 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import Redis
 
 from notigate.config import DEFAULT_BOT, Settings
-from notigate.errors import ChatNotSuppressed, IdempotencyKeyReused
+from notigate.errors import (
+    ChatNotSuppressed,
+    IdempotencyKeyReused,
+    QueueUnavailable,
+    RedisErrorKind,
+)
+from notigate.queue.connection import cluster_of, server_time_ms
 from notigate.queue.job_ids import id_prefix, number_of
 from notigate.queue.keys import QueueKeys
 from notigate.queue.records import (
@@ -116,6 +122,8 @@ class Queue:
         self.scripts = QueueScripts.register(
             redis, self.keys, ScriptConfig.from_settings(settings, self.origin, id_prefix(bot))
         )
+        self.scripts.enqueue.wait_replicas = settings.redis_wait_replicas
+        self.scripts.enqueue.wait_ms = settings.redis_wait_timeout_ms
         # The highest job id this process was handed (created or leased): enqueue never
         # hands out an id at or below it, and a store whose sequence is below it went back.
         self.id_floor = 0
@@ -159,6 +167,16 @@ class Queue:
         results = reply.results
         self._raise_floor(r.job_id for r in results if r.outcome is EnqueueOutcome.CREATED)
         self._woke(reply.woke)
+        wanted = self.settings.redis_wait_replicas
+        if reply.replicas is not None and reply.replicas < wanted:
+            # Stored on the primary (and delivered from there): only the promise that a
+            # failover keeps it is missing. A retry with the same key finds the job.
+            raise QueueUnavailable(
+                f"stored but not yet on {wanted} Redis replica(s) ({reply.replicas} "
+                f"confirmed within {self.settings.redis_wait_timeout_ms} ms); retry with "
+                "the same idempotency key",
+                RedisErrorKind.REPLICATION,
+            )
         return results
 
     def _raise_floor(self, job_ids: Iterable[str]) -> None:
@@ -296,8 +314,7 @@ class Queue:
 
     async def now_ms(self) -> int:
         """Redis's clock (ms), the one every job time is stamped with."""
-        sec, usec = await self._read(lambda: self.redis.time())
-        return int(sec) * 1000 + int(usec) // 1000
+        return await self._read(lambda: server_time_ms(self.redis, self.keys.seq))
 
     async def last_job_id(self) -> int:
         """The newest job id handed out (0: none yet). Ids only grow, so an id above it
@@ -368,6 +385,10 @@ class Queue:
         k = self.keys
         states = list(JobState)
 
+        # A cluster's pipeline refuses TIME (it names no key): the clock is read
+        # from the slot's primary by a call of its own there.
+        on_cluster = cluster_of(self.redis) is not None
+
         async def read() -> list[Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for state in states:
@@ -375,23 +396,28 @@ class Queue:
                 pipe.hgetall(k.stats)
                 pipe.get(k.global_pause)
                 pipe.zrange(k.waiting, 0, 0, withscores=True)
-                pipe.time()
+                if not on_cluster:
+                    pipe.time()
                 pipe.get(k.global_pause_reason)
                 pipe.zcard(k.suppressed_by_time)
-                return list(await pipe.execute())
+                replies = list(await pipe.execute())
+            if on_cluster:
+                replies.insert(len(states) + 3, await server_time_ms(self.redis, k.seq))
+            return replies
 
         reply = await self._read(read)
         counts = {state: int(reply[i]) for i, state in enumerate(states)}
         n = len(states)
         totals = {key.decode(): int(v) for key, v in reply[n].items()}
         oldest = reply[n + 2]
-        sec, usec = reply[n + 3]
+        clock = reply[n + 3]
+        now_ms = clock if isinstance(clock, int) else int(clock[0]) * 1000 + int(clock[1]) // 1000
         return QueueStats(
             counts=counts,
             totals=totals,
             paused_until_ms=stored_int(reply[n + 1]),
             oldest_waiting_ms=int(oldest[0][1]) if oldest else None,
-            now_ms=int(sec) * 1000 + int(usec) // 1000,
+            now_ms=now_ms,
             paused_reason=stored_text(reply[n + 4]),
             suppressed_chats=int(reply[n + 5]),
         )

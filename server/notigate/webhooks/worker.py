@@ -61,6 +61,7 @@ class WebhookWorker:
         *,
         tail: EventTail,
         metrics: Metrics | None = None,
+        bot: str = DEFAULT_BOT,
         poster: WebhookPoster | None = None,
         backoff_s: tuple[float, float] = BACKOFF_S,
     ) -> None:
@@ -71,7 +72,7 @@ class WebhookWorker:
         self.policy = WebhookPolicy.from_settings(settings)
         self.scripts = WebhookScripts.register(redis, self.keys, self.policy)
         self.tail = tail
-        self.metrics = metrics or Metrics()
+        self.metrics = (metrics or Metrics()).for_bot(bot)
         self.poster = poster or WebhookPoster(
             settings.webhook_url,
             settings.webhook_secret,
@@ -99,7 +100,8 @@ class WebhookWorker:
             log.info("webhook: posting events from now on to %s", self.poster.url)
         self._joined = True
 
-    def start(self, tasks: Supervisor, bot: str = DEFAULT_BOT) -> None:
+    def start(self, tasks: Supervisor) -> None:
+        bot = self.metrics.bot
         tasks.start(bot_loop_name("notigate-webhook-intake", bot), self.intake_forever)
         tasks.start(bot_loop_name("notigate-webhook-delivery", bot), self.deliver_forever)
 

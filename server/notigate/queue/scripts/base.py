@@ -7,8 +7,9 @@ prefix, ARGV[2] the packed :class:`~.config.ScriptConfig`), all in its header's 
 keyword-only arguments and returns a typed result: nothing untyped leaves this package.
 
 Scripts are sent once (:meth:`ScriptBase.load`, at startup, so a syntax error shows
-then) and called by SHA; redis-py falls back to EVAL after a SCRIPT FLUSH or a Redis
-restart. Every redis-py error becomes the queue's own here (see
+then; on a cluster to every primary) and called by SHA; a NOSCRIPT (a SCRIPT FLUSH, a
+restart, a replica promoted since) loads the script again and repeats the call, which
+had not run. Every redis-py error becomes the queue's own here (see
 :func:`notigate.errors.store_error`).
 
 Every script but ``enqueue`` starts with ``#!lua flags=allow-oom``: when Redis reaches
@@ -25,10 +26,14 @@ from contextlib import asynccontextmanager
 from enum import IntEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
 
-from notigate.errors import REDIS_ERRORS, store_error
+from notigate.errors import REDIS_ERRORS, StoreError, store_error
+from notigate.queue.connection import cluster_of, refresh_slots
 from notigate.queue.scripts.source import source
 
 # Covariant: a wrapper of any result is a ScriptBase[object].
@@ -120,9 +125,44 @@ class ScriptBase(Generic[T]):
         call_keys: Mapping[str, str] | None = None,
     ) -> Reply:
         """Run the script with ``args`` (ARGV[3] on, in :attr:`argv` order)."""
+        keys = self._keys(call_keys)
         async with store_errors():
-            reply: Reply = await self._script(keys=self._keys(call_keys), args=self._argv(args))
+            if not keys:
+                cluster = cluster_of(self.redis)
+                if cluster is not None:
+                    return await self._run_keyless(cluster, self._argv(args))
+            reply: Reply = await self._script(keys=keys, args=self._argv(args))
             return reply
+
+    async def _run_keyless(self, cluster: RedisCluster, argv: list[Arg]) -> Reply:
+        # A script without KEYS builds its keys from the prefix: redis-py would send it
+        # to a random node. The prefix's hash tag names the slot; its primary runs it.
+        for attempt in range(2):
+            await cluster.initialize()  # no-op once the slot map is known
+            node = cluster.get_node_from_key(str(self._head[0]))
+            try:
+                reply: Reply = await cluster.execute_command(
+                    "EVALSHA", self._script.sha, 0, *argv, target_nodes=node
+                )
+                return reply
+            except redis_errors.NoScriptError:
+                if attempt:
+                    raise
+                await self.load()
+            except (
+                redis_errors.ConnectionError,
+                redis_errors.TimeoutError,
+                redis_errors.ClusterDownError,
+                redis_errors.ResponseError,
+            ) as exc:
+                # A stale slot map (a failover moved the slot): Redis refuses the keys as
+                # "non local". Nothing ran; read the map again and retry once.
+                moved = "non local key" in str(exc)
+                if not isinstance(exc, redis_errors.ResponseError) or moved:
+                    await refresh_slots(cluster)
+                if attempt or not moved:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _run_many(
         self, arg_lists: Sequence[Sequence[Arg]], call_keys: Mapping[str, str] | None = None
@@ -132,13 +172,118 @@ class ScriptBase(Generic[T]):
         if not arg_lists:
             return []
         keys = self._keys(call_keys)
+        if cluster_of(self.redis) is not None:
+            return await self._run_many_on_cluster(keys, arg_lists)
         async with store_errors(), self.redis.pipeline(transaction=False) as pipe:
             for args in arg_lists:
                 await self._queue(pipe, keys, self._argv(args))
             return list(await pipe.execute())
 
+    async def _run_many_on_cluster(
+        self, keys: list[str], arg_lists: Sequence[Sequence[Arg]]
+    ) -> list[Reply]:
+        # redis-py's cluster pipeline refuses its evalsha() (a script's keys could span
+        # slots) but routes a raw EVALSHA by its keys: these all name keys of one slot,
+        # so the calls still go to that slot's primary in one round trip.
+        sha = self._script.sha
+        for attempt in range(2):
+            try:
+                async with store_errors(), self.redis.pipeline(transaction=False) as pipe:
+                    for args in arg_lists:
+                        pipe.execute_command("EVALSHA", sha, len(keys), *keys, *self._argv(args))
+                    return list(await pipe.execute())
+            except StoreError as exc:
+                # Every call of the pipeline met the same missing script: none ran.
+                if attempt or not isinstance(exc.__cause__, redis_errors.NoScriptError):
+                    raise
+            await self.load()
+        raise AssertionError("unreachable")
+
+    async def _run_waited(self, *args: Arg, replicas: int, timeout_ms: int) -> tuple[Reply, int]:
+        """Run the script, then WAIT for ``replicas`` replicas on the same connection
+        (WAIT counts the replicas that have every write of its own connection); the
+        script's reply and how many replicas confirmed within ``timeout_ms``."""
+        keys, argv = self._keys(None), self._argv(args)
+        for attempt in range(2):
+            try:
+                async with store_errors():
+                    return await self._call_and_wait(keys, argv, replicas, timeout_ms)
+            except StoreError as exc:
+                # NOSCRIPT: the script did not run (a promoted replica may lack it).
+                if attempt or not isinstance(exc.__cause__, redis_errors.NoScriptError):
+                    raise
+            await self.load()
+        raise AssertionError("unreachable")
+
+    async def _call_and_wait(
+        self, keys: list[str], argv: list[Arg], replicas: int, timeout_ms: int
+    ) -> tuple[Reply, int]:
+        commands = (
+            ("EVALSHA", self._script.sha, len(keys), *keys, *argv),
+            ("WAIT", replicas, timeout_ms),
+        )
+        cluster = cluster_of(self.redis)
+        if cluster is None:
+            # Standalone or Sentinel: a connection of the pool, to the primary.
+            pool = self.redis.connection_pool
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                return await _send_and_wait(conn, commands, timeout_ms)
+            finally:
+                await pool.release(conn)
+        # A connection of the slot's primary, taken from redis-py's node pool: the
+        # cluster client itself would route WAIT (it names no key) elsewhere.
+        await cluster.initialize()  # no-op once the slot map is known
+        node = cluster.get_node_from_key(keys[0])
+        if node is None:
+            raise redis_errors.SlotNotCoveredError(f"no primary serves {keys[0]}")
+        conn = node.acquire_connection()
+        try:
+            return await _send_and_wait(conn, commands, timeout_ms)
+        except (
+            redis_errors.ConnectionError,
+            redis_errors.TimeoutError,
+            redis_errors.MovedError,
+            redis_errors.ClusterDownError,
+        ):
+            # The slot map may be stale (a failover, a resharding): read it again for the
+            # next call, which the client repeats with the same idempotency key.
+            await refresh_slots(cluster)
+            raise
+        finally:
+            node.release(conn)
+
     async def _queue(self, pipe: Pipeline, keys: list[str], args: list[Arg]) -> None:
         await self._script(keys=keys, args=args, client=pipe)
+
+
+async def _send_and_wait(
+    conn: Connection, commands: tuple[tuple[Arg, ...], ...], timeout_ms: int
+) -> tuple[Reply, int]:
+    """Send the script call and WAIT in one write; their two replies."""
+    await conn.send_packed_command(conn.pack_commands(commands))
+    # WAIT answers after up to timeout_ms: the read may take that long on top.
+    read_s = (conn.socket_timeout or 0) + timeout_ms / 1000
+    replies: list[Any] = []
+    error: Exception | None = None
+    try:
+        for _ in commands:
+            try:
+                reply = await conn.read_response(timeout=read_s)
+            except redis_errors.ResponseError as exc:
+                # An error reply still leaves the next reply to read on the connection.
+                error = error or exc
+                continue
+            if reply is None:  # timed out: the connection's state is unknown
+                raise redis_errors.TimeoutError("no reply to the script call and WAIT")
+            replies.append(reply)
+    except BaseException:
+        await conn.disconnect()
+        raise
+    if error is not None:
+        raise error
+    script_reply, acked = replies
+    return script_reply, int(acked)
 
 
 def as_list(reply: Reply) -> list[Reply]:

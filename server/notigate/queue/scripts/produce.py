@@ -49,6 +49,8 @@ class EnqueueReply:
     went_back: int | None
     # The other replicas were woken: the caller wakes its own workers.
     woke: bool
+    # How many Redis replicas confirmed the write (WAIT); None when not waited for.
+    replicas: int | None = None
 
 
 def pack(jobs: Sequence[NewJob]) -> tuple[bytes, int]:
@@ -88,14 +90,23 @@ class Enqueue(ScriptBase[EnqueueReply]):
     keys = ("seq", "waiting", "ready", "paced", "delayed", "stats", "migrations", "events")
     argv = ("n", "messages", "all_or_nothing", "keyed", "id_floor")
     codes = (EnqueueCode,)
+    # WAIT for this many replicas after each call (0: do not wait), at most wait_ms.
+    wait_replicas = 0
+    wait_ms = 1000
 
     async def __call__(
         self, *, jobs: Sequence[NewJob], all_or_nothing: bool, id_floor: int
     ) -> EnqueueReply:
         messages, keyed = pack(jobs)
-        reply = as_list(
-            await self._run(len(jobs), messages, 1 if all_or_nothing else 0, keyed, id_floor)
-        )
+        args = (len(jobs), messages, 1 if all_or_nothing else 0, keyed, id_floor)
+        replicas: int | None = None
+        if self.wait_replicas:
+            raw, replicas = await self._run_waited(
+                *args, replicas=self.wait_replicas, timeout_ms=self.wait_ms
+            )
+        else:
+            raw = await self._run(*args)
+        reply = as_list(raw)
         *pairs, went_back, woke = reply
         codes = pairs[1::2]
         conflicts = (
@@ -117,4 +128,5 @@ class Enqueue(ScriptBase[EnqueueReply]):
             conflicts=conflicts,
             went_back=back if back >= 0 else None,
             woke=as_int(woke) == 1,
+            replicas=replicas,
         )
