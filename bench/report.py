@@ -310,6 +310,7 @@ def markdown(
         ".venv/bin/python bench/run.py --runs 5 --only enqueue,delivery",
         ".venv/bin/python bench/run.py --full-rate       # rate scenario with 5,000 chats",
         ".venv/bin/python bench/run.py --growth-max 300000   # scale the growth scenario down",
+        ".venv/bin/python bench/run.py --only bots,idle_bots,cluster   # several bots; cluster",
         "```",
         "",
         "## Machine",

@@ -76,7 +76,10 @@ async def drain(env: Env, sim: Simulator, gw: Notigate, n: int, cut_s: float) ->
                 raise BenchError(f"nothing delivered in 60 s: {gw.proc.tail()}")
             return out
         if not gw.proc.alive():
-            raise BenchError(f"notigate exited: {gw.proc.tail()}")
+            raise BenchError(
+                f"notigate exited ({gw.proc.p.returncode}) after {accepted} of {n}: "
+                f"{gw.proc.tail()}"
+            )
         await asyncio.sleep(0.25)
 
 
