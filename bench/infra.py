@@ -82,6 +82,12 @@ class Config:
     events_load_rate: int = 3_000  # msg/s offered through SendBatch
     events_load_s: float = 10.0
     webhook_jobs: int = 20_000
+    bots_count: int = 100  # bots of the many-bots case, each at 30/s
+    bots_steady_s: float = 25.0  # each bot's backlog lasts this long at 30/s
+    idle_bots_total: int = 1_000  # bots configured, of which idle_bots_busy have work
+    idle_bots_busy: int = 10
+    idle_bots_steady_s: float = 15.0
+    cluster_bots: int = 6  # bots whose queues spread over the cluster's shards
 
     @classmethod
     def smoke_config(cls) -> Config:
@@ -106,6 +112,12 @@ class Config:
             events_load_rate=1_000,
             events_load_s=1.0,
             webhook_jobs=300,
+            bots_count=4,
+            bots_steady_s=2.0,
+            idle_bots_total=40,
+            idle_bots_busy=2,
+            idle_bots_steady_s=2.0,
+            cluster_bots=3,
         )
 
 
@@ -217,11 +229,14 @@ class Proc:
 class Simulator:
     """``notigate simulator`` in its own process (its CPU is not the bench's)."""
 
-    def __init__(self, env: Env, *, limits: bool, name: str = "sim") -> None:
+    def __init__(
+        self, env: Env, *, limits: bool, name: str = "sim", tokens: Sequence[str] = (TOKEN,)
+    ) -> None:
         self.env = env
         self.port = free_port()
-        argv = [NOTIGATE, "simulator", "--port", str(self.port), "--token", TOKEN,
-                "--log-level", "warning"]  # fmt: skip
+        argv = [NOTIGATE, "simulator", "--port", str(self.port), "--log-level", "warning"]
+        for token in tokens:
+            argv += ["--token", token]
         if not limits:
             argv.append("--no-limits")
         self.proc = Proc(name, argv, dict(os.environ), env.workdir / f"{name}-{self.port}.log")
@@ -267,12 +282,19 @@ class Simulator:
             return dict(await r.json())
 
     async def messages(self) -> list[dict[str, Any]]:
-        """Accepted sends: chat_id, text, received_at (time.monotonic(): CLOCK_MONOTONIC,
-        the same clock in every process of this machine)."""
+        """Accepted sends: chat_id, text, bot_id (the token's number), received_at
+        (time.monotonic(): CLOCK_MONOTONIC, the same clock in every process of this
+        machine)."""
         assert self.session is not None
         async with self.session.get(f"{self.url}/_sim/messages") as r:
             data = await r.json()
-        return [{k: m[k] for k in ("chat_id", "text", "received_at")} for m in data]
+        return [{k: m[k] for k in ("chat_id", "text", "bot_id", "received_at")} for m in data]
+
+    async def requests(self) -> list[dict[str, Any]]:
+        """Every Bot API request: method, chat_id, status, received_at, retry_after."""
+        assert self.session is not None
+        async with self.session.get(f"{self.url}/_sim/requests") as r:
+            return list(await r.json())
 
     async def wait_accepted(self, n: int, timeout: float, procs: Sequence[Proc] = ()) -> int:
         deadline = time.monotonic() + timeout
@@ -295,16 +317,34 @@ class Simulator:
 
 
 class Notigate:
-    """One ``notigate serve`` replica on the bench's Valkey."""
+    """One ``notigate serve`` replica on the bench's Valkey (or ``redis_url``'s server);
+    with ``bots``, serving those bots (name, token) from a bots file instead of TOKEN."""
 
-    def __init__(self, env: Env, sim: Simulator, name: str = "notigate", **settings: Any) -> None:
+    def __init__(
+        self,
+        env: Env,
+        sim: Simulator,
+        name: str = "notigate",
+        *,
+        bots: Sequence[tuple[str, str]] = (),
+        redis_url: str | None = None,
+        **settings: Any,
+    ) -> None:
         self.env = env
         self.port = free_port()
         self.target = f"{HOST}:{self.port}"
         e = dict(os.environ)
+        if bots:
+            path = env.workdir / f"{name}-{self.port}-bots.toml"
+            path.write_text("".join(f'[bots.{bot}]\ntoken = "{token}"\n\n' for bot, token in bots))
+            e["NOTIGATE_BOTS_FILE"] = str(path)
+            # `notigate serve` still refuses to start without BOT_TOKEN when a bots file
+            # names the bots; one of the bots' own tokens satisfies it and changes nothing.
+            e["BOT_TOKEN"] = bots[0][1]
+        else:
+            e["BOT_TOKEN"] = TOKEN
         e.update(
-            REDIS_URL=env.redis_url,
-            BOT_TOKEN=TOKEN,
+            REDIS_URL=redis_url or env.redis_url,
             TELEGRAM_API_URL=sim.url,
             NOTIGATE_LISTEN=self.target,
             NOTIGATE_SHUTDOWN_GRACE_S="2",
@@ -314,8 +354,8 @@ class Notigate:
         argv = [NOTIGATE, "serve", "--log-level", "warning"]
         self.proc = Proc(name, argv, e, env.workdir / f"{name}-{self.port}.log")
 
-    async def start(self) -> Notigate:
-        deadline = time.monotonic() + 20
+    async def start(self, timeout: float = 20.0) -> Notigate:
+        deadline = time.monotonic() + timeout
         async with grpc.aio.insecure_channel(self.target) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while True:
@@ -384,3 +424,108 @@ def node(script: str, **opts: Any) -> list[str]:
 def py(script: str, **opts: Any) -> list[str]:
     """The argv of a Python script under bench/ with its options as one JSON argument."""
     return [PYTHON, str(BENCH / script), json.dumps(opts)]
+
+
+# -- Redis Cluster ---------------------------------------------------------------------
+
+SLOTS = 16_384
+
+
+class ValkeyCluster:
+    """A local Valkey Cluster of ``primaries`` primaries and no replicas, each on free
+    ports (client and cluster bus), persisted like the bench's standalone server
+    (appendonly everysec, noeviction). Slots are split evenly with CLUSTER ADDSLOTSRANGE
+    and the nodes joined with CLUSTER MEET, as ``valkey-cli --cluster create`` would."""
+
+    def __init__(self, env: Env, primaries: int = 3) -> None:
+        self.env = env
+        self.ports = [free_port() for _ in range(primaries)]
+        self.bus_ports = [free_port() for _ in range(primaries)]
+        self.procs: list[Proc] = []
+        # Slot ranges (first, last) of each primary, in the order of self.ports.
+        step = SLOTS // primaries
+        self.ranges = [
+            (k * step, SLOTS - 1 if k == primaries - 1 else (k + 1) * step - 1)
+            for k in range(primaries)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Any node names the cluster: the first."""
+        return f"redis://{HOST}:{self.ports[0]}/0"
+
+    def _node(self, port: int) -> Redis:
+        return Redis(host=HOST, port=port)
+
+    async def start(self) -> ValkeyCluster:
+        from notigate.embedded import valkey_binary
+
+        for port, bus in zip(self.ports, self.bus_ports, strict=True):
+            d = self.env.workdir / f"cluster-{port}"
+            d.mkdir(parents=True, exist_ok=True)
+            argv = [
+                str(valkey_binary()), "--port", str(port), "--bind", HOST,
+                "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                "--cluster-config-file", str(d / "nodes.conf"), "--dir", str(d),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--maxmemory-policy", "noeviction", "--daemonize", "no",
+            ]  # fmt: skip
+            self.procs.append(Proc(f"cluster-{port}", argv, dict(os.environ), d / "log"))
+        nodes = [self._node(p) for p in self.ports]
+        try:
+            for node, proc in zip(nodes, self.procs, strict=True):
+                await _until(lambda n=node: n.ping(), f"cluster node {proc.name}", proc)
+            for node, (first, last) in zip(nodes, self.ranges, strict=True):
+                await node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)  # type: ignore[no-untyped-call]
+            # The bus ports are not port + 10000, so MEET names them.
+            for port, bus in zip(self.ports[1:], self.bus_ports[1:], strict=True):
+                await nodes[0].execute_command("CLUSTER", "MEET", HOST, port, bus)  # type: ignore[no-untyped-call]
+
+            async def formed() -> bool:
+                for node in nodes:
+                    info = await node.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+                    text = info.decode() if isinstance(info, bytes) else str(info)
+                    if "cluster_state:ok" not in text or (
+                        f"cluster_known_nodes:{len(nodes)}" not in text
+                    ):
+                        return False
+                return True
+
+            await _until(formed, "cluster_state:ok on every node", self.procs[0])
+        finally:
+            for node in nodes:
+                await node.aclose()
+        return self
+
+    def shard_of(self, slot: int) -> int:
+        """The index (in self.ports) of the primary serving ``slot``."""
+        return next(k for k, (a, b) in enumerate(self.ranges) if a <= slot <= b)
+
+    async def flush(self) -> None:
+        for port in self.ports:
+            node = self._node(port)
+            try:
+                await node.execute_command("FLUSHALL", "SYNC")  # type: ignore[no-untyped-call]
+            finally:
+                await node.aclose()
+
+    def cpu(self) -> float:
+        return cpu_seconds([p.pid for p in self.procs])
+
+    async def stop(self) -> None:
+        for p in self.procs:
+            await p.stop()
+
+
+async def _until(check: Any, what: str, proc: Proc, timeout: float = 15.0) -> None:
+    """Wait until ``await check()`` is truthy (errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not proc.alive():
+            raise BenchError(f"{proc.name} exited: {proc.tail()}")
+        with contextlib.suppress(Exception):
+            if await check():
+                return
+        if time.monotonic() > deadline:
+            raise BenchError(f"no {what} in {timeout:.0f} s: {proc.tail()}")
+        await asyncio.sleep(0.05)

@@ -68,16 +68,18 @@ async def fill_notigate(
     chat_base: int = 1_000_000,
     private_rate: int = 1,
     batch: int = 1000,
+    bot: str | None = None,
 ) -> float:
     """Queue ``count`` messages over ``chats`` chats through notigate's own Queue.enqueue
-    (no server: nothing is delivered meanwhile). Returns the seconds it took."""
-    from notigate.config import Limits, Settings
+    (no server: nothing is delivered meanwhile), into ``bot``'s queue (None: the default
+    bot's). Returns the seconds it took."""
+    from notigate.config import DEFAULT_BOT, Limits, Settings
     from notigate.job_views import new_job
     from notigate.queue import Queue
     from notigate_client import pb
 
     settings = Settings(redis_url=env.redis_url, limits=Limits(private_rate=private_rate))
-    queue = Queue(env.r(), settings)
+    queue = Queue(env.r(), settings, bot or DEFAULT_BOT)
     await queue.load()
     t0 = time.perf_counter()
     pending: list[asyncio.Task[Any]] = []
@@ -131,3 +133,11 @@ async def timed_sends(
         if time.monotonic() > deadline:
             raise BenchError(f"{tag}: only {len(got)} of {len(sent)} probes delivered")
         await asyncio.sleep(0.2)
+
+
+# -- several bots -----------------------------------------------------------------------
+
+
+def bench_bots(n: int, *, first_id: int = 500_000) -> list[tuple[str, str, int]]:
+    """``n`` bots for a bots file and the simulator: (name, token, bot id)."""
+    return [(f"b{k:04d}", f"{first_id + k}:bench-bot-{k}", first_id + k) for k in range(n)]

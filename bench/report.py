@@ -39,6 +39,7 @@ def aggregate(runs: Runs) -> dict[str, dict[str, Any]]:
             "systems": systems,
             "ratios": ratios,
             "runs": len(results),
+            "skipped": results[0].get("skipped"),
             "series": results[0].get("series", {}),
             "samples": {
                 k: [x for r in results for x in r.get("samples", {}).get(k, [])]
@@ -69,6 +70,9 @@ def tables(agg: dict[str, dict[str, Any]], titles: dict[str, str]) -> str:
         metrics: list[str] = []
         for m in systems.values():
             metrics += [k for k in m if k not in metrics]
+        if res.get("skipped"):
+            parts.append(f"### {titles.get(name, name)}\n\nnot run: {res['skipped']}\n")
+            continue
         parts.append(f"### {titles.get(name, name)} (median of {res['runs']} run(s))\n")
         parts.append("| system | " + " | ".join(metrics) + " |")
         parts.append("|---|" + "---:|" * len(metrics))
@@ -140,6 +144,23 @@ TARGETS: list[Target] = [
      lambda a: (v := _g(a, "media", "ratios", "file_id_vs_text"), v >= 1.0)),
     ("events", "delivery with the event stream on >= 0.9x off, limits off",
      lambda a: (v := _g(a, "events", "ratios", "events_on_vs_off"), v >= 0.9)),
+    ("bots", "several bots: no bot's 1 s window above 30",
+     lambda a: (v := max(m["max_per_1s"] for m in a["bots"]["systems"].values()), v <= 30)),
+    ("bots", "several bots: worst bot's mean >= 98% of 30/s (%)",
+     lambda a: (v := min(m["worst_bot_pct_of_30"] for m in a["bots"]["systems"].values()),
+                v >= 98)),
+    ("bots", "several bots: zero 429s",
+     lambda a: (v := sum(m["http_429"] for m in a["bots"]["systems"].values()), v == 0)),
+    ("bots", "several bots: gateway CPU s/1000, many bots vs one bot <= 1.2x",
+     lambda a: (v := _g(a, "bots", "ratios", "cpu_per_1000_many_vs_one"), v <= 1.2)),
+    ("idle_bots", "idle bots: gateway CPU s/1000 with 1,000 configured vs 10 <= 1.1x",
+     lambda a: (v := _g(a, "idle_bots", "ratios", "gateway_cpu_many_vs_few"), v <= 1.1)),
+    ("idle_bots", "idle bots: Valkey CPU s/1000 with 1,000 configured vs 10 <= 1.1x",
+     lambda a: (v := _g(a, "idle_bots", "ratios", "valkey_cpu_many_vs_few"), v <= 1.1)),
+    ("cluster", "Send on a 3-primary cluster >= 0.9x standalone",
+     lambda a: (v := _g(a, "cluster", "ratios", "send_cluster_vs_standalone"), v >= 0.9)),
+    ("cluster", "SendBatch on a 3-primary cluster >= 0.9x standalone",
+     lambda a: (v := _g(a, "cluster", "ratios", "batch_cluster_vs_standalone"), v >= 0.9)),
 ]  # fmt: skip
 
 
@@ -289,6 +310,7 @@ def markdown(
         ".venv/bin/python bench/run.py --runs 5 --only enqueue,delivery",
         ".venv/bin/python bench/run.py --full-rate       # rate scenario with 5,000 chats",
         ".venv/bin/python bench/run.py --growth-max 300000   # scale the growth scenario down",
+        ".venv/bin/python bench/run.py --only bots,idle_bots,cluster   # several bots; cluster",
         "```",
         "",
         "## Machine",

@@ -26,7 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import report
 from bench.infra import Config, Env, PeerError
 
-SCENARIOS = ["enqueue", "batch", "delivery", "rate", "paid", "latency", "growth", "media", "events"]
+SCENARIOS = [
+    "enqueue", "batch", "delivery", "rate", "paid", "latency", "growth", "media", "events",
+    "bots", "idle_bots", "cluster",
+]  # fmt: skip
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

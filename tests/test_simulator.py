@@ -358,6 +358,39 @@ async def test_global_limit_per_token_and_paid_broadcast(
     assert paid == [200, 200, 429]
 
 
+async def test_every_token_has_its_own_full_bot_wide_limit(
+    _sim_http: aiohttp.ClientSession,
+) -> None:
+    # One gateway serving many bots relies on this: a bot at its limit takes nothing
+    # from the others, and each is still held to its own limit, chats included.
+    tokens = [f"{700_000 + k}:BOT-{k}" for k in range(4)]
+    sim = BotApiSimulator(
+        tokens=tokens, config=SimulatorConfig(global_rate=3, global_window_s=600.0)
+    )
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        statuses: dict[str, list[int]] = {t: [] for t in tokens}
+        # Interleaved, to the same chats for every token.
+        for i in range(4):
+            for t in tokens:
+                status, _ = await _call(
+                    _sim_http, sim, "sendMessage", t, chat_id=str(500 + i), text="x"
+                )
+                statuses[t].append(status)
+        assert statuses == {t: [200, 200, 200, 429] for t in tokens}
+        # The per-chat window is the bot's too: another bot's send to chat 500 did not
+        # count against this one's.
+        sim.configure(global_rate=1000, private_rate=1, private_window_s=600.0)
+        sim.reset()
+        for t in tokens:
+            status, _ = await _call(_sim_http, sim, "sendMessage", t, chat_id="900", text="x")
+            assert status == 200
+        status, _ = await _call(_sim_http, sim, "sendMessage", tokens[0], chat_id="900", text="y")
+        assert status == 429
+    finally:
+        await sim.stop()
+
+
 async def test_limits_can_be_disabled(
     _sim: BotApiSimulator, _sim_http: aiohttp.ClientSession
 ) -> None:

@@ -1,6 +1,7 @@
 // gRPC load generator (Node, @grpc/grpc-js): one process, `concurrency` requests in flight.
 // Methods: "send" (NotificationService/Send), "batch" (SendBatch of `batch`), "health"
-// (grpc.health.v1 Health/Check, the no-op floor). Prints one JSON line.
+// (grpc.health.v1 Health/Check, the no-op floor). With `bots` (names), call i goes to
+// bots[i % bots.length] (a batch: every message of it). Prints one JSON line.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import grpc from "@grpc/grpc-js";
@@ -22,10 +23,13 @@ const healthApi = grpc.loadPackageDefinition(
 );
 const chats = o.chats || 1000;
 const prefix = o.prefix || `n${process.pid}`;
-const msg = (i) => ({
+const bots = o.bots || [];
+const botOf = (i) => (bots.length ? { bot: bots[i % bots.length] } : {});
+const msg = (i, bot = botOf(i)) => ({
   chat_id: String(1_000_000 + (i % chats)),
   text: `${prefix} benchmark message #${i}: your order has shipped`,
   priority: o.priority || 0,
+  ...bot,
 });
 
 const callOptions = () => ({ deadline: Date.now() + 30_000 });
@@ -41,7 +45,7 @@ if (o.method === "health") {
   } else if (o.method === "batch") {
     const n = o.batch || 500;
     op = (i) => {
-      const messages = Array.from({ length: n }, (_, k) => msg(i * n + k));
+      const messages = Array.from({ length: n }, (_, k) => msg(i * n + k, botOf(i)));
       return new Promise((res, rej) =>
         client.SendBatch({ messages }, callOptions(), (e, r) => (e ? rej(e) : res(r))),
       );
