@@ -338,9 +338,7 @@ class Notigate:
             path = env.workdir / f"{name}-{self.port}-bots.toml"
             path.write_text("".join(f'[bots.{bot}]\ntoken = "{token}"\n\n' for bot, token in bots))
             e["NOTIGATE_BOTS_FILE"] = str(path)
-            # `notigate serve` still refuses to start without BOT_TOKEN when a bots file
-            # names the bots; one of the bots' own tokens satisfies it and changes nothing.
-            e["BOT_TOKEN"] = bots[0][1]
+            e.pop("BOT_TOKEN", None)
         else:
             e["BOT_TOKEN"] = TOKEN
         e.update(

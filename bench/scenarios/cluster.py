@@ -9,7 +9,6 @@ seconds of the Redis server(s) per 1,000 messages enqueued."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from redis.crc import key_slot
@@ -29,15 +28,6 @@ from bench.load import bench_bots, closed_loop
 NAME = "cluster"
 TITLE = "Redis Cluster (3 primaries) vs standalone, Send and SendBatch"
 SHARDS = 3
-
-
-def cluster_supported() -> bool:
-    """Whether this notigate has a Redis Cluster client (the support is a separate
-    change; without it NOTIGATE_REDIS_CLUSTER=1 would talk to one node only)."""
-    import notigate
-
-    root = Path(notigate.__file__).parent
-    return any("RedisCluster" in p.read_text() for p in root.rglob("*.py"))
 
 
 def spread_bots(count: int, cluster: ValkeyCluster) -> list[tuple[str, str, int]]:
@@ -95,13 +85,6 @@ async def _loops(
 
 
 async def run(env: Env, cfg: Config) -> dict[str, Any]:
-    if not cluster_supported():
-        why = (
-            "this notigate has no Redis Cluster client yet "
-            "(NOTIGATE_REDIS_CLUSTER would talk to one node only)"
-        )
-        print(f"\n  cluster: SKIPPED: {why}; nothing measured", flush=True)
-        return {"systems": {}, "ratios": {}, "skipped": why}
     cluster = await ValkeyCluster(env, SHARDS).start()
     async with running(cluster):
         bots = spread_bots(cfg.cluster_bots, cluster)

@@ -33,6 +33,10 @@ from notigate.supervisor import Spell
 
 log = logging.getLogger(__name__)
 
+# After a (re)subscription every bot is woken: this many, then a pause.
+_WAKE_ALL_BATCH = 50
+_WAKE_ALL_PAUSE_S = 0.01
+
 
 async def listen(
     redis: Redis,
@@ -61,9 +65,12 @@ async def listen(
                 # the client's commands read: read it now (again after a failover).
                 await cluster.initialize()
             await pubsub.subscribe(*wakes)
-            # Anything may have become due while we were not subscribed.
-            for wake in wakes.values():
+            # Anything may have become due while we were not subscribed: wake every bot, a
+            # few at a time, so a thousand dequeues do not hold the loop at once.
+            for i, wake in enumerate(wakes.values(), start=1):
                 wake()
+                if i % _WAKE_ALL_BATCH == 0:
+                    await asyncio.sleep(_WAKE_ALL_PAUSE_S)
             spell.succeeded()
             own = origin.encode()
             while True:

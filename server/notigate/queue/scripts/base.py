@@ -127,22 +127,23 @@ class ScriptBase(Generic[T]):
         """Run the script with ``args`` (ARGV[3] on, in :attr:`argv` order)."""
         keys = self._keys(call_keys)
         async with store_errors():
-            if not keys:
-                cluster = cluster_of(self.redis)
-                if cluster is not None:
-                    return await self._run_keyless(cluster, self._argv(args))
+            cluster = cluster_of(self.redis)
+            if cluster is not None:
+                return await self._run_on_slot(cluster, keys, self._argv(args))
             reply: Reply = await self._script(keys=keys, args=self._argv(args))
             return reply
 
-    async def _run_keyless(self, cluster: RedisCluster, argv: list[Arg]) -> Reply:
-        # A script without KEYS builds its keys from the prefix: redis-py would send it
-        # to a random node. The prefix's hash tag names the slot; its primary runs it.
+    async def _run_on_slot(self, cluster: RedisCluster, keys: list[str], argv: list[Arg]) -> Reply:
+        # Every key of a queue is under the prefix's hash tag, so the prefix names the slot
+        # and its primary runs the script: redis-py is spared hashing each key (and checking
+        # they share a slot) on every call, and a script without KEYS, which builds its
+        # keys from the prefix, does not go to a random node.
         for attempt in range(2):
             await cluster.initialize()  # no-op once the slot map is known
             node = cluster.get_node_from_key(str(self._head[0]))
             try:
                 reply: Reply = await cluster.execute_command(
-                    "EVALSHA", self._script.sha, 0, *argv, target_nodes=node
+                    "EVALSHA", self._script.sha, len(keys), *keys, *argv, target_nodes=node
                 )
                 return reply
             except redis_errors.NoScriptError:
