@@ -76,11 +76,11 @@ class _BotRuntime:
 
 
 def _watching(
-    queue: Queue, metrics: Metrics, interval_s: float
+    queue: Queue, metrics: Metrics, interval_s: float, look_now: bool
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """The loop that watches ``queue``'s store for lost data (a supervised task)."""
     watch = StoreWatch(queue, metrics)
-    return lambda: watch.run(interval_s)
+    return lambda: watch.run(interval_s, look_now=look_now)
 
 
 def sandbox_tokens(tokens: Mapping[str, str | None]) -> dict[str, str]:
@@ -279,12 +279,14 @@ class Gateway:
             r.dispatcher.start(tasks)
             if r.bot.webhooks is not None:
                 r.bot.webhooks.start(tasks)
+            watched = s.redis_cluster or r is runtimes[0]
             tasks.start(
                 bot_loop_name("notigate-store-watch", r.bot.name),
                 _watching(
                     r.bot.queue,
                     self.metrics,
-                    watch_s if s.redis_cluster or r is runtimes[0] else _UNWATCHED_S,
+                    watch_s if watched else _UNWATCHED_S,
+                    look_now=watched,
                 ),
             )
         tasks.start("notigate-health", health.run)
@@ -338,7 +340,10 @@ class Gateway:
         await sender.start()
         self._stack.push_async_callback(sender.close)
         files = UploadFiles(uploads, bot_id(token), claim_ms=s.lease_ms, ttl_s=s.upload_ttl_s)
-        dispatcher = Dispatcher(queue, sender, s, metrics=self.metrics, files=files)
+        # Its first look waits for the wake listener's, which wakes every bot once subscribed.
+        dispatcher = Dispatcher(
+            queue, sender, s, metrics=self.metrics, files=files, look_at_start=False
+        )
         health = BotHealth(
             bot.name,
             sender,

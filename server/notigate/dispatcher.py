@@ -103,6 +103,7 @@ class Dispatcher:
         on_token_rejected: Callable[[str], None] = lambda _: None,
         metrics: Metrics | None = None,
         files: UploadFiles | None = None,
+        look_at_start: bool = True,
     ) -> None:
         self.queue = queue
         # Uploaded files of media sends (None: the gateway stores no uploads).
@@ -113,6 +114,10 @@ class Dispatcher:
         self.sender = sender
         self.settings = settings
         self.on_token_rejected = on_token_rejected
+        # False: the first look at the queue waits for a wake (the gateway's wake listener
+        # wakes every bot once it has subscribed), so a thousand bots starting do not each
+        # look twice.
+        self._look_at_start = look_at_start
         self._wake = asyncio.Event()
         self._quiet_until = 0.0
         self._enabled = asyncio.Event()
@@ -225,6 +230,9 @@ class Dispatcher:
 
     async def _dispatch(self) -> None:
         spell = Spell("leasing jobs", logger=log, count=self.metrics.redis_error)
+        if not self._look_at_start:
+            self._look_at_start = True  # a restarted loop looks at once
+            await self._wait(None)
         # The heartbeat beats where a turn shows progress (a dequeue answered or failed, a
         # wait ended), not at the top of the loop: a loop that fails every turn goes stale.
         while not self._stopping:

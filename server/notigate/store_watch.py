@@ -58,16 +58,19 @@ class StoreWatch:
         self._went_back = (seq, floor)
         self._wake.set()
 
-    async def run(self, interval_s: float) -> None:
-        """Check now, then every ``interval_s`` and whenever an enqueue saw the store's
-        sequence below this process's ids, until cancelled."""
+    async def run(self, interval_s: float, *, look_now: bool = True) -> None:
+        """Check now (unless not ``look_now``), then every ``interval_s`` and whenever an
+        enqueue saw the store's sequence below this process's ids, until cancelled."""
+        first = True
         while True:
             self._wake.clear()
             try:
-                await self.check()
+                if look_now or not first:
+                    await self.check()
             except _STORE_DOWN as exc:
                 # Redis being away is the health monitor's to report; look again later.
                 log.debug("cannot check the store for lost data: %s", exc)
+            first = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval_s):
                     await self._wake.wait()
