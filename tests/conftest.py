@@ -82,8 +82,13 @@ async def simulator() -> AsyncIterator[BotApiSimulator]:
 
 def gateway_settings(valkey: EmbeddedValkey, sim: BotApiSimulator, **overrides: Any) -> Settings:
     """Settings for a gateway on port 0 talking to the test Valkey and simulator."""
+    return base_settings(sim, redis_url=valkey.url, **overrides)
+
+
+def base_settings(sim: BotApiSimulator, **overrides: Any) -> Settings:
+    """Settings for a gateway on port 0 talking to the simulator, with short backoffs and
+    health turns (the Redis to use among ``overrides``)."""
     base: dict[str, Any] = {
-        "redis_url": valkey.url,
         "bot_token": TOKEN,
         "telegram_api_url": sim.base_url,
         "listen": "127.0.0.1:0",

@@ -10,7 +10,15 @@ from collections.abc import Iterable
 
 import grpc
 
+from notigate.config import Limits
 from notigate_client import pb, pb_grpc
+
+# Settings of a failover test's gateway: Telegram's limits out of the way (they are tested
+# elsewhere), and every job of the load kept for the checks.
+UNLIMITED = {
+    "keep_completed": 100_000,
+    "limits": Limits(global_rate=100_000, private_rate=1000, group_rate=1000),
+}
 
 # A sender gives up (the test fails) when the gateway has not recovered after this long.
 RECOVERY_S = 60.0

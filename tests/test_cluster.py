@@ -19,12 +19,21 @@ from typing import Any
 import grpc
 import pytest
 
-from notigate.config import BotSettings, Limits, Settings
+from notigate.config import BotSettings, Settings
 from notigate.queue.keys import QueueKeys
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
-from tests.conftest import TOKEN, Stub, bot_token, running_gateway, wait_for, wait_state
+from tests.conftest import (
+    TOKEN,
+    Stub,
+    base_settings,
+    bot_token,
+    running_gateway,
+    wait_for,
+    wait_state,
+)
 from tests.failover_load import (
+    UNLIMITED,
     assert_every_acknowledged_delivered,
     at_least,
     duplicates_of,
@@ -56,21 +65,9 @@ async def sim() -> AsyncIterator[BotApiSimulator]:
 
 
 def cluster_settings(cluster: LocalCluster, sim: BotApiSimulator, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {
-        "redis_url": cluster.url,
-        "redis_cluster": True,
-        "bot_token": TOKEN,
-        "telegram_api_url": sim.base_url,
-        "listen": "127.0.0.1:0",
-        "backoff_base_ms": 50,
-        "backoff_max_ms": 500,
-        "shutdown_grace_s": 2.0,
-        "health_interval_s": 0.2,
-        "keep_completed": 100_000,
-        "limits": Limits(global_rate=100_000, private_rate=1000, group_rate=1000),
-    }
-    base.update(overrides)
-    return Settings(**base)
+    return base_settings(
+        sim, redis_url=cluster.url, redis_cluster=True, **{**UNLIMITED, **overrides}
+    )
 
 
 async def upload(stub: Stub, data: bytes) -> pb.UploadFileResponse:

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from notigate.config import Limits, Settings
+from notigate.config import Settings
 from notigate.simulator import BotApiSimulator, SimulatorConfig
 from notigate_client import pb
-from tests.conftest import TOKEN, running_gateway, wait_for, wait_state
+from tests.conftest import TOKEN, base_settings, running_gateway, wait_for, wait_state
 from tests.failover_load import (
+    UNLIMITED,
     assert_every_acknowledged_delivered,
     at_least,
     duplicates_of,
@@ -48,21 +49,12 @@ async def sim() -> AsyncIterator[BotApiSimulator]:
 
 
 def sentinel_settings(setup: LocalSentinel, sim: BotApiSimulator, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {
-        "redis_sentinels": (setup.sentinel_address,),
-        "redis_sentinel_master": setup.master_name,
-        "bot_token": TOKEN,
-        "telegram_api_url": sim.base_url,
-        "listen": "127.0.0.1:0",
-        "backoff_base_ms": 50,
-        "backoff_max_ms": 500,
-        "shutdown_grace_s": 2.0,
-        "health_interval_s": 0.2,
-        "keep_completed": 100_000,
-        "limits": Limits(global_rate=100_000, private_rate=1000, group_rate=1000),
-    }
-    base.update(overrides)
-    return Settings(**base)
+    return base_settings(
+        sim,
+        redis_sentinels=(setup.sentinel_address,),
+        redis_sentinel_master=setup.master_name,
+        **{**UNLIMITED, **overrides},
+    )
 
 
 async def test_the_gateway_follows_a_sentinel_failover_and_loses_no_acknowledged_send(

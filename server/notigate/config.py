@@ -744,7 +744,9 @@ def load_bots_file(
     return tuple(bots), tuple(bindings)
 
 
-def _token(where: str, table: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Any:
+def _token(
+    where: str, table: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> str | None:
     """The table's ``token``, or the variable its ``token_env`` names (None: neither)."""
     if "token" in table and "token_env" in table:
         problems.append(f"{where}: token and token_env exclude each other")
@@ -754,7 +756,7 @@ def _token(where: str, table: dict[str, Any], env: Mapping[str, str], problems: 
         if not isinstance(var, str) or not env.get(var, "").strip():
             problems.append(f"{where}: token_env names {var!r}, which is not set")
             return None
-        return env[var].strip()
+        return str(env[var]).strip()
     token = table.get("token")
     if token is not None and (not isinstance(token, str) or not token.strip()):
         problems.append(f"{where}: token must be a non-empty string")

@@ -107,8 +107,8 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self.metrics = metrics or Metrics()
         # What GetStats warns of for one bot (its token, the store's policy, ...).
         self._warnings = warnings
-        # Which bots a call's token may use (None: every token may use every bot).
-        self._access = access
+        # Which bots a call's token may use (no bindings: every token may use every bot).
+        self._access = access or BotAccess(())
         self._logged_store_bugs: set[str] = set()
 
     async def _bot(self, context: grpc.aio.ServicerContext, name: str, field: str) -> Bot:
@@ -143,10 +143,12 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         await self._allowed(context, bot)
         return bot
 
+    def _allowed_bots(self, context: grpc.aio.ServicerContext) -> frozenset[str] | None:
+        """The bots the call's token may use (None: every bot)."""
+        return self._access.allowed(context.invocation_metadata())
+
     async def _allowed(self, context: grpc.aio.ServicerContext, bot: Bot) -> None:
-        allowed = (
-            None if self._access is None else self._access.allowed(context.invocation_metadata())
-        )
+        allowed = self._allowed_bots(context)
         if allowed is not None and bot.name not in allowed:
             await rpc_status.abort(
                 context,
@@ -164,11 +166,6 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             yield
         except JobNotFound as exc:
             await rpc_status.abort(context, await self._not_found(exc.job_id))
-        except UnknownBot as exc:
-            await rpc_status.abort(
-                context,
-                rpc_status.invalid_argument([], str(exc), reason=rpc_status.Reason.BOT_UNKNOWN),
-            )
         except ChatNotSuppressed as exc:
             await rpc_status.abort(
                 context,
@@ -345,9 +342,12 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     async def _batch_bot(
         self, context: grpc.aio.ServicerContext, messages: Sequence[pb.SendRequest]
     ) -> Bot:
-        """The one bot of a batch: all or nothing is one script call, on one bot's queue."""
+        """The one bot of a batch: all or nothing is one script call, on one bot's queue.
+        (Each name is looked up and checked against the token once, not once a message.)"""
         bot = await self._bot(context, messages[0].bot, "messages[0].bot")
         for i, message in enumerate(messages[1:], start=1):
+            if message.bot == messages[0].bot:
+                continue
             other = await self._bot(context, message.bot, f"messages[{i}].bot")
             if other is not bot:
                 await self._invalid(
@@ -428,9 +428,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
             bot = await self._bot(context, request.bot, "bot")
             async with self._errors(context):
                 return await self._stats(bot)
-        allowed = (
-            None if self._access is None else self._access.allowed(context.invocation_metadata())
-        )
+        allowed = self._allowed_bots(context)
         bots = [b for b in self.bots.values() if allowed is None or b.name in allowed]
         async with self._errors(context):
             each = await asyncio.gather(*(self._stats(b) for b in bots))
