@@ -63,6 +63,9 @@ _IDLE_WAIT_S = 30.0
 # the event loop, and the sends of busy bots, for a fraction of a second), and a thousand
 # idle bots cost about 11 dequeues a second.
 _NOTHING_DUE_WAIT_S = 120.0
+# The jitter's own generator: drawing on every idle wait, the dispatcher leaves the
+# process's shared `random` state to the code that seeds or inspects it.
+_JITTER = random.Random()
 _REDIS_RETRY_S = (0.05, 1.0)
 _MIN_BLOCKED_WAIT_MS = 5
 # An outcome whose recording fails other than by a Redis error (a bug) is tried this often.
@@ -88,7 +91,7 @@ _OUTCOME_LABELS: dict[type, str] = {
 def backoff_ms(settings: Settings, attempt: int) -> int:
     """Exponential backoff with jitter: base * 2^(attempt-1), scaled by 0.5..1."""
     raw = exponential_backoff(attempt, settings.backoff_base_ms, settings.backoff_max_ms)
-    return int(raw * random.uniform(0.5, 1.0))
+    return int(raw * _JITTER.uniform(0.5, 1.0))
 
 
 class Dispatcher:
@@ -292,7 +295,7 @@ class Dispatcher:
 
     async def _wait(self, wait_ms: int | None) -> None:
         if wait_ms is None or wait_ms < 0:
-            timeout = _NOTHING_DUE_WAIT_S * random.uniform(0.5, 1.0)
+            timeout = _NOTHING_DUE_WAIT_S * _JITTER.uniform(0.5, 1.0)
         else:
             timeout = min(wait_ms / 1000, _IDLE_WAIT_S)
         # A loop that waits is alive until its wait ends: the heartbeat is due then.
