@@ -65,6 +65,11 @@ def _add_serve(sub: Subparsers) -> None:
         help="host:port of the Prometheus /metrics endpoint (NOTIGATE_METRICS_LISTEN)",
     )
     p.add_argument(
+        "--dashboard-listen",
+        help="host:port of the web dashboard, or off (NOTIGATE_DASHBOARD_LISTEN; "
+        "sandbox default 127.0.0.1:8082)",
+    )
+    p.add_argument(
         "--log-format",
         choices=["text", "json"],
         help="log lines for people or machines (NOTIGATE_LOG_FORMAT)",
@@ -156,6 +161,7 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             sandbox=args.sandbox,
             sandbox_listen=args.sandbox_listen,
             metrics_listen=args.metrics_listen,
+            dashboard_listen=args.dashboard_listen,
             log_format=args.log_format,
         )
     except ConfigError as exc:
@@ -166,7 +172,11 @@ def _run_serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return 2
     # Every bot's token is a secret the logs must not show.
     secrets = [bot.token or "" for bot in settings.bot_list()]
-    setup_logging(args.log_level, settings.log_format, [*secrets, *settings.api_tokens])
+    setup_logging(
+        args.log_level,
+        settings.log_format,
+        [*secrets, *settings.api_tokens, *settings.readonly_tokens],
+    )
     for notice in settings.notices:
         log.warning("%s", notice)
     try:

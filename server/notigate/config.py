@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -19,6 +20,8 @@ DEFAULT_API_URL = "https://api.telegram.org"
 # Where sandbox mode serves its Bot API simulator: the port `notigate simulator` uses too,
 # so the README's sandbox commands find it without flags.
 DEFAULT_SANDBOX_LISTEN = "127.0.0.1:8081"
+# Where sandbox mode serves the dashboard unless NOTIGATE_DASHBOARD_LISTEN says otherwise.
+DEFAULT_SANDBOX_DASHBOARD_LISTEN = "127.0.0.1:8082"
 
 
 class ConfigError(ValueError):
@@ -172,6 +175,9 @@ class Settings:
     grpc_max_concurrent_streams: int = 100
     # Bearer tokens accepted by the API (empty: no authentication).
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # Bearer tokens that may only read: GetJob, ListJobs, GetStats, WatchEvents and the
+    # other reads, and the dashboard's views without its actions.
+    readonly_tokens: tuple[str, ...] = field(default=(), repr=False)
     # Serve reflection without a token even when api_tokens is set.
     reflection_open: bool = False
     tls_cert_file: Path | None = None
@@ -180,6 +186,20 @@ class Settings:
     tls_client_ca_file: Path | None = None
     # host:port of the Prometheus /metrics endpoint (None: off).
     metrics_listen: str | None = None
+    # host:port of the web dashboard (None: off; sandbox mode: DEFAULT_SANDBOX_DASHBOARD_LISTEN
+    # unless set, "off" turns it off there too).
+    dashboard_listen: str | None = None
+    # Serve the dashboard beyond loopback although no API token guards it.
+    dashboard_open: bool = False
+    # How long a dashboard login lasts.
+    dashboard_session_s: int = 12 * 3600
+    # Alerts (GetStats.alerts, the dashboard, notigate_alert_firing): more than this share
+    # of the deliveries that ended within the window failed (once at least
+    # alert_failure_min_jobs ended there); the oldest due message waited longer than this.
+    alert_failure_rate: float = 0.2
+    alert_failure_window_s: int = 300
+    alert_failure_min_jobs: int = 10
+    alert_backlog_age_s: int = 300
     log_format: str = "text"
     # The embedded Valkey's appendfsync: everysec (default), always, or no (see README).
     embedded_fsync: str = "everysec"
@@ -208,6 +228,15 @@ class Settings:
             else bot.paid_broadcast,
             concurrency=bot.concurrency or self.concurrency,
         )
+
+    def dashboard_address(self) -> str | None:
+        """host:port the dashboard listens on, or None when it is off."""
+        listen = self.dashboard_listen
+        if listen == "off":
+            return None
+        if listen is None and self.sandbox:
+            return DEFAULT_SANDBOX_DASHBOARD_LISTEN
+        return listen
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (the object itself is frozen)."""
@@ -297,6 +326,12 @@ RANGES: dict[str, Range] = {
     # WAIT on a shard with more replicas than it has never returns enough of them.
     "redis_wait_replicas": Range(0, 16),
     "redis_wait_timeout_ms": Range(10, 60_000),
+    "dashboard_session_s": Range(60, 30 * 24 * 3600),
+    "alert_failure_rate": Range(0.01, 1),
+    # Throughput is sampled every 10 s over the last hour (GetThroughput).
+    "alert_failure_window_s": Range(60, 3600),
+    "alert_failure_min_jobs": Range(1, 1_000_000),
+    "alert_backlog_age_s": Range(10, 7 * 24 * 3600),
 }
 
 
@@ -413,6 +448,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "NOTIGATE_TLS_KEY": ("tls_key_file", "path"),
     "NOTIGATE_TLS_CLIENT_CA": ("tls_client_ca_file", "path"),
     "NOTIGATE_METRICS_LISTEN": ("metrics_listen", "str"),
+    "NOTIGATE_READONLY_TOKEN": ("readonly_tokens", "tokens"),
+    "NOTIGATE_DASHBOARD_LISTEN": ("dashboard_listen", "str"),
+    "NOTIGATE_DASHBOARD_OPEN": ("dashboard_open", "bool"),
+    "NOTIGATE_DASHBOARD_SESSION_S": ("dashboard_session_s", "int1"),
+    "NOTIGATE_ALERT_FAILURE_RATE": ("alert_failure_rate", "float"),
+    "NOTIGATE_ALERT_FAILURE_WINDOW_S": ("alert_failure_window_s", "int1"),
+    "NOTIGATE_ALERT_FAILURE_MIN_JOBS": ("alert_failure_min_jobs", "int1"),
+    "NOTIGATE_ALERT_BACKLOG_AGE_S": ("alert_backlog_age_s", "int1"),
     "NOTIGATE_LOG_FORMAT": ("log_format", "str"),
     "NOTIGATE_EMBEDDED_FSYNC": ("embedded_fsync", "str"),
     "NOTIGATE_GRPC_HANDSHAKE_TIMEOUT_MS": ("grpc_handshake_timeout_ms", "int1"),
@@ -635,6 +678,7 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
         problems.append("NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY must be set together")
     problems += _webhook_problems(settings)
     problems += _redis_problems(settings)
+    problems += _dashboard_problems(settings)
     if settings.bots and not settings.sandbox:
         missing = [bot.name for bot in settings.bots if not bot.token]
         if missing:
@@ -650,6 +694,45 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
             )
     if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
         problems.append("NOTIGATE_TLS_CLIENT_CA needs NOTIGATE_TLS_CERT and NOTIGATE_TLS_KEY")
+    return problems
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded(settings: Settings) -> bool:
+    return bool(settings.api_tokens or settings.token_bindings or settings.readonly_tokens)
+
+
+def _dashboard_problems(settings: Settings) -> list[str]:
+    problems = []
+    listen = settings.dashboard_listen
+    if listen is not None and listen != "off":
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            problems.append(
+                f"NOTIGATE_DASHBOARD_LISTEN must be host:port (port 0: any free one) or off, "
+                f"got {listen!r}"
+            )
+        elif not (_guarded(settings) or _is_loopback(host) or settings.dashboard_open):
+            problems.append(
+                f"NOTIGATE_DASHBOARD_LISTEN={listen} is beyond loopback, but no API token "
+                "guards the dashboard: set NOTIGATE_API_TOKEN (or NOTIGATE_READONLY_TOKEN), "
+                "or NOTIGATE_DASHBOARD_OPEN=1 to serve it to anyone who can reach it"
+            )
+    both = set(settings.readonly_tokens) & set(settings.api_tokens)
+    if both:
+        problems.append(
+            f"{len(both)} token(s) are both in NOTIGATE_API_TOKEN and NOTIGATE_READONLY_TOKEN: "
+            "a token is either read-only or not"
+        )
     return problems
 
 

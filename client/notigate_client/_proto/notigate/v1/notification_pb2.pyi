@@ -145,6 +145,36 @@ JOB_STATE_CANCELLED: JobState.ValueType  # 6
 """Cancelled through CancelJob before delivery."""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
+class _AlertKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_KIND_UNSPECIFIED: _AlertKind.ValueType  # 0
+    ALERT_KIND_FAILURE_RATE: _AlertKind.ValueType  # 1
+    """Too large a share of finished deliveries failed over the alert window."""
+    ALERT_KIND_BACKLOG_AGE: _AlertKind.ValueType  # 2
+    """The oldest due message has waited longer than the alert threshold."""
+    ALERT_KIND_NO_DISPATCHER: _AlertKind.ValueType  # 3
+    """No gateway runs a dispatcher for the bot: nothing is delivered."""
+    ALERT_KIND_TOKEN_REJECTED: _AlertKind.ValueType  # 4
+    """Telegram rejected the bot's token: its messages wait."""
+
+class AlertKind(_AlertKind, metaclass=_AlertKindEnumTypeWrapper):
+    """AlertKind names a condition an operator should look at."""
+
+ALERT_KIND_UNSPECIFIED: AlertKind.ValueType  # 0
+ALERT_KIND_FAILURE_RATE: AlertKind.ValueType  # 1
+"""Too large a share of finished deliveries failed over the alert window."""
+ALERT_KIND_BACKLOG_AGE: AlertKind.ValueType  # 2
+"""The oldest due message has waited longer than the alert threshold."""
+ALERT_KIND_NO_DISPATCHER: AlertKind.ValueType  # 3
+"""No gateway runs a dispatcher for the bot: nothing is delivered."""
+ALERT_KIND_TOKEN_REJECTED: AlertKind.ValueType  # 4
+"""Telegram rejected the bot's token: its messages wait."""
+Global___AlertKind: _TypeAlias = AlertKind  # noqa: Y015
+
 @_typing.final
 class InlineKeyboardButton(_message.Message):
     """InlineKeyboardButton is one button of an inline keyboard. Exactly one
@@ -882,6 +912,9 @@ class GetStatsResponse(_message.Message):
     SUPPRESSED_CHATS_FIELD_NUMBER: _builtins.int
     WEBHOOKS_FIELD_NUMBER: _builtins.int
     BOTS_FIELD_NUMBER: _builtins.int
+    LIMITER_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    DISPATCHERS_FIELD_NUMBER: _builtins.int
     waiting: _builtins.int
     active: _builtins.int
     delayed: _builtins.int
@@ -901,6 +934,10 @@ class GetStatsResponse(_message.Message):
     """Configured bot-wide limit, messages per second."""
     suppressed_chats: _builtins.int
     """Chats that messages are not sent to (see ListSuppressedChats)."""
+    dispatchers: _builtins.int
+    """Gateways whose dispatcher for the bot reported in within the last 30
+    seconds (summed over bots in a sum).
+    """
     @_builtins.property
     def paused_until(self) -> _timestamp_pb2.Timestamp:
         """Bot-wide pause after 429s from several chats; unset when not paused."""
@@ -929,6 +966,16 @@ class GetStatsResponse(_message.Message):
     def bots(self) -> _containers.RepeatedCompositeFieldContainer[Global___BotStats]:
         """Each bot's own figures, by name (empty when the request named a bot)."""
 
+    @_builtins.property
+    def limiter(self) -> Global___LimiterState:
+        """The bot-wide limiter and the chats it holds back; unset in a sum over
+        several bots (each bot's own is in bots).
+        """
+
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
+        """Alerts firing now, over every bot the response covers."""
+
     def __init__(
         self,
         *,
@@ -954,14 +1001,352 @@ class GetStatsResponse(_message.Message):
         suppressed_chats: _builtins.int = ...,
         webhooks: Global___WebhookStats | None = ...,
         bots: _abc.Iterable[Global___BotStats] | None = ...,
+        limiter: Global___LimiterState | None = ...,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+        dispatchers: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "webhooks", b"webhooks"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limiter", b"limiter", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "webhooks", b"webhooks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "bots", b"bots", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "failed", b"failed", "global_rate", b"global_rate", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "suppressed_chats", b"suppressed_chats", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings", "webhooks", b"webhooks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "alerts", b"alerts", "bots", b"bots", "cancelled", b"cancelled", "completed", b"completed", "delayed", b"delayed", "dispatchers", b"dispatchers", "failed", b"failed", "global_rate", b"global_rate", "limiter", b"limiter", "oldest_waiting_age", b"oldest_waiting_age", "paused_until", b"paused_until", "retention", b"retention", "suppressed_chats", b"suppressed_chats", "total_cancelled", b"total_cancelled", "total_duplicates", b"total_duplicates", "total_enqueued", b"total_enqueued", "total_failed", b"total_failed", "total_rate_limited", b"total_rate_limited", "total_retried", b"total_retried", "total_sent", b"total_sent", "total_stalled", b"total_stalled", "waiting", b"waiting", "warnings", b"warnings", "webhooks", b"webhooks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
+
+@_typing.final
+class LimiterState(_message.Message):
+    """LimiterState is what the bot-wide limiter and per-chat pacing hold back."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_FIELD_NUMBER: _builtins.int
+    SENT_LAST_SECOND_FIELD_NUMBER: _builtins.int
+    PAUSE_REASON_FIELD_NUMBER: _builtins.int
+    HELD_CHATS_FIELD_NUMBER: _builtins.int
+    CHAT_PAUSES_FIELD_NUMBER: _builtins.int
+    rate: _builtins.int
+    """Bot-wide sends allowed per second."""
+    sent_last_second: _builtins.int
+    """Sends the bot made in the last second, over every gateway."""
+    pause_reason: _builtins.str
+    """Why the bot is paused (GetStatsResponse.paused_until); empty when not."""
+    held_chats: _builtins.int
+    """Chats with messages waiting that pacing or a 429 holds back now."""
+    @_builtins.property
+    def chat_pauses(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatPause]:
+        """The chats held longest, latest reopening first (at most 20)."""
+
+    def __init__(
+        self,
+        *,
+        rate: _builtins.int = ...,
+        sent_last_second: _builtins.int = ...,
+        pause_reason: _builtins.str = ...,
+        held_chats: _builtins.int = ...,
+        chat_pauses: _abc.Iterable[Global___ChatPause] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_pauses", b"chat_pauses", "held_chats", b"held_chats", "pause_reason", b"pause_reason", "rate", b"rate", "sent_last_second", b"sent_last_second"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LimiterState: _TypeAlias = LimiterState  # noqa: Y015
+
+@_typing.final
+class ChatPause(_message.Message):
+    """ChatPause is one chat held back by pacing or a 429's retry_after."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    chat_id: _builtins.str
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When the chat may be sent to again."""
+
+    def __init__(
+        self,
+        *,
+        chat_id: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_id", b"chat_id", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChatPause: _TypeAlias = ChatPause  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    """Alert is one condition firing now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    BOT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    kind: Global___AlertKind.ValueType
+    bot: _builtins.str
+    """The bot it concerns."""
+    message: _builtins.str
+    """What is wrong, in the figures that made it fire."""
+    value: _builtins.float
+    """The measured value and the threshold it crossed (failure share 0..1,
+    backlog age in seconds; 0 for the others).
+    """
+    threshold: _builtins.float
+    def __init__(
+        self,
+        *,
+        kind: Global___AlertKind.ValueType = ...,
+        bot: _builtins.str = ...,
+        message: _builtins.str = ...,
+        value: _builtins.float = ...,
+        threshold: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "kind", b"kind", "message", b"message", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class GetThroughputRequest(_message.Message):
+    """GetThroughputRequest names the bot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    bot: _builtins.str
+    """A name from the gateway's bots file; empty: the bot named "default", or
+    the only bot.
+    """
+    def __init__(
+        self,
+        *,
+        bot: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetThroughputRequest: _TypeAlias = GetThroughputRequest  # noqa: Y015
+
+@_typing.final
+class GetThroughputResponse(_message.Message):
+    """GetThroughputResponse is the last hour, oldest interval first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SAMPLES_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def samples(self) -> _containers.RepeatedCompositeFieldContainer[Global___ThroughputSample]:
+        """Intervals no gateway measured (none was running) are left out."""
+
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """The length of every interval."""
+
+    def __init__(
+        self,
+        *,
+        samples: _abc.Iterable[Global___ThroughputSample] | None = ...,
+        interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "samples", b"samples"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetThroughputResponse: _TypeAlias = GetThroughputResponse  # noqa: Y015
+
+@_typing.final
+class ThroughputSample(_message.Message):
+    """ThroughputSample counts one interval's messages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    RATE_LIMITED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    delivered: _builtins.int
+    rate_limited: _builtins.int
+    """429 answers from Telegram."""
+    failed: _builtins.int
+    accepted: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        delivered: _builtins.int = ...,
+        rate_limited: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        accepted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "delivered", b"delivered", "failed", b"failed", "rate_limited", b"rate_limited", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThroughputSample: _TypeAlias = ThroughputSample  # noqa: Y015
+
+@_typing.final
+class SearchJobsRequest(_message.Message):
+    """SearchJobsRequest says what to look for. At least one of chat_id,
+    idempotency_key and text is set; set ones must all match.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOT_FIELD_NUMBER: _builtins.int
+    CHAT_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    bot: _builtins.str
+    """A name from the gateway's bots file; empty: the bot named "default", or
+    the only bot.
+    """
+    chat_id: _builtins.str
+    """Jobs for this chat (as in SendRequest.chat_id): read from an index."""
+    idempotency_key: _builtins.str
+    """The job this key was sent with (remembered for the idempotency window)."""
+    text: _builtins.str
+    """Jobs whose text or caption contains this, ignoring case: retained jobs
+    are examined newest first, a bounded number per call.
+    """
+    page_size: _builtins.int
+    """1..1000; 0 means 100."""
+    page_token: _builtins.str
+    """From a previous SearchJobsResponse; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        bot: _builtins.str = ...,
+        chat_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        text: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bot", b"bot", "chat_id", b"chat_id", "idempotency_key", b"idempotency_key", "page_size", b"page_size", "page_token", b"page_token", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchJobsRequest: _TypeAlias = SearchJobsRequest  # noqa: Y015
+
+@_typing.final
+class SearchJobsResponse(_message.Message):
+    """SearchJobsResponse is one page of matches, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EXAMINED_JOBS_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty when nothing is left to examine. A page may hold fewer than
+    page_size jobs (even none) and still have a next page.
+    """
+    examined_jobs: _builtins.int
+    """Jobs this call examined."""
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Job]: ...
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___Job] | None = ...,
+        next_page_token: _builtins.str = ...,
+        examined_jobs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["examined_jobs", b"examined_jobs", "jobs", b"jobs", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchJobsResponse: _TypeAlias = SearchJobsResponse  # noqa: Y015
+
+@_typing.final
+class ListJobEventsRequest(_message.Message):
+    """ListJobEventsRequest names the job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    page_size: _builtins.int
+    """1..1000; 0 means 100."""
+    page_token: _builtins.str
+    """From a previous ListJobEventsResponse; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobEventsRequest: _TypeAlias = ListJobEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListJobEventsResponse(_message.Message):
+    """ListJobEventsResponse is one page of the job's events, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EVENTS_TRIMMED_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    events_trimmed: _builtins.bool
+    """True when the stream no longer holds the job's earliest events (trimmed
+    by NOTIGATE_EVENTS_MAX or NOTIGATE_EVENTS_MAX_AGE_S).
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+        next_page_token: _builtins.str = ...,
+        events_trimmed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "events_trimmed", b"events_trimmed", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobEventsResponse: _TypeAlias = ListJobEventsResponse  # noqa: Y015
 
 @_typing.final
 class BotStats(_message.Message):

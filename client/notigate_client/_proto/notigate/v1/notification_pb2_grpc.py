@@ -112,6 +112,21 @@ class NotificationServiceStub:
                 request_serializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatRequest.SerializeToString,
                 response_deserializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatResponse.FromString,
                 _registered_method=True)
+        self.SearchJobs = channel.unary_unary(
+                '/notigate.v1.NotificationService/SearchJobs',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.SearchJobsRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.SearchJobsResponse.FromString,
+                _registered_method=True)
+        self.ListJobEvents = channel.unary_unary(
+                '/notigate.v1.NotificationService/ListJobEvents',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.ListJobEventsRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.ListJobEventsResponse.FromString,
+                _registered_method=True)
+        self.GetThroughput = channel.unary_unary(
+                '/notigate.v1.NotificationService/GetThroughput',
+                request_serializer=notigate_dot_v1_dot_notification__pb2.GetThroughputRequest.SerializeToString,
+                response_deserializer=notigate_dot_v1_dot_notification__pb2.GetThroughputResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -235,6 +250,30 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchJobs(self, request, context):
+        """SearchJobs finds a bot's retained jobs by chat, idempotency key or text,
+        newest first (a job by its id: GetJob).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobEvents(self, request, context):
+        """ListJobEvents pages through one job's state changes, oldest first, as
+        long as the event stream still holds them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetThroughput(self, request, context):
+        """GetThroughput returns a bot's messages per interval over the last hour:
+        delivered, rate limited (429), failed and accepted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -312,6 +351,21 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.UnsuppressChat,
                     request_deserializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatRequest.FromString,
                     response_serializer=notigate_dot_v1_dot_notification__pb2.UnsuppressChatResponse.SerializeToString,
+            ),
+            'SearchJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchJobs,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.SearchJobsRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.SearchJobsResponse.SerializeToString,
+            ),
+            'ListJobEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobEvents,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.ListJobEventsRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.ListJobEventsResponse.SerializeToString,
+            ),
+            'GetThroughput': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThroughput,
+                    request_deserializer=notigate_dot_v1_dot_notification__pb2.GetThroughputRequest.FromString,
+                    response_serializer=notigate_dot_v1_dot_notification__pb2.GetThroughputResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -721,6 +775,87 @@ class NotificationService:
             '/notigate.v1.NotificationService/UnsuppressChat',
             notigate_dot_v1_dot_notification__pb2.UnsuppressChatRequest.SerializeToString,
             notigate_dot_v1_dot_notification__pb2.UnsuppressChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/SearchJobs',
+            notigate_dot_v1_dot_notification__pb2.SearchJobsRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.SearchJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/ListJobEvents',
+            notigate_dot_v1_dot_notification__pb2.ListJobEventsRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.ListJobEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThroughput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notigate.v1.NotificationService/GetThroughput',
+            notigate_dot_v1_dot_notification__pb2.GetThroughputRequest.SerializeToString,
+            notigate_dot_v1_dot_notification__pb2.GetThroughputResponse.FromString,
             options,
             channel_credentials,
             insecure,

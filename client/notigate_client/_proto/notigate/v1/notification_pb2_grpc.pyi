@@ -85,6 +85,18 @@ class NotificationServiceStub:
     """
     UnsuppressChat: _grpc.UnaryUnaryMultiCallable[_notification_pb2.UnsuppressChatRequest, _notification_pb2.UnsuppressChatResponse]
     """UnsuppressChat lets messages reach a suppressed chat again."""
+    SearchJobs: _grpc.UnaryUnaryMultiCallable[_notification_pb2.SearchJobsRequest, _notification_pb2.SearchJobsResponse]
+    """SearchJobs finds a bot's retained jobs by chat, idempotency key or text,
+    newest first (a job by its id: GetJob).
+    """
+    ListJobEvents: _grpc.UnaryUnaryMultiCallable[_notification_pb2.ListJobEventsRequest, _notification_pb2.ListJobEventsResponse]
+    """ListJobEvents pages through one job's state changes, oldest first, as
+    long as the event stream still holds them.
+    """
+    GetThroughput: _grpc.UnaryUnaryMultiCallable[_notification_pb2.GetThroughputRequest, _notification_pb2.GetThroughputResponse]
+    """GetThroughput returns a bot's messages per interval over the last hour:
+    delivered, rate limited (429), failed and accepted.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -142,6 +154,18 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """
     UnsuppressChat: _aio.UnaryUnaryMultiCallable[_notification_pb2.UnsuppressChatRequest, _notification_pb2.UnsuppressChatResponse]  # type: ignore[assignment]
     """UnsuppressChat lets messages reach a suppressed chat again."""
+    SearchJobs: _aio.UnaryUnaryMultiCallable[_notification_pb2.SearchJobsRequest, _notification_pb2.SearchJobsResponse]  # type: ignore[assignment]
+    """SearchJobs finds a bot's retained jobs by chat, idempotency key or text,
+    newest first (a job by its id: GetJob).
+    """
+    ListJobEvents: _aio.UnaryUnaryMultiCallable[_notification_pb2.ListJobEventsRequest, _notification_pb2.ListJobEventsResponse]  # type: ignore[assignment]
+    """ListJobEvents pages through one job's state changes, oldest first, as
+    long as the event stream still holds them.
+    """
+    GetThroughput: _aio.UnaryUnaryMultiCallable[_notification_pb2.GetThroughputRequest, _notification_pb2.GetThroughputResponse]  # type: ignore[assignment]
+    """GetThroughput returns a bot's messages per interval over the last hour:
+    delivered, rate limited (429), failed and accepted.
+    """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotificationService accepts Telegram messages, stores them durably and
@@ -286,5 +310,35 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.UnsuppressChatResponse, _abc.Awaitable[_notification_pb2.UnsuppressChatResponse]]:
         """UnsuppressChat lets messages reach a suppressed chat again."""
+
+    @_abc_1.abstractmethod
+    def SearchJobs(
+        self,
+        request: _notification_pb2.SearchJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.SearchJobsResponse, _abc.Awaitable[_notification_pb2.SearchJobsResponse]]:
+        """SearchJobs finds a bot's retained jobs by chat, idempotency key or text,
+        newest first (a job by its id: GetJob).
+        """
+
+    @_abc_1.abstractmethod
+    def ListJobEvents(
+        self,
+        request: _notification_pb2.ListJobEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.ListJobEventsResponse, _abc.Awaitable[_notification_pb2.ListJobEventsResponse]]:
+        """ListJobEvents pages through one job's state changes, oldest first, as
+        long as the event stream still holds them.
+        """
+
+    @_abc_1.abstractmethod
+    def GetThroughput(
+        self,
+        request: _notification_pb2.GetThroughputRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.GetThroughputResponse, _abc.Awaitable[_notification_pb2.GetThroughputResponse]]:
+        """GetThroughput returns a bot's messages per interval over the last hour:
+        delivered, rate limited (429), failed and accepted.
+        """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

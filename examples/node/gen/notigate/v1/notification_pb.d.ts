@@ -907,6 +907,29 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
    * @generated from field: repeated notigate.v1.BotStats bots = 22;
    */
   bots: BotStats[];
+
+  /**
+   * The bot-wide limiter and the chats it holds back; unset in a sum over
+   * several bots (each bot's own is in bots).
+   *
+   * @generated from field: notigate.v1.LimiterState limiter = 23;
+   */
+  limiter?: LimiterState | undefined;
+
+  /**
+   * Alerts firing now, over every bot the response covers.
+   *
+   * @generated from field: repeated notigate.v1.Alert alerts = 24;
+   */
+  alerts: Alert[];
+
+  /**
+   * Gateways whose dispatcher for the bot reported in within the last 30
+   * seconds (summed over bots in a sum).
+   *
+   * @generated from field: int32 dispatchers = 25;
+   */
+  dispatchers: number;
 };
 
 /**
@@ -914,6 +937,368 @@ export declare type GetStatsResponse = Message<"notigate.v1.GetStatsResponse"> &
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export declare const GetStatsResponseSchema: GenMessage<GetStatsResponse>;
+
+/**
+ * LimiterState is what the bot-wide limiter and per-chat pacing hold back.
+ *
+ * @generated from message notigate.v1.LimiterState
+ */
+export declare type LimiterState = Message<"notigate.v1.LimiterState"> & {
+  /**
+   * Bot-wide sends allowed per second.
+   *
+   * @generated from field: int32 rate = 1;
+   */
+  rate: number;
+
+  /**
+   * Sends the bot made in the last second, over every gateway.
+   *
+   * @generated from field: int32 sent_last_second = 2;
+   */
+  sentLastSecond: number;
+
+  /**
+   * Why the bot is paused (GetStatsResponse.paused_until); empty when not.
+   *
+   * @generated from field: string pause_reason = 3;
+   */
+  pauseReason: string;
+
+  /**
+   * Chats with messages waiting that pacing or a 429 holds back now.
+   *
+   * @generated from field: int64 held_chats = 4;
+   */
+  heldChats: bigint;
+
+  /**
+   * The chats held longest, latest reopening first (at most 20).
+   *
+   * @generated from field: repeated notigate.v1.ChatPause chat_pauses = 5;
+   */
+  chatPauses: ChatPause[];
+};
+
+/**
+ * Describes the message notigate.v1.LimiterState.
+ * Use `create(LimiterStateSchema)` to create a new message.
+ */
+export declare const LimiterStateSchema: GenMessage<LimiterState>;
+
+/**
+ * ChatPause is one chat held back by pacing or a 429's retry_after.
+ *
+ * @generated from message notigate.v1.ChatPause
+ */
+export declare type ChatPause = Message<"notigate.v1.ChatPause"> & {
+  /**
+   * @generated from field: string chat_id = 1;
+   */
+  chatId: string;
+
+  /**
+   * When the chat may be sent to again.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.ChatPause.
+ * Use `create(ChatPauseSchema)` to create a new message.
+ */
+export declare const ChatPauseSchema: GenMessage<ChatPause>;
+
+/**
+ * Alert is one condition firing now.
+ *
+ * @generated from message notigate.v1.Alert
+ */
+export declare type Alert = Message<"notigate.v1.Alert"> & {
+  /**
+   * @generated from field: notigate.v1.AlertKind kind = 1;
+   */
+  kind: AlertKind;
+
+  /**
+   * The bot it concerns.
+   *
+   * @generated from field: string bot = 2;
+   */
+  bot: string;
+
+  /**
+   * What is wrong, in the figures that made it fire.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * The measured value and the threshold it crossed (failure share 0..1,
+   * backlog age in seconds; 0 for the others).
+   *
+   * @generated from field: double value = 4;
+   */
+  value: number;
+
+  /**
+   * @generated from field: double threshold = 5;
+   */
+  threshold: number;
+};
+
+/**
+ * Describes the message notigate.v1.Alert.
+ * Use `create(AlertSchema)` to create a new message.
+ */
+export declare const AlertSchema: GenMessage<Alert>;
+
+/**
+ * GetThroughputRequest names the bot.
+ *
+ * @generated from message notigate.v1.GetThroughputRequest
+ */
+export declare type GetThroughputRequest = Message<"notigate.v1.GetThroughputRequest"> & {
+  /**
+   * A name from the gateway's bots file; empty: the bot named "default", or
+   * the only bot.
+   *
+   * @generated from field: string bot = 1;
+   */
+  bot: string;
+};
+
+/**
+ * Describes the message notigate.v1.GetThroughputRequest.
+ * Use `create(GetThroughputRequestSchema)` to create a new message.
+ */
+export declare const GetThroughputRequestSchema: GenMessage<GetThroughputRequest>;
+
+/**
+ * GetThroughputResponse is the last hour, oldest interval first.
+ *
+ * @generated from message notigate.v1.GetThroughputResponse
+ */
+export declare type GetThroughputResponse = Message<"notigate.v1.GetThroughputResponse"> & {
+  /**
+   * Intervals no gateway measured (none was running) are left out.
+   *
+   * @generated from field: repeated notigate.v1.ThroughputSample samples = 1;
+   */
+  samples: ThroughputSample[];
+
+  /**
+   * The length of every interval.
+   *
+   * @generated from field: google.protobuf.Duration interval = 2;
+   */
+  interval?: Duration | undefined;
+};
+
+/**
+ * Describes the message notigate.v1.GetThroughputResponse.
+ * Use `create(GetThroughputResponseSchema)` to create a new message.
+ */
+export declare const GetThroughputResponseSchema: GenMessage<GetThroughputResponse>;
+
+/**
+ * ThroughputSample counts one interval's messages.
+ *
+ * @generated from message notigate.v1.ThroughputSample
+ */
+export declare type ThroughputSample = Message<"notigate.v1.ThroughputSample"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 delivered = 2;
+   */
+  delivered: bigint;
+
+  /**
+   * 429 answers from Telegram.
+   *
+   * @generated from field: int64 rate_limited = 3;
+   */
+  rateLimited: bigint;
+
+  /**
+   * @generated from field: int64 failed = 4;
+   */
+  failed: bigint;
+
+  /**
+   * @generated from field: int64 accepted = 5;
+   */
+  accepted: bigint;
+};
+
+/**
+ * Describes the message notigate.v1.ThroughputSample.
+ * Use `create(ThroughputSampleSchema)` to create a new message.
+ */
+export declare const ThroughputSampleSchema: GenMessage<ThroughputSample>;
+
+/**
+ * SearchJobsRequest says what to look for. At least one of chat_id,
+ * idempotency_key and text is set; set ones must all match.
+ *
+ * @generated from message notigate.v1.SearchJobsRequest
+ */
+export declare type SearchJobsRequest = Message<"notigate.v1.SearchJobsRequest"> & {
+  /**
+   * A name from the gateway's bots file; empty: the bot named "default", or
+   * the only bot.
+   *
+   * @generated from field: string bot = 1;
+   */
+  bot: string;
+
+  /**
+   * Jobs for this chat (as in SendRequest.chat_id): read from an index.
+   *
+   * @generated from field: string chat_id = 2;
+   */
+  chatId: string;
+
+  /**
+   * The job this key was sent with (remembered for the idempotency window).
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+
+  /**
+   * Jobs whose text or caption contains this, ignoring case: retained jobs
+   * are examined newest first, a bounded number per call.
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+
+  /**
+   * 1..1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous SearchJobsResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message notigate.v1.SearchJobsRequest.
+ * Use `create(SearchJobsRequestSchema)` to create a new message.
+ */
+export declare const SearchJobsRequestSchema: GenMessage<SearchJobsRequest>;
+
+/**
+ * SearchJobsResponse is one page of matches, newest first.
+ *
+ * @generated from message notigate.v1.SearchJobsResponse
+ */
+export declare type SearchJobsResponse = Message<"notigate.v1.SearchJobsResponse"> & {
+  /**
+   * @generated from field: repeated notigate.v1.Job jobs = 1;
+   */
+  jobs: Job[];
+
+  /**
+   * Empty when nothing is left to examine. A page may hold fewer than
+   * page_size jobs (even none) and still have a next page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * Jobs this call examined.
+   *
+   * @generated from field: int64 examined_jobs = 3;
+   */
+  examinedJobs: bigint;
+};
+
+/**
+ * Describes the message notigate.v1.SearchJobsResponse.
+ * Use `create(SearchJobsResponseSchema)` to create a new message.
+ */
+export declare const SearchJobsResponseSchema: GenMessage<SearchJobsResponse>;
+
+/**
+ * ListJobEventsRequest names the job.
+ *
+ * @generated from message notigate.v1.ListJobEventsRequest
+ */
+export declare type ListJobEventsRequest = Message<"notigate.v1.ListJobEventsRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * 1..1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous ListJobEventsResponse; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message notigate.v1.ListJobEventsRequest.
+ * Use `create(ListJobEventsRequestSchema)` to create a new message.
+ */
+export declare const ListJobEventsRequestSchema: GenMessage<ListJobEventsRequest>;
+
+/**
+ * ListJobEventsResponse is one page of the job's events, oldest first.
+ *
+ * @generated from message notigate.v1.ListJobEventsResponse
+ */
+export declare type ListJobEventsResponse = Message<"notigate.v1.ListJobEventsResponse"> & {
+  /**
+   * @generated from field: repeated notigate.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * True when the stream no longer holds the job's earliest events (trimmed
+   * by NOTIGATE_EVENTS_MAX or NOTIGATE_EVENTS_MAX_AGE_S).
+   *
+   * @generated from field: bool events_trimmed = 3;
+   */
+  eventsTrimmed: boolean;
+};
+
+/**
+ * Describes the message notigate.v1.ListJobEventsResponse.
+ * Use `create(ListJobEventsResponseSchema)` to create a new message.
+ */
+export declare const ListJobEventsResponseSchema: GenMessage<ListJobEventsResponse>;
 
 /**
  * BotStats is one bot's share of GetStatsResponse.
@@ -1910,6 +2295,51 @@ export enum JobState {
 export declare const JobStateSchema: GenEnum<JobState>;
 
 /**
+ * AlertKind names a condition an operator should look at.
+ *
+ * @generated from enum notigate.v1.AlertKind
+ */
+export enum AlertKind {
+  /**
+   * @generated from enum value: ALERT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Too large a share of finished deliveries failed over the alert window.
+   *
+   * @generated from enum value: ALERT_KIND_FAILURE_RATE = 1;
+   */
+  FAILURE_RATE = 1,
+
+  /**
+   * The oldest due message has waited longer than the alert threshold.
+   *
+   * @generated from enum value: ALERT_KIND_BACKLOG_AGE = 2;
+   */
+  BACKLOG_AGE = 2,
+
+  /**
+   * No gateway runs a dispatcher for the bot: nothing is delivered.
+   *
+   * @generated from enum value: ALERT_KIND_NO_DISPATCHER = 3;
+   */
+  NO_DISPATCHER = 3,
+
+  /**
+   * Telegram rejected the bot's token: its messages wait.
+   *
+   * @generated from enum value: ALERT_KIND_TOKEN_REJECTED = 4;
+   */
+  TOKEN_REJECTED = 4,
+}
+
+/**
+ * Describes the enum notigate.v1.AlertKind.
+ */
+export declare const AlertKindSchema: GenEnum<AlertKind>;
+
+/**
  * NotificationService accepts Telegram messages, stores them durably and
  * delivers them at the highest rate Telegram allows, most urgent first.
  *
@@ -2076,6 +2506,39 @@ export declare const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof UnsuppressChatRequestSchema;
     output: typeof UnsuppressChatResponseSchema;
+  },
+  /**
+   * SearchJobs finds a bot's retained jobs by chat, idempotency key or text,
+   * newest first (a job by its id: GetJob).
+   *
+   * @generated from rpc notigate.v1.NotificationService.SearchJobs
+   */
+  searchJobs: {
+    methodKind: "unary";
+    input: typeof SearchJobsRequestSchema;
+    output: typeof SearchJobsResponseSchema;
+  },
+  /**
+   * ListJobEvents pages through one job's state changes, oldest first, as
+   * long as the event stream still holds them.
+   *
+   * @generated from rpc notigate.v1.NotificationService.ListJobEvents
+   */
+  listJobEvents: {
+    methodKind: "unary";
+    input: typeof ListJobEventsRequestSchema;
+    output: typeof ListJobEventsResponseSchema;
+  },
+  /**
+   * GetThroughput returns a bot's messages per interval over the last hour:
+   * delivered, rate limited (429), failed and accepted.
+   *
+   * @generated from rpc notigate.v1.NotificationService.GetThroughput
+   */
+  getThroughput: {
+    methodKind: "unary";
+    input: typeof GetThroughputRequestSchema;
+    output: typeof GetThroughputResponseSchema;
   },
 }>;
 
