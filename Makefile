@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install run test test-faults lint typecheck proto gen breaking bench bench-smoke clean
+.PHONY: install run test test-faults test-browser lint typecheck proto gen breaking bench bench-smoke clean
 
 # The client (client/, its own distribution) and the gateway, which depends on it.
 $(STAMP): pyproject.toml client/pyproject.toml
@@ -31,6 +31,22 @@ test: install lint typecheck
 
 test-faults: install
 	$(BIN)/pytest -m faults
+
+BROWSER_STAMP := $(VENV)/.browser-installed-stamp
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+# Playwright drives Debian's chromium: it never downloads a browser of its own.
+$(BROWSER_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev,browser]'
+	touch $@
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+## The dashboard's end-to-end tests in headless Chromium.
+test-browser: install $(BROWSER_STAMP) $(CHROMIUM)
+	$(BIN)/pytest -m browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
