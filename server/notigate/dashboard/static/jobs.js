@@ -33,6 +33,7 @@ function bulkForm(ctx, state, reload) {
     placeholder: "every chat", value: ctx.params.get("chat") || "",
   });
   const label = action === "retry" ? `Retry all ${state}…` : `Cancel all ${state}…`;
+  let busy = false;
   const form = h(
     "form",
     {
@@ -41,13 +42,14 @@ function bulkForm(ctx, state, reload) {
       on: {
         submit: async (e) => {
           e.preventDefault();
-          const button = form.querySelector("button");
-          button.disabled = true;
+          // Not disabled while asking: focus goes back to this button when the dialog closes.
+          if (busy) return;
+          busy = true;
           try {
             const n = await bulkAction({ action, bot: ctx.bot, state, chatId: input.value.trim() });
             if (n) reload();
           } finally {
-            button.disabled = false;
+            busy = false;
           }
         },
       },

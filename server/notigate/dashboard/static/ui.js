@@ -105,12 +105,38 @@ export function announce(text, kind = "info") {
   toastTimer = setTimeout(() => el.classList.remove("shown"), 6000);
 }
 
+/** Tab and Shift+Tab go round the dialog's own controls, never out to the browser. */
+function trapFocus(dialog) {
+  dialog.addEventListener("keydown", (e) => {
+    if (e.key !== "Tab") return;
+    const focusable = [...dialog.querySelectorAll("button, a[href], input, select, textarea, [tabindex]:not([tabindex='-1'])")]
+      .filter((el) => !el.disabled && el.offsetParent !== null);
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  });
+}
+
+let trapped = false;
+
 /**
  * The modal confirmation: resolves true on Confirm, false on Cancel or Escape. showModal()
- * makes the rest of the page inert, so focus stays inside until it closes.
+ * makes the rest of the page inert, and Tab cycles inside, so focus stays in it until it
+ * closes; then it returns to the control that opened it.
  */
 export function confirmDialog({ title, body, confirmLabel = "Confirm" }) {
   const dialog = document.getElementById("confirm-dialog");
+  if (!trapped) {
+    trapFocus(dialog);
+    trapped = true;
+  }
   fill(document.getElementById("confirm-title"), title);
   fill(document.getElementById("confirm-body"), body);
   fill(document.getElementById("confirm-ok"), confirmLabel);
