@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { throughputChart } from "./chart.js";
 import { fill, h } from "./dom.js";
 import { durationSeconds, enumName, formatDuration, formatNumber, int, STATES } from "./format.js";
-import { dl, errorBox, routeHref, section, table, timeEl } from "./ui.js";
+import { dl, errorBox, refreshInPlace, routeHref, section, table, timeEl } from "./ui.js";
 
 const TOTALS = [
   ["total_enqueued", "Enqueued"],
@@ -190,7 +190,7 @@ export async function render(ctx) {
       ]);
       if (disposed) return;
       const stats = overview.stats || {};
-      fill(
+      refreshInPlace(body, () => fill(
         body,
         alertsPanel(stats),
         countCards(stats, bot),
@@ -199,7 +199,7 @@ export async function render(ctx) {
         h("div", { class: "columns" }, limiterPanel(stats), healthPanel(stats, bot), totalsPanel(stats)),
         botsPanel(stats),
         h("p", { class: "updated muted" }, "Updated ", timeEl(new Date(), { age: false })),
-      );
+      ));
       body.setAttribute("aria-busy", "false");
     } catch (error) {
       if (!disposed && error.status !== 401) fill(body, errorBox(error, "Could not load the overview"));

@@ -45,7 +45,10 @@ export async function render(ctx) {
   );
   return {
     // New deliveries show up as the jobs complete.
-    onJobEvent: throttle(() => ctx.rerender(), 1000),
+    onJobEvent: throttle(() => {
+      // Not while someone types a filter.
+      if (!form.contains(document.activeElement)) ctx.rerender();
+    }, 1000),
   };
 }
 

@@ -168,3 +168,24 @@ export function dl(pairs) {
   }
   return el;
 }
+
+/** A selector that finds "the same" control in a fresh rendering of a view. */
+function focusSelector(el) {
+  if (el.id) return `#${CSS.escape(el.id)}`;
+  const href = el.getAttribute("href");
+  if (href) return `${el.tagName.toLowerCase()}[href="${CSS.escape(href)}"]`;
+  return null;
+}
+
+/**
+ * Re-render `box` with `render()` keeping what a person was on: the focused control and
+ * the open <details> (a periodic refresh must not throw a keyboard user back to the top).
+ */
+export function refreshInPlace(box, render) {
+  const active = document.activeElement;
+  const selector = active && box.contains(active) ? focusSelector(active) : null;
+  const open = new Set([...box.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
+  render();
+  for (const d of box.querySelectorAll("details[data-key]")) if (open.has(d.dataset.key)) d.open = true;
+  if (selector) box.querySelector(selector)?.focus({ preventScroll: true });
+}
