@@ -729,6 +729,7 @@ async def test_serve_logs_the_deprecated_token_variable_at_startup(
         NOTIGATE_DATA_DIR=str(tmp_path / "data"),
         NOTIGATE_API_TOKENS=TOKEN_A,
         NOTIGATE_SANDBOX_LISTEN="127.0.0.1:0",
+        NOTIGATE_DASHBOARD_LISTEN="127.0.0.1:0",
     )
     stderr_path = tmp_path / "stderr"
     with stderr_path.open("wb") as err:
