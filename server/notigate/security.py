@@ -6,7 +6,6 @@
   probe without a secret; reflection is open only with ``Settings.reflection_open``.
   A read-only token may call the methods of :data:`READ_METHODS` (and reflection) only;
   every other call with one gets PERMISSION_DENIED.
-* :func:`token_role` tells what a token may do, for callers outside gRPC (the dashboard).
 * :func:`server_credentials` builds TLS (or, with a client CA, mutual TLS) credentials
   from the certificate files named in the settings.
 
@@ -45,7 +44,6 @@ __all__ = [
     "auth_interceptor",
     "plaintext_token_warning",
     "server_credentials",
-    "token_role",
 ]
 
 log = logging.getLogger(__name__)
@@ -239,21 +237,6 @@ def _role(*, admin: bool, read_only: bool) -> Role | None:
     if read_only:
         return "read_only"
     return "admin" if admin else None
-
-
-def token_role(settings: Settings, token: str) -> Role | None:
-    """What ``token`` may do on a gateway with ``settings``: ``"admin"`` (an API token, or a
-    bots file's token), ``"read_only"`` (a read-only token) or None (not accepted; also when
-    no token is configured at all, which callers treat as they see fit).
-
-    Compared in constant time over every configured token, like the gRPC interceptor.
-    """
-    # SHA-256 first: every comparison is of two 32-byte digests, whatever the lengths.
-    presented = token_sha256(token)
-    admin = _any_equal(presented, [token_sha256(t) for t in settings.api_tokens])
-    admin |= _any_equal(presented, [b.sha256 for b in settings.token_bindings])
-    read_only = _any_equal(presented, [token_sha256(t) for t in settings.readonly_tokens])
-    return _role(admin=admin, read_only=read_only)
 
 
 def token_sha256(token: str) -> bytes:
