@@ -32,6 +32,7 @@ from notigate.dashboard.api import (
 from notigate.dashboard.live import LiveRelays
 from notigate.dashboard.sessions import COOKIE, Session, Sessions
 from notigate.errors import StoreError
+from notigate.sandbox_cli import url_for
 
 __all__ = ["STATIC", "DashboardServer"]
 
@@ -124,7 +125,11 @@ class DashboardServer:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        log.info("dashboard on http://%s:%d/", host, self.port)
+        log.info(
+            "dashboard on %s/ (%s)",
+            url_for(host, self.port),
+            "log in with an API token" if not self._check_host else "no login: loopback only",
+        )
 
     async def stop(self) -> None:
         """Stop serving; open live streams end at once."""
