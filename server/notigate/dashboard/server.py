@@ -128,7 +128,7 @@ class DashboardServer:
         log.info(
             "dashboard on %s/ (%s)",
             url_for(host, self.port),
-            "log in with an API token" if not self._check_host else "no login: loopback only",
+            "log in with an API token" if self._guarded else "no login",
         )
 
     async def stop(self) -> None:
