@@ -85,10 +85,10 @@ class DashboardServer:
         self._runner: web.AppRunner | None = None
         # With no token nothing tells visitors apart: the dashboard answers loopback hosts
         # only (config.py allows no other address, unless NOTIGATE_DASHBOARD_OPEN).
-        self._check_host = (
-            not (settings.api_tokens or settings.token_bindings or settings.readonly_tokens)
-            and not settings.dashboard_open
+        self._guarded = bool(
+            settings.api_tokens or settings.token_bindings or settings.readonly_tokens
         )
+        self._check_host = not self._guarded and not settings.dashboard_open
 
     async def sessions(self) -> Sessions:
         """The session checker, once the shared key is read (from Redis, on first use)."""
