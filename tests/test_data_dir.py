@@ -130,6 +130,7 @@ def test_serve_refuses_a_data_dir_it_cannot_write_in_one_line(
         "NOTIGATE_DATA_DIR": str(data),
         "NOTIGATE_LISTEN": f"127.0.0.1:{free_port()}",
         "NOTIGATE_SANDBOX_LISTEN": "127.0.0.1:0",
+        "NOTIGATE_DASHBOARD_LISTEN": "127.0.0.1:0",
     }
     done = subprocess.run(
         [*prefix, NOTIGATE, "serve", "--sandbox"],
@@ -165,6 +166,7 @@ def embedded_settings(tmp_path: Path, fsync: str) -> Settings:
     return Settings(
         sandbox=True,
         sandbox_listen="127.0.0.1:0",
+        dashboard_listen="127.0.0.1:0",
         listen="127.0.0.1:0",
         data_dir=tmp_path / "data",
         embedded_fsync=fsync,

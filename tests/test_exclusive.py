@@ -49,6 +49,7 @@ class Serve:
         }
         env["NOTIGATE_SHUTDOWN_GRACE_S"] = "2"
         env["NOTIGATE_SANDBOX_LISTEN"] = "127.0.0.1:0"  # never the shared default port
+        env["NOTIGATE_DASHBOARD_LISTEN"] = "127.0.0.1:0"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [

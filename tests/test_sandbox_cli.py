@@ -73,6 +73,7 @@ def _sandbox_settings(valkey: EmbeddedValkey, tmp_path: Path, listen: str) -> Se
         redis_url=valkey.url,
         sandbox=True,
         sandbox_listen=listen,
+        dashboard_listen="127.0.0.1:0",
         listen="127.0.0.1:0",
         data_dir=tmp_path,
         shutdown_grace_s=2.0,
@@ -124,6 +125,7 @@ async def test_a_taken_sandbox_port_fails_startup_clearly(
         NOTIGATE_LISTEN="127.0.0.1:0",
         NOTIGATE_DATA_DIR=str(tmp_path),
         NOTIGATE_SANDBOX_LISTEN=listen,
+        NOTIGATE_DASHBOARD_LISTEN="127.0.0.1:0",
     )
     result = await asyncio.to_thread(
         subprocess.run,

@@ -197,6 +197,7 @@ async def test_serve_command_sandbox_end_to_end(tmp_path: Path) -> None:
         NOTIGATE_LISTEN=f"127.0.0.1:{port}",
         NOTIGATE_DATA_DIR=str(tmp_path),
         NOTIGATE_SANDBOX_LISTEN="127.0.0.1:0",
+        NOTIGATE_DASHBOARD_LISTEN="127.0.0.1:0",
     )
     notigate = str(Path(sys.executable).parent / "notigate")
     proc = subprocess.Popen(

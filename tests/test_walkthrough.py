@@ -169,6 +169,7 @@ async def sandbox_gateway(
         redis_url=valkey.url,
         sandbox=True,
         sandbox_listen="127.0.0.1:0",
+        dashboard_listen="127.0.0.1:0",
         listen="127.0.0.1:0",
         data_dir=tmp_path,
         shutdown_grace_s=2.0,

@@ -16,13 +16,17 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
@@ -32,6 +36,9 @@ from redis.asyncio import Redis
 from notigate import connection_limits, registration, security, wakeups
 from notigate.bots import Bot, Bots
 from notigate.config import BotSettings, ConfigError, Settings
+from notigate.dashboard.api import Backend
+from notigate.dashboard.secret import shared_key
+from notigate.dashboard.server import DashboardServer
 from notigate.decoding import GuardedRegistrar
 from notigate.dispatcher import Dispatcher
 from notigate.embedded import EmbeddedValkey
@@ -41,6 +48,7 @@ from notigate.exclusive import DataDirLock, check_listen_free
 from notigate.health import BotHealth, HealthMonitor
 from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue, redis_client
+from notigate.queue.keys import QueueKeys
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.simulator.config import SANDBOX_TOKEN
@@ -50,7 +58,7 @@ from notigate.upload_files import UploadFiles, bot_id
 from notigate.uploads import UploadLimits, UploadStore
 from notigate.uploads.store import sweep_forever as sweep_uploads_forever
 from notigate.webhooks import WebhookWorker
-from notigate_client import pb
+from notigate_client import pb, pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,8 @@ class Gateway:
         self.metrics = Metrics()
         # Bound port of the /metrics endpoint (0: metrics_listen not set).
         self.metrics_port = 0
+        # Bound port of the dashboard (0: it is off).
+        self.dashboard_port = 0
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         # Owns every background loop: add one with self._tasks.start(name, coroutine_fn).
@@ -149,6 +159,8 @@ class Gateway:
         # Refused before anything starts: a second gateway on the port would take a share
         # of the connections, one on the data dir a second Valkey on the same files.
         check_listen_free(s.listen)
+        if (dashboard := s.dashboard_address()) is not None:
+            check_listen_free(dashboard)
         tokens: Mapping[str, str | None] = {b.name: b.token for b in configured}
         if s.sandbox:
             # Next: a taken port is the likeliest startup failure and costs nothing to find.
@@ -212,12 +224,24 @@ class Gateway:
             self._stack.push_async_callback(metrics_server.stop)
             self.metrics_port = metrics_server.port
 
+        # The dashboard calls the gateway's own API, on a socket only this host's users
+        # reach, with a token of its own (what each login may do is checked before a call).
+        api_socket, internal_token = "", secrets.token_urlsafe(32)
+        dashboard_listen = s.dashboard_address()
+        if dashboard_listen is not None:
+            api_socket = self._api_socket()
+            await self._start_dashboard(dashboard_listen, api_socket, internal_token, redis, bots)
+
         # Interceptors run in list order, the first outermost: one that observes calls
         # (metrics) belongs before auth, so it sees rejected calls too.
         interceptors: list[grpc.aio.ServerInterceptor] = []
         if s.metrics_listen:  # per-call work nobody would scrape otherwise
             interceptors.append(MetricsInterceptor(self.metrics))
-        auth = security.auth_interceptor(s)
+        auth = security.auth_interceptor(
+            s.replace(api_tokens=(*s.api_tokens, internal_token))
+            if api_socket and security.auth_interceptor(s) is not None
+            else s
+        )
         if auth is not None:
             interceptors.append(auth)
         connection_limits.ensure_descriptors(s)
@@ -262,6 +286,8 @@ class Gateway:
         if self.port == 0:
             check_listen_free(s.listen)  # names the process in the way, if that is why
             raise StartupRefused(f"cannot listen on {s.listen}")
+        if api_socket and server.add_insecure_port(f"unix:{api_socket}") == 0:
+            raise StartupRefused(f"cannot listen on {api_socket} (the dashboard's API socket)")
         if plaintext := security.plaintext_token_warning(s):
             log.warning("%s", plaintext)
         await server.start()
@@ -313,6 +339,43 @@ class Gateway:
             ", bearer tokens required" if auth is not None else "",
             f"bot {configured[0].name}" if len(configured) == 1 else f"{len(configured)} bots",
         )
+
+    def _api_socket(self) -> str:
+        """A Unix socket path for the dashboard's calls, in a directory only we may enter."""
+        directory = tempfile.mkdtemp(prefix="notigate-")
+        self._stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        return os.path.join(directory, "api.sock")
+
+    async def _start_dashboard(
+        self, listen: str, api_socket: str, internal_token: str, redis: Redis, bots: Bots
+    ) -> None:
+        """Serve the dashboard on ``listen``, calling the API on ``api_socket``."""
+        s = self.settings
+        check_listen_free(listen)
+        channel = grpc.aio.insecure_channel(f"unix:{api_socket}")
+        self._stack.push_async_callback(channel.close)
+        http = aiohttp.ClientSession()
+        self._stack.push_async_callback(http.close)
+        backend = Backend(
+            stub=pb_grpc.NotificationServiceStub(channel),
+            metadata=(("authorization", f"Bearer {internal_token}"),),
+            bots=tuple(bots),
+            default_bot=bots.default.name,
+            sandbox_url=self.sandbox_url,
+            http=http,
+        )
+        key_name = QueueKeys.for_queue(s.queue_name).prefix + "dashboard-key"
+        dashboard = DashboardServer(s, backend, lambda: shared_key(redis, key_name))
+        try:
+            await dashboard.start(listen)
+        except OSError as exc:
+            raise StartupRefused(
+                f"the dashboard cannot listen on {listen}: {exc.strerror or exc}; choose "
+                "another address with NOTIGATE_DASHBOARD_LISTEN or --dashboard-listen "
+                "(off turns it off)"
+            ) from exc
+        self._stack.push_async_callback(dashboard.stop)
+        self.dashboard_port = dashboard.port
 
     async def _bot(
         self, bot: BotSettings, token: str, redis: Redis, pubsub_redis: Redis, origin: str
