@@ -67,7 +67,7 @@ export function tableRow(columns, row, key, rowClass) {
 /** The job table's columns; `actions(job)` adds the admin buttons when given. */
 export function jobColumns({ actions, bot } = {}) {
   const cols = [
-    { label: "Job", cell: (j) => jobLink(j.job_id, bot || j.bot) },
+    { label: "Job", cell: (j) => jobLink(j.job_id, bot) },
     { label: "Chat", cell: (j) => h("span", { class: "mono" }, j.chat_id || j.request?.chat_id || "—") },
     { label: "Text", class: "col-text", cell: (j) => truncate(jobSummary(j), 70) || h("span", { class: "muted" }, "—") },
     { label: "State", cell: (j) => stateBadge(j.state) },
