@@ -27,6 +27,12 @@ const live = new Live({
     if (current?.handle?.onGap) current.handle.onGap();
     else rerender();
   },
+  onClosed: () => {
+    // A stream refused for want of a session shows the login, not endless retries.
+    api.session().catch((error) => {
+      if (error.status === 401 && session) showLogin("Your session ended: sign in again.");
+    });
+  },
   onState: (state) => {
     const el = document.getElementById("live");
     el.dataset.live = state;

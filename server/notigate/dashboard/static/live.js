@@ -5,10 +5,12 @@
 const RETRY_MS = 5000;
 
 export class Live {
-  constructor({ onJob, onGap, onState }) {
+  constructor({ onJob, onGap, onState, onClosed }) {
     this.onJob = onJob;
     this.onGap = onGap;
     this.onState = onState;
+    // Told when the browser gave up (e.g. a 401 once the session ended).
+    this.onClosed = onClosed;
     this.source = null;
     this.bot = null;
     this.retry = 0;
@@ -38,6 +40,7 @@ export class Live {
       if (source.readyState === EventSource.CLOSED) {
         this.onState("offline");
         this.source = null;
+        this.onClosed();
         this.retry = setTimeout(() => this.open(this.bot), RETRY_MS);
       } else {
         this.onState("reconnecting");

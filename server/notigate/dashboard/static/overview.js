@@ -68,11 +68,12 @@ function alertsPanel(stats) {
   return box;
 }
 
-function limiterPanel(stats) {
+function limiterPanel(stats, several) {
   const lim = stats.limiter;
   if (!lim) {
-    return section("Limiter", h("p", { class: "muted" }, "Each bot has its own limiter: pick a bot to see it."),
-      dl([["Bot-wide rate (sum)", `${formatNumber(stats.global_rate)} per second`]]));
+    return section("Limiter",
+      h("p", { class: "muted" }, several ? "Each bot has its own limiter: pick a bot to see it." : "The gateway reports no limiter state."),
+      dl([[several ? "Bot-wide rates (sum)" : "Bot-wide rate", `${formatNumber(stats.global_rate)} per second`]]));
   }
   const rate = int(lim.rate);
   const sent = int(lim.sent_last_second);
@@ -196,7 +197,7 @@ export async function render(ctx) {
         countCards(stats, bot),
         section("Throughput", throughput ? throughputChart(throughput, { width: chartWidth(body) })
           : h("p", { class: "muted" }, "No throughput figures for this view.")),
-        h("div", { class: "columns" }, limiterPanel(stats), healthPanel(stats, bot), totalsPanel(stats)),
+        h("div", { class: "columns" }, limiterPanel(stats, (stats.bots || []).length > 1), healthPanel(stats, bot), totalsPanel(stats)),
         botsPanel(stats),
         h("p", { class: "updated muted" }, "Updated ", timeEl(new Date(), { age: false })),
       ));
