@@ -118,9 +118,10 @@ for i = 1, keyed > 0 and n or 0 do
     if not known then
       local stored = redis.call('GET', prefix .. 'idem:' .. idem)
       if stored then
-        -- Job ids are digits, so the first ':' ends the id whatever the fingerprint holds.
-        local sep = string.find(stored, ':', 1, true)
-        if sep then
+        -- The fingerprint's length says where the id ends: an id may hold a ':' itself
+        -- (<bot>:<number>), and the fingerprint's bytes may too.
+        local sep = #stored - FINGERPRINT_LEN
+        if sep > 1 and string.sub(stored, sep, sep) == ':' then
           key_id[idem], known = string.sub(stored, 1, sep - 1), string.sub(stored, sep + 1)
         else
           key_id[idem], known = stored, ''
