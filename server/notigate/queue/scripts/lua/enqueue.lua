@@ -36,6 +36,9 @@
   ARGV[6] keyed           how many messages have an idempotency key (0 skips the checks)
   ARGV[7] id_floor        the highest job id the calling gateway has been handed (0 = none)
 
+  Every job created is added to jc:<chat> (zset, score: the job's number), the chat it
+  goes to: SearchJobs reads a chat's jobs from it, newest first.
+
   idem:<key> holds "<job id>:<fingerprint>" (a bare job id when stored before fingerprints
   existed: such a key matches any request, as it did then).
 
@@ -228,6 +231,7 @@ for i = 1, n do
         touched[target] = rank
       end
     end
+    redis.call('ZADD', prefix .. 'jc:' .. target, seq, id)
     if max_attempts > 0 then
       redis.call('HSET', jk, 'ma', max_attempts)
     end
