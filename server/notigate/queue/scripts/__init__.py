@@ -34,9 +34,11 @@ from notigate.queue.scripts.outcome import (
     Retry,
 )
 from notigate.queue.scripts.produce import Enqueue, EnqueueCode, EnqueueReply
+from notigate.queue.scripts.search import Candidate, Search, SearchStep
 from notigate.queue.scripts.status import Status, to_error
 
 __all__ = [
+    "Candidate",
     "Changed",
     "Deferred",
     "EnqueueCode",
@@ -48,6 +50,7 @@ __all__ = [
     "Rewritten",
     "ScriptBase",
     "ScriptConfig",
+    "SearchStep",
     "Status",
     "store_errors",
     "to_error",
@@ -70,6 +73,7 @@ class QueueScripts:
     requeue: Requeue
     list_page: ListPage
     select: Select
+    search: Search
     postpone: Postpone
     progress: Progress
     rewrite: Rewrite
@@ -92,6 +96,7 @@ class QueueScripts:
             requeue=Requeue(*on),
             list_page=ListPage(*on),
             select=Select(*on),
+            search=Search(*on),
             postpone=Postpone(*on),
             progress=Progress(*on),
             rewrite=Rewrite(*on),
