@@ -5,13 +5,14 @@ on free loopback ports in a temporary data dir, sends some traffic (delivered, f
 suppressed, a 429, some held for later), and saves docs/img/dashboard-*.png with
 Debian's chromium driven by Playwright (pip install -e '.[browser]').
 
-    .venv/bin/python tools/dashboard_screenshots.py [--out docs/img]
+    .venv/bin/python tools/dashboard_screenshots.py [--out docs/img] [--minutes 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,42 +61,59 @@ async def settle(client: AsyncNotificationClient, job_ids: list[str]) -> None:
     raise RuntimeError("traffic did not settle")
 
 
-async def traffic(gw: Gateway, client: AsyncNotificationClient) -> str:
-    """Sends the mix the screenshots show; returns a failed job's id."""
+def keyboard(text: str, url: str) -> pb.InlineKeyboardMarkup:
+    button = pb.InlineKeyboardButton(text=text, url=url)
+    return pb.InlineKeyboardMarkup(rows=[pb.InlineKeyboardRow(buttons=[button])])
+
+
+async def traffic(gw: Gateway, client: AsyncNotificationClient, minutes: float) -> str:
+    """Sends the mix the screenshots show for ``minutes`` (the chart draws the last hour:
+    more minutes, more of it drawn); returns a failed job's id."""
     sim = gw.sandbox_url
     await sim_control(sim, "block", {"chat_id": "500100"})  # 403: the chat gets suppressed
     await sim_control(
         sim,
         "block",
-        {
-            "chat_id": "500200",
-            "status": 400,
-            "description": "Bad Request: message is too long",
-        },
+        {"chat_id": "500200", "status": 400, "description": "Bad Request: message is too long"},
     )
-    await sim_control(sim, "rate_limit_chat", {"chat_id": "500300", "retry_after": 1})
-    ids: list[str] = []
-    for round_ in range(6):
-        for n in range(12):
-            text = TEXTS[n % len(TEXTS)].format(n=1000 + round_ * 12 + n)
-            sent = await client.send(str(100200 + n % 4), text, idempotency_key=f"k-{round_}-{n}")
-            assert isinstance(sent, pb.SendResponse)
-            ids.append(sent.job_id)
-        await asyncio.sleep(1.0)
     failed: list[str] = []
     for n in range(3):
-        sent = await client.send("500100", f"Weekly digest #{n}")
+        sent = await client.send("500100", f"Weekly digest #{n + 1}")
         assert isinstance(sent, pb.SendResponse)
         failed.append(sent.job_id)
     for n in range(4):
-        sent = await client.send("500200", f"Spring promo, part {n + 1}: " + "lorem ipsum " * 20)
+        sent = await client.send(
+            "500200",
+            f"Spring promo, part {n + 1}: " + "lorem ipsum " * 20,
+            idempotency_key=f"promo-{n + 1}",
+            reply_markup=keyboard("See the offer", "https://example.org/promo"),
+        )
         assert isinstance(sent, pb.SendResponse)
         failed.append(sent.job_id)
-    limited = await client.send("500300", "Your verification code is 424242")
-    assert isinstance(limited, pb.SendResponse)
-    await asyncio.sleep(1.5)
+    ids: list[str] = []
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    second = 0
+    while (elapsed := loop.time() - began) < minutes * 60:
+        # A rate that rises and falls, and now and then a chat that Telegram answers 429.
+        count = 2 + round(5 * (1 + math.sin(elapsed / 25)))
+        for n in range(count):
+            text = TEXTS[(second + n) % len(TEXTS)].format(n=1000 + len(ids))
+            sent = await client.send(str(100200 + n % 4), text, idempotency_key=f"k-{len(ids)}")
+            assert isinstance(sent, pb.SendResponse)
+            ids.append(sent.job_id)
+        if second % 40 == 20:
+            await sim_control(sim, "rate_limit_chat", {"chat_id": "500300", "retry_after": 1})
+            for n in range(3):
+                sent = await client.send("500300", f"Your verification code is {424242 + n}")
+                assert isinstance(sent, pb.SendResponse)
+                ids.append(sent.job_id)
+        if second % 40 == 24:
+            await sim_control(sim, "unblock", {"chat_id": "500300"})
+        second += 1
+        await asyncio.sleep(1.0)
     await sim_control(sim, "unblock", {"chat_id": "500300"})
-    await settle(client, ids + failed + [limited.job_id])
+    await settle(client, ids + failed)
     for n in range(3):
         await client.send("100300", f"Tomorrow's agenda, part {n + 1}", delay=3600)
     return failed[-1]
@@ -109,7 +127,7 @@ async def shoot(page: Page, url: str, path: Path, ready: str, full_page: bool = 
     print(f"wrote {path} ({len(shot) // 1024} KB)")
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, minutes: float) -> None:
     with tempfile.TemporaryDirectory() as data:
         settings = Settings(
             sandbox=True,
@@ -120,7 +138,7 @@ async def main(out: Path) -> None:
         )
         async with Gateway(settings) as gw:
             client = AsyncNotificationClient(f"127.0.0.1:{gw.port}", retries=0)
-            failed = await traffic(gw, client)
+            failed = await traffic(gw, client, minutes)
             base = f"http://127.0.0.1:{gw.dashboard_port}"
             async with async_playwright() as p:
                 browser = await p.chromium.launch(
@@ -152,6 +170,7 @@ async def main(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
-    out_dir = parser.parse_args().out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(out_dir))
+    parser.add_argument("--minutes", type=float, default=3.0, help="of traffic (default 3)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args.out, args.minutes))
