@@ -22,7 +22,7 @@ from playwright.async_api import Page, async_playwright
 
 from notigate.app import Gateway
 from notigate.config import Settings
-from notigate_client import AsyncNotificationClient, pb
+from notigate_client import AsyncNotificationClient, NotFoundError, pb
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -53,9 +53,16 @@ async def sim_control(sim_url: str, path: str, body: dict[str, Any]) -> None:
 
 
 async def settle(client: AsyncNotificationClient, job_ids: list[str]) -> None:
+    """Wait until every job is final (or gone: sandbox retention keeps 100 completed)."""
+
+    async def final(job_id: str) -> bool:
+        try:
+            return (await client.get_job(job_id)).state in FINAL
+        except NotFoundError:
+            return True
+
     for _ in range(600):
-        jobs = [await client.get_job(j) for j in job_ids]
-        if all(j.state in FINAL for j in jobs):
+        if all([await final(j) for j in job_ids]):
             return
         await asyncio.sleep(0.1)
     raise RuntimeError("traffic did not settle")
@@ -99,7 +106,9 @@ async def traffic(gw: Gateway, client: AsyncNotificationClient, minutes: float) 
         count = 2 + round(5 * (1 + math.sin(elapsed / 25)))
         for n in range(count):
             text = TEXTS[(second + n) % len(TEXTS)].format(n=1000 + len(ids))
-            sent = await client.send(str(100200 + n % 4), text, idempotency_key=f"k-{len(ids)}")
+            # Spread over chats: Telegram lets a bot send one message a second to a chat.
+            chat = str(100200 + len(ids) % 24)
+            sent = await client.send(chat, text, idempotency_key=f"k-{len(ids)}")
             assert isinstance(sent, pb.SendResponse)
             ids.append(sent.job_id)
         if second % 40 == 20:

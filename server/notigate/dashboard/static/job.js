@@ -11,6 +11,11 @@ const text = (v) => (v === undefined || v === null || v === "" ? dash() : String
 const mono = (v) => (v === undefined || v === null || v === "" ? dash() : h("span", { class: "mono" }, String(v)));
 const yesNo = (v) => (v ? "yes" : "no");
 
+function parseMode(value) {
+  const name = enumName(value, "PARSE_MODE_");
+  return !name || name === "unspecified" ? "none (plain text)" : name.replace("_", " ");
+}
+
 function mediaText(media) {
   if (!media) return dash();
   const source = media.url ? `url ${media.url}` : media.file_id ? `file_id ${media.file_id}` : media.upload_id ? `upload ${media.upload_id}` : "";
@@ -38,7 +43,7 @@ function requestPanel(req) {
     h("div", { class: "message-text", dataset: { field: "text" } }, req.text || h("span", { class: "muted" }, "(no text)")),
     dl([
       ["Chat", mono(req.chat_id)],
-      ["Parse mode", text(enumName(req.parse_mode, "PARSE_MODE_") || "none")],
+      ["Parse mode", parseMode(req.parse_mode)],
       ["Priority", text(req.priority ?? 0)],
       ["Idempotency key", mono(req.idempotency_key)],
       ["Media", mediaText(req.media)],
