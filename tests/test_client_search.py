@@ -4,11 +4,15 @@ gateway (the RPCs themselves: tests/test_search.py, tests/test_throughput.py).""
 from __future__ import annotations
 
 import asyncio
+import json
+
+import pytest
 
 from notigate.embedded import EmbeddedValkey
 from notigate.simulator import BotApiSimulator
 from notigate_client import AsyncNotificationClient, NotificationClient, pb
 from tests.conftest import gateway_settings, running_gateway, wait_state
+from tests.test_cli import cli
 
 
 async def test_clients_search_list_a_jobs_events_and_read_throughput(
@@ -41,3 +45,22 @@ async def test_clients_search_list_a_jobs_events_and_read_throughput(
         found, events_seen, interval = await asyncio.to_thread(blocking)
         assert found == [ids[2]]
         assert events_seen >= 3 and interval == 10
+
+
+async def test_cli_search_finds_by_chat_and_text(
+    valkey: EmbeddedValkey, simulator: BotApiSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_gateway(gateway_settings(valkey, simulator)) as (gw, stub):
+        first = await stub.Send(pb.SendRequest(chat_id="6160", text="Invoice ready"))
+        other = await stub.Send(pb.SendRequest(chat_id="6161", text="Invoice sent"))
+        flags = ("--target", f"127.0.0.1:{gw.port}")
+        code, out, _ = await cli(capsys, "search", "--chat", "6160", *flags)
+        assert code == 0 and first.job_id in out and other.job_id not in out
+        code, out, _ = await cli(capsys, "search", "--text", "INVOICE", "--json", *flags)
+        assert code == 0
+        assert [json.loads(line)["job_id"] for line in out.splitlines()] == [
+            other.job_id,
+            first.job_id,
+        ]
+        code, _, err = await cli(capsys, "search", *flags)
+        assert code == 2 and "--chat, --key and/or --text" in err
