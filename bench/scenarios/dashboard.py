@@ -47,7 +47,7 @@ from bench.infra import (
     run_json,
     running,
 )
-from bench.load import fill_notigate
+from bench.load import fill_notigate, grpc_stub
 from bench.measure import median, pct
 
 NAME = "dashboard"
@@ -156,6 +156,32 @@ def _spread(values: Sequence[Any], n: int) -> list[Any]:
     return [values[(k * step) % len(values)] for k in range(n)]
 
 
+async def _grpc_floor(target: str, n: int) -> dict[str, dict[str, float]]:
+    """The same reads as the refresh's overview and waiting page, straight over gRPC: what
+    the dashboard's HTTP layer (session, rendering to JSON) adds is the difference."""
+    from notigate_client import pb
+
+    channel, stub = await grpc_stub(target)
+    calls = {
+        "gRPC GetStats (under overview)": (stub.GetStats, pb.GetStatsRequest()),
+        "gRPC ListJobs (under waiting page)": (
+            stub.ListJobs,
+            pb.ListJobsRequest(state=pb.JOB_STATE_WAITING, page_size=50),
+        ),
+    }
+    out = {}
+    async with channel:
+        for name, (method, request) in calls.items():
+            times = []
+            for k in range(WARMUP + n):
+                t0 = time.perf_counter()
+                await method(request, timeout=30)
+                if k >= WARMUP:
+                    times.append((time.perf_counter() - t0) * 1000)
+            out[name] = _figures(times)
+    return out
+
+
 async def _notigate(env: Env, cfg: Config, jobs: int) -> dict[str, dict[str, float]]:
     """Every endpoint's figures with ``jobs`` retained."""
     await env.flush()
@@ -176,6 +202,7 @@ async def _notigate(env: Env, cfg: Config, jobs: int) -> dict[str, dict[str, flo
             out[f"refresh: {part}"] = _figures(times)
             sums = [a + b for a, b in zip(sums, times, strict=True)]
         out["refresh: the three (sum)"] = _figures(sums)
+        out.update(await _grpc_floor(gw.target, n))
         chat_ids = _spread([str(CHAT_BASE + c) for c in range(chats)], n)
         times, bodies = await client.timed([f"/api/search?q={c}" for c in chat_ids])
         out["search: chat id"] = _figures(times)
