@@ -326,6 +326,24 @@ def test_stats_show_retention_when_the_gateway_reports_it() -> None:
     assert "kept" not in format_stats(pb.GetStatsResponse(completed=100))
 
 
+def test_stats_show_the_limiter_and_the_alerts_in_a_line_each() -> None:
+    stats = pb.GetStatsResponse(global_rate=25, dispatchers=2)
+    stats.limiter.rate = 25
+    stats.limiter.sent_last_second = 7
+    stats.limiter.held_chats = 3
+    stats.limiter.pause_reason = "429s from 3 chats"
+    pause = stats.limiter.chat_pauses.add(chat_id="42")
+    pause.until.FromSeconds(1_800_000_000)
+    stats.alerts.add(kind=pb.ALERT_KIND_NO_DISPATCHER, bot="alpha", message="nobody delivers")
+    lines = format_stats(stats).splitlines()
+    assert "dispatchers 2" in lines[-3]
+    assert lines[-2] == (
+        "limiter: 7 of 25 sends in the last second, 3 chats held (the last reopens "
+        "2027-01-15 08:00:00 UTC: chat 42); paused: 429s from 3 chats"
+    )
+    assert lines[-1] == "alert: bot alpha: nobody delivers"
+
+
 async def test_retry_every_failed_job_of_a_chat_counts_and_confirms(
     gateway: tuple[Gateway, Stub],
     simulator: BotApiSimulator,

@@ -155,6 +155,15 @@ async def _every_rpc(settings: Settings, sim: BotApiSimulator, receiver: Receive
         stats = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
         assert stats.completed >= 9 and stats.cancelled == 1 and stats.total_enqueued >= 10
         assert not [w for w in stats.warnings if "maxmemory-policy" in w]
+        assert stats.HasField("limiter")
+
+        async def sampled() -> bool:
+            reply = await stub.GetStats(pb.GetStatsRequest(), timeout=10)
+            return reply.dispatchers == 1
+
+        await wait_for(sampled)  # sample.lua ran on the bot's shard
+        hour = await stub.GetThroughput(pb.GetThroughputRequest(), timeout=10)
+        assert hour.interval.seconds == 10
 
         async def posted() -> bool:
             events = [r.event for r in receiver.acknowledged()]

@@ -47,6 +47,8 @@ BOT_LABELLED = (
     "notigate_outcomes_",
     "notigate_queue_",
     "notigate_bot_",
+    "notigate_alert_",
+    "notigate_dispatchers",
 )
 
 

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from notigate import security
 from notigate.app import Gateway
-from notigate.config import ConfigError, Settings, from_env
+from notigate.config import ConfigError, Settings, TokenBinding, from_env
 from notigate.embedded import EmbeddedValkey, valkey_binary
 from notigate.errors import StartupRefused
 from notigate.simulator import BotApiSimulator, SimulatorConfig
@@ -206,7 +206,7 @@ def test_the_interceptor_keeps_no_plaintext_token() -> None:
     interceptor = security.BearerAuthInterceptor([TOKEN_A])
     assert TOKEN_A not in repr(vars(interceptor))
     assert TOKEN_A.encode() not in b"".join(interceptor._digests)
-    assert interceptor.check(bearer(TOKEN_A)) is None
+    assert interceptor.check(bearer(TOKEN_A), security.API_SERVICE + "Send") is None
     with pytest.raises(ValueError, match="at least one token"):
         security.BearerAuthInterceptor([])
 
@@ -220,6 +220,209 @@ def test_plaintext_token_warning_only_off_loopback() -> None:
     assert warning is not None
     assert TOKEN_A not in warning
     assert security.plaintext_token_warning(Settings(listen="0.0.0.0:1")) is None
+
+
+# -- read-only tokens ---------------------------------------------------------------------
+
+TOKEN_R = "tok-R-" + "r" * 32
+API = pb.DESCRIPTOR.services_by_name["NotificationService"]
+
+
+def test_every_rpc_is_classified_as_a_read_or_a_change() -> None:
+    methods = {f"/{API.full_name}/{m.name}" for m in API.methods}
+    assert methods == security.READ_METHODS | security.WRITE_METHODS
+    assert not security.READ_METHODS & security.WRITE_METHODS
+
+
+def test_a_read_only_token_may_read_every_bot() -> None:
+    bound = "tok-bound-" + "c" * 20
+    settings = Settings(
+        api_tokens=(TOKEN_A,),
+        readonly_tokens=(TOKEN_R,),
+        token_bindings=(
+            TokenBinding(sha256=security.token_sha256(bound), bots=frozenset({"alerts"})),
+        ),
+    )
+    # A read-only token is bound to no bot: it may read every one.
+    access = security.BotAccess(settings.token_bindings)
+    assert access.allowed(bearer(TOKEN_R)) is None
+    assert access.allowed(bearer(bound)) == frozenset({"alerts"})
+
+
+def test_the_interceptor_refuses_a_read_only_tokens_changes() -> None:
+    interceptor = security.BearerAuthInterceptor([TOKEN_A], readonly_tokens=[TOKEN_R])
+    assert TOKEN_R not in repr(vars(interceptor))
+    for method in security.READ_METHODS | {security.REFLECTION_PREFIXES[0] + "Info"}:
+        assert interceptor.check(bearer(TOKEN_R), method) is None, method
+    refused = security.WRITE_METHODS | {security.API_SERVICE + "NoSuchMethod", "/x.Y/Z"}
+    for method in refused:
+        assert interceptor.check(bearer(TOKEN_R), method) == "READ_ONLY_TOKEN", method
+        assert interceptor.check(bearer(TOKEN_A), method) is None, method
+    assert interceptor.check(bearer("nope"), security.API_SERVICE + "GetJob") == "AUTH_INVALID"
+
+
+async def _await_state(stub: Any, job_id: str, state: int) -> None:
+    async def reached() -> bool:
+        reply = await stub.GetJob(pb.GetJobRequest(job_id=job_id), metadata=bearer(TOKEN_A))
+        return bool(reply.job.state == state)
+
+    await wait_for(reached, timeout_s=20)
+
+
+async def _passes_the_token_check(name: str, call: Any) -> None:
+    try:
+        await call
+    except grpc.aio.AioRpcError as exc:
+        # A method this gateway does not serve yet is past the token check all the same.
+        assert exc.code() == grpc.StatusCode.UNIMPLEMENTED, (name, exc)
+
+
+async def test_a_read_only_token_reads_everything_and_changes_nothing(
+    redis: Redis,
+    valkey: EmbeddedValkey,
+    simulator: BotApiSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="notigate.security")
+    admin, reader = bearer(TOKEN_A), bearer(TOKEN_R)
+    settings = gateway_settings(
+        valkey, simulator, api_tokens=(TOKEN_A,), readonly_tokens=(TOKEN_R,)
+    )
+    async with running_gateway(settings) as (gw, stub):
+        # One job of each kind a change could touch: delivered, failed (its chat
+        # suppressed) and delayed.
+        delivered = (await stub.Send(pb.SendRequest(chat_id="1", text="hi"), metadata=admin)).job_id
+        simulator.block_chat("666")
+        failed = (
+            await stub.Send(pb.SendRequest(chat_id="666", text="blocked"), metadata=admin)
+        ).job_id
+        later = pb.SendRequest(chat_id="2", text="later")
+        later.delay.FromSeconds(3600)
+        delayed = (await stub.Send(later, metadata=admin)).job_id
+        await _await_state(stub, delivered, pb.JOB_STATE_COMPLETED)
+        await _await_state(stub, failed, pb.JOB_STATE_FAILED)
+        await _await_state(stub, delayed, pb.JOB_STATE_DELAYED)
+
+        async def world() -> tuple[Any, ...]:
+            jobs = await stub.ListJobs(pb.ListJobsRequest(page_size=100), metadata=admin)
+            chats = await stub.ListSuppressedChats(pb.ListSuppressedChatsRequest(), metadata=admin)
+            assert gw.queue is not None
+            uploads = await redis.get(gw.queue.keys.prefix + "upload_bytes")
+            return (
+                sorted(
+                    (j.job_id, j.state, j.attempts, j.update_time.ToMilliseconds())
+                    for j in jobs.jobs
+                ),
+                [c.chat_id for c in chats.chats],
+                uploads,
+            )
+
+        before = await world()
+        assert len(before[0]) == 3 and before[1] == ["666"]
+
+        # Every read works with the read-only token.
+        job = (await stub.GetJob(pb.GetJobRequest(job_id=delivered), metadata=reader)).job
+        assert job.state == pb.JOB_STATE_COMPLETED
+        listed = await stub.ListJobs(pb.ListJobsRequest(), metadata=reader)
+        assert {j.job_id for j in listed.jobs} == {delivered, failed, delayed}
+        stats = await stub.GetStats(pb.GetStatsRequest(), metadata=reader)
+        assert stats.failed == 1
+        chats = await stub.ListSuppressedChats(pb.ListSuppressedChatsRequest(), metadata=reader)
+        assert [c.chat_id for c in chats.chats] == ["666"]
+        for name, call in (
+            ("SearchJobs", stub.SearchJobs(pb.SearchJobsRequest(chat_id="666"), metadata=reader)),
+            (
+                "ListJobEvents",
+                stub.ListJobEvents(pb.ListJobEventsRequest(job_id=delivered), metadata=reader),
+            ),
+            ("GetThroughput", stub.GetThroughput(pb.GetThroughputRequest(), metadata=reader)),
+        ):
+            await _passes_the_token_check(name, call)
+        watch = stub.WatchEvents(pb.WatchEventsRequest(start_cursor="0-0"), metadata=reader)
+        async for event in watch:
+            assert event.event.job_id in {delivered, failed, delayed}
+            break
+        watch.cancel()
+        assert "notigate.v1.NotificationService" in await reflected_services(gw.port, reader)
+
+        # Every change is refused before the servicer runs.
+        async def upload() -> AsyncIterator[pb.UploadFileRequest]:
+            yield pb.UploadFileRequest(metadata=pb.UploadMetadata(filename="a.txt", size=2))
+            yield pb.UploadFileRequest(chunk=b"hi")
+
+        batch = pb.SendBatchRequest(messages=[pb.SendRequest(chat_id="3", text="x")])
+        any_failed = pb.JobFilter(state=pb.JOB_STATE_FAILED)
+        changes: list[tuple[str, Any]] = [
+            ("Send", stub.Send(pb.SendRequest(chat_id="3", text="x"), metadata=reader)),
+            ("SendBatch", stub.SendBatch(batch, metadata=reader)),
+            ("CancelJob", stub.CancelJob(pb.CancelJobRequest(job_id=delayed), metadata=reader)),
+            ("RetryJob", stub.RetryJob(pb.RetryJobRequest(job_id=failed), metadata=reader)),
+            ("CancelJobs", stub.CancelJobs(pb.CancelJobsRequest(), metadata=reader)),
+            (
+                "RetryJobs",
+                stub.RetryJobs(pb.RetryJobsRequest(filter=any_failed), metadata=reader),
+            ),
+            ("UploadFile", stub.UploadFile(upload(), metadata=reader)),
+            (
+                "EditMessage",
+                stub.EditMessage(
+                    pb.EditMessageRequest(job_id=delivered, text="edited"), metadata=reader
+                ),
+            ),
+            (
+                "DeleteMessage",
+                stub.DeleteMessage(pb.DeleteMessageRequest(job_id=delivered), metadata=reader),
+            ),
+            (
+                "UnsuppressChat",
+                stub.UnsuppressChat(pb.UnsuppressChatRequest(chat_id="666"), metadata=reader),
+            ),
+        ]
+        assert {f"{security.API_SERVICE}{name}" for name, _ in changes} == security.WRITE_METHODS
+        for name, call in changes:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            err = from_rpc_error(info.value)
+            assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "READ_ONLY_TOKEN")
+            assert f"this token may only read: {name} is a change" in err.message, err.message
+            assert err.metadata == {"method": name}
+        assert await world() == before
+
+        # A wrong token is still unauthenticated, for reads and changes alike.
+        for call in (
+            stub.GetStats(pb.GetStatsRequest(), metadata=bearer(TOKEN_R + "x")),
+            stub.Send(pb.SendRequest(chat_id="3", text="x"), metadata=bearer("nope")),
+            stub.GetStats(pb.GetStatsRequest()),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        # The full token still changes things.
+        await stub.UnsuppressChat(pb.UnsuppressChatRequest(chat_id="666"), metadata=admin)
+        assert (await world())[1] == []
+
+    assert "rejected /notigate.v1.NotificationService/Send" in caplog.text
+    assert TOKEN_R not in caplog.text and TOKEN_A not in caplog.text
+
+
+async def test_read_only_tokens_alone_turn_authentication_on(
+    redis: Redis, valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    settings = gateway_settings(valkey, simulator, readonly_tokens=(TOKEN_R,))
+    assert security.auth_interceptor(settings) is not None
+    async with running_gateway(settings) as (gw, stub):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetStats(pb.GetStatsRequest(), timeout=5)
+        err = from_rpc_error(info.value)
+        assert (err.code, err.reason) == (grpc.StatusCode.UNAUTHENTICATED, "AUTH_MISSING")
+        await stub.GetStats(pb.GetStatsRequest(), metadata=bearer(TOKEN_R), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Send(pb.SendRequest(chat_id="1", text="x"), metadata=bearer(TOKEN_R))
+        assert from_rpc_error(info.value).reason == "READ_ONLY_TOKEN"
+        assert await health(f"127.0.0.1:{gw.port}") == SERVING
+    warning = security.plaintext_token_warning(settings.replace(listen="0.0.0.0:1"))
+    assert warning is not None and TOKEN_R not in warning
 
 
 # -- TLS on the gRPC port -----------------------------------------------------------------
@@ -510,9 +713,10 @@ class Witness:
 async def test_no_secret_leaks_through_logs_or_replies(tmp_path: Path) -> None:
     bot_token = f"987654321:AAH-{secrets.token_urlsafe(24)}"
     api_tokens = [secrets.token_urlsafe(24), secrets.token_urlsafe(24)]
+    readonly_token = secrets.token_urlsafe(24)
     password = secrets.token_urlsafe(18)
     # The bot id before the colon is public (getMe shows it); the rest is the secret.
-    secret_values = [bot_token, bot_token.partition(":")[2], *api_tokens, password]
+    secret_values = [bot_token, bot_token.partition(":")[2], *api_tokens, readonly_token, password]
 
     sim = BotApiSimulator(tokens=[bot_token], config=SimulatorConfig())
     await sim.start()
@@ -532,6 +736,7 @@ async def test_no_secret_leaks_through_logs_or_replies(tmp_path: Path) -> None:
         TELEGRAM_API_URL=sim.base_url,
         NOTIGATE_LISTEN=target,
         NOTIGATE_API_TOKEN=",".join(api_tokens),
+        NOTIGATE_READONLY_TOKEN=readonly_token,
         NOTIGATE_DATA_DIR=str(tmp_path / "data"),
         NOTIGATE_BACKOFF_BASE_MS="50",
         NOTIGATE_MAX_ATTEMPTS="2",
@@ -616,6 +821,15 @@ async def test_no_secret_leaks_through_logs_or_replies(tmp_path: Path) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await reflected_services(port, (("authorization", f"Bearer x{api_tokens[0]}"),))
             witness.error(info.value)
+            # The read-only token: its reads answered, its changes refused.
+            witness.reply(
+                await stub.GetStats(pb.GetStatsRequest(), metadata=bearer(readonly_token))
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Send(
+                    pb.SendRequest(chat_id="1", text="x"), metadata=bearer(readonly_token)
+                )
+            assert witness.error(info.value) == grpc.StatusCode.PERMISSION_DENIED
 
             # Redis restarts: UNAVAILABLE while it is down, then back to work.
             await redis_server.stop()
@@ -662,6 +876,7 @@ async def test_no_secret_leaks_through_logs_or_replies(tmp_path: Path) -> None:
     assert returncode == 0, text[-3000:]
     assert "notigate listening" in text
     assert "rejected /notigate.v1.NotificationService/GetStats" in text
+    assert "rejected /notigate.v1.NotificationService/Send" in text
     assert "Telegram rejected the bot token" in text
     errors = " ".join(job.last_error for job in states)
     assert "blocked" in errors

@@ -49,6 +49,7 @@ from notigate.health import BotHealth, HealthMonitor
 from notigate.metrics import Metrics, MetricsInterceptor, MetricsServer
 from notigate.queue import Queue, redis_client
 from notigate.queue.keys import QueueKeys
+from notigate.sampler import sample_forever
 from notigate.sender import TelegramSender
 from notigate.service import NotificationService
 from notigate.simulator.config import SANDBOX_TOKEN
@@ -89,6 +90,13 @@ def _watching(
     """The loop that watches ``queue``'s store for lost data (a supervised task)."""
     watch = StoreWatch(queue, metrics)
     return lambda: watch.run(interval_s, look_now=look_now)
+
+
+def _sampling(
+    r: _BotRuntime, bots: int, metrics: Metrics | None
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The loop that samples ``r``'s bot's throughput and heartbeat (a supervised task)."""
+    return lambda: sample_forever(r.bot, r.dispatcher.live, bots=bots, metrics=metrics)
 
 
 def sandbox_tokens(tokens: Mapping[str, str | None]) -> dict[str, str]:
@@ -314,6 +322,10 @@ class Gateway:
                     watch_s if watched else _UNWATCHED_S,
                     look_now=watched,
                 ),
+            )
+            tasks.start(
+                bot_loop_name("notigate-sampler", r.bot.name),
+                _sampling(r, len(runtimes), self.metrics if s.metrics_listen else None),
             )
         tasks.start("notigate-health", health.run)
         wakes = {r.bot.queue.keys.wake_channel: r.dispatcher.wake for r in runtimes}

@@ -13,6 +13,7 @@ written for it apply unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -41,6 +42,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from notigate import __version__
+from notigate.alerts import AlertKind
 from notigate.errors import RedisErrorKind, StoreError
 from notigate.health import HealthReason, HealthState, TokenState
 from notigate.method_handlers import Behavior, rewrap
@@ -307,6 +309,19 @@ class Metrics:
             ["bot"],
             registry=r,
         )
+        # Refreshed by the throughput sampler, once per interval (notigate.sampler).
+        self.alert_firing = Gauge(
+            "notigate_alert_firing",
+            "1 while the alert fires for the bot (GetStats.alerts says why), 0 while not.",
+            ["bot", "alert"],
+            registry=r,
+        )
+        self.dispatchers = Gauge(
+            "notigate_dispatchers",
+            "Gateways whose dispatcher for the bot reported in within the last 30 s.",
+            ["bot"],
+            registry=r,
+        )
         self._queue = _QueueCollector()
         r.register(self._queue)
         self._health = _HealthCollector()
@@ -324,6 +339,21 @@ class Metrics:
         """Replace the queue snapshot served at scrape time, by bot (a bot left out: its
         queue could not be read, and is not served)."""
         self._queue.snapshot = stats
+
+    def set_alerts(self, bot: str, firing: Iterable[AlertKind], dispatchers: int) -> None:
+        """Set the bot's alert gauges: 1 for each kind in ``firing``, 0 for the others."""
+        on = set(firing)
+        for kind in AlertKind:
+            self.alert_firing.labels(bot=bot, alert=kind.label).set(int(kind in on))
+        self.dispatchers.labels(bot=bot).set(dispatchers)
+
+    def forget_alerts(self, bot: str) -> None:
+        """Drop the bot's alert gauges (its status could not be read)."""
+        for kind in AlertKind:
+            with contextlib.suppress(KeyError):
+                self.alert_firing.remove(bot, kind.label)
+        with contextlib.suppress(KeyError):
+            self.dispatchers.remove(bot)
 
     def redis_error(self, kind: RedisErrorKind) -> None:
         """Count one Redis error of ``kind``."""

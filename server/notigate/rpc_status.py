@@ -13,6 +13,7 @@ FAILED_PRECONDITION  PreconditionFailure, ErrorInfo
 UNAVAILABLE          ErrorInfo, RetryInfo
 RESOURCE_EXHAUSTED   ErrorInfo, RetryInfo (when a retry delay is known)
 UNAUTHENTICATED      ErrorInfo
+PERMISSION_DENIED    ErrorInfo
 INTERNAL             ErrorInfo
 ==================== ===========================================================
 
@@ -86,6 +87,7 @@ class Reason(StrEnum):
     AUTH_MISSING = "AUTH_MISSING"
     AUTH_INVALID = "AUTH_INVALID"
     BOT_NOT_ALLOWED = "BOT_NOT_ALLOWED"
+    READ_ONLY_TOKEN = "READ_ONLY_TOKEN"  # noqa: S105 (a reason, not a secret)
     BOT_UNKNOWN = "BOT_UNKNOWN"
     INTERNAL = "INTERNAL"
 

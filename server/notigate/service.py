@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import grpc
 
 from notigate import bulk, changes, rpc_status
+from notigate.bot_status import read_status
 from notigate.bots import Bot, Bots, UnknownBot
 from notigate.config import Settings
 from notigate.errors import (
@@ -40,6 +41,7 @@ from notigate.suppression import (
     encode_suppression_token,
     suppressed_to_pb,
 )
+from notigate.throughput import intervals, throughput_to_pb
 from notigate.upload_checks import refusal_status, upload_violations
 from notigate.uploads import UploadRefused, UploadStore, receive_upload
 from notigate.validation import (
@@ -440,10 +442,20 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         return reply
 
     async def _stats(self, bot: Bot) -> pb.GetStatsResponse:
-        stats = await bot.queue.stats()
+        status = await read_status(bot)
+        stats = status.stats
         webhooks = None if bot.webhooks is None else await bot.webhooks.stats()
         warnings = [*self._warnings(bot), *_present(bot_pause_warning(stats))]
-        return stats_to_pb(stats, bot.settings, warnings, webhooks)
+        return stats_to_pb(stats, bot.settings, warnings, webhooks, status.monitor, status.alerts)
+
+    async def GetThroughput(
+        self, request: pb.GetThroughputRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetThroughputResponse:
+        bot = await self._bot(context, request.bot, "bot")
+        async with self._errors(context):
+            now_ms = await bot.queue.now_ms()
+            samples = await bot.queue.throughput_samples()
+        return throughput_to_pb(intervals(samples, now_ms))
 
     async def RetryJobs(
         self, request: pb.RetryJobsRequest, context: grpc.aio.ServicerContext

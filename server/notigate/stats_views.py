@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from notigate.alerts import Alert
 from notigate.config import Settings
 from notigate.job_views import timestamp
 from notigate.queue import JobState, QueueStats
+from notigate.queue.monitor import MonitorReading
 from notigate.webhooks import WebhookStats
 from notigate_client import pb
 
@@ -31,6 +33,7 @@ _ADDED = (
     "total_duplicates",
     "global_rate",
     "suppressed_chats",
+    "dispatchers",
 )
 
 
@@ -54,8 +57,11 @@ def stats_to_pb(
     settings: Settings,
     warnings: Sequence[str],
     webhooks: WebhookStats | None,
+    monitor: MonitorReading | None = None,
+    alerts: Sequence[Alert] = (),
 ) -> pb.GetStatsResponse:
-    """One bot's figures; ``settings`` as the bot sees them (its rate)."""
+    """One bot's figures; ``settings`` as the bot sees them (its rate); ``monitor``: its
+    limiter and dispatchers, with the ``alerts`` firing."""
     t = stats.totals
     reply = pb.GetStatsResponse(
         waiting=stats.counts[JobState.WAITING],
@@ -83,6 +89,10 @@ def stats_to_pb(
     )
     if webhooks is not None:
         reply.webhooks.CopyFrom(webhooks.to_pb())
+    if monitor is not None:
+        reply.limiter.CopyFrom(limiter_to_pb(stats, monitor, settings))
+        reply.dispatchers = monitor.dispatchers
+    reply.alerts.extend(a.to_pb() for a in alerts)
     if stats.paused_until_ms > stats.now_ms:
         reply.paused_until.CopyFrom(timestamp(stats.paused_until_ms))
     if stats.oldest_waiting_ms is not None:
@@ -92,9 +102,27 @@ def stats_to_pb(
     return reply
 
 
+def limiter_to_pb(
+    stats: QueueStats, monitor: MonitorReading, settings: Settings
+) -> pb.LimiterState:
+    """The bot-wide limiter and the chats pacing or a 429 holds back."""
+    paused = stats.paused_until_ms > stats.now_ms
+    return pb.LimiterState(
+        rate=settings.global_rate,
+        sent_last_second=monitor.sent_last_second,
+        pause_reason=stats.paused_reason if paused else "",
+        held_chats=monitor.held_chats,
+        chat_pauses=[
+            pb.ChatPause(chat_id=chat, until=timestamp(until_ms))
+            for chat, until_ms in monitor.chat_pauses
+        ],
+    )
+
+
 def sum_stats(bots: Sequence[tuple[str, pb.GetStatsResponse]]) -> pb.GetStatsResponse:
-    """The gateway's figures: counts, totals and rates added up; the oldest waiting age
-    and the latest pause of any bot; each bot's warnings, named (one bot: its own)."""
+    """The gateway's figures: counts, totals, rates and dispatchers added up; the oldest
+    waiting age and the latest pause of any bot; each bot's warnings, named, and alerts
+    (one bot: its own, limiter included; several: no limiter, each bot's is its own)."""
     if len(bots) == 1:
         reply = pb.GetStatsResponse()
         reply.CopyFrom(bots[0][1])
@@ -104,6 +132,7 @@ def sum_stats(bots: Sequence[tuple[str, pb.GetStatsResponse]]) -> pb.GetStatsRes
         for attr in _ADDED:
             setattr(reply, attr, getattr(reply, attr) + getattr(one, attr))
         reply.warnings.extend(f"bot {name}: {w}" for w in one.warnings)
+        reply.alerts.extend(one.alerts)
         if one.HasField("oldest_waiting_age") and (
             not reply.HasField("oldest_waiting_age")
             or one.oldest_waiting_age.ToMilliseconds() > reply.oldest_waiting_age.ToMilliseconds()

@@ -184,11 +184,30 @@ def format_stats(s: pb.GetStatsResponse) -> str:
     lines = [_table(rows), ""]
     if keep.HasField("keep_age") and keep.keep_age.ToSeconds() > 0:
         lines.append(f"finished jobs are kept at most {_duration_text(keep.keep_age.ToSeconds())}")
-    lines.append(f"rate limit {s.global_rate} msg/s   oldest waiting {age}")
+    lines.append(
+        f"rate limit {s.global_rate} msg/s   oldest waiting {age}   dispatchers {s.dispatchers}"
+    )
+    if s.HasField("limiter"):
+        lines.append(_limiter_text(s.limiter))
     if s.HasField("paused_until"):
         lines.append(f"bot paused until {_time(s.paused_until)} UTC (429s from Telegram)")
+    lines += [f"alert: bot {a.bot}: {a.message}" for a in s.alerts]
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join(lines)
+
+
+def _limiter_text(limiter: pb.LimiterState) -> str:
+    """The bot-wide limiter in one line."""
+    text = (
+        f"limiter: {limiter.sent_last_second} of {limiter.rate} sends in the last second, "
+        f"{_plural(limiter.held_chats, 'chat')} held"
+    )
+    if limiter.chat_pauses:
+        first = limiter.chat_pauses[0]
+        text += f" (the last reopens {_time(first.until)} UTC: chat {first.chat_id})"
+    if limiter.pause_reason:
+        text += f"; paused: {limiter.pause_reason}"
+    return text
 
 
 def format_bots(s: pb.GetStatsResponse) -> str:

@@ -32,6 +32,7 @@ from notigate.dashboard.api import (
 from notigate.dashboard.live import LiveRelays
 from notigate.dashboard.sessions import COOKIE, Session, Sessions
 from notigate.errors import StoreError
+from notigate.sandbox_cli import url_for
 
 __all__ = ["STATIC", "DashboardServer"]
 
@@ -84,10 +85,10 @@ class DashboardServer:
         self._runner: web.AppRunner | None = None
         # With no token nothing tells visitors apart: the dashboard answers loopback hosts
         # only (config.py allows no other address, unless NOTIGATE_DASHBOARD_OPEN).
-        self._check_host = (
-            not (settings.api_tokens or settings.token_bindings or settings.readonly_tokens)
-            and not settings.dashboard_open
+        self._guarded = bool(
+            settings.api_tokens or settings.token_bindings or settings.readonly_tokens
         )
+        self._check_host = not self._guarded and not settings.dashboard_open
 
     async def sessions(self) -> Sessions:
         """The session checker, once the shared key is read (from Redis, on first use)."""
@@ -124,7 +125,11 @@ class DashboardServer:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        log.info("dashboard on http://%s:%d/", host, self.port)
+        log.info(
+            "dashboard on %s/ (%s)",
+            url_for(host, self.port),
+            "log in with an API token" if self._guarded else "no login",
+        )
 
     async def stop(self) -> None:
         """Stop serving; open live streams end at once."""

@@ -1,7 +1,7 @@
 """The Redis queue: the records, the keys, one typed wrapper per Lua script
 (:mod:`notigate.queue.scripts`) and :class:`Queue`, which the gateway calls.
 
-Layers inside the package: ``records`` and ``keys`` < ``scripts`` < ``_queue``.
+Layers inside the package: ``records``, ``keys`` and ``monitor`` < ``scripts`` < ``_queue``.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from notigate.errors import (
 from notigate.queue.connection import cluster_of, server_time_ms
 from notigate.queue.job_ids import id_prefix, number_of
 from notigate.queue.keys import QueueKeys
+from notigate.queue.monitor import MonitorReading, RingSample, read_monitor, read_ring
 from notigate.queue.records import (
     NEWEST_FIRST,
     CompletedSend,
@@ -310,7 +311,21 @@ class Queue:
         await self._read(lambda: self.redis.publish(self.keys.wake_channel, self.origin))
         self.on_wake()
 
+    async def sample(self, *, live: bool) -> int:
+        """Record this interval's throughput sample and this gateway's dispatcher
+        heartbeat (``live``: its dispatcher for the bot runs); the Redis time (ms)."""
+        return await self.scripts.sample(origin=self.origin, live=live)
+
     # -- reading ---------------------------------------------------------------
+
+    async def throughput_samples(self) -> list[RingSample]:
+        """The throughput ring's samples (the last hour and a bit), oldest first."""
+        return await self._read(lambda: read_ring(self.redis, self.keys))
+
+    async def monitor(self, now_ms: int) -> MonitorReading:
+        """The limiter's state, the live dispatchers and the throughput samples as of
+        ``now_ms`` (Redis time; one round trip)."""
+        return await self._read(lambda: read_monitor(self.redis, self.keys, now_ms))
 
     async def now_ms(self) -> int:
         """Redis's clock (ms), the one every job time is stamped with."""

@@ -51,6 +51,10 @@ class QueueKeys:
     # time they were suppressed (zset, for paging newest first).
     suppressed: str
     suppressed_by_time: str
+    # The throughput ring (sample.lua: one field per 10 s interval, 361 of them) and the
+    # gateways whose dispatcher for the bot reported in lately (origin -> time, ms).
+    throughput: str
+    dispatchers: str
 
     @classmethod
     def for_queue(cls, name: str, bot: str = DEFAULT_BOT) -> QueueKeys:
@@ -84,6 +88,8 @@ class QueueKeys:
             events=p + "events",
             suppressed=p + "suppressed",
             suppressed_by_time=p + "suppressed:t",
+            throughput=p + "throughput",
+            dispatchers=p + "dispatchers",
         )
 
     def job(self, job_id: str) -> str:

@@ -34,6 +34,7 @@ from notigate.queue.scripts.outcome import (
     Retry,
 )
 from notigate.queue.scripts.produce import Enqueue, EnqueueCode, EnqueueReply
+from notigate.queue.scripts.sample import Sample
 from notigate.queue.scripts.status import Status, to_error
 
 __all__ = [
@@ -74,6 +75,7 @@ class QueueScripts:
     progress: Progress
     rewrite: Rewrite
     unsuppress: Unsuppress
+    sample: Sample
 
     @classmethod
     def register(cls, redis: Redis, keys: QueueKeys, config: ScriptConfig) -> QueueScripts:
@@ -96,6 +98,7 @@ class QueueScripts:
             progress=Progress(*on),
             rewrite=Rewrite(*on),
             unsuppress=Unsuppress(*on),
+            sample=Sample(*on),
         )
 
     def all(self) -> list[ScriptBase[object]]:
