@@ -1,26 +1,29 @@
 """12. Dashboard: the server-side cost of the web dashboard's JSON endpoints with a small
 and a big store (``dashboard_levels``: 1,000 and 1,000,000 retained jobs), against
-bull-board (@bull-board/express over BullMQ), the dashboard BullMQ users run. Each level
-is a freshly emptied Valkey filled through notigate's own enqueue script (as the growth
-scenario does) with 100 jobs per chat (10,000 chats at 1M), texts of five kinds, every
-1,000th job's text holding the rare word ``refund`` and every 10th job an idempotency key.
-The gateway runs with the dashboard on (NOTIGATE_DASHBOARD_LISTEN on loopback, no API
-token: an anonymous admin) and a bot-wide rate of 1/s, so the jobs stay waiting: waiting
-jobs are retained and searched like finished ones. One aiohttp client (keep-alive, the
-session cookie of one GET /api/session) makes ``dashboard_requests`` requests of each kind
-one after another (after 3 unmeasured ones), each a different chat, job or key: median
-and p95 ms from the request to its whole body. *refresh* is what the page fetches on a
-refresh, /api/overview + /api/throughput + /api/jobs?state=waiting&page_size=50 (each, and
-their sum per refresh). *search* is /api/search?q=... as the page's search box sends it:
-a chat id (the chat's index, plus GetJob and the key lookup), the rare word (a bounded
-scan of the newest jobs: ``examined`` and ``found`` are those of its first page), an
-idempotency key (its lookup, plus the same bounded text scan, since a key is not a chat
-id) and a job id (GetJob, plus a chat and key lookup). *job page* is /api/jobs/<id> (the
-job and its timeline). ``growth`` is the median at the big level over the median at the
-small one. bull-board: GET /api/queues?activeQueue=bench&page=1&jobsPerPage=50 (what its
-page polls every 5 s: counts and the newest 50 of each state) over a BullMQ queue filled
-with the same number of jobs (bench/peers/bullmq_node/fill.mjs); bull-board has no
-search."""
+bull-board (@bull-board/express over BullMQ's adapter), the dashboard BullMQ users run.
+Each level starts from an emptied Valkey filled through notigate's own enqueue script (as
+the growth scenario does, 1,000 jobs a script call) with 100 jobs per chat (10,000 chats
+at 1M), texts of five kinds, every 1,000th job's text holding the rare word ``refund``
+and every 10th job an idempotency key; a BullMQ queue of as many jobs goes into the same
+Valkey (bench/peers/bullmq_node/fill.mjs). The gateway runs with the dashboard on
+(NOTIGATE_DASHBOARD_LISTEN on loopback, no API token: an anonymous admin) and a bot-wide
+rate of 1/s, so the jobs stay waiting: waiting jobs are retained, listed and searched
+like finished ones. One aiohttp client per dashboard (keep-alive; for notigate the session
+cookie of one GET /api/session) makes ``dashboard_requests`` requests of each kind one
+after another, after 3 unmeasured ones: median and p95 ms from sending a request to
+having its whole body. *refresh* is what the page fetches on a refresh, /api/overview +
+/api/throughput + /api/jobs?state=waiting&page_size=50 (each, and their sum per refresh),
+in turn with bull-board's overview, GET /api/queues?activeQueue=bench&page=1&jobsPerPage=50
+(what its page polls every 5 s: the counts and the newest 50 of each state). The
+*gRPC* rows are GetStats and ListJobs (50 waiting) called straight, the floor under the
+HTTP layer. *search* is /api/search?q=... as the page's search box sends it, each request
+another chat, key or job: a chat id (that chat's index; with it GetJob and the key
+lookup), the rare word (a bounded scan of the newest jobs; ``examined`` and ``found`` are
+its first page's), an idempotency key (its lookup, and the same bounded text scan, as a
+key is no chat id) and a job id (GetJob, and a chat and a key lookup). *job page* is
+/api/jobs/<id>, the job and its timeline, of each chat's newest job (whose events the
+stream, 100,000 long, still holds). ``growth`` is the median at the big level over the
+median at the small one. bull-board has no search."""
 
 from __future__ import annotations
 
@@ -182,33 +185,70 @@ async def _grpc_floor(target: str, n: int) -> dict[str, dict[str, float]]:
     return out
 
 
-async def _notigate(env: Env, cfg: Config, jobs: int) -> dict[str, dict[str, float]]:
-    """Every endpoint's figures with ``jobs`` retained."""
+async def _start_board(env: Env) -> tuple[Proc, Client]:
+    port = free_port()
+    argv = node("peers/bullmq_node/board.mjs", listen=port, host=HOST, port=env.port)
+    proc = Proc("bull-board", argv, dict(os.environ), env.workdir / f"board-{port}.log")
+    client = Client(f"http://{HOST}:{port}", PeerError)
+    await client.until_up(_BOARD, proc)
+    return proc, client
+
+
+async def _refresh(
+    client: Client, board: Client, n: int, jobs: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """The page's refresh and bull-board's overview in turn, so both meet the machine in
+    the same state."""
+    parts: dict[str, list[float]] = {part: [] for part in _REFRESH}
+    sums, theirs = [], []
+    for _ in range(WARMUP + n):
+        total = 0.0
+        for part, path in _REFRESH.items():
+            dt, _ = await client.get(path)
+            parts[part].append(dt)
+            total += dt
+        dt, body = await board.get(_BOARD)
+        sums.append(total)
+        theirs.append(dt)
+    counts = body["queues"][0]["counts"]
+    if int(counts.get("waiting", 0)) < jobs:
+        raise PeerError(f"bull-board counts {counts}, not {jobs} waiting")
+    out = {f"refresh: {part}": _figures(times[WARMUP:]) for part, times in parts.items()}
+    out["refresh: the three (sum)"] = _figures(sums[WARMUP:])
+    return out, _figures(theirs[WARMUP:])
+
+
+async def _level(
+    env: Env, cfg: Config, jobs: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Every endpoint's figures with ``jobs`` retained, and bull-board's overview over a
+    BullMQ queue of as many jobs in the same Valkey."""
     await env.flush()
     chats = chats_of(jobs)
     await fill_notigate(env, jobs, chats=chats, chat_base=CHAT_BASE, text=text_of, key=key_of)
+    fill = node("peers/bullmq_node/fill.mjs", count=jobs, chats=chats, host=HOST, port=env.port)
+    await run_json(fill, 600)
     n = cfg.dashboard_requests
     port = free_port()
     sim = await Simulator(env, limits=False).start()
     gw = Notigate(env, sim, NOTIGATE_GLOBAL_RATE=1, NOTIGATE_DASHBOARD_LISTEN=f"{HOST}:{port}")
     client = Client(f"http://{HOST}:{port}")
-    out: dict[str, dict[str, float]] = {}
     async with running(sim, gw, client):
         await gw.start()
         await client.until_up("/api/session", gw.proc)
-        sums = [0.0] * n
-        for part, path in _REFRESH.items():
-            times, _ = await client.timed([path] * n)
-            out[f"refresh: {part}"] = _figures(times)
-            sums = [a + b for a, b in zip(sums, times, strict=True)]
-        out["refresh: the three (sum)"] = _figures(sums)
+        board_proc, board = await _start_board(env)
+        async with running(board_proc, board):
+            out, theirs = await _refresh(client, board, n, jobs)
         out.update(await _grpc_floor(gw.target, n))
         chat_ids = _spread([str(CHAT_BASE + c) for c in range(chats)], n)
         times, bodies = await client.timed([f"/api/search?q={c}" for c in chat_ids])
         out["search: chat id"] = _figures(times)
-        found = [j["job_id"] for b in bodies for j in b["results"]["jobs"]]
-        if not found:
+        if any(not b["results"]["jobs"] for b in bodies):
             raise BenchError("a search by chat found no jobs")
+        found = [j["job_id"] for b in bodies for j in b["results"]["jobs"]]
+        # Each chat's newest job: the event stream (the newest 100,000 events) still holds
+        # its whole timeline.
+        newest = [b["results"]["jobs"][0]["job_id"] for b in bodies]
         times, bodies = await client.timed([f"/api/search?q={RARE_WORD}"] * n)
         first = bodies[-1]["results"]
         out["search: text (rare word)"] = {
@@ -229,35 +269,19 @@ async def _notigate(env: Env, cfg: Config, jobs: int) -> dict[str, dict[str, flo
         if any(b["job"] is None for b in bodies):
             raise BenchError("a search by job id did not find its job")
         out["search: job id"] = _figures(times)
-        times, _ = await client.timed([f"/api/jobs/{i}" for i in ids])
+        times, bodies = await client.timed([f"/api/jobs/{i}" for i in newest])
+        if any(not b["events"] for b in bodies):
+            raise BenchError("a job page had no events")
         out["job page"] = _figures(times)
-    return out
-
-
-async def _board(env: Env, cfg: Config, jobs: int) -> dict[str, float]:
-    """bull-board's overview figures over a BullMQ queue of ``jobs`` jobs."""
     await env.flush()
-    r = {"host": HOST, "port": env.port}
-    await run_json(node("peers/bullmq_node/fill.mjs", count=jobs, chats=chats_of(jobs), **r), 600)
-    port = free_port()
-    argv = node("peers/bullmq_node/board.mjs", listen=port, **r)
-    proc = Proc("bull-board", argv, dict(os.environ), env.workdir / f"board-{port}.log")
-    client = Client(f"http://{HOST}:{port}", PeerError)
-    async with running(proc, client):
-        await client.until_up(_BOARD, proc)
-        times, bodies = await client.timed([_BOARD] * cfg.dashboard_requests)
-        counts = bodies[-1]["queues"][0]["counts"]
-        if int(counts.get("waiting", 0)) + int(counts.get("prioritized", 0)) < jobs:
-            raise PeerError(f"bull-board counts {counts}, not {jobs} waiting")
-    await env.flush()
-    return _figures(times)
+    return out, theirs
 
 
 async def run(env: Env, cfg: Config) -> dict[str, Any]:
     small, big = cfg.dashboard_levels
-    ours = {level: await _notigate(env, cfg, level) for level in (small, big)}
-    await env.flush()
-    board = {level: await _board(env, cfg, level) for level in (small, big)}
+    measured = {level: await _level(env, cfg, level) for level in (small, big)}
+    ours = {level: m[0] for level, m in measured.items()}
+    board = {level: m[1] for level, m in measured.items()}
     systems: dict[str, dict[str, float]] = {}
     rows = [*((f"notigate {k}", ours[small][k], ours[big][k]) for k in ours[small])]
     rows.append(("bull-board: overview (GET /api/queues)", board[small], board[big]))
