@@ -93,6 +93,9 @@ async def test_without_tokens_every_visitor_is_admin_but_actions_need_the_csrf_t
         assert status == 200
         assert int(body["stats"]["completed"]) == stats.completed >= 1
         assert int(body["stats"]["total_sent"]) == stats.total_sent
+        assert body["stats"]["bots"][0]["stats"]["limiter"]["rate"] == stats.global_rate
+        status, body = await b.get("/api/throughput")
+        assert (status, body["interval"]) == (200, "10s")
 
         status, body = await b.post("/api/bulk", {"action": "retry"}, csrf=False)
         assert (status, reason(body)) == (403, "CSRF")

@@ -24,6 +24,7 @@ from notigate.errors import (
     RequestInvalid,
     StoreError,
 )
+from notigate.events.job_events import job_events
 from notigate.events.watch import EventFilter, watch
 from notigate.job_views import PB_TO_STATE, STATE_TO_PB, job_to_pb, new_job
 from notigate.metrics import Metrics
@@ -31,9 +32,12 @@ from notigate.pagination import PageToken, decode_page_token, encode_page_token
 from notigate.queue import (
     Enqueued,
     EnqueueOutcome,
+    JobRecord,
     ListCursor,
 )
 from notigate.queue.job_ids import bot_of, id_prefix, number_of
+from notigate.search import search_jobs
+from notigate.search_token import decode_search_token, encode_search_token
 from notigate.security import BotAccess
 from notigate.stats_views import bot_pause_warning, stats_to_pb, sum_stats
 from notigate.suppression import (
@@ -41,6 +45,7 @@ from notigate.suppression import (
     encode_suppression_token,
     suppressed_to_pb,
 )
+from notigate.text_search import TextQuery
 from notigate.throughput import intervals, throughput_to_pb
 from notigate.upload_checks import refusal_status, upload_violations
 from notigate.uploads import UploadRefused, UploadStore, receive_upload
@@ -50,7 +55,9 @@ from notigate.validation import (
     validate_bulk_filter,
     validate_job_id,
     validate_list,
+    validate_list_job_events,
     validate_list_suppressed,
+    validate_search,
     validate_send,
     validate_unsuppress,
     validate_watch,
@@ -422,6 +429,66 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                         next_token = encode_page_token(PageToken(states[i + 1]))
                     break
         return pb.ListJobsResponse(jobs=jobs, next_page_token=next_token)
+
+    async def SearchJobs(
+        self, request: pb.SearchJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SearchJobsResponse:
+        """A bot's jobs by chat (its index), idempotency key (one lookup) or text (a
+        bounded scan per call), newest first; every field set must match."""
+        await self._invalid(context, validate_search(request))
+        bot = await self._bot(context, request.bot, "bot")
+        token = decode_search_token(request.page_token) if request.page_token else None
+        if token and token.job_id and bot_of(token.job_id) != bot.name:
+            await self._invalid(
+                context,
+                [FieldViolation(field="page_token", description="the token searches another bot")],
+            )
+        query = TextQuery(request.text)
+        async with self._errors(context):
+            if request.idempotency_key:
+                # One job or none: a token means the one page was served.
+                record = None if token else await bot.queue.job_of_key(request.idempotency_key)
+                found = [record] if record and self._key_match(record, request, query) else []
+                return pb.SearchJobsResponse(
+                    jobs=[job_to_pb(r) for r in found], examined_jobs=int(record is not None)
+                )
+            page = await search_jobs(
+                bot.queue,
+                chat_id=request.chat_id,
+                query=query,
+                size=request.page_size or _DEFAULT_PAGE_SIZE,
+                token=token,
+            )
+        return pb.SearchJobsResponse(
+            jobs=[job_to_pb(r) for r in page.jobs],
+            next_page_token=encode_search_token(page.token) if page.token else "",
+            examined_jobs=page.examined,
+        )
+
+    @staticmethod
+    def _key_match(record: JobRecord, request: pb.SearchJobsRequest, query: TextQuery) -> bool:
+        return (not request.chat_id or record.chat_id == request.chat_id) and query.matches(
+            record.payload
+        )
+
+    async def ListJobEvents(
+        self, request: pb.ListJobEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobEventsResponse:
+        await self._invalid(context, validate_list_job_events(request))
+        bot = await self._job_bot(context, request.job_id)
+        async with self._errors(context):
+            record = await bot.queue.get(request.job_id)
+            if record is None:
+                raise JobNotFound(request.job_id)
+            page = await job_events(
+                bot.events,
+                record,
+                request.page_token,
+                request.page_size or _DEFAULT_PAGE_SIZE,
+            )
+        return pb.ListJobEventsResponse(
+            events=page.events, next_page_token=page.next_cursor, events_trimmed=page.trimmed
+        )
 
     async def GetStats(
         self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext

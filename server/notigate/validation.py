@@ -30,6 +30,7 @@ from notigate.events.entries import is_cursor
 from notigate.media import ALBUM_MAX, ALBUM_MIN, KINDS, MAX_CAPTION_CHARS, album_kinds_problem
 from notigate.pagination import JOB_ID, decode_page_token
 from notigate.parse_modes import PARSE_MODE_NAMES
+from notigate.search_token import Walk, decode_search_token
 from notigate.suppression import decode_suppression_token
 from notigate_client import pb
 
@@ -49,8 +50,10 @@ __all__ = [
     "validate_bulk_filter",
     "validate_job_id",
     "validate_list",
+    "validate_list_job_events",
     "validate_list_suppressed",
     "validate_media",
+    "validate_search",
     "validate_send",
     "validate_unsuppress",
     "validate_watch",
@@ -538,6 +541,47 @@ def validate_list(req: pb.ListJobsRequest) -> list[FieldViolation]:
             # A position within one state's listing means nothing in another's. (A listing
             # of every state walks the states in turn, so its tokens may name any of them.)
             out.append(_v("page_token", "page_token was issued for a different state"))
+    return out
+
+
+def validate_search(req: pb.SearchJobsRequest) -> list[FieldViolation]:
+    """Validate a SearchJobs request: at least one of chat_id, idempotency_key and text,
+    each well formed; page_size 0..1000; a token we issued for this kind of search."""
+    out: list[FieldViolation] = []
+    if not (req.chat_id or req.idempotency_key or req.text):
+        out.append(
+            _v("chat_id", "set at least one of chat_id, idempotency_key and text to search by")
+        )
+    if req.chat_id:
+        out.extend(_validate_chat_id(req.chat_id, ""))
+    if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        out.append(
+            _v(
+                "idempotency_key",
+                f"idempotency_key must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters",
+            )
+        )
+    if len(req.text) > MAX_TEXT_CHARS:
+        out.append(_v("text", f"text must be at most {MAX_TEXT_CHARS} characters"))
+    if not 0 <= req.page_size <= MAX_PAGE_SIZE:
+        out.append(_v("page_size", f"page_size must be 0..{MAX_PAGE_SIZE} (0 = 100)"))
+    if req.page_token:
+        decoded = decode_search_token(req.page_token)
+        if decoded is None:
+            out.append(_v("page_token", "page_token is not one returned by SearchJobs"))
+        elif not req.idempotency_key and (decoded.walk is Walk.CHAT) != bool(req.chat_id):
+            # A chat's index and the state indexes are different walks.
+            out.append(_v("page_token", "page_token was issued for a search by other fields"))
+    return out
+
+
+def validate_list_job_events(req: pb.ListJobEventsRequest) -> list[FieldViolation]:
+    """Validate a ListJobEvents request: a job id, page_size 0..1000, an event cursor."""
+    out = validate_job_id(req.job_id)
+    if not 0 <= req.page_size <= MAX_PAGE_SIZE:
+        out.append(_v("page_size", f"page_size must be 0..{MAX_PAGE_SIZE} (0 = 100)"))
+    if req.page_token and not is_cursor(req.page_token):
+        out.append(_v("page_token", "page_token is not one returned by ListJobEvents"))
     return out
 
 

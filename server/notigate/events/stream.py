@@ -80,6 +80,18 @@ class EventStream:
             gap = cursor_key(first[0][0].decode()) > cursor_key(after)
         return EventPage(entries, gap)
 
+    async def between(self, start: str, end: str, count: int) -> list[Entry]:
+        """Up to ``count`` entries from ``start`` to ``end`` (XRANGE's bounds: an id, a
+        bare ms, ``(`` for exclusive)."""
+        async with store_errors():
+            return _entries(await self.redis.xrange(self.key, start, end, count=count))
+
+    async def first(self) -> str | None:
+        """The oldest entry's cursor (None: the stream is empty or absent)."""
+        async with store_errors():
+            oldest = await self.redis.xrange(self.key, "-", "+", count=1)
+        return _entries(oldest)[0][0] if oldest else None
+
 
 class EventTail:
     """One blocking reader of the stream per gateway: readers that caught up wait here

@@ -30,11 +30,13 @@ from notigate.queue.records import (
     SuppressionCursor,
     fingerprint,
 )
+from notigate.queue.scripts.search import Candidate, SearchStep
 
 __all__ = [
     "FINGERPRINT_LEN",
     "SCHEMA_VERSION",
     "STATE_LETTERS",
+    "Candidate",
     "CompletedSend",
     "EnqueueOutcome",
     "Enqueued",
@@ -50,6 +52,7 @@ __all__ = [
     "QueueStats",
     "Recorded",
     "RetryOutcome",
+    "SearchStep",
     "Selected",
     "SuppressedChat",
     "SuppressionCursor",

@@ -28,6 +28,7 @@ from notigate.queue.job_ids import id_prefix, number_of
 from notigate.queue.keys import QueueKeys
 from notigate.queue.monitor import MonitorReading, RingSample, read_monitor, read_ring
 from notigate.queue.records import (
+    FINGERPRINT_LEN,
     NEWEST_FIRST,
     CompletedSend,
     Enqueued,
@@ -52,6 +53,7 @@ from notigate.queue.scripts import (
     QueueScripts,
     Rewritten,
     ScriptConfig,
+    SearchStep,
     store_errors,
     to_error,
 )
@@ -373,6 +375,37 @@ class Queue:
         return await self.scripts.select(
             index=self.keys.index(state), chat_id=chat_id, after=after, limit=limit, sample=sample
         )
+
+    async def search(
+        self,
+        index: str,
+        after: ListCursor | None,
+        limit: int,
+        *,
+        chat_id: str = "",
+        needle: bytes = b"",
+        extra: Sequence[bytes] = (),
+    ) -> SearchStep:
+        """The next ``limit`` entries of ``index`` (a state's index, or with ``chat_id``
+        that chat's, :meth:`QueueKeys.chat_jobs`) after ``after``, newest first, and the
+        jobs among them whose lowercased payload holds ``needle`` or any of ``extra``
+        (empty ``needle``: every job). Stale entries of a chat's index are dropped."""
+        return await self.scripts.search(
+            index=index, chat_id=chat_id, after=after, limit=limit, needle=needle, extra=extra
+        )
+
+    async def job_of_key(self, key: str) -> JobRecord | None:
+        """The job an idempotency key was sent with, while the key is remembered."""
+        stored = await self._read(lambda: self.redis.get(self.keys.idempotency(key)))
+        if not stored:
+            return None
+        # "<job id>:<fingerprint>", or a bare id (stored before fingerprints existed).
+        # The id may hold a ':' itself (``<bot>:<number>``): the fingerprint's length
+        # says where it ends.
+        raw = cast(bytes, stored)
+        end = len(raw) - FINGERPRINT_LEN - 1
+        job_id = (raw[:end] if end > 0 and raw[end : end + 1] == b":" else raw).decode()
+        return await self.get(job_id)
 
     async def suppressed(self, after: SuppressionCursor | None, limit: int) -> SuppressedPage:
         """A page of suppressed chats, newest first, after ``after``; the cursor to go on

@@ -96,6 +96,14 @@ class QueueKeys:
         """The hash of one job."""
         return f"{self.prefix}job:{job_id}"
 
+    def chat_jobs(self, chat_id: str) -> str:
+        """The zset of the jobs that go to one chat (SearchJobs; see records.py)."""
+        return f"{self.prefix}jc:{chat_id}"
+
+    def idempotency(self, key: str) -> str:
+        """The string an idempotency key is remembered by (``<job id>:<fingerprint>``)."""
+        return f"{self.prefix}idem:{key}"
+
     def index(self, state: JobState) -> str:
         """The zset that indexes the jobs in ``state``."""
         return {

@@ -25,8 +25,11 @@ hash is kept for every queued job (about 258 B per job in all; see docs/benchmar
 ====== =====================================================================
 
 Per chat, ``q:<chat>`` (zset of waiting job ids by rank), ``w:<chat>`` (list of recent
-send times, newest first) and ``cp:<chat>`` (paused until, after a 429) sit beside the
-fixed keys of :class:`~notigate.queue.keys.QueueKeys`, all under the queue's prefix.
+send times, newest first), ``cp:<chat>`` (paused until, after a 429) and ``jc:<chat>``
+(zset of every retained job that goes to the chat, score: the job's number, so newest
+last; added by enqueue, moved by a migration, removed when retention deletes the job;
+SearchJobs reads it) sit beside the fixed keys of
+:class:`~notigate.queue.keys.QueueKeys`, all under the queue's prefix.
 """
 
 from __future__ import annotations

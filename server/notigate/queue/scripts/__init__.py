@@ -35,9 +35,11 @@ from notigate.queue.scripts.outcome import (
 )
 from notigate.queue.scripts.produce import Enqueue, EnqueueCode, EnqueueReply
 from notigate.queue.scripts.sample import Sample
+from notigate.queue.scripts.search import Candidate, Search, SearchStep
 from notigate.queue.scripts.status import Status, to_error
 
 __all__ = [
+    "Candidate",
     "Changed",
     "Deferred",
     "EnqueueCode",
@@ -49,6 +51,7 @@ __all__ = [
     "Rewritten",
     "ScriptBase",
     "ScriptConfig",
+    "SearchStep",
     "Status",
     "store_errors",
     "to_error",
@@ -71,6 +74,7 @@ class QueueScripts:
     requeue: Requeue
     list_page: ListPage
     select: Select
+    search: Search
     postpone: Postpone
     progress: Progress
     rewrite: Rewrite
@@ -94,6 +98,7 @@ class QueueScripts:
             requeue=Requeue(*on),
             list_page=ListPage(*on),
             select=Select(*on),
+            search=Search(*on),
             postpone=Postpone(*on),
             progress=Progress(*on),
             rewrite=Rewrite(*on),

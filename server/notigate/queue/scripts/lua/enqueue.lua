@@ -36,6 +36,9 @@
   ARGV[6] keyed           how many messages have an idempotency key (0 skips the checks)
   ARGV[7] id_floor        the highest job id the calling gateway has been handed (0 = none)
 
+  Every job created is added to jc:<chat> (zset, score: the job's number), the chat it
+  goes to: SearchJobs reads a chat's jobs from it, newest first.
+
   idem:<key> holds "<job id>:<fingerprint>" (a bare job id when stored before fingerprints
   existed: such a key matches any request, as it did then).
 
@@ -118,9 +121,10 @@ for i = 1, keyed > 0 and n or 0 do
     if not known then
       local stored = redis.call('GET', prefix .. 'idem:' .. idem)
       if stored then
-        -- Job ids are digits, so the first ':' ends the id whatever the fingerprint holds.
-        local sep = string.find(stored, ':', 1, true)
-        if sep then
+        -- The fingerprint's length says where the id ends: an id may hold a ':' itself
+        -- (<bot>:<number>), and the fingerprint's bytes may too.
+        local sep = #stored - FINGERPRINT_LEN
+        if sep > 1 and string.sub(stored, sep, sep) == ':' then
           key_id[idem], known = string.sub(stored, 1, sep - 1), string.sub(stored, sep + 1)
         else
           key_id[idem], known = stored, ''
@@ -227,6 +231,7 @@ for i = 1, n do
         touched[target] = rank
       end
     end
+    redis.call('ZADD', prefix .. 'jc:' .. target, seq, id)
     if max_attempts > 0 then
       redis.call('HSET', jk, 'ma', max_attempts)
     end

@@ -5,6 +5,8 @@
   the new chat's queue, each keeping its rank. They are then sent under the new chat's
   pacing, like any other job of that chat. No attempt is used.
 
+  The moved jobs move from the old chat's index (jc:<chat>, SearchJobs) to the new one's.
+
   Jobs of the old chat that are delayed or leased elsewhere at this moment keep the old
   id; their send meets the same answer and brings them here too.
 
@@ -52,8 +54,16 @@ for i = 1, #mapped, 2 do
 end
 redis.call('HSET', migrations, old, new_chat)
 
+-- A job's number, its score in a chat's index (enqueue.lua).
+local function number(job_id)
+  return tonumber(string.match(job_id, '%d+$'))
+end
+local old_jobs, new_jobs = prefix .. 'jc:' .. old, prefix .. 'jc:' .. new_chat
+
 redis.call('ZREM', active, id)
 redis.call('HSET', jk, 'ch', new_chat)
+redis.call('ZREM', old_jobs, id)
+redis.call('ZADD', new_jobs, number(id), id)
 to_waiting(prefix, waiting, id, new_chat, now)
 emit(events, jk, id, WAITING, now, cfg)
 local moved = 1
@@ -63,6 +73,8 @@ local queued = redis.call('ZRANGE', old_queue, 0, -1, 'WITHSCORES')
 for i = 1, #queued, 2 do
   redis.call('ZADD', new_queue, queued[i + 1], queued[i])
   redis.call('HSET', prefix .. 'job:' .. queued[i], 'ch', new_chat)
+  redis.call('ZREM', old_jobs, queued[i])
+  redis.call('ZADD', new_jobs, number(queued[i]), queued[i])
   moved = moved + 1
 end
 redis.call('DEL', old_queue)
