@@ -88,6 +88,8 @@ class Config:
     idle_bots_busy: int = 10
     idle_bots_steady_s: float = 15.0
     cluster_bots: int = 6  # bots whose queues spread over the cluster's shards
+    dashboard_levels: tuple[int, int] = (1_000, 1_000_000)  # retained jobs: small, big store
+    dashboard_requests: int = 50  # measured requests of each kind
 
     @classmethod
     def smoke_config(cls) -> Config:
@@ -118,6 +120,8 @@ class Config:
             idle_bots_busy=2,
             idle_bots_steady_s=2.0,
             cluster_bots=3,
+            dashboard_levels=(200, 2_000),
+            dashboard_requests=5,
         )
 
 

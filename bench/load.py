@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -69,10 +69,13 @@ async def fill_notigate(
     private_rate: int = 1,
     batch: int = 1000,
     bot: str | None = None,
+    text: Callable[[int], str] = bench_text,
+    key: Callable[[int], str] | None = None,
 ) -> float:
     """Queue ``count`` messages over ``chats`` chats through notigate's own Queue.enqueue
     (no server: nothing is delivered meanwhile), into ``bot``'s queue (None: the default
-    bot's). Returns the seconds it took."""
+    bot's). The ``i``-th message's text is ``text(i)`` and its idempotency key ``key(i)``
+    ('' or no ``key``: none). Returns the seconds it took."""
     from notigate.config import DEFAULT_BOT, Limits, Settings
     from notigate.job_views import new_job
     from notigate.queue import Queue
@@ -87,9 +90,10 @@ async def fill_notigate(
         jobs = []
         for i in range(start, min(count, start + batch)):
             chat = str(chat_base + i % chats)
-            jobs.append(
-                new_job(pb.SendRequest(chat_id=chat, text=bench_text(i), priority=priority))
-            )
+            request = pb.SendRequest(chat_id=chat, text=text(i), priority=priority)
+            if key is not None:
+                request.idempotency_key = key(i)
+            jobs.append(new_job(request))
         pending.append(asyncio.create_task(queue.enqueue(jobs)))
         if len(pending) >= 4:
             await pending.pop(0)

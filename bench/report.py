@@ -208,12 +208,15 @@ def machine() -> str:
         except metadata.PackageNotFoundError:
             return "?"
 
-    node_bullmq = "?"
-    pj = ROOT / "bench/node_modules/bullmq/package.json"
-    if pj.exists():
+    def node_ver(pkg: str) -> str:
+        pj = ROOT / "bench/node_modules" / pkg / "package.json"
+        if not pj.exists():
+            return "?"
         import json
 
-        node_bullmq = json.loads(pj.read_text())["version"]
+        return str(json.loads(pj.read_text())["version"])
+
+    node_bullmq = node_ver("bullmq")
     return "\n".join(
         [
             f"- CPU: {cpu}, {os.cpu_count()} logical cores (shared, noisy machine); "
@@ -225,7 +228,8 @@ def machine() -> str:
             f"- grpcio {ver('grpcio')}, redis-py {ver('redis')} (hiredis {ver('hiredis')}), "
             f"python-telegram-bot {ver('python-telegram-bot')}, aiohttp {ver('aiohttp')}",
             f"- peers: bullmq (Node) {node_bullmq}, bullmq (PyPI) {ver('bullmq')}, "
-            f"arq {ver('arq')}",
+            f"arq {ver('arq')}, @bull-board/api {node_ver('@bull-board/api')} "
+            f"(@bull-board/express {node_ver('@bull-board/express')})",
         ]
     )
 

@@ -28,7 +28,7 @@ from bench.infra import Config, Env, PeerError
 
 SCENARIOS = [
     "enqueue", "batch", "delivery", "rate", "paid", "latency", "growth", "media", "events",
-    "bots", "idle_bots", "cluster",
+    "bots", "idle_bots", "cluster", "dashboard",
 ]  # fmt: skip
 
 

@@ -218,6 +218,41 @@ async def test_actions_change_jobs_through_the_api(
         assert status == 404  # not a sandbox gateway
 
 
+async def test_search_by_chat_text_key_and_id_and_a_jobs_timeline(
+    valkey: EmbeddedValkey, simulator: BotApiSimulator
+) -> None:
+    async with running_gateway(settings(valkey, simulator)) as (gw, stub), browser(gw) as b:
+        await b.get("/api/session")
+        keyed = await stub.Send(
+            pb.SendRequest(chat_id="9090", text="Your Refund is on its way", idempotency_key="k-7")
+        )
+        other = await stub.Send(pb.SendRequest(chat_id="9091", text="Order shipped"))
+        await wait_state(stub, other.job_id, pb.JOB_STATE_COMPLETED)
+        await wait_state(stub, keyed.job_id, pb.JOB_STATE_COMPLETED)
+
+        status, body = await b.get("/api/search?q=9090")
+        assert (status, body["kind"]) == (200, "chat")
+        assert [j["job_id"] for j in body["results"]["jobs"]] == [keyed.job_id]
+        status, body = await b.get("/api/search?q=refund")
+        assert (body["kind"], body["text_skipped"]) == ("text", False)
+        assert [j["job_id"] for j in body["results"]["jobs"]] == [keyed.job_id]
+        # A key names its job: no text scan, unless asked for.
+        status, body = await b.get("/api/search?q=k-7")
+        assert body["by_key"]["job_id"] == keyed.job_id
+        assert body["text_skipped"] and body["results"]["jobs"] == []
+        status, body = await b.get("/api/search?q=k-7&kind=text")
+        assert not body["text_skipped"]
+        status, body = await b.get(f"/api/search?q={other.job_id}")
+        assert body["job"]["job_id"] == other.job_id
+        status, body = await b.get("/api/search?q=%20")
+        assert status == 400
+
+        status, body = await b.get(f"/api/jobs/{keyed.job_id}")
+        states = [e["state"] for e in body["events"]]
+        assert states[0] == "JOB_STATE_WAITING" and states[-1] == "JOB_STATE_COMPLETED"
+        assert body["events_trimmed"] is False
+
+
 async def test_a_token_bound_to_some_bots_sees_only_those(valkey: EmbeddedValkey) -> None:
     names = ["shop", "alerts"]
     async with bots_simulator(*names) as sim:

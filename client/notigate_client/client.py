@@ -650,6 +650,51 @@ class NotificationClient(_ClientBase):
         )
         return self._call(self._stub.UnsuppressChat, req, pb.UnsuppressChatResponse).chat
 
+    def search_jobs(
+        self,
+        *,
+        chat_id: str | int = "",
+        idempotency_key: str = "",
+        text: str = "",
+        page_size: int = 100,
+        bot: str | None = None,
+    ) -> Iterator[pb.Job]:
+        """Iterate over ``bot``'s retained jobs (default: the client's) that match every
+        criterion given, newest first: a chat (from an index), an idempotency key (one
+        job at most) and a text in the message's text or caption, ignoring case (the
+        gateway examines a bounded number of jobs per call; this walks every page)."""
+        req = pb.SearchJobsRequest(
+            chat_id=str(chat_id),
+            idempotency_key=idempotency_key,
+            text=text,
+            page_size=page_size,
+            bot=self._bot_of(bot),
+        )
+        while True:
+            page = self._call(self._stub.SearchJobs, req, pb.SearchJobsResponse)
+            yield from page.jobs
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def job_events(self, job_id: str) -> list[pb.Event]:
+        """The job's state changes, oldest first, as far as the event stream still holds
+        them (every page)."""
+        events: list[pb.Event] = []
+        req = pb.ListJobEventsRequest(job_id=job_id, page_size=1000)
+        while True:
+            page = self._call(self._stub.ListJobEvents, req, pb.ListJobEventsResponse)
+            events.extend(page.events)
+            if not page.next_page_token:
+                return events
+            req.page_token = page.next_page_token
+
+    def throughput(self, *, bot: str | None = None) -> pb.GetThroughputResponse:
+        """``bot``'s delivered, rate-limited, failed and accepted messages per 10 s over
+        the last hour (default: the client's bot)."""
+        req = pb.GetThroughputRequest(bot=self._bot_of(bot))
+        return self._call(self._stub.GetThroughput, req, pb.GetThroughputResponse)
+
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         self._channel.close()
@@ -1000,6 +1045,47 @@ class AsyncNotificationClient(_ClientBase):
         )
         reply = await self._call(self._stub.UnsuppressChat, req, pb.UnsuppressChatResponse)
         return reply.chat
+
+    async def search_jobs(
+        self,
+        *,
+        chat_id: str | int = "",
+        idempotency_key: str = "",
+        text: str = "",
+        page_size: int = 100,
+        bot: str | None = None,
+    ) -> AsyncIterator[pb.Job]:
+        """Iterate over the matching retained jobs, newest first (see the blocking client)."""
+        req = pb.SearchJobsRequest(
+            chat_id=str(chat_id),
+            idempotency_key=idempotency_key,
+            text=text,
+            page_size=page_size,
+            bot=self._bot_of(bot),
+        )
+        while True:
+            page = await self._call(self._stub.SearchJobs, req, pb.SearchJobsResponse)
+            for job in page.jobs:
+                yield job
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def job_events(self, job_id: str) -> list[pb.Event]:
+        """The job's state changes, oldest first (see the blocking client)."""
+        events: list[pb.Event] = []
+        req = pb.ListJobEventsRequest(job_id=job_id, page_size=1000)
+        while True:
+            page = await self._call(self._stub.ListJobEvents, req, pb.ListJobEventsResponse)
+            events.extend(page.events)
+            if not page.next_page_token:
+                return events
+            req.page_token = page.next_page_token
+
+    async def throughput(self, *, bot: str | None = None) -> pb.GetThroughputResponse:
+        """Messages per 10 s over the last hour (see the blocking client)."""
+        req = pb.GetThroughputRequest(bot=self._bot_of(bot))
+        return await self._call(self._stub.GetThroughput, req, pb.GetThroughputResponse)
 
     async def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -491,7 +491,24 @@ def _job(args: argparse.Namespace, client: NotificationClient) -> int:
 def _jobs(args: argparse.Namespace, client: NotificationClient) -> int:
     # One more than asked for tells whether the listing was cut short.
     page = min(args.limit + 1, 1000)
-    jobs = list(islice(client.list_jobs(args.state, page_size=page), args.limit + 1))
+    return _print_jobs(args, client.list_jobs(args.state, page_size=page))
+
+
+def _search(args: argparse.Namespace, client: NotificationClient) -> int:
+    if not (args.chat or args.key or args.text):
+        return _usage("search: say what to look for: --chat, --key and/or --text")
+    found = client.search_jobs(
+        chat_id=args.chat or "",
+        idempotency_key=args.key or "",
+        text=args.text or "",
+        page_size=min(args.limit + 1, 1000),
+    )
+    return _print_jobs(args, found)
+
+
+def _print_jobs(args: argparse.Namespace, found: Iterator[pb.Job]) -> int:
+    """At most ``--limit`` jobs as a table (or JSON lines), and a note when more exist."""
+    jobs = list(islice(found, args.limit + 1))
     more = len(jobs) > args.limit
     del jobs[args.limit :]
     if args.json:
@@ -886,6 +903,19 @@ def add_commands(sub: Subparsers, env: Mapping[str, str]) -> None:
 
     p = add("jobs", "list jobs (every state, or one with --state)", _jobs, bots=True)
     p.add_argument("--state", choices=_STATE_NAMES)
+    p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add(
+        "search",
+        "find retained jobs by chat, idempotency key or text (newest first; every "
+        "criterion given must match)",
+        _search,
+        bots=True,
+    )
+    p.add_argument("--chat", help="jobs for this chat id (from an index)")
+    p.add_argument("--key", help="the job sent with this idempotency key")
+    p.add_argument("--text", help="text or caption containing this, ignoring case")
     p.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 

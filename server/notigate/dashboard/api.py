@@ -195,25 +195,33 @@ async def search(request: web.Request) -> web.Response:
     query = q.get("q", "").strip()
     if not query:
         raise Refused(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", "q: say what to search for")
-    kind = q.get("kind", "")
-    if kind not in ("", "chat", "text"):
+    asked = q.get("kind", "")
+    if asked not in ("", "chat", "text"):
         raise Refused(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", "kind must be chat or text")
-    kind = kind or ("chat" if _CHAT_ID.fullmatch(query) else "text")
+    kind = asked or ("chat" if _CHAT_ID.fullmatch(query) else "text")
     page = pb.SearchJobsRequest(bot=bot, page_size=_page_size(request))
     page.page_token = q.get("page_token", "")
     if kind == "chat":
         page.chat_id = query
     else:
         page.text = query
-    first_page = not page.page_token
-    by_id = by_key = None
-    if first_page and JOB_ID.fullmatch(query) and principal.may_use(bot_of(query)):
-        by_id = _optional(backend.call(backend.stub.GetJob, pb.GetJobRequest(job_id=query)))
-    if first_page:
+    job = keyed = None
+    if not page.page_token:
         key = pb.SearchJobsRequest(bot=bot, idempotency_key=query, page_size=1)
         by_key = _optional(backend.call(backend.stub.SearchJobs, key))
-    job, keyed, results = await asyncio.gather(
-        by_id or _none(), by_key or _none(), backend.call(backend.stub.SearchJobs, page)
+        if JOB_ID.fullmatch(query) and principal.may_use(bot_of(query)):
+            by_id = _optional(backend.call(backend.stub.GetJob, pb.GetJobRequest(job_id=query)))
+            job, keyed = await asyncio.gather(by_id, by_key)
+        else:
+            keyed = await by_key
+    # A query that named a job by its id or key does not also scan texts (the costliest
+    # search: up to 5,000 jobs a call), unless asked to (kind=text).
+    found = job is not None or bool(keyed and keyed.jobs)
+    text_skipped = kind == "text" and not asked and found
+    results = (
+        pb.SearchJobsResponse()
+        if text_skipped
+        else await backend.call(backend.stub.SearchJobs, page)
     )
     return render.json(
         {
@@ -222,12 +230,9 @@ async def search(request: web.Request) -> web.Response:
             "job": render.message_json(job.job) if job is not None else None,
             "by_key": render.message_json(keyed.jobs[0]) if keyed and keyed.jobs else None,
             "results": render.message_json(results),
+            "text_skipped": text_skipped,
         }
     )
-
-
-async def _none() -> None:
-    return None
 
 
 async def job(request: web.Request) -> web.Response:
