@@ -62,7 +62,9 @@ async def test_search_by_chat_and_by_text(dashboard: Dashboard, page: Page) -> N
     [fruit] = await send(dash.client, "2001", "An alpha banana split")
     [pie] = await send(dash.client, "2002", "cherry pie")
     [other] = await send(dash.client, "2001", "nothing sweet")
-    await wait_final(dash.client, [fruit, pie, other])
+    keyed = await dash.client.send("2003", "about order-key-77", idempotency_key="order-key-77")
+    assert isinstance(keyed, pb.SendResponse)
+    await wait_final(dash.client, [fruit, pie, other, keyed.job_id])
     await login(page, dash)
 
     await search(page, "2001")
@@ -81,6 +83,16 @@ async def test_search_by_chat_and_by_text(dashboard: Dashboard, page: Page) -> N
     await search(page, pie)
     await expect(page.get_by_role("heading", name="Job with this id")).to_be_visible()
     await expect(page.locator(f'tr[data-key="{pie}"]').first).to_be_visible()
+
+    # So does its idempotency key; the texts are then searched only on request.
+    await search(page, "order-key-77")
+    await expect(page.get_by_role("heading", name="Job with this idempotency key")).to_be_visible()
+    await expect(page.locator(f'tr[data-key="{keyed.job_id}"]')).to_be_visible()
+    await expect(page.locator("[data-text-skipped]")).to_be_visible()
+    await page.get_by_role("link", name="Search the texts too").click()
+    results = page.locator('[data-results="text"]')
+    await expect(results.locator(f'tr[data-key="{keyed.job_id}"]')).to_be_visible()
+    await expect(page.locator("[data-text-skipped]")).to_have_count(0)
 
 
 async def test_retry_from_the_page_delivers_the_job(dashboard: Dashboard, page: Page) -> None:

@@ -8,6 +8,15 @@ import { STATES, stateName } from "./format.js";
 import { errorBox, jobColumns, pager, routeHref, stateBadge, table, tableRow } from "./ui.js";
 
 const PAGE_SIZE = 50;
+// ListJobs' order: jobs still to handle in the order they will be, finished ones newest first.
+const ORDER = {
+  waiting: "next to send first",
+  delayed: "soonest due first",
+  active: "oldest lease first",
+  completed: "newest first",
+  failed: "newest first",
+  cancelled: "newest first",
+};
 // Live events for jobs not yet shown are fetched in batches this small; a burst larger
 // than that reloads the first page instead.
 const LIVE_BATCH = 20;
@@ -103,6 +112,7 @@ export async function render(ctx) {
     main,
     h("h1", {}, `Jobs: ${state}`, bot ? ` (bot ${bot})` : ""),
     tabs(state, bot),
+    h("p", { class: "muted list-order" }, `Listed ${ORDER[state]}.`),
     bulkForm(ctx, state, reload),
     tableBox,
     pagerBox,
@@ -118,7 +128,7 @@ export async function render(ctx) {
   }
   const jobs = data.jobs || [];
   const wrap = table({
-    caption: `${state} jobs, newest first`,
+    caption: `${state} jobs, ${ORDER[state]}`,
     columns,
     rows: [],
     empty: `No ${state} jobs.`,

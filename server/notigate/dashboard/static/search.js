@@ -5,11 +5,12 @@ import { jobButtons } from "./actions.js";
 import { api } from "./api.js";
 import { fill, h } from "./dom.js";
 import { formatNumber, int } from "./format.js";
-import { errorBox, jobColumns, section, table, tableRow } from "./ui.js";
+import { errorBox, jobColumns, routeHref, section, table, tableRow } from "./ui.js";
 
 export async function render(ctx) {
   const { main, bot } = ctx;
   const q = (ctx.params.get("q") || "").trim();
+  const asked = ctx.params.get("kind") === "text" ? "text" : "";
   const input = document.getElementById("search-input");
   if (input && input.value !== q) input.value = q;
   const heading = h("h1", {}, q ? `Search: “${q}”` : "Search");
@@ -20,7 +21,7 @@ export async function render(ctx) {
   fill(main, heading, h("p", { class: "loading" }, "Searching…"));
   let data;
   try {
-    data = await api.search({ bot, q });
+    data = await api.search({ bot, q, kind: asked });
   } catch (error) {
     if (error.status !== 401) fill(main, heading, errorBox(error, "Search failed"));
     return {};
@@ -63,7 +64,7 @@ export async function render(ctx) {
   more.addEventListener("click", async () => {
     more.disabled = true;
     try {
-      const page = await api.search({ bot, q, page_token: more.dataset.token });
+      const page = await api.search({ bot, q, kind: asked, page_token: more.dataset.token });
       add(page.results);
     } catch (error) {
       if (error.status !== 401) more.after(errorBox(error, "Could not load more"));
@@ -73,13 +74,23 @@ export async function render(ctx) {
   });
 
   add(data.results);
+  // The query named a job: the (costly) scan of texts was not made unless asked for.
+  const skipped = data.text_skipped
+    ? h("p", { class: "notice notice-info", dataset: { textSkipped: "" } },
+      "The texts were not searched, since the query names a job. ",
+      h("a", { href: routeHref("/search", { q, kind: "text", bot }) }, "Search the texts too"), ".")
+    : null;
+  if (skipped) {
+    results.hidden = true;
+    examinedNote.hidden = true;
+  }
   fill(
     main,
     heading,
     exact,
     !data.job && !data.by_key ? h("p", { class: "muted" }, "No job has this id or idempotency key.") : null,
     h("section", { class: "panel", "aria-labelledby": "results-h", dataset: { results: kind } },
-      h("h2", { id: "results-h" }, title), results, examinedNote, more),
+      h("h2", { id: "results-h" }, title), skipped, results, examinedNote, more),
   );
   return {};
 }
