@@ -247,7 +247,7 @@ class Gateway:
             interceptors.append(MetricsInterceptor(self.metrics))
         auth = security.auth_interceptor(
             s.replace(api_tokens=(*s.api_tokens, internal_token))
-            if api_socket and security.auth_interceptor(s) is not None
+            if api_socket and s.has_tokens
             else s
         )
         if auth is not None:

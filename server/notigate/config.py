@@ -229,6 +229,11 @@ class Settings:
             concurrency=bot.concurrency or self.concurrency,
         )
 
+    @property
+    def has_tokens(self) -> bool:
+        """Whether any API token is configured (read-only ones and the bots file's too)."""
+        return bool(self.api_tokens or self.token_bindings or self.readonly_tokens)
+
     def dashboard_address(self) -> str | None:
         """host:port the dashboard listens on, or None when it is off."""
         listen = self.dashboard_listen
@@ -697,7 +702,8 @@ def _problems(settings: Settings, flags: Set[str] = frozenset()) -> list[str]:
     return problems
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is loopback."""
     host = host.strip("[]")
     if host == "localhost":
         return True
@@ -705,10 +711,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _guarded(settings: Settings) -> bool:
-    return bool(settings.api_tokens or settings.token_bindings or settings.readonly_tokens)
 
 
 def _dashboard_problems(settings: Settings) -> list[str]:
@@ -721,7 +723,7 @@ def _dashboard_problems(settings: Settings) -> list[str]:
                 f"NOTIGATE_DASHBOARD_LISTEN must be host:port (port 0: any free one) or off, "
                 f"got {listen!r}"
             )
-        elif not (_guarded(settings) or _is_loopback(host) or settings.dashboard_open):
+        elif not (settings.has_tokens or is_loopback(host) or settings.dashboard_open):
             problems.append(
                 f"NOTIGATE_DASHBOARD_LISTEN={listen} is beyond loopback, but no API token "
                 "guards the dashboard: set NOTIGATE_API_TOKEN (or NOTIGATE_READONLY_TOKEN), "

@@ -45,6 +45,7 @@ from notigate import __version__
 from notigate.alerts import AlertKind
 from notigate.errors import RedisErrorKind, StoreError
 from notigate.health import HealthReason, HealthState, TokenState
+from notigate.http_listen import serve
 from notigate.method_handlers import Behavior, rewrap
 from notigate.queue import Queue, QueueStats
 from notigate.supervisor import Spell
@@ -445,19 +446,11 @@ class MetricsServer:
 
     async def start(self, listen: str) -> None:
         """Bind ``host:port`` (port 0 picks a free one, see :attr:`port`) and serve."""
-        host, _, port = listen.rpartition(":")
         app = web.Application()
         app.router.add_get("/metrics", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host.strip("[]"), int(port)).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner = runner = await serve(app, listen)
         self.port = int(runner.addresses[0][1])
-        log.info("metrics on http://%s:%d/metrics", host, self.port)
+        log.info("metrics on http://%s:%d/metrics", listen.rpartition(":")[0], self.port)
 
     async def stop(self) -> None:
         """Stop serving."""

@@ -299,13 +299,9 @@ def _rejecting_handler(
     return grpc.stream_stream_rpc_method_handler(reject)
 
 
-def _tokens_configured(settings: Settings) -> bool:
-    return bool(settings.api_tokens or settings.token_bindings or settings.readonly_tokens)
-
-
 def auth_interceptor(settings: Settings) -> BearerAuthInterceptor | None:
     """The interceptor ``settings`` ask for, or None when no token is configured."""
-    if not _tokens_configured(settings):
+    if not settings.has_tokens:
         return None
     open_prefixes = [HEALTH_PREFIX]
     if settings.reflection_open:
@@ -353,7 +349,7 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 def plaintext_token_warning(settings: Settings) -> str | None:
     """A warning when API tokens would cross a network unencrypted, else None."""
-    if not _tokens_configured(settings) or settings.tls_cert_file:
+    if not settings.has_tokens or settings.tls_cert_file:
         return None
     host = settings.listen.rpartition(":")[0].strip("[]")
     if host == "localhost":

@@ -303,20 +303,23 @@ async def simulator(request: web.Request) -> web.Response:
     return render.json({"messages": messages[::-1][:_SIMULATOR_LIMIT]})
 
 
-async def retry(request: web.Request) -> web.Response:
+async def _job_change(request: web.Request, rpc: str, call: Message) -> web.Response:
+    """RetryJob or CancelJob of the path's job, for a session that may act."""
     _may_act(request)
-    backend, job_id = _backend(request), request.match_info["job_id"]
-    _job_bot(request, job_id)
-    answer = await backend.call(backend.stub.RetryJob, pb.RetryJobRequest(job_id=job_id))
+    _job_bot(request, request.match_info["job_id"])
+    backend = _backend(request)
+    answer = await backend.call(getattr(backend.stub, rpc), call)
     return render.json(render.message_json(answer))
+
+
+async def retry(request: web.Request) -> web.Response:
+    job_id = request.match_info["job_id"]
+    return await _job_change(request, "RetryJob", pb.RetryJobRequest(job_id=job_id))
 
 
 async def cancel(request: web.Request) -> web.Response:
-    _may_act(request)
-    backend, job_id = _backend(request), request.match_info["job_id"]
-    _job_bot(request, job_id)
-    answer = await backend.call(backend.stub.CancelJob, pb.CancelJobRequest(job_id=job_id))
-    return render.json(render.message_json(answer))
+    job_id = request.match_info["job_id"]
+    return await _job_change(request, "CancelJob", pb.CancelJobRequest(job_id=job_id))
 
 
 async def bulk(request: web.Request) -> web.Response:

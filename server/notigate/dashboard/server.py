@@ -9,7 +9,6 @@ the browser sends one, an Origin of this dashboard.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 import grpc
 from aiohttp import web
 
-from notigate.config import Settings
+from notigate.config import Settings, is_loopback
 from notigate.dashboard import render
 from notigate.dashboard.api import (
     SESSION,
@@ -32,6 +31,7 @@ from notigate.dashboard.api import (
 from notigate.dashboard.live import LiveRelays
 from notigate.dashboard.sessions import COOKIE, Session, Sessions
 from notigate.errors import StoreError
+from notigate.http_listen import serve
 from notigate.sandbox_cli import url_for
 
 __all__ = ["STATIC", "DashboardServer"]
@@ -58,14 +58,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    """Whether a request's Host header (``name[:port]``) names a loopback host."""
+    name = host if host.endswith("]") else host.rsplit(":", 1)[0]
+    return is_loopback(name)
 
 
 class DashboardServer:
@@ -85,9 +80,7 @@ class DashboardServer:
         self._runner: web.AppRunner | None = None
         # With no token nothing tells visitors apart: the dashboard answers loopback hosts
         # only (config.py allows no other address, unless NOTIGATE_DASHBOARD_OPEN).
-        self._guarded = bool(
-            settings.api_tokens or settings.token_bindings or settings.readonly_tokens
-        )
+        self._guarded = settings.has_tokens
         self._check_host = not self._guarded and not settings.dashboard_open
 
     async def sessions(self) -> Sessions:
@@ -113,18 +106,9 @@ class DashboardServer:
 
     async def start(self, listen: str) -> None:
         """Bind ``host:port`` (port 0: any free one, see :attr:`port`) and serve."""
-        host, _, port = listen.rpartition(":")
-        runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host.strip("[]"), int(port)).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner = runner = await serve(self.app(), listen)
         self.port = int(runner.addresses[0][1])
+        host = listen.rpartition(":")[0]
         log.info(
             "dashboard on %s/ (%s)",
             url_for(host, self.port),
