@@ -11,7 +11,8 @@
     ├── DeadlineExceededError     also a TimeoutError (a call's or a wait's deadline passed)
     ├── ResourceExhaustedError    .retry_after_s
     ├── UnauthenticatedError
-    └── PermissionDeniedError     .bot (reason BOT_NOT_ALLOWED: the token may not use it)
+    └── PermissionDeniedError     .bot (reason BOT_NOT_ALLOWED: the token may not use it;
+                                  READ_ONLY_TOKEN: the token may only read)
 
 A request naming a bot the gateway does not serve is an InvalidArgumentError with reason
 ``BOT_UNKNOWN`` (its message names the gateway's bots).
@@ -157,7 +158,8 @@ class UnauthenticatedError(NotigateError):
 
 class PermissionDeniedError(NotigateError):
     """The bearer token was accepted but may not do this: for reason ``BOT_NOT_ALLOWED``,
-    use ``bot`` (the token is bound to other bots)."""
+    use ``bot`` (the token is bound to other bots); for ``READ_ONLY_TOKEN``, the call is a
+    change and the token may only read."""
 
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, **kw)
