@@ -363,7 +363,6 @@ class Gateway:
     ) -> None:
         """Serve the dashboard on ``listen``, calling the API on ``api_socket``."""
         s = self.settings
-        check_listen_free(listen)
         channel = grpc.aio.insecure_channel(f"unix:{api_socket}")
         self._stack.push_async_callback(channel.close)
         http = aiohttp.ClientSession()

@@ -520,8 +520,9 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
     ) -> pb.GetThroughputResponse:
         bot = await self._bot(context, request.bot, "bot")
         async with self._errors(context):
-            now_ms = await bot.queue.now_ms()
-            samples = await bot.queue.throughput_samples()
+            now_ms, samples = await asyncio.gather(
+                bot.queue.now_ms(), bot.queue.throughput_samples()
+            )
         return throughput_to_pb(intervals(samples, now_ms))
 
     async def RetryJobs(

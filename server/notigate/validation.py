@@ -46,6 +46,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_WATCHED_JOBS",
     "FieldViolation",
+    "is_chat_id",
     "validate_batch",
     "validate_bulk_filter",
     "validate_job_id",
@@ -151,6 +152,11 @@ def _validate_chat_id(chat_id: str, prefix: str) -> list[FieldViolation]:
             "chat_id must be a numeric chat id (e.g. -1001234567890) or @username",
         )
     ]
+
+
+def is_chat_id(text: str) -> bool:
+    """Whether ``text`` is a chat id SendRequest.chat_id accepts (a number or @username)."""
+    return not _validate_chat_id(text, "")
 
 
 def _validate_text(

@@ -11,7 +11,6 @@ session may see and do (its role, its bots) is decided here, before any call.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,24 +25,23 @@ from notigate.dashboard import render
 from notigate.dashboard.sessions import Principal, Session
 from notigate.queue.job_ids import JOB_ID, bot_of
 from notigate.stats_views import sum_stats
-from notigate_client import pb, pb_grpc
+from notigate.validation import is_chat_id
+from notigate_client import job_state, pb, pb_grpc
 
-__all__ = ["SESSION", "Backend", "Refused", "add_api_routes", "checked_bot", "session_of"]
+__all__ = [
+    "SESSION",
+    "Backend",
+    "Refused",
+    "add_api_routes",
+    "checked_bot",
+    "json_object",
+    "session_of",
+    "text_field",
+]
 
 # Where the server's middleware leaves the request's session for the handlers.
 SESSION: web.RequestKey[Session] = web.RequestKey("session", Session)
 
-# A chat id as SendRequest.chat_id takes it: a number (negative for groups) or @username.
-_CHAT_ID = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{4,32}")
-_STATES = {
-    "": pb.JOB_STATE_UNSPECIFIED,
-    "waiting": pb.JOB_STATE_WAITING,
-    "delayed": pb.JOB_STATE_DELAYED,
-    "active": pb.JOB_STATE_ACTIVE,
-    "completed": pb.JOB_STATE_COMPLETED,
-    "failed": pb.JOB_STATE_FAILED,
-    "cancelled": pb.JOB_STATE_CANCELLED,
-}
 _SIMULATOR_LIMIT = 200
 _PAGE_SIZE = 50
 
@@ -113,7 +111,8 @@ def _may_act(request: web.Request) -> None:
         )
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body, which must be a JSON object."""
     try:
         body = await request.json()
     except ValueError:
@@ -123,7 +122,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _text(body: dict[str, Any], name: str) -> str:
+def text_field(body: dict[str, Any], name: str) -> str:
+    """A string field of a JSON body ('' when absent)."""
     value = body.get(name, "")
     if not isinstance(value, str):
         raise Refused(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", f"{name} must be a string")
@@ -131,14 +131,13 @@ def _text(body: dict[str, Any], name: str) -> str:
 
 
 def _state(name: str) -> int:
+    """A JobState by name ("failed", any case; '' = unspecified)."""
+    if not name:
+        return pb.JOB_STATE_UNSPECIFIED
     try:
-        return _STATES[name]
-    except KeyError:
-        raise Refused(
-            HTTPStatus.BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            f"state must be one of {', '.join(s for s in _STATES if s)}, got {name!r}",
-        ) from None
+        return job_state(name)
+    except ValueError as exc:
+        raise Refused(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", f"state: {exc}") from None
 
 
 def _page_size(request: web.Request) -> int:
@@ -198,7 +197,7 @@ async def search(request: web.Request) -> web.Response:
     asked = q.get("kind", "")
     if asked not in ("", "chat", "text"):
         raise Refused(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", "kind must be chat or text")
-    kind = asked or ("chat" if _CHAT_ID.fullmatch(query) else "text")
+    kind = asked or ("chat" if is_chat_id(query) else "text")
     page = pb.SearchJobsRequest(bot=bot, page_size=_page_size(request))
     page.page_token = q.get("page_token", "")
     if kind == "chat":
@@ -325,17 +324,17 @@ async def cancel(request: web.Request) -> web.Response:
 async def bulk(request: web.Request) -> web.Response:
     """RetryJobs or CancelJobs over a filter (the page counts first: validate_only)."""
     _may_act(request)
-    backend, body = _backend(request), await _body(request)
-    action = _text(body, "action")
+    backend, body = _backend(request), await json_object(request)
+    action = text_field(body, "action")
     validate_only = body.get("validate_only", False)
     if not isinstance(validate_only, bool):
         raise Refused(
             HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", "validate_only must be true or false"
         )
     selected = pb.JobFilter(
-        bot=checked_bot(request, _text(body, "bot")),
-        state=_state(_text(body, "state")),  # type: ignore[arg-type]
-        chat_id=_text(body, "chat_id"),
+        bot=checked_bot(request, text_field(body, "bot")),
+        state=_state(text_field(body, "state")),  # type: ignore[arg-type]
+        chat_id=text_field(body, "chat_id"),
     )
     if action == "retry":
         call: Message = pb.RetryJobsRequest(filter=selected, validate_only=validate_only)
@@ -350,9 +349,9 @@ async def bulk(request: web.Request) -> web.Response:
 
 async def unsuppress(request: web.Request) -> web.Response:
     _may_act(request)
-    backend, body = _backend(request), await _body(request)
+    backend, body = _backend(request), await json_object(request)
     call = pb.UnsuppressChatRequest(
-        bot=checked_bot(request, _text(body, "bot")), chat_id=_text(body, "chat_id")
+        bot=checked_bot(request, text_field(body, "bot")), chat_id=text_field(body, "chat_id")
     )
     answer = await backend.call(backend.stub.UnsuppressChat, call)
     return render.json(render.message_json(answer))

@@ -26,7 +26,9 @@ from notigate.dashboard.api import (
     Refused,
     add_api_routes,
     checked_bot,
+    json_object,
     principal_bots,
+    text_field,
 )
 from notigate.dashboard.live import LiveRelays
 from notigate.dashboard.sessions import COOKIE, Session, Sessions
@@ -61,6 +63,10 @@ def _loopback_host(host: str) -> bool:
     """Whether a request's Host header (``name[:port]``) names a loopback host."""
     name = host if host.endswith("]") else host.rsplit(":", 1)[0]
     return is_loopback(name)
+
+
+def _login_needed() -> web.Response:
+    return render.error(HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED", "log in first", reason="LOGIN")
 
 
 class DashboardServer:
@@ -166,9 +172,7 @@ class DashboardServer:
             return await handler(request)
         session = await self._open(request)
         if session is None:
-            return render.error(
-                HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED", "log in first", reason="LOGIN"
-            )
+            return _login_needed()
         if request.method == "POST" and not Sessions.csrf_ok(
             session, request.headers.get("X-CSRF-Token")
         ):
@@ -208,7 +212,7 @@ class DashboardServer:
             "bots": principal_bots(self.backend, principal),
             "default_bot": self.backend.default_bot,
             "sandbox": bool(self.backend.sandbox_url),
-            "auth": self._sessions.auth if self._sessions else True,
+            "auth": self._guarded,
             "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.expires_s)),
         }
 
@@ -232,9 +236,7 @@ class DashboardServer:
             return render.json(self._session_body(session))
         anonymous = sessions.anonymous()
         if anonymous is None:
-            return render.error(
-                HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED", "log in first", reason="LOGIN"
-            )
+            return _login_needed()
         cookie, session = sessions.issue(anonymous, int(time.time()))
         return self._with_cookie(request, render.json(self._session_body(session)), cookie)
 
@@ -246,12 +248,8 @@ class DashboardServer:
                 "INVALID_ARGUMENT",
                 'send the token as JSON: {"token": "..."}',
             )
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        token = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
+        token = text_field(await json_object(request), "token")
+        if not token:
             return render.error(
                 HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", "token: give an API token"
             )

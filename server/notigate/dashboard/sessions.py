@@ -99,9 +99,7 @@ class Sessions:
 
     def principal_of(self, token: str) -> Principal | None:
         """The principal ``token`` logs in as, or None when no configured token matches."""
-        if not self.auth:
-            return Principal(_ANONYMOUS, Role.ADMIN, None)
-        return self._by_sha256.get(token_sha256(token))
+        return self._by_sha256.get(token_sha256(token)) if self.auth else self.anonymous()
 
     def anonymous(self) -> Principal | None:
         """The principal of every visitor when no token is configured, else None."""
